@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+// Quorum: a distributed ensemble trainer for small-image classifiers.
+// The layout follows docs/architecture.md: one concern per target, C libraries behind
+// system-library targets, the compute core in Swift.
+import PackageDescription
+import Foundation
+
+// MARK: - Code generation
+
+// The CPU kernels are written with SIMD vectors; without a target CPU the compiler lowers
+// fused multiply-adds to library calls. Haswell (AVX2 + FMA) is on every x86-64 cloud VM
+// sold since 2015. Override with QUORUM_TARGET_CPU=native|generic|<llvm cpu name>.
+let targetCPU: String? = {
+  let requested = ProcessInfo.processInfo.environment["QUORUM_TARGET_CPU"]
+  if requested == "generic" { return nil }
+  #if arch(x86_64)
+    return requested ?? "haswell"
+  #else
+    return requested
+  #endif
+}()
+let computeSettings: [SwiftSetting] =
+  targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+
+// MARK: - System libraries (Debian -dev packages, found through pkg-config)
+
+let systemLibraries: [Target] = [
+  .systemLibrary(
+    name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+  .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+  .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+  .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+]
+
+// MARK: - Quorum's modules
+
+let modules: [Target] = [
+  // Tensors, the Backend interface and the CPU backend.
+  .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: computeSettings),
+  // Layers with explicit forward/backward, MobileNetV2, losses, optimizers, schedules.
+  .target(name: "NN", dependencies: ["Tensor"], swiftSettings: computeSettings),
+  // Dataset readers, splits, augmentation, batches.
+  .target(name: "Data", dependencies: ["Tensor", "CZlib"], swiftSettings: computeSettings),
+  // The training loop, checkpoints, metrics.
+  .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
+  // The command line.
+  .executableTarget(
+    name: "quorum",
+    dependencies: [
+      "Training",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ],
+    swiftSettings: computeSettings),
+]
+
+// MARK: - Tests
+
+let tests: [Target] = [
+  // Helpers shared by every test target: tolerances, finite differences, temp folders.
+  .target(name: "QuorumTestSupport", dependencies: ["Tensor"], path: "Tests/QuorumTestSupport"),
+  .testTarget(name: "TensorTests", dependencies: ["Tensor", "QuorumTestSupport"]),
+  .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
+  .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
+  .testTarget(
+    name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport"],
+    resources: [.copy("Fixtures")]),
+]
+
+let package = Package(
+  name: "Quorum",
+  platforms: [.macOS(.v13)],
+  products: [.executable(name: "quorum", targets: ["quorum"])],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: systemLibraries + modules + tests,
+  swiftLanguageModes: [.v5]
+)

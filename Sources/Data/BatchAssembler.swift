@@ -1,0 +1,59 @@
+import Tensor
+
+/// Turns examples of an `ImageDataset` into a normalised float batch [B, H, W, C]:
+/// (pixel/255 − mean)/std, augmented when asked.
+public final class BatchAssembler {
+  public let mean: [Float]
+  public let std: [Float]
+  let parallel: Parallel
+
+  public init(mean: [Float], std: [Float], threads: Int) {
+    self.mean = mean
+    self.std = std
+    parallel = Parallel(threads: threads)
+  }
+
+  /// Fills `images` and `labels` with the examples at `indices`. A pixel shifted in from
+  /// outside the image is 0 before normalisation (zero padding).
+  public func assemble(
+    _ dataset: ImageDataset, indices: ArraySlice<Int>, augmentation: Augmentation, seed: UInt64,
+    epoch: Int, images: Tensor, labels: UnsafeMutablePointer<Int32>
+  ) {
+    let (height, width, channels) = (dataset.height, dataset.width, dataset.channels)
+    let imageSize = dataset.imageSize
+    let random = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch))
+    var scale = [Float](repeating: 0, count: channels)
+    var offset = [Float](repeating: 0, count: channels)
+    for c in 0..<channels {
+      scale[c] = 1 / (255 * std[c])
+      offset[c] = -mean[c] / std[c]
+    }
+    let start = indices.startIndex
+    dataset.pixels.withUnsafeBufferPointer { pixels in
+      scale.withUnsafeBufferPointer { scale in
+        offset.withUnsafeBufferPointer { offset in
+          parallel.forEachChunk(indices.count, grain: 16) { _, range in
+            for slot in range {
+              let example = indices[start + slot]
+              labels[slot] = dataset.labels[example]
+              let source = pixels.baseAddress! + example * imageSize
+              let destination = images.data + slot * imageSize
+              let (dy, dx, flip) = augmentation.draw(random: random, example: example)
+              for y in 0..<height {
+                let sy = y + dy
+                for x in 0..<width {
+                  let sx = (flip ? width - 1 - x : x) + dx
+                  let inside = sy >= 0 && sy < height && sx >= 0 && sx < width
+                  for c in 0..<channels {
+                    let raw: Float = inside ? Float(source[(sy * width + sx) * channels + c]) : 0
+                    destination[(y * width + x) * channels + c] = raw * scale[c] + offset[c]
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

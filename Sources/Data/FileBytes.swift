@@ -1,0 +1,82 @@
+import CZlib
+import Foundation
+
+/// Whole-file reads, gunzipping transparently, and crash-safe writes.
+public enum FileBytes {
+  /// The file's bytes; a gzip file (magic 1f 8b) is decompressed, and a truncated or
+  /// corrupt stream is an error rather than silently short data.
+  public static func read(_ path: String) throws -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      let exists = FileManager.default.fileExists(atPath: path)
+      throw DataError(file: path, exists ? "cannot be read (permissions?)" : "no such file")
+    }
+    let bytes = [UInt8](data)
+    if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
+      return try gunzip(bytes, path: path)
+    }
+    return bytes
+  }
+
+  static func gunzip(_ compressed: [UInt8], path: String) throws -> [UInt8] {
+    var stream = z_stream()
+    // 15 + 16: a 32 KiB window with a gzip header and trailer (CRC checked by zlib).
+    guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+      throw DataError(file: path, "zlib could not start")
+    }
+    defer { inflateEnd(&stream) }
+    var output = [UInt8]()
+    output.reserveCapacity(compressed.count * 4)
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    var status: Int32 = Z_OK
+    compressed.withUnsafeBufferPointer { input in
+      stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+      stream.avail_in = UInt32(input.count)
+      repeat {
+        chunk.withUnsafeMutableBufferPointer { buffer in
+          stream.next_out = buffer.baseAddress
+          stream.avail_out = UInt32(buffer.count)
+          status = inflate(&stream, Z_NO_FLUSH)
+          output.append(contentsOf: buffer[0..<(buffer.count - Int(stream.avail_out))])
+        }
+      } while status == Z_OK
+    }
+    switch status {
+    case Z_STREAM_END: return output
+    case Z_BUF_ERROR: throw DataError(file: path, "gzip stream is truncated (ends after \(output.count) decompressed bytes)")
+    default:
+      let reason = stream.msg.map { String(cString: $0) } ?? "error \(status)"
+      throw DataError(file: path, "gzip stream is corrupt: \(reason)")
+    }
+  }
+
+  /// Writes `bytes` so that a crash leaves either the old file or the new one: a
+  /// temporary file in the same folder, fsync'd, then renamed over the target.
+  public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    let temporary = path + ".tmp-\(getpid())"
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard descriptor >= 0 else { throw DataError(file: path, "cannot be written: \(String(cString: strerror(errno)))") }
+    var written = 0
+    let ok = bytes.withUnsafeBytes { buffer -> Bool in
+      while written < buffer.count {
+        let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+        if result <= 0 { return false }
+        written += result
+      }
+      return fsync(descriptor) == 0
+    }
+    let reason = String(cString: strerror(errno))
+    close(descriptor)
+    guard ok, rename(temporary, path) == 0 else {
+      unlink(temporary)
+      throw DataError(file: path, "cannot be written: \(reason)")
+    }
+    // Make the rename itself durable.
+    let folder = open(url.deletingLastPathComponent().path, O_RDONLY)
+    if folder >= 0 {
+      fsync(folder)
+      close(folder)
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/// The IDX format of MNIST and Fashion-MNIST: a big-endian header (two zero bytes, a
+/// type code, the number of dimensions, then each dimension as u32) and raw values.
+public enum IDX {
+  /// Reads an unsigned-byte IDX file with `dimensions` dimensions, checking the header
+  /// and that the payload is exactly the declared size.
+  public static func read(_ path: String, dimensions expected: Int) throws -> (shape: [Int], values: [UInt8]) {
+    let bytes = try FileBytes.read(path)
+    guard bytes.count >= 4 else { throw DataError(file: path, "too short for an IDX header (\(bytes.count) bytes)") }
+    guard bytes[0] == 0, bytes[1] == 0 else {
+      throw DataError(file: path, "not an IDX file: magic starts with \(hex(bytes[0])) \(hex(bytes[1])), expected 00 00")
+    }
+    guard bytes[2] == 0x08 else {
+      throw DataError(file: path, "IDX type code \(hex(bytes[2])) is not unsigned byte (08)")
+    }
+    let dimensions = Int(bytes[3])
+    guard dimensions == expected else {
+      throw DataError(file: path, "has \(dimensions) dimensions, expected \(expected) (images 3, labels 1)")
+    }
+    let headerSize = 4 + 4 * dimensions
+    guard bytes.count >= headerSize else { throw DataError(file: path, "truncated inside the IDX header") }
+    var shape: [Int] = []
+    for d in 0..<dimensions {
+      let offset = 4 + 4 * d
+      shape.append(Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3]))
+    }
+    let declared = shape.reduce(1, *)
+    let present = bytes.count - headerSize
+    guard present == declared else {
+      throw DataError(
+        file: path,
+        present < declared
+          ? "truncated: header declares \(shape) = \(declared) values, file holds \(present)"
+          : "\(present - declared) bytes of trailing data after the \(declared) values the header declares")
+    }
+    return (shape, Array(bytes[headerSize...]))
+  }
+
+  private static func hex(_ byte: UInt8) -> String {
+    let digits = Array("0123456789abcdef")
+    return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+  }
+}

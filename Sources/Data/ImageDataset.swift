@@ -1,0 +1,76 @@
+/// Labelled 8-bit images in memory, NHWC. Kept as bytes (a quarter of float's size);
+/// batches are converted and normalised as they are assembled.
+public struct ImageDataset: Sendable {
+  public var pixels: [UInt8]
+  public var labels: [Int32]
+  public let height: Int
+  public let width: Int
+  public let channels: Int
+  public let classes: Int
+
+  public init(pixels: [UInt8], labels: [Int32], height: Int, width: Int, channels: Int, classes: Int) {
+    precondition(pixels.count == labels.count * height * width * channels)
+    self.pixels = pixels
+    self.labels = labels
+    self.height = height
+    self.width = width
+    self.channels = channels
+    self.classes = classes
+  }
+
+  public var count: Int { labels.count }
+  public var imageSize: Int { height * width * channels }
+
+  /// An IDX image file ([n, H, W]) with its IDX label file ([n]); labels must lie in
+  /// 0..<classes (by default, the largest label + 1).
+  public static func loadIDX(images: String, labels: String, classes: Int? = nil) throws -> ImageDataset {
+    let (imageShape, pixels) = try IDX.read(images, dimensions: 3)
+    let (labelShape, labelBytes) = try IDX.read(labels, dimensions: 1)
+    guard imageShape[0] == labelShape[0] else {
+      throw DataError(file: labels, "holds \(labelShape[0]) labels but \(images) holds \(imageShape[0]) images")
+    }
+    let classCount = classes ?? (Int(labelBytes.max() ?? 0) + 1)
+    if let bad = labelBytes.firstIndex(where: { Int($0) >= classCount }) {
+      throw DataError(file: labels, "label \(labelBytes[bad]) at index \(bad) is outside the class range 0…\(classCount - 1)")
+    }
+    return ImageDataset(
+      pixels: pixels, labels: labelBytes.map { Int32($0) }, height: imageShape[1], width: imageShape[2],
+      channels: 1, classes: classCount)
+  }
+
+  /// The examples at `indices`, in that order.
+  public func subset(_ indices: [Int]) -> ImageDataset {
+    var subsetPixels = [UInt8]()
+    subsetPixels.reserveCapacity(indices.count * imageSize)
+    for index in indices {
+      subsetPixels.append(contentsOf: pixels[(index * imageSize)..<((index + 1) * imageSize)])
+    }
+    return ImageDataset(
+      pixels: subsetPixels, labels: indices.map { labels[$0] }, height: height, width: width,
+      channels: channels, classes: classes)
+  }
+
+  /// Examples per class.
+  public var classCounts: [Int] {
+    var counts = [Int](repeating: 0, count: classes)
+    for label in labels { counts[Int(label)] += 1 }
+    return counts
+  }
+
+  /// Per-channel mean and standard deviation of pixels/255 (for normalisation).
+  public func channelStatistics() -> (mean: [Float], std: [Float]) {
+    var sums = [Double](repeating: 0, count: channels)
+    var squares = [Double](repeating: 0, count: channels)
+    pixels.withUnsafeBufferPointer { values in
+      for i in 0..<values.count {
+        let x = Double(values[i]) / 255
+        sums[i % channels] += x
+        squares[i % channels] += x * x
+      }
+    }
+    let perChannel = Double(max(pixels.count / channels, 1))
+    let mean = sums.map { $0 / perChannel }
+    let std = zip(squares, mean).map { max($0 / perChannel - $1 * $1, 1e-12).squareRoot() }
+    return (mean.map(Float.init), std.map(Float.init))
+  }
+}

@@ -1,0 +1,54 @@
+import Tensor
+
+/// An exponential moving average of the weights and batch-norm statistics:
+/// shadow ← d·shadow + (1 − d)·value after every step. Evaluating with the average
+/// usually generalises better late in training.
+public final class ExponentialMovingAverage {
+  public let decay: Float
+  let parameters: [Parameter]
+  let buffers: [Buffer]
+  let shadows: [Tensor]
+  let stash: [Tensor]
+
+  public init(model: MobileNetV2, decay: Float) {
+    self.decay = decay
+    parameters = model.parameters
+    buffers = model.norms.flatMap { [$0.runningMean, $0.runningVariance] }
+    let values = parameters.map { $0.value } + buffers.map { $0.value }
+    shadows = values.map { value in
+      let shadow = Tensor(shape: [value.capacity])
+      shadow.copy(from: value)
+      return shadow
+    }
+    stash = values.map { Tensor(shape: [$0.capacity]) }
+  }
+
+  var values: [Tensor] { parameters.map { $0.value } + buffers.map { $0.value } }
+
+  /// Named shadows for checkpoints.
+  public var state: [(name: String, tensor: Tensor)] {
+    zip(parameters.map { $0.name } + buffers.map { $0.name }, shadows).map { ("ema/" + $0, $1) }
+  }
+
+  public func update() {
+    for (value, shadow) in zip(values, shadows) {
+      let (v, s, d) = (value.data, shadow.data, decay)
+      for i in 0..<value.capacity { s[i] = d * s[i] + (1 - d) * v[i] }
+    }
+  }
+
+  /// Runs `body` with the averaged weights in the model, then puts the live ones back.
+  public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
+    for (index, value) in values.enumerated() {
+      stash[index].copy(from: value)
+      value.copy(from: shadows[index])
+    }
+    defer { for (index, value) in values.enumerated() { value.copy(from: stash[index]) } }
+    return try body()
+  }
+
+  /// Replaces the live weights by the averaged ones for good (at the end of training).
+  public func copyToModel() {
+    for (value, shadow) in zip(values, shadows) { value.copy(from: shadow) }
+  }
+}

@@ -1,0 +1,158 @@
+import Tensor
+
+/// MobileNetV2's block: 1×1 expansion + BN + ReLU6 (absent when t = 1), 3×3 depthwise +
+/// BN + ReLU6, 1×1 projection + BN, and a residual connection when the stride is 1 and
+/// the channel count is kept.
+final class InvertedResidual {
+  let input: ImageGeometry
+  let outputGeometry: ImageGeometry
+  let expanded: Int
+  let expand: PointwiseConvolution?
+  let expandNorm: BatchNormalization?
+  let depthwise: DepthwiseConvolution
+  let depthwiseNorm: BatchNormalization
+  let project: PointwiseConvolution
+  let projectNorm: BatchNormalization
+  let hasResidual: Bool
+  let dropProbability: Float
+  let index: Int
+  /// input + branch, when the block has a residual.
+  let sum: Tensor?
+  /// Per-example factor of the branch for stochastic depth: 0 or 1/(1 − p).
+  let sampleScale: Tensor
+  private var stochasticDepthActive = false
+
+  /// `index` is the block's position in `features` (1…17); geometries are at capacity.
+  init(index: Int, input: ImageGeometry, outputChannels: Int, stride: Int, expansion: Int, dropProbability: Float) {
+    self.index = index
+    self.input = input
+    expanded = Int((Double(input.channels) * Double(expansion)).rounded())
+    outputGeometry = input.convolved3x3(stride: stride, channels: outputChannels)
+    hasResidual = stride == 1 && input.channels == outputChannels
+    self.dropProbability = hasResidual ? dropProbability : 0
+    let prefix = "features.\(index).conv"
+    var layer = 0
+    if expansion != 1 {
+      expand = PointwiseConvolution(
+        name: "\(prefix).0.0.weight", inputChannels: input.channels, outputChannels: expanded,
+        capacityRows: input.rows)
+      expandNorm = BatchNormalization(
+        name: "\(prefix).0.1", channels: expanded, activation: .relu6, capacityRows: input.rows)
+      layer = 1
+    } else {
+      expand = nil
+      expandNorm = nil
+    }
+    let expandedGeometry = ImageGeometry(batch: input.batch, height: input.height, width: input.width, channels: expanded)
+    depthwise = DepthwiseConvolution(name: "\(prefix).\(layer).0.weight", input: expandedGeometry, stride: stride)
+    depthwiseNorm = BatchNormalization(
+      name: "\(prefix).\(layer).1", channels: expanded, activation: .relu6, capacityRows: outputGeometry.rows)
+    project = PointwiseConvolution(
+      name: "\(prefix).\(layer + 1).weight", inputChannels: expanded, outputChannels: outputChannels,
+      capacityRows: outputGeometry.rows)
+    projectNorm = BatchNormalization(
+      name: "\(prefix).\(layer + 2)", channels: outputChannels, activation: .none,
+      capacityRows: outputGeometry.rows)
+    sum = hasResidual ? Tensor(shape: [outputGeometry.count]) : nil
+    sampleScale = Tensor(shape: [input.batch])
+  }
+
+  var parameters: [Parameter] {
+    var list: [Parameter] = []
+    if let expand, let expandNorm { list += [expand.weight, expandNorm.scale, expandNorm.shift] }
+    list += [depthwise.weight, depthwiseNorm.scale, depthwiseNorm.shift]
+    list += [project.weight, projectNorm.scale, projectNorm.shift]
+    return list
+  }
+
+  var norms: [BatchNormalization] { [expandNorm, depthwiseNorm, projectNorm].compactMap { $0 } }
+
+  /// The largest intermediate, in floats, at capacity (for the shared backward scratch).
+  var largestIntermediate: Int { input.rows * expanded }
+
+  var output: Tensor { sum ?? projectNorm.output }
+
+  func forward(_ x: Tensor, batch: Int, training: Bool, random: RandomStream?, backend: Backend) -> Tensor {
+    let inGeometry = ImageGeometry(batch: batch, height: input.height, width: input.width, channels: input.channels)
+    let outRows = batch * outputGeometry.height * outputGeometry.width
+    var depthwiseInput = x
+    if let expand, let expandNorm {
+      expand.forward(x, rows: inGeometry.rows, backend: backend)
+      expandNorm.forward(expand.output, rows: inGeometry.rows, training: training, backend: backend)
+      depthwiseInput = expandNorm.output
+    }
+    let expandedGeometry = ImageGeometry(batch: batch, height: input.height, width: input.width, channels: expanded)
+    depthwise.forward(depthwiseInput, expandedGeometry, backend: backend)
+    depthwiseNorm.forward(depthwise.output, rows: outRows, training: training, backend: backend)
+    project.forward(depthwiseNorm.output, rows: outRows, backend: backend)
+    projectNorm.forward(project.output, rows: outRows, training: training, backend: backend)
+    guard let sum else { return projectNorm.output }
+    stochasticDepthActive = training && dropProbability > 0 && random != nil
+    if stochasticDepthActive, let random {
+      // torchvision's StochasticDepth("row"): keep each example's branch with
+      // probability 1 − p and scale it by 1/(1 − p).
+      for n in 0..<batch {
+        let keep = random.uniform(at: UInt64(index) << 32 | UInt64(n)) >= dropProbability
+        sampleScale[n] = keep ? 1 / (1 - dropProbability) : 0
+      }
+    }
+    backend.residualForward(
+      input: x, branch: projectNorm.output, sampleScale: stochasticDepthActive ? sampleScale : nil,
+      batch: batch, sampleSize: outputGeometry.height * outputGeometry.width * outputGeometry.channels,
+      output: sum)
+    return sum
+  }
+
+  /// Writes the gradient with respect to the block's input into `inputGradient`
+  /// (nil: parameter gradients only). Uses the two shared scratch tensors.
+  func backward(
+    input x: Tensor, outputGradient: Tensor, inputGradient: Tensor?, batch: Int,
+    workspace: BackwardWorkspace, backend: Backend
+  ) {
+    let inRows = batch * input.height * input.width
+    let outRows = batch * outputGeometry.height * outputGeometry.width
+    var branchGradient = outputGradient
+    if stochasticDepthActive {
+      backend.scaleSamples(
+        outputGradient, sampleScale: sampleScale, batch: batch,
+        sampleSize: outputGeometry.height * outputGeometry.width * outputGeometry.channels,
+        output: workspace.scaled)
+      branchGradient = workspace.scaled
+    }
+    let (first, second) = (workspace.first, workspace.second)
+    projectNorm.backward(input: project.output, outputGradient: branchGradient, inputGradient: first, rows: outRows, backend: backend)
+    project.backward(input: depthwiseNorm.output, outputGradient: first, inputGradient: second, rows: outRows, backend: backend)
+    depthwiseNorm.backward(input: depthwise.output, outputGradient: second, inputGradient: second, rows: outRows, backend: backend)
+    let expandedGeometry = ImageGeometry(batch: batch, height: input.height, width: input.width, channels: expanded)
+    if let expand, let expandNorm {
+      depthwise.backward(input: expandNorm.output, expandedGeometry, outputGradient: second, inputGradient: first, backend: backend)
+      expandNorm.backward(input: expand.output, outputGradient: first, inputGradient: first, rows: inRows, backend: backend)
+      expand.backward(input: x, outputGradient: first, inputGradient: inputGradient, rows: inRows, backend: backend)
+    } else if let inputGradient {
+      depthwise.backward(input: x, expandedGeometry, outputGradient: second, inputGradient: inputGradient, backend: backend)
+    } else {
+      depthwise.backward(input: x, expandedGeometry, outputGradient: second, inputGradient: first, backend: backend)
+    }
+    if hasResidual, let inputGradient {
+      backend.accumulate(inputGradient, outputGradient, count: inRows * input.channels)
+    }
+  }
+}
+
+/// Gradient storage shared by all layers during the backward pass: blocks run one after
+/// another, so two scratch tensors sized for the largest intermediate serve them all.
+public final class BackwardWorkspace {
+  let first: Tensor
+  let second: Tensor
+  /// The gradient entering the current block, scaled for stochastic depth.
+  let scaled: Tensor
+  /// Gradients at block boundaries, alternated from block to block.
+  let boundaries: (Tensor, Tensor)
+
+  init(scratchCount: Int, boundaryCount: Int) {
+    first = Tensor(shape: [scratchCount])
+    second = Tensor(shape: [scratchCount])
+    scaled = Tensor(shape: [boundaryCount])
+    boundaries = (Tensor(shape: [boundaryCount]), Tensor(shape: [boundaryCount]))
+  }
+}

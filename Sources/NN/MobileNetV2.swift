@@ -1,0 +1,210 @@
+import Tensor
+
+/// MobileNetV2 with explicit forward and backward passes over buffers planned once for
+/// `capacity` examples. Parameter names are torchvision's `mobilenet_v2` state_dict names.
+public final class MobileNetV2 {
+  public let configuration: MobileNetV2Configuration
+  public let capacity: Int
+  public let backend: Backend
+
+  let inputGeometry: ImageGeometry
+  let stem: Convolution3x3
+  let stemNorm: BatchNormalization
+  let stemGeometry: ImageGeometry
+  let blocks: [InvertedResidual]
+  let head: PointwiseConvolution
+  let headNorm: BatchNormalization
+  let headGeometry: ImageGeometry
+  let pooled: Tensor
+  let dropoutMask: Tensor
+  let dropped: Tensor
+  let featureGradient: Tensor
+  public let classifier: Linear
+  let workspace: BackwardWorkspace
+
+  /// Every trainable parameter, in torchvision's order.
+  public let parameters: [Parameter]
+  /// Every batch normalisation, in order (running statistics live there).
+  public let norms: [BatchNormalization]
+
+  public init(_ configuration: MobileNetV2Configuration, capacity: Int, backend: Backend) throws {
+    try configuration.validate()
+    precondition(capacity >= 1)
+    self.configuration = configuration
+    self.capacity = capacity
+    self.backend = backend
+    inputGeometry = ImageGeometry(
+      batch: capacity, height: configuration.imageHeight, width: configuration.imageWidth,
+      channels: configuration.inputChannels)
+    stem = Convolution3x3(
+      name: "features.0.0.weight", input: inputGeometry, outputChannels: configuration.stemChannels,
+      stride: configuration.stemStride)
+    stemGeometry = inputGeometry.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
+    stemNorm = BatchNormalization(
+      name: "features.0.1", channels: configuration.stemChannels, activation: .relu6,
+      capacityRows: stemGeometry.rows)
+
+    var blocks: [InvertedResidual] = []
+    var geometry = stemGeometry
+    let residualCount = Self.residualBlockCount(configuration)
+    var residualSeen = 0
+    for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
+      let channels = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
+      for i in 0..<setting.blocks {
+        let stride = i == 0 ? configuration.stageStrides[stage] : 1
+        let residual = stride == 1 && geometry.channels == channels
+        if residual { residualSeen += 1 }
+        let probability = residual ? configuration.stochasticDepth * Float(residualSeen) / Float(residualCount) : 0
+        let block = InvertedResidual(
+          index: blocks.count + 1, input: geometry, outputChannels: channels, stride: stride,
+          expansion: setting.expansion, dropProbability: probability)
+        blocks.append(block)
+        geometry = block.outputGeometry
+      }
+    }
+    self.blocks = blocks
+    let headIndex = blocks.count + 1
+    head = PointwiseConvolution(
+      name: "features.\(headIndex).0.weight", inputChannels: geometry.channels,
+      outputChannels: configuration.lastChannels, capacityRows: geometry.rows)
+    headNorm = BatchNormalization(
+      name: "features.\(headIndex).1", channels: configuration.lastChannels, activation: .relu6,
+      capacityRows: geometry.rows)
+    headGeometry = ImageGeometry(
+      batch: capacity, height: geometry.height, width: geometry.width, channels: configuration.lastChannels)
+    pooled = Tensor(shape: [capacity, configuration.lastChannels])
+    dropoutMask = Tensor(shape: [capacity, configuration.lastChannels])
+    dropped = Tensor(shape: [capacity, configuration.lastChannels])
+    featureGradient = Tensor(shape: [capacity, configuration.lastChannels])
+    classifier = Linear(
+      name: "classifier.1", inputFeatures: configuration.lastChannels,
+      outputFeatures: configuration.classes, capacity: capacity)
+
+    let boundaryCount = ([stemGeometry.count] + blocks.map { $0.outputGeometry.count }).max()!
+    let scratchCount = ([stemGeometry.count, headGeometry.count] + blocks.map { $0.largestIntermediate }).max()!
+    workspace = BackwardWorkspace(scratchCount: scratchCount, boundaryCount: boundaryCount)
+
+    parameters = [stem.weight, stemNorm.scale, stemNorm.shift]
+      + blocks.flatMap { $0.parameters }
+      + [head.weight, headNorm.scale, headNorm.shift, classifier.weight, classifier.bias]
+    norms = [stemNorm] + blocks.flatMap { $0.norms } + [headNorm]
+  }
+
+  static func residualBlockCount(_ configuration: MobileNetV2Configuration) -> Int {
+    var count = 0
+    var channels = configuration.stemChannels
+    for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
+      let output = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
+      for i in 0..<setting.blocks where (i == 0 ? configuration.stageStrides[stage] : 1) == 1 && channels == output {
+        count += 1
+      }
+      channels = output
+    }
+    return max(count, 1)
+  }
+
+  /// The number of trainable values.
+  public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+  /// Spatial size of the last feature map.
+  public var featureGeometry: ImageGeometry { headGeometry }
+
+  /// Logits [batch, classes] for `images` [batch, H, W, Cin] (batch ≤ capacity).
+  ///
+  /// In training mode batch normalisation uses batch statistics and updates its running
+  /// statistics, and dropout and stochastic depth draw from streams keyed by
+  /// (seed, step), so a step is reproducible anywhere.
+  @discardableResult
+  public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0) -> Tensor {
+    precondition(batch >= 1 && batch <= capacity, "batch \(batch) outside 1…\(capacity)")
+    let geometry = ImageGeometry(batch: batch, height: inputGeometry.height, width: inputGeometry.width, channels: inputGeometry.channels)
+    stem.forward(images, geometry, backend: backend)
+    let stemRows = batch * stemGeometry.height * stemGeometry.width
+    stemNorm.forward(stem.output, rows: stemRows, training: training, backend: backend)
+    let depthRandom = RandomStream(seed: seed, purpose: .stochasticDepth, stream: UInt32(truncatingIfNeeded: step))
+    var x = stemNorm.output
+    for block in blocks {
+      x = block.forward(x, batch: batch, training: training, random: depthRandom, backend: backend)
+    }
+    let headRows = batch * headGeometry.height * headGeometry.width
+    head.forward(x, rows: headRows, backend: backend)
+    headNorm.forward(head.output, rows: headRows, training: training, backend: backend)
+    backend.globalAveragePoolForward(input: headNorm.output, headGeometry.with(batch: batch), output: pooled)
+    var features = pooled
+    if training && configuration.dropout > 0 {
+      backend.dropoutForward(
+        input: pooled, count: batch * configuration.lastChannels, dropProbability: configuration.dropout,
+        random: RandomStream(seed: seed, purpose: .dropout, stream: UInt32(truncatingIfNeeded: step)),
+        mask: dropoutMask, output: dropped)
+      features = dropped
+    }
+    classifier.forward(features, batch: batch, backend: backend)
+    return classifier.output
+  }
+
+  /// Gradients of every parameter for the loss whose logit gradient is given, after a
+  /// training-mode `forward` of the same batch. With `inputGradient`, also ∂loss/∂images.
+  public func backward(logitGradient: Tensor, batch: Int, inputGradient: Tensor? = nil) {
+    let lastChannels = configuration.lastChannels
+    let features = configuration.dropout > 0 ? dropped : pooled
+    classifier.backward(
+      input: features, outputGradient: logitGradient, inputGradient: featureGradient, batch: batch,
+      backend: backend)
+    if configuration.dropout > 0 {
+      backend.dropoutBackward(gradient: featureGradient, count: batch * lastChannels, mask: dropoutMask)
+    }
+    let headBatch = headGeometry.with(batch: batch)
+    backend.globalAveragePoolBackward(outputGradient: featureGradient, headBatch, inputGradient: workspace.first)
+    headNorm.backward(input: head.output, outputGradient: workspace.first, inputGradient: workspace.first, rows: headBatch.rows, backend: backend)
+    var gradient = workspace.boundaries.0
+    var spare = workspace.boundaries.1
+    let lastOutput = blocks.last!.output
+    head.backward(input: lastOutput, outputGradient: workspace.first, inputGradient: gradient, rows: headBatch.rows, backend: backend)
+    for (i, block) in blocks.enumerated().reversed() {
+      let blockInput = i == 0 ? stemNorm.output : blocks[i - 1].output
+      block.backward(
+        input: blockInput, outputGradient: gradient, inputGradient: spare, batch: batch,
+        workspace: workspace, backend: backend)
+      swap(&gradient, &spare)
+    }
+    let stemRows = batch * stemGeometry.height * stemGeometry.width
+    stemNorm.backward(input: stem.output, outputGradient: gradient, inputGradient: workspace.first, rows: stemRows, backend: backend)
+    stem.backward(
+      inputGeometry.with(batch: batch), outputGradient: workspace.first, inputGradient: inputGradient,
+      backend: backend)
+  }
+
+  /// Fills the parameters as torchvision does: Kaiming-normal (fan-out) convolutions,
+  /// batch norm γ = 1, β = 0, classifier N(0, 0.01²) with zero bias. Each parameter
+  /// draws from its own stream, so the values do not depend on storage order.
+  public func initialize(seed: UInt64) {
+    for (index, parameter) in parameters.enumerated() {
+      let random = RandomStream(seed: seed, purpose: .initialization, stream: UInt32(index))
+      let shape = parameter.checkpointShape
+      let standardDeviation: Float
+      if parameter.name.hasPrefix("classifier") {
+        standardDeviation = parameter.name.hasSuffix(".weight") ? 0.01 : 0
+      } else if shape.count == 4 {
+        // PyTorch's fan-out: output maps × receptive field (not divided by groups).
+        standardDeviation = (2 / Float(shape[0] * shape[2] * shape[3])).squareRoot()
+      } else {
+        parameter.value.fill(parameter.name.hasSuffix(".weight") ? 1 : 0)
+        continue
+      }
+      for i in 0..<parameter.count {
+        parameter.value[i] = standardDeviation * random.normal(at: UInt64(i))
+      }
+    }
+    for norm in norms {
+      norm.runningMean.value.fill(0)
+      norm.runningVariance.value.fill(1)
+      norm.batchesTracked = 0
+    }
+  }
+}
+
+extension ImageGeometry {
+  public func with(batch: Int) -> ImageGeometry {
+    ImageGeometry(batch: batch, height: height, width: width, channels: channels)
+  }
+}

@@ -1,0 +1,106 @@
+import Tensor
+
+/// Updates parameters from their gradients. State tensors are named so that a checkpoint
+/// can store and restore them exactly.
+public protocol Optimizer: AnyObject {
+  /// One update with this learning rate.
+  func step(_ parameters: [Parameter], learningRate: Float)
+  /// Every state tensor by a stable name ("momentum/features.0.0.weight").
+  var state: [(name: String, tensor: Tensor)] { get }
+  /// Scalars of the state (e.g. Adam's step count), for checkpoints.
+  var counters: [String: Int] { get set }
+}
+
+/// Stochastic gradient descent with momentum, as PyTorch's `torch.optim.SGD`
+/// (dampening 0): v ← μ·v + g; the step is g + μ·v with Nesterov, v without.
+/// Weight decay is L2 added to the gradient (PyTorch's semantics, which the reference
+/// recipe's 5e-4 is tuned for), and only on parameters that decay.
+public final class SGD: Optimizer {
+  public let momentum: Float
+  public let nesterov: Bool
+  public let weightDecay: Float
+  private let velocities: [Tensor]
+  private let names: [String]
+
+  public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = true, weightDecay: Float = 0) {
+    self.momentum = momentum
+    self.nesterov = nesterov
+    self.weightDecay = weightDecay
+    velocities = parameters.map { Tensor(shape: [$0.count]) }
+    names = parameters.map { "momentum/" + $0.name }
+  }
+
+  public var state: [(name: String, tensor: Tensor)] { Array(zip(names, velocities)).map { ($0, $1) } }
+  public var counters: [String: Int] = [:]
+
+  public func step(_ parameters: [Parameter], learningRate: Float) {
+    for (parameter, velocity) in zip(parameters, velocities) {
+      let (w, g, v) = (parameter.value.data, parameter.gradient.data, velocity.data)
+      let decay = parameter.decays ? weightDecay : 0
+      let (mu, lr, nesterov) = (momentum, learningRate, self.nesterov)
+      for i in 0..<parameter.count {
+        let gradient = g[i] + decay * w[i]
+        let updated = mu * v[i] + gradient
+        v[i] = updated
+        w[i] -= lr * (nesterov ? gradient + mu * updated : updated)
+      }
+    }
+  }
+}
+
+/// Adam with decoupled weight decay (Loshchilov & Hutter 2019), as `torch.optim.AdamW`:
+/// w ← w − lr·λ·w, then the bias-corrected Adam step.
+public final class AdamW: Optimizer {
+  public let beta1: Float
+  public let beta2: Float
+  public let epsilon: Float
+  public let weightDecay: Float
+  private let firstMoments: [Tensor]
+  private let secondMoments: [Tensor]
+  private let names: [String]
+  private var steps = 0
+
+  public init(parameters: [Parameter], beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+    self.weightDecay = weightDecay
+    firstMoments = parameters.map { Tensor(shape: [$0.count]) }
+    secondMoments = parameters.map { Tensor(shape: [$0.count]) }
+    names = parameters.map { $0.name }
+  }
+
+  public var state: [(name: String, tensor: Tensor)] {
+    zip(names, firstMoments).map { ("adam.m/" + $0, $1) } + zip(names, secondMoments).map { ("adam.v/" + $0, $1) }
+  }
+
+  public var counters: [String: Int] {
+    get { ["adam.steps": steps] }
+    set { steps = newValue["adam.steps"] ?? 0 }
+  }
+
+  public func step(_ parameters: [Parameter], learningRate: Float) {
+    steps += 1
+    let correction1 = 1 - Float(pow(Double(beta1), Double(steps)))
+    let correction2 = 1 - Float(pow(Double(beta2), Double(steps)))
+    for (index, parameter) in parameters.enumerated() {
+      let (w, g) = (parameter.value.data, parameter.gradient.data)
+      let (m, v) = (firstMoments[index].data, secondMoments[index].data)
+      let decay = parameter.decays ? 1 - learningRate * weightDecay : 1
+      let (b1, b2, eps) = (beta1, beta2, epsilon)
+      let stepSize = learningRate / correction1
+      let root2 = correction2.squareRoot()
+      for i in 0..<parameter.count {
+        m[i] = b1 * m[i] + (1 - b1) * g[i]
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+        w[i] = w[i] * decay - stepSize * m[i] / (v[i].squareRoot() / root2 + eps)
+      }
+    }
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif

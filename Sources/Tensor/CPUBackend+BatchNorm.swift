@@ -1,0 +1,208 @@
+/// Batch normalisation over the rows of an [N·H·W, C] matrix, fused with its activation.
+///
+/// Sums are taken per chunk of rows in float over blocks of `blockRows` rows, then added
+/// in double: the float error stays at a block's worth and the totals over 10⁵ rows do
+/// not drift. Chunks are combined in order, so the statistics are bit-reproducible.
+private let blockRows = 64
+
+extension CPUBackend {
+  /// Per-channel sums Σa·b and Σa (b = nil: Σa², Σa) over rows, with `transform` applied
+  /// to a first. Returns a pointer to [first sums C | second sums C] in doubles.
+  @inline(__always)
+  private func columnSums(
+    rows: Int, channels: Int, _ body: (_ range: Range<Int>, _ first: UnsafeMutablePointer<Float>, _ second: UnsafeMutablePointer<Float>) -> Void
+  ) -> UnsafeMutablePointer<Double> {
+    let chunks = parallel.chunkCount(rows, grain: blockRows)
+    let totals = doubles(chunks * 2 * channels)
+    let blocks = floats(chunks * 2 * channels)
+    parallel.forEachChunk(rows, grain: blockRows) { chunk, range in
+      let first = blocks + chunk * 2 * channels
+      let second = first + channels
+      let firstTotal = totals + chunk * 2 * channels
+      let secondTotal = firstTotal + channels
+      var start = range.lowerBound
+      while start < range.upperBound {
+        let end = min(start + blockRows, range.upperBound)
+        first.update(repeating: 0, count: 2 * channels)
+        body(start..<end, first, second)
+        for c in 0..<channels {
+          firstTotal[c] += Double(first[c])
+          secondTotal[c] += Double(second[c])
+        }
+        start = end
+      }
+    }
+    for chunk in 1..<max(chunks, 1) {
+      let partial = totals + chunk * 2 * channels
+      for i in 0..<(2 * channels) { totals[i] += partial[i] }
+    }
+    return totals
+  }
+
+  public func batchNormTrainingForward(
+    input: Tensor, rows: Int, channels: Int, scale: Tensor, shift: Tensor, epsilon: Float,
+    activation: Activation, output: Tensor, batchMean: Tensor, batchVariance: Tensor
+  ) {
+    let x = input.data
+    let vectorEnd = channels - channels % 8
+    let sums = columnSums(rows: rows, channels: channels) { range, sum, sumOfSquares in
+      for row in range {
+        let values = x + row * channels
+        var c = 0
+        while c < vectorEnd {
+          let v = load8(values + c)
+          store8(load8(sum + c) + v, sum + c)
+          store8(load8(sumOfSquares + c).addingProduct(v, v), sumOfSquares + c)
+          c += 8
+        }
+        while c < channels {
+          sum[c] += values[c]
+          sumOfSquares[c] += values[c] * values[c]
+          c += 1
+        }
+      }
+    }
+    for c in 0..<channels {
+      let mean = sums[c] / Double(rows)
+      batchMean[c] = Float(mean)
+      batchVariance[c] = Float(max(sums[channels + c] / Double(rows) - mean * mean, 0))
+    }
+    normalize(
+      input: input, rows: rows, channels: channels, scale: scale, shift: shift, mean: batchMean,
+      variance: batchVariance, epsilon: epsilon, activation: activation, output: output)
+  }
+
+  public func batchNormInferenceForward(
+    input: Tensor, rows: Int, channels: Int, scale: Tensor, shift: Tensor,
+    runningMean: Tensor, runningVariance: Tensor, epsilon: Float, activation: Activation,
+    output: Tensor
+  ) {
+    normalize(
+      input: input, rows: rows, channels: channels, scale: scale, shift: shift,
+      mean: runningMean, variance: runningVariance, epsilon: epsilon, activation: activation,
+      output: output)
+  }
+
+  /// output = activation(x · a + b) with a = γ/√(σ²+ε), b = β − μ·a per channel.
+  private func normalize(
+    input: Tensor, rows: Int, channels: Int, scale: Tensor, shift: Tensor, mean: Tensor,
+    variance: Tensor, epsilon: Float, activation: Activation, output: Tensor
+  ) {
+    let coefficients = floats(2 * channels)
+    for c in 0..<channels {
+      let a = scale[c] / (variance[c] + epsilon).squareRoot()
+      coefficients[c] = a
+      coefficients[channels + c] = shift[c] - mean[c] * a
+    }
+    let multiplier = UnsafePointer(coefficients)
+    let offset = UnsafePointer(coefficients + channels)
+    let x = input.data
+    let y = output.data
+    let vectorEnd = channels - channels % 8
+    let clamp = activation == .relu6
+    parallel.forEachChunk(rows, grain: blockRows) { _, range in
+      for row in range {
+        let source = x + row * channels
+        let destination = y + row * channels
+        var c = 0
+        while c < vectorEnd {
+          var v = load8(offset + c).addingProduct(load8(source + c), load8(multiplier + c))
+          if clamp { v = v.clamped(lowerBound: SIMD8(repeating: 0), upperBound: SIMD8(repeating: 6)) }
+          store8(v, destination + c)
+          c += 8
+        }
+        while c < channels {
+          var v = source[c] * multiplier[c] + offset[c]
+          if clamp { v = min(max(v, 0), 6) }
+          destination[c] = v
+          c += 1
+        }
+      }
+    }
+  }
+
+  /// With g = ∂L/∂y masked by the activation, x̂ = (x − μ)/σ and A = γ/σ:
+  ///   ∂L/∂γ = Σ g·x̂,  ∂L/∂β = Σ g,
+  ///   ∂L/∂x = A·(g − mean(g) − x̂·mean(g·x̂)), which is linear in (g, x) per channel:
+  ///   ∂L/∂x = A·g + kₓ·x + k₀ with kₓ = −A·mean(g·x̂)/σ, k₀ = −A·mean(g) − kₓ·μ.
+  public func batchNormBackward(
+    input: Tensor, output: Tensor, rows: Int, channels: Int, scale: Tensor,
+    batchMean: Tensor, batchVariance: Tensor, epsilon: Float, activation: Activation,
+    outputGradient: Tensor, inputGradient: Tensor, scaleGradient: Tensor,
+    shiftGradient: Tensor
+  ) {
+    let x = input.data
+    let y = output.data
+    let dy = outputGradient.data
+    let vectorEnd = channels - channels % 8
+    let masked = activation == .relu6
+    let zero = SIMD8<Float>(repeating: 0)
+    let six = SIMD8<Float>(repeating: 6)
+    // Σg and Σg·x over the rows.
+    let sums = columnSums(rows: rows, channels: channels) { range, sumG, sumGX in
+      for row in range {
+        let offset = row * channels
+        var c = 0
+        while c < vectorEnd {
+          var g = load8(dy + offset + c)
+          if masked {
+            let activated = load8(y + offset + c)
+            g.replace(with: zero, where: (activated .<= zero) .| (activated .>= six))
+          }
+          store8(load8(sumG + c) + g, sumG + c)
+          store8(load8(sumGX + c).addingProduct(g, load8(x + offset + c)), sumGX + c)
+          c += 8
+        }
+        while c < channels {
+          var g = dy[offset + c]
+          if masked && (y[offset + c] <= 0 || y[offset + c] >= 6) { g = 0 }
+          sumG[c] += g
+          sumGX[c] += g * x[offset + c]
+          c += 1
+        }
+      }
+    }
+    let coefficients = floats(3 * channels)
+    let count = Double(rows)
+    for c in 0..<channels {
+      let mean = Double(batchMean[c])
+      let inverseStd = 1 / (Double(batchVariance[c]) + Double(epsilon)).squareRoot()
+      let sumG = sums[c]
+      let sumGXHat = (sums[channels + c] - mean * sumG) * inverseStd
+      scaleGradient[c] = Float(sumGXHat)
+      shiftGradient[c] = Float(sumG)
+      let a = Double(scale[c]) * inverseStd
+      let kx = -a * (sumGXHat / count) * inverseStd
+      coefficients[c] = Float(a)
+      coefficients[channels + c] = Float(kx)
+      coefficients[2 * channels + c] = Float(-a * sumG / count - kx * mean)
+    }
+    let kg = UnsafePointer(coefficients)
+    let kx = UnsafePointer(coefficients + channels)
+    let k0 = UnsafePointer(coefficients + 2 * channels)
+    let dx = inputGradient.data
+    parallel.forEachChunk(rows, grain: blockRows) { _, range in
+      for row in range {
+        let offset = row * channels
+        var c = 0
+        while c < vectorEnd {
+          var g = load8(dy + offset + c)
+          if masked {
+            let activated = load8(y + offset + c)
+            g.replace(with: zero, where: (activated .<= zero) .| (activated .>= six))
+          }
+          let value = load8(k0 + c).addingProduct(load8(kx + c), load8(x + offset + c))
+            .addingProduct(load8(kg + c), g)
+          store8(value, dx + offset + c)
+          c += 8
+        }
+        while c < channels {
+          var g = dy[offset + c]
+          if masked && (y[offset + c] <= 0 || y[offset + c] >= 6) { g = 0 }
+          dx[offset + c] = kg[c] * g + kx[c] * x[offset + c] + k0[c]
+          c += 1
+        }
+      }
+    }
+  }
+}

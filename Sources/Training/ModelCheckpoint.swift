@@ -1,0 +1,147 @@
+import Data
+import Foundation
+import NN
+import Tensor
+
+/// Model weights as safetensors with torchvision's `mobilenet_v2` names and layouts, so
+/// `model.load_state_dict(safetensors.torch.load_file(path))` works in PyTorch.
+public enum ModelCheckpoint {
+  /// What the file records besides the tensors: enough to rebuild the model and feed it.
+  public struct Description: Equatable {
+    public var configuration: MobileNetV2Configuration
+    public var mean: [Float]
+    public var std: [Float]
+
+    public init(configuration: MobileNetV2Configuration, mean: [Float], std: [Float]) {
+      self.configuration = configuration
+      self.mean = mean
+      self.std = std
+    }
+  }
+
+  /// Adds the model's tensors in state_dict order under `prefix`.
+  static func append(_ model: MobileNetV2, to file: inout Safetensors, prefix: String = "") {
+    let normsByShift = Dictionary(uniqueKeysWithValues: model.norms.map { ($0.prefix + ".bias", $0) })
+    for parameter in model.parameters {
+      let values = toCheckpointLayout(parameter)
+      values.withUnsafeBufferPointer { file.append(prefix + parameter.name, shape: parameter.checkpointShape, floats: $0.baseAddress!) }
+      if let norm = normsByShift[parameter.name] {
+        file.append(prefix + norm.runningMean.name, shape: [norm.channels], floats: norm.runningMean.value.data)
+        file.append(prefix + norm.runningVariance.name, shape: [norm.channels], floats: norm.runningVariance.value.data)
+        file.append(prefix + norm.prefix + ".num_batches_tracked", int64: norm.batchesTracked)
+      }
+    }
+  }
+
+  /// Loads every tensor of the model from `file` (under `prefix`), checking names and shapes.
+  static func load(_ model: MobileNetV2, from file: Safetensors, prefix: String = "") throws {
+    let expected = Set(model.parameters.map { prefix + $0.name }
+      + model.norms.flatMap { [prefix + $0.runningMean.name, prefix + $0.runningVariance.name, prefix + $0.prefix + ".num_batches_tracked"] })
+    let present = Set(file.entries.map(\.name).filter { prefix.isEmpty || $0.hasPrefix(prefix) })
+    if let missing = expected.subtracting(present).sorted().first {
+      throw DataError(file: file.path, "has no tensor \"\(missing)\" (\(expected.subtracting(present).count) missing): not a checkpoint of this model")
+    }
+    if prefix.isEmpty, let unexpected = present.subtracting(expected).sorted().first {
+      throw DataError(file: file.path, "has tensor \"\(unexpected)\" that this model does not have: a checkpoint of another architecture")
+    }
+    for parameter in model.parameters {
+      let values = try file.floats(prefix + parameter.name, shape: parameter.checkpointShape)
+      fromCheckpointLayout(values, into: parameter)
+    }
+    for norm in model.norms {
+      for buffer in [norm.runningMean, norm.runningVariance] {
+        let values = try file.floats(prefix + buffer.name, shape: [norm.channels])
+        values.withUnsafeBufferPointer { buffer.value.data.update(from: $0.baseAddress!, count: norm.channels) }
+      }
+      norm.batchesTracked = try file.int64(prefix + norm.prefix + ".num_batches_tracked")
+    }
+  }
+
+  public static func save(_ model: MobileNetV2, description: Description, to path: String) throws {
+    var file = Safetensors(metadata: metadata(description))
+    append(model, to: &file)
+    try file.write(to: path)
+  }
+
+  /// Loads weights into an existing model.
+  public static func load(_ path: String, into model: MobileNetV2) throws {
+    try load(model, from: try Safetensors.read(path))
+  }
+
+  /// Reads the description recorded in a checkpoint.
+  public static func description(of path: String) throws -> Description {
+    let file = try Safetensors.read(path)
+    return try description(file.metadata, path: path)
+  }
+
+  static func metadata(_ description: Description) -> [String: String] {
+    let c = description.configuration
+    func list<T>(_ values: [T]) -> String { values.map { "\($0)" }.joined(separator: ",") }
+    return [
+      "format": "quorum.mobilenet_v2", "width": "\(c.width)", "input_channels": "\(c.inputChannels)",
+      "classes": "\(c.classes)", "stem_stride": "\(c.stemStride)", "stage_strides": list(c.stageStrides),
+      "dropout": "\(c.dropout)", "stochastic_depth": "\(c.stochasticDepth)",
+      "image_height": "\(c.imageHeight)", "image_width": "\(c.imageWidth)",
+      "mean": list(description.mean), "std": list(description.std),
+    ]
+  }
+
+  static func description(_ metadata: [String: String], path: String) throws -> Description {
+    func value(_ key: String) throws -> String {
+      guard let text = metadata[key] else { throw DataError(file: path, "metadata has no \"\(key)\": not a Quorum model checkpoint") }
+      return text
+    }
+    func number<T: LosslessStringConvertible>(_ key: String) throws -> T {
+      guard let parsed = T(try value(key)) else { throw DataError(file: path, "metadata \"\(key)\" is not a number: \(try value(key))") }
+      return parsed
+    }
+    func numbers<T: LosslessStringConvertible>(_ key: String) throws -> [T] {
+      try value(key).split(separator: ",").map {
+        guard let parsed = T(String($0)) else { throw DataError(file: path, "metadata \"\(key)\" has a bad value \($0)") }
+        return parsed
+      }
+    }
+    let configuration = MobileNetV2Configuration(
+      width: try number("width"), inputChannels: try number("input_channels"), classes: try number("classes"),
+      imageHeight: try number("image_height"), imageWidth: try number("image_width"),
+      stemStride: try number("stem_stride"), stageStrides: try numbers("stage_strides"),
+      dropout: try number("dropout"), stochasticDepth: (try? number("stochastic_depth")) ?? 0)
+    return Description(configuration: configuration, mean: try numbers("mean"), std: try numbers("std"))
+  }
+
+  /// Reorders a parameter into PyTorch's layout.
+  static func toCheckpointLayout(_ parameter: Parameter) -> [Float] {
+    let source = parameter.value.data
+    var result = [Float](repeating: 0, count: parameter.count)
+    switch parameter.layout {
+    case .identity:
+      for i in 0..<parameter.count { result[i] = source[i] }
+    case .depthwise:  // [3, 3, C] → [C, 1, 3, 3]
+      let channels = parameter.count / 9
+      for k in 0..<9 { for c in 0..<channels { result[c * 9 + k] = source[k * channels + c] } }
+    case .convolution3x3:  // [Cout, 3, 3, Cin] → [Cout, Cin, 3, 3]
+      let (outputs, inputs) = (parameter.checkpointShape[0], parameter.checkpointShape[1])
+      for o in 0..<outputs { for k in 0..<9 { for i in 0..<inputs {
+        result[(o * inputs + i) * 9 + k] = source[(o * 9 + k) * inputs + i]
+      } } }
+    }
+    return result
+  }
+
+  /// Writes values in PyTorch's layout into a parameter.
+  static func fromCheckpointLayout(_ values: [Float], into parameter: Parameter) {
+    let destination = parameter.value.data
+    switch parameter.layout {
+    case .identity:
+      for i in 0..<parameter.count { destination[i] = values[i] }
+    case .depthwise:
+      let channels = parameter.count / 9
+      for k in 0..<9 { for c in 0..<channels { destination[k * channels + c] = values[c * 9 + k] } }
+    case .convolution3x3:
+      let (outputs, inputs) = (parameter.checkpointShape[0], parameter.checkpointShape[1])
+      for o in 0..<outputs { for k in 0..<9 { for i in 0..<inputs {
+        destination[(o * 9 + k) * inputs + i] = values[(o * inputs + i) * 9 + k]
+      } } }
+    }
+  }
+}

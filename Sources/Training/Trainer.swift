@@ -1,0 +1,293 @@
+import Data
+import Foundation
+import NN
+import Tensor
+
+/// The data a training run sees. Normalisation statistics come from `training`.
+public struct TrainingData {
+  public var training: ImageDataset
+  public var validation: ImageDataset?
+  public var test: ImageDataset?
+
+  public init(training: ImageDataset, validation: ImageDataset? = nil, test: ImageDataset? = nil) {
+    self.training = training
+    self.validation = validation
+    self.test = test
+  }
+}
+
+/// What a finished run produced.
+public struct TrainingResult {
+  public var progress: TrainingProgress
+  public var validationLogits: [Float]?
+  public var testLogits: [Float]?
+  public var validation: ClassificationMetrics?
+  public var test: ClassificationMetrics?
+}
+
+/// Trains one MobileNetV2: seeded shuffling, mini-batches, evaluation every epoch, early
+/// stopping with best-epoch restore, a resumable state after every epoch, and the
+/// outputs of a run folder (model.safetensors, *.logits.npy, metrics.json).
+public final class Trainer {
+  public let configuration: TrainingConfiguration
+  public let data: TrainingData
+  public let model: MobileNetV2
+  public let backend: Backend
+  /// Where outputs go (nil: keep everything in memory).
+  public let outputFolder: String?
+  public let reporter: ProgressReporter
+  let optimizer: Optimizer
+  let average: ExponentialMovingAverage?
+  let assembler: BatchAssembler
+  let images: Tensor
+  let labels: UnsafeMutablePointer<Int32>
+  let classWeights: Tensor?
+  let logitGradient: Tensor
+  public let description: ModelCheckpoint.Description
+
+  public init(
+    configuration: TrainingConfiguration, data: TrainingData, backend: Backend, threads: Int,
+    outputFolder: String?, reporter: ProgressReporter? = nil
+  ) throws {
+    try configuration.validate()
+    let model = configuration.model
+    for (role, dataset) in [("training", data.training), ("validation", data.validation), ("test", data.test)] {
+      guard let dataset else { continue }
+      guard dataset.height == model.imageHeight, dataset.width == model.imageWidth, dataset.channels == model.inputChannels else {
+        throw TrainingError.invalidConfiguration(
+          "\(role) images are \(dataset.height)×\(dataset.width)×\(dataset.channels), the model takes \(model.imageHeight)×\(model.imageWidth)×\(model.inputChannels)")
+      }
+      guard dataset.classes <= model.classes else {
+        throw TrainingError.invalidConfiguration("\(role) data has \(dataset.classes) classes, the model \(model.classes)")
+      }
+    }
+    guard data.training.count >= 2 else { throw TrainingError.invalidConfiguration("the training set needs at least 2 examples") }
+    self.configuration = configuration
+    self.data = data
+    self.backend = backend
+    self.outputFolder = outputFolder
+    self.reporter = reporter ?? ProgressReporter(totalEpochs: configuration.epochs)
+    let network = try MobileNetV2(model, capacity: configuration.batchSize, backend: backend)
+    network.initialize(seed: configuration.seed)
+    self.model = network
+    switch configuration.optimizer {
+    case .sgd:
+      optimizer = SGD(
+        parameters: network.parameters, momentum: configuration.momentum, nesterov: configuration.nesterov,
+        weightDecay: configuration.weightDecay)
+    case .adamw:
+      optimizer = AdamW(parameters: network.parameters, weightDecay: configuration.weightDecay)
+    }
+    average = configuration.emaDecay.map { ExponentialMovingAverage(model: network, decay: $0) }
+    let statistics = data.training.channelStatistics()
+    description = ModelCheckpoint.Description(configuration: model, mean: statistics.mean, std: statistics.std)
+    assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: threads)
+    images = Tensor(shape: [configuration.batchSize, model.imageHeight, model.imageWidth, model.inputChannels])
+    labels = .allocate(capacity: configuration.batchSize)
+    classWeights = configuration.classWeights.map { Tensor(shape: [$0.count], values: $0) }
+    logitGradient = Tensor(shape: [configuration.batchSize, model.classes])
+  }
+
+  deinit { labels.deallocate() }
+
+  var statePath: String? { outputFolder.map { $0 + "/state.safetensors" } }
+  var bestPath: String? { outputFolder.map { $0 + "/best.safetensors" } }
+
+  /// Mini-batches of an epoch: a seeded permutation cut into batches; a last batch of
+  /// one example is dropped (batch normalisation needs two).
+  func batches(epoch: Int) -> [ArraySlice<Int>] {
+    let order = RandomStream(seed: configuration.seed, purpose: .shuffle, stream: UInt32(epoch)).permutation(data.training.count)
+    return stride(from: 0, to: order.count, by: configuration.batchSize).compactMap { start in
+      let batch = order[start..<min(start + configuration.batchSize, order.count)]
+      return batch.count >= 2 ? batch : nil
+    }
+  }
+
+  /// Runs the remaining epochs. With `resume`, continues from the output folder's state.
+  @discardableResult
+  public func run(resume: Bool = false) throws -> TrainingResult {
+    var progress = TrainingProgress()
+    if resume, let statePath, FileManager.default.fileExists(atPath: statePath) {
+      progress = try TrainingStateFile.load(
+        from: statePath, configuration: configuration, model: model, optimizer: optimizer, average: average)
+      reporter.message("resuming after epoch \(progress.epoch) of \(configuration.epochs) from \(statePath)")
+    }
+    let stepsPerEpoch = batches(epoch: 0).count
+    let totalSteps = stepsPerEpoch * configuration.epochs
+    let runStart = Date()
+    let stepsAtStart = progress.step
+    while progress.epoch < configuration.epochs && !progress.stoppedEarly {
+      let epoch = progress.epoch
+      let epochStart = Date()
+      var lossSum = 0.0
+      var seen = 0
+      var learningRate = 0.0
+      let epochBatches = batches(epoch: epoch)
+      for (index, batch) in epochBatches.enumerated() {
+        learningRate = configuration.schedule.learningRate(
+          peak: configuration.learningRate, step: progress.step, totalSteps: totalSteps,
+          stepsPerEpoch: stepsPerEpoch, plateauFactor: progress.plateau.factor)
+        let loss = trainStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
+        guard loss.isFinite else {
+          throw TrainingError.invalidConfiguration("the loss became \(loss) at epoch \(epoch + 1), step \(index + 1): lower the learning rate or clip gradients (--clip-norm)")
+        }
+        lossSum += loss * Double(batch.count)
+        seen += batch.count
+        progress.step += 1
+        let elapsed = Date().timeIntervalSince(epochStart)
+        let perStep = Date().timeIntervalSince(runStart) / Double(progress.step - stepsAtStart)
+        reporter.step(
+          epoch: epoch, step: index + 1, steps: epochBatches.count, imagesPerSecond: Double(seen) / elapsed,
+          loss: lossSum / Double(seen), epochETA: perStep * Double(epochBatches.count - index - 1),
+          runETA: perStep * Double(totalSteps - progress.step))
+      }
+      let seconds = Date().timeIntervalSince(epochStart)
+      var record = EpochRecord(
+        epoch: epoch + 1, trainingLoss: lossSum / Double(max(seen, 1)), learningRate: learningRate,
+        imagesPerSecond: Double(seen) / seconds, seconds: seconds)
+      try withEvaluationWeights {
+        record.validation = data.validation.map { evaluate($0).metrics }
+        record.test = data.test.map { evaluate($0).metrics }
+      }
+      progress.epoch += 1
+      progress.history.append(record)
+      try selectAndSchedule(record, progress: &progress)
+      reporter.epochEnded(Self.summary(record, of: configuration.epochs, best: progress.bestEpoch == epoch + 1))
+      if let statePath {
+        try TrainingStateFile.save(
+          to: statePath, configuration: configuration, progress: progress, model: model, optimizer: optimizer, average: average)
+      }
+    }
+    return try finish(progress)
+  }
+
+  /// Forward, loss, backward, clipping, update, average: one optimizer step.
+  func trainStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
+    assembler.assemble(
+      data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
+      epoch: epoch, images: images, labels: labels)
+    let logits = model.forward(images, batch: batch.count, training: true, seed: configuration.seed, step: UInt64(step))
+    let loss = backend.softmaxCrossEntropy(
+      logits: logits, labels: labels, batch: batch.count, classes: configuration.model.classes,
+      labelSmoothing: configuration.labelSmoothing, classWeights: classWeights, logitGradient: logitGradient)
+    model.backward(logitGradient: logitGradient, batch: batch.count)
+    if let clip = configuration.gradientClipNorm { clipGradientNorm(model.parameters, maximumNorm: clip) }
+    optimizer.step(model.parameters, learningRate: learningRate)
+    average?.update()
+    return loss
+  }
+
+  /// Early stopping, best-epoch checkpoint and reduce-on-plateau from a finished epoch.
+  func selectAndSchedule(_ record: EpochRecord, progress: inout TrainingProgress) throws {
+    guard let validation = record.validation else { return }
+    let score = validation.score(configuration.selectionMetric)
+    if case .reduceOnPlateau(let factor, let patience) = configuration.schedule {
+      progress.plateau.record(score, factor: factor, patience: patience)
+    }
+    if progress.bestScore.map({ score > $0 }) ?? true {
+      progress.bestScore = score
+      progress.bestEpoch = record.epoch
+      progress.epochsWithoutImprovement = 0
+      if let bestPath { try withEvaluationWeights { try ModelCheckpoint.save(model, description: description, to: bestPath) } }
+    } else {
+      progress.epochsWithoutImprovement += 1
+      if let patience = configuration.earlyStoppingPatience, progress.epochsWithoutImprovement >= patience {
+        progress.stoppedEarly = true
+        reporter.message("early stopping: no \(configuration.selectionMetric.rawValue) improvement for \(patience) epochs")
+      }
+    }
+  }
+
+  /// Puts the final weights in place (best epoch or EMA), writes the run folder's
+  /// outputs and returns the logits and scores.
+  func finish(_ progress: TrainingProgress) throws -> TrainingResult {
+    if configuration.restoreBest, data.validation != nil, let bestPath, let bestEpoch = progress.bestEpoch,
+      bestEpoch != progress.epoch
+    {
+      try ModelCheckpoint.load(bestPath, into: model)
+      reporter.message("restored the weights of epoch \(bestEpoch) (best validation \(configuration.selectionMetric.rawValue))")
+    } else {
+      average?.copyToModel()
+    }
+    let validation = data.validation.map { evaluate($0) }
+    let test = data.test.map { evaluate($0) }
+    var result = TrainingResult(
+      progress: progress, validationLogits: validation?.logits, testLogits: test?.logits,
+      validation: validation?.metrics, test: test?.metrics)
+    result.progress = progress
+    if let outputFolder {
+      let classes = configuration.model.classes
+      try ModelCheckpoint.save(model, description: description, to: outputFolder + "/model.safetensors")
+      if let validation {
+        try NumPy.write(validation.logits, shape: [validation.logits.count / classes, classes], to: outputFolder + "/validation.logits.npy")
+      }
+      if let test {
+        try NumPy.write(test.logits, shape: [test.logits.count / classes, classes], to: outputFolder + "/test.logits.npy")
+      }
+      try writeMetrics(result, to: outputFolder + "/metrics.json")
+    }
+    return result
+  }
+
+  /// Runs `body` with the weights that are evaluated: the EMA's when there is one.
+  func withEvaluationWeights(_ body: () throws -> Void) throws {
+    if let average { try average.withAveragedWeights(body) } else { try body() }
+  }
+
+  /// Logits [n, classes] of the current model in evaluation mode, and their scores.
+  public func evaluate(_ dataset: ImageDataset) -> (logits: [Float], metrics: ClassificationMetrics) {
+    let classes = configuration.model.classes
+    var logits = [Float](repeating: 0, count: dataset.count * classes)
+    let order = Array(0..<dataset.count)
+    for start in stride(from: 0, to: dataset.count, by: model.capacity) {
+      let batch = order[start..<min(start + model.capacity, dataset.count)]
+      assembler.assemble(dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels)
+      let output = model.forward(images, batch: batch.count, training: false)
+      logits.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * classes).update(from: output.data, count: batch.count * classes) }
+    }
+    let metrics = logits.withUnsafeBufferPointer {
+      ClassificationMetrics.compute(logits: $0.baseAddress!, labels: dataset.labels, classes: classes)
+    }
+    return (logits, metrics)
+  }
+
+  func writeMetrics(_ result: TrainingResult, to path: String) throws {
+    struct Report: Encodable {
+      var configuration: TrainingConfiguration
+      var trainingExamples: Int
+      var trainingClassCounts: [Int]
+      var parameters: Int
+      var backend: String
+      var bestEpoch: Int?
+      var stoppedEarly: Bool
+      var history: [EpochRecord]
+      var validation: ClassificationMetrics?
+      var test: ClassificationMetrics?
+      enum CodingKeys: String, CodingKey {
+        case configuration, trainingExamples = "training_examples", trainingClassCounts = "training_class_counts"
+        case parameters, backend, bestEpoch = "best_epoch", stoppedEarly = "stopped_early", history, validation, test
+      }
+    }
+    let report = Report(
+      configuration: configuration, trainingExamples: data.training.count, trainingClassCounts: data.training.classCounts,
+      parameters: model.parameterCount, backend: backend.name, bestEpoch: result.progress.bestEpoch,
+      stoppedEarly: result.progress.stoppedEarly, history: result.progress.history, validation: result.validation,
+      test: result.test)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try FileBytes.writeAtomically([UInt8](try encoder.encode(report)), to: path)
+  }
+
+  static func summary(_ record: EpochRecord, of epochs: Int, best: Bool) -> String {
+    var line = String(
+      format: "epoch %d/%d  loss %.4f  lr %.4g  %.0f img/s  %.1f s", record.epoch, epochs, record.trainingLoss,
+      record.learningRate, record.imagesPerSecond, record.seconds)
+    for (name, metrics) in [("val", record.validation), ("test", record.test)] {
+      guard let metrics else { continue }
+      line += String(
+        format: "  | %@ acc %.4f bal %.4f f1 %.4f nll %.4f min-recall %.3f", name, metrics.accuracy,
+        metrics.balancedAccuracy, metrics.macroF1, metrics.negativeLogLikelihood, metrics.lowestRecall)
+    }
+    return line + (best ? "  *" : "")
+  }
+}

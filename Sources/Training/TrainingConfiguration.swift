@@ -1,0 +1,69 @@
+import Data
+import NN
+
+/// Everything that decides a training run's result. Two runs with equal configurations,
+/// data and thread counts give bit-identical weights on the CPU backend.
+public struct TrainingConfiguration: Codable, Equatable, Sendable {
+  public enum OptimizerKind: String, Codable, CaseIterable, Sendable { case sgd, adamw }
+
+  public var model: MobileNetV2Configuration
+  public var epochs: Int = 15
+  public var batchSize: Int = 128
+  public var optimizer: OptimizerKind = .sgd
+  /// The peak learning rate.
+  public var learningRate: Double = 0.1
+  public var momentum: Float = 0.9
+  public var nesterov: Bool = true
+  public var weightDecay: Float = 5e-4
+  public var schedule: LearningRateSchedule = .oneCycle(warmupFraction: 0.15)
+  public var labelSmoothing: Float = 0.1
+  /// Per-class loss weights (nil: all 1).
+  public var classWeights: [Float]? = nil
+  /// Clip the global gradient norm to this (nil: no clipping).
+  public var gradientClipNorm: Float? = nil
+  /// Keep an exponential moving average of the weights with this decay and evaluate with it.
+  public var emaDecay: Float? = nil
+  public var augmentation: Augmentation = Augmentation(shift: 2, horizontalFlip: 0.5)
+  public var seed: UInt64 = 0
+  /// Which validation metric selects the best epoch.
+  public var selectionMetric: SelectionMetric = .accuracy
+  /// Stop after this many epochs without improvement (nil: never stop early).
+  public var earlyStoppingPatience: Int? = nil
+  /// Restore the best epoch's weights at the end (when there is a validation set).
+  public var restoreBest: Bool = true
+
+  public init(model: MobileNetV2Configuration) {
+    self.model = model
+  }
+
+  /// Checks the values a user can get wrong, naming the setting.
+  public func validate() throws {
+    func fail(_ message: String) -> TrainingError { .invalidConfiguration(message) }
+    try model.validate()
+    guard epochs >= 1 else { throw fail("epochs must be at least 1, got \(epochs)") }
+    guard batchSize >= 2 else { throw fail("batch size must be at least 2 (batch normalisation needs two examples), got \(batchSize)") }
+    guard learningRate > 0 else { throw fail("learning rate must be positive, got \(learningRate)") }
+    guard weightDecay >= 0 else { throw fail("weight decay must not be negative, got \(weightDecay)") }
+    guard (0..<1).contains(labelSmoothing) else { throw fail("label smoothing must be in [0, 1), got \(labelSmoothing)") }
+    if let classWeights, classWeights.count != model.classes {
+      throw fail("class weights has \(classWeights.count) values for \(model.classes) classes")
+    }
+    if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
+    if let gradientClipNorm, gradientClipNorm <= 0 { throw fail("gradient clip norm must be positive") }
+    guard augmentation.shift >= 0, (0...1).contains(augmentation.horizontalFlip) else {
+      throw fail("augmentation shift must be ≥ 0 and flip probability in [0, 1]")
+    }
+  }
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+  case invalidConfiguration(String)
+  case resumeMismatch(file: String, String)
+
+  public var description: String {
+    switch self {
+    case .invalidConfiguration(let message): return "invalid training configuration: \(message)"
+    case .resumeMismatch(let file, let message): return "\(file): cannot resume: \(message)"
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import COpenBLAS
+import Foundation
+import NN
+import Tensor
+
+/// Micro-benchmarks that print one JSON line each, for the scripts in scripts/bench/.
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Measure training/inference speed and sgemm throughput (one JSON line).",
+    subcommands: [Step.self, Sgemm.self])
+
+  struct Step: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Images per second of MobileNetV2 training steps (forward, loss, backward, SGD) or inference on random 28×28×1 data.")
+
+    @Option var preset: MobileNetV2Configuration.Preset = .imagenet
+    @Option var width: Double = 1.0
+    @Option var batch: Int = 128
+    @Option var threads: Int = 2
+    @Option var warmup: Int = 2
+    @Option var steps: Int = 5
+    @Option(help: "train or inference") var mode: String = "train"
+
+    func run() throws {
+      guard ["train", "inference"].contains(mode) else { throw ValidationError("--mode must be train or inference") }
+      let backend = CPUBackend(threads: threads)
+      let configuration = MobileNetV2Configuration(preset: preset, width: width)
+      let model = try MobileNetV2(configuration, capacity: batch, backend: backend)
+      model.initialize(seed: 1)
+      let optimizer = SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+      let images = Tensor(shape: [batch, 28, 28, 1])
+      let noise = RandomStream(seed: 2, purpose: .augmentation)
+      for i in 0..<images.capacity { images[i] = noise.normal(at: UInt64(i)) }
+      let labels = (0..<batch).map { Int32($0 % configuration.classes) }
+      let gradient = Tensor(shape: [batch, configuration.classes])
+      var times: [Double] = []
+      for step in 0..<(warmup + steps) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        if mode == "train" {
+          let logits = model.forward(images, batch: batch, training: true, seed: 3, step: UInt64(step))
+          _ = labels.withUnsafeBufferPointer {
+            backend.softmaxCrossEntropy(
+              logits: logits, labels: $0.baseAddress!, batch: batch, classes: configuration.classes,
+              labelSmoothing: 0.1, classWeights: nil, logitGradient: gradient)
+          }
+          model.backward(logitGradient: gradient, batch: batch)
+          optimizer.step(model.parameters, learningRate: 0.01)
+        } else {
+          model.forward(images, batch: batch, training: false)
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if step >= warmup { times.append(seconds) }
+      }
+      let median = times.sorted()[times.count / 2]
+      var usage = rusage()
+      getrusage(RUSAGE_SELF.rawValue, &usage)
+      let record: [String: Any] = [
+        "engine": "quorum", "preset": preset.rawValue, "width": width, "batch": batch, "threads": threads,
+        "layout": "nhwc", "mode": mode, "images_per_second": Double(batch) / median,
+        "median_step_seconds": median, "step_seconds": times, "peak_rss_bytes": usage.ru_maxrss * 1024,
+        "parameters": model.parameterCount,
+      ]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
+    }
+  }
+
+  struct Sgemm: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "OpenBLAS sgemm GFLOP/s for square matrices (median of repeats).")
+    @Option var size: Int = 512
+    @Option var threads: Int = 2
+    @Option var repeats: Int = 20
+
+    func run() throws {
+      let backend = CPUBackend(threads: threads)
+      let a = Tensor(shape: [size, size]), b = Tensor(shape: [size, size]), c = Tensor(shape: [size, size])
+      a.fill(0.5)
+      b.fill(0.25)
+      var times: [Double] = []
+      for _ in 0..<(repeats + 2) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        backend.gemm(
+          transposeA: false, transposeB: false, m: size, n: size, k: size, alpha: 1, a: a.data, lda: size, b: b.data,
+          ldb: size, beta: 0, c: c.data, ldc: size)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+      }
+      let median = times.dropFirst(2).sorted()[repeats / 2]
+      let record: [String: Any] = [
+        "engine": "openblas", "size": size, "threads": threads, "gflops": 2 * pow(Double(size), 3) / median / 1e9,
+      ]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Data
+import Training
+
+/// Where the examples come from, and how they are split.
+struct DataOptions: ParsableArguments {
+  static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
+
+  @Option(help: ArgumentHelp(
+    "A folder with IDX files named train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-… (MNIST layout).",
+    valueName: "folder"))
+  var data: String = fashionMNIST
+
+  @Option(help: "Training images (IDX, gzip or not); overrides --data.")
+  var trainImages: String?
+  @Option(help: "Training labels (IDX).")
+  var trainLabels: String?
+  @Option(help: "Test images (IDX); by default the t10k files of --data. 'none' for no test set.")
+  var testImages: String?
+  @Option(help: "Test labels (IDX).")
+  var testLabels: String?
+
+  @Option(help: "Validation images (IDX); without them a stratified share of the training set is held out.")
+  var validationImages: String?
+  @Option(help: "Validation labels (IDX).")
+  var validationLabels: String?
+  @Option(help: "Share of each training class held out for validation when no validation files are given (0: none).")
+  var validationFraction: Double = 0.1
+
+  @Option(help: ArgumentHelp(
+    "Make the training set long-tailed: class c keeps its first floor(n_max · ratio^(−c/(K−1))) examples (FMNIST-LT-100: 100).",
+    valueName: "ratio"))
+  var longTailRatio: Double?
+
+  @Option(help: "Number of classes (default: the largest training label + 1).")
+  var classes: Int?
+
+  func path(_ explicit: String?, _ stem: String) throws -> String {
+    if let explicit { return explicit }
+    for name in [stem, stem + ".gz"] {
+      let candidate = data + "/" + name
+      if FileManager.default.fileExists(atPath: candidate) { return candidate }
+    }
+    throw ValidationError("no \(stem)[.gz] in \(data): pass --data FOLDER or the file flags (--train-images …)")
+  }
+
+  /// Loads and splits the data, with one line on what was loaded.
+  func load(seed: UInt64, log: (String) -> Void) throws -> TrainingData {
+    var training = try ImageDataset.loadIDX(
+      images: try path(trainImages, "train-images-idx3-ubyte"), labels: try path(trainLabels, "train-labels-idx1-ubyte"),
+      classes: classes)
+    if let longTailRatio {
+      guard longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }
+      let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: longTailRatio, classes: training.classes)
+      training = LongTail.firstPerClass(training, counts: counts)
+    }
+    var validation: ImageDataset?
+    if let validationImages {
+      guard let validationLabels else { throw ValidationError("--validation-images needs --validation-labels") }
+      validation = try ImageDataset.loadIDX(images: validationImages, labels: validationLabels, classes: training.classes)
+    } else if validationFraction > 0 {
+      guard validationFraction < 1 else { throw ValidationError("--validation-fraction must be below 1") }
+      let split = Split.stratifiedHoldout(labels: training.labels, classes: training.classes, fraction: validationFraction, seed: seed)
+      validation = training.subset(split.validation)
+      training = training.subset(split.training)
+    }
+    var test: ImageDataset?
+    if testImages != "none" {
+      let imagesPath = try? path(testImages, "t10k-images-idx3-ubyte")
+      let labelsPath = try? path(testLabels, "t10k-labels-idx1-ubyte")
+      if let imagesPath, let labelsPath {
+        test = try ImageDataset.loadIDX(images: imagesPath, labels: labelsPath, classes: training.classes)
+      } else if testImages != nil {
+        throw ValidationError("--test-images needs --test-labels")
+      }
+    }
+    log("training \(training.count) examples, per class \(training.classCounts)"
+      + (validation.map { "; validation \($0.count)" } ?? "") + (test.map { "; test \($0.count)" } ?? ""))
+    return TrainingData(training: training, validation: validation, test: test)
+  }
+}
+
+import Foundation

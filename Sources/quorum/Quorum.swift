@@ -1,0 +1,12 @@
+import ArgumentParser
+
+@main
+struct Quorum: ParsableCommand {
+  static let version = "0.1.0"
+
+  static let configuration = CommandConfiguration(
+    commandName: "quorum",
+    abstract: "Train k-fold ensembles of MobileNetV2 on small images.",
+    version: version,
+    subcommands: [Train.self, Bench.self])
+}

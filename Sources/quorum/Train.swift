@@ -1,0 +1,166 @@
+import ArgumentParser
+import Data
+import Foundation
+import NN
+import Tensor
+import Training
+
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train one MobileNetV2 and write its checkpoint, logits and metrics.",
+    discussion: """
+      Writes to --output: model.safetensors (torchvision mobilenet_v2 names and layouts), \
+      validation.logits.npy and test.logits.npy (float32 [n, classes]), metrics.json (every \
+      epoch's scores), best.safetensors and state.safetensors (for --resume). Defaults are \
+      the reference recipe: SGD + Nesterov 0.9, one-cycle to 0.1, weight decay 5e-4, batch \
+      128, label smoothing 0.1, dropout 0.2, shift ±2 px and horizontal flips.
+      """)
+
+  @OptionGroup(title: "Data") var dataOptions: DataOptions
+
+  // MARK: Model
+  @Option(help: "Stride preset: imagenet (stem 2, stages 1,2,2,2,1,2,1) or cifar (stem 1, stages 1,1,2,2,1,2,1).")
+  var preset: MobileNetV2Configuration.Preset = .imagenet
+  @Option(help: "Width multiplier (channels × width, rounded to multiples of 8).")
+  var width: Double = 1.0
+  @Option(help: "Override the stem's stride (1 or 2).")
+  var stemStride: Int?
+  @Option(help: ArgumentHelp("Override the seven stage strides.", valueName: "s1,…,s7"))
+  var stageStrides: String?
+  @Option(help: "Dropout probability before the classifier.")
+  var dropout: Float = 0.2
+  @Option(help: "Stochastic depth: drop probability of the last residual block (earlier blocks scale linearly).")
+  var stochasticDepth: Float = 0
+
+  // MARK: Optimisation
+  @Option(help: "Number of epochs.") var epochs: Int = 15
+  @Option(help: "Mini-batch size.") var batchSize: Int = 128
+  @Option(help: "sgd (momentum, PyTorch's L2 weight decay) or adamw (decoupled weight decay).")
+  var optimizer: TrainingConfiguration.OptimizerKind = .sgd
+  @Option(help: "Peak learning rate.") var learningRate: Double = 0.1
+  @Option(help: "SGD momentum.") var momentum: Float = 0.9
+  @Flag(inversion: .prefixedNo, help: "Nesterov momentum for SGD.") var nesterov = true
+  @Option(help: "Weight decay (never on batch-norm parameters or biases).") var weightDecay: Float = 5e-4
+  @Option(help: "Learning-rate schedule: one-cycle, warmup-cosine, step, plateau or constant.")
+  var schedule: ScheduleName = .oneCycle
+  @Option(help: "Warm-up share of all steps for one-cycle and warmup-cosine.") var warmup: Double = 0.15
+  @Option(help: "step: multiply the rate by --decay-factor every this many epochs.") var stepEpochs: Int = 5
+  @Option(help: "Factor of the step and plateau schedules.") var decayFactor: Double = 0.1
+  @Option(help: "plateau: epochs without improvement before the rate is lowered.") var plateauPatience: Int = 2
+  @Option(help: "Label smoothing ε.") var labelSmoothing: Float = 0.1
+  @Option(help: ArgumentHelp("Per-class loss weights: none, inverse-frequency, or a comma-separated list.", valueName: "weights"))
+  var classWeights: String = "none"
+  @Option(help: "Clip the global gradient norm to this value.") var clipNorm: Float?
+  @Option(help: "Keep an exponential moving average of the weights with this decay (e.g. 0.999) and evaluate with it.")
+  var emaDecay: Float?
+  @Option(help: "Random shift in pixels (zero padding) for augmentation; 0 disables.") var shift: Int = 2
+  @Option(help: "Probability of a horizontal flip for augmentation.") var flip: Double = 0.5
+
+  // MARK: Selection and run
+  @Option(help: "Validation metric that picks the best epoch: accuracy, balanced_accuracy, macro_f1 or nll.")
+  var selectBy: SelectionMetric = .accuracy
+  @Option(help: "Stop after this many epochs without validation improvement.") var earlyStopping: Int?
+  @Flag(inversion: .prefixedNo, help: "Restore the best validation epoch's weights at the end.") var restoreBest = true
+  @Option(help: "Seed of initialisation, shuffling, augmentation, dropout and the validation split.") var seed: UInt64 = 0
+  @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+  @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
+  @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
+  @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
+  @Option(help: "Progress display: auto (a bar on a terminal, lines otherwise), bar, lines or none.")
+  var progress: ProgressName = .auto
+
+  enum ScheduleName: String, ExpressibleByArgument, CaseIterable {
+    case oneCycle = "one-cycle", warmupCosine = "warmup-cosine", step, plateau, constant
+  }
+  enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
+
+  func run() throws {
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    let style: ProgressReporter.Style? = [.bar: .bar, .lines: .lines, .none: .silent][progress]
+    let reporter = ProgressReporter(style: style, totalEpochs: epochs)
+    let data = try dataOptions.load(seed: seed, log: reporter.message)
+    var configuration = TrainingConfiguration(model: try modelConfiguration(classes: dataOptions.classes ?? data.training.classes))
+    configuration.epochs = epochs
+    configuration.batchSize = batchSize
+    configuration.optimizer = optimizer
+    configuration.learningRate = learningRate
+    configuration.momentum = momentum
+    configuration.nesterov = nesterov
+    configuration.weightDecay = weightDecay
+    configuration.schedule = try scheduleValue()
+    configuration.labelSmoothing = labelSmoothing
+    configuration.classWeights = try classWeightValues(data.training)
+    configuration.gradientClipNorm = clipNorm
+    configuration.emaDecay = emaDecay
+    configuration.augmentation = Augmentation(shift: shift, horizontalFlip: flip)
+    configuration.seed = seed
+    configuration.selectionMetric = selectBy
+    configuration.earlyStoppingPatience = earlyStopping
+    configuration.restoreBest = restoreBest
+
+    let backend = CPUBackend(threads: threads)
+    let trainer = try Trainer(
+      configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter)
+    reporter.message("MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)")
+    if let initializeFrom { try ModelCheckpoint.load(initializeFrom, into: trainer.model) }
+    let result = try trainer.run(resume: resume)
+    if let test = result.test {
+      reporter.message(String(
+        format: "test: accuracy %.4f  balanced %.4f  macro-F1 %.4f  lowest recall %.3f  nll %.4f", test.accuracy,
+        test.balancedAccuracy, test.macroF1, test.lowestRecall, test.negativeLogLikelihood))
+    }
+    reporter.message("wrote \(output)/model.safetensors, metrics.json and logits")
+  }
+
+  func modelConfiguration(classes: Int) throws -> MobileNetV2Configuration {
+    var strides: [Int]?
+    if let stageStrides {
+      strides = try stageStrides.split(separator: ",").map {
+        guard let value = Int($0.trimmingCharacters(in: .whitespaces)) else {
+          throw ValidationError("--stage-strides: \"\($0)\" is not a number")
+        }
+        return value
+      }
+    }
+    return MobileNetV2Configuration(
+      preset: preset, width: width, inputChannels: 1, classes: classes, stemStride: stemStride,
+      stageStrides: strides, dropout: dropout, stochasticDepth: stochasticDepth)
+  }
+
+  func scheduleValue() throws -> LearningRateSchedule {
+    switch schedule {
+    case .oneCycle: return .oneCycle(warmupFraction: warmup)
+    case .warmupCosine: return .warmupCosine(warmupFraction: warmup)
+    case .step: return .step(epochs: stepEpochs, factor: decayFactor)
+    case .plateau:
+      guard dataOptions.validationFraction > 0 || dataOptions.validationImages != nil else {
+        throw ValidationError("--schedule plateau needs a validation set (--validation-fraction > 0)")
+      }
+      return .reduceOnPlateau(factor: decayFactor, patience: plateauPatience)
+    case .constant: return .constant
+    }
+  }
+
+  /// Inverse frequency is normalised to mean 1 over the classes, so the loss keeps its scale.
+  func classWeightValues(_ training: ImageDataset) throws -> [Float]? {
+    switch classWeights {
+    case "none": return nil
+    case "inverse-frequency":
+      let counts = training.classCounts.map { Float(max($0, 1)) }
+      let inverse = counts.map { 1 / $0 }
+      let mean = inverse.reduce(0, +) / Float(inverse.count)
+      return inverse.map { $0 / mean }
+    default:
+      return try classWeights.split(separator: ",").map {
+        guard let value = Float($0.trimmingCharacters(in: .whitespaces)), value >= 0 else {
+          throw ValidationError("--class-weights: \"\($0)\" is not a non-negative number")
+        }
+        return value
+      }
+    }
+  }
+}
+
+extension MobileNetV2Configuration.Preset: ExpressibleByArgument {}
+extension TrainingConfiguration.OptimizerKind: ExpressibleByArgument {}
+extension SelectionMetric: ExpressibleByArgument {}

@@ -23,7 +23,7 @@ public enum ModelCheckpoint {
   static func append(_ model: MobileNetV2, to file: inout Safetensors, prefix: String = "") {
     let normsByShift = Dictionary(uniqueKeysWithValues: model.norms.map { ($0.prefix + ".bias", $0) })
     for parameter in model.parameters {
-      let values = toCheckpointLayout(parameter)
+      let values = toCheckpointLayout(parameter.value.data, of: parameter)
       values.withUnsafeBufferPointer { file.append(prefix + parameter.name, shape: parameter.checkpointShape, floats: $0.baseAddress!) }
       if let norm = normsByShift[parameter.name] {
         file.append(prefix + norm.runningMean.name, shape: [norm.channels], floats: norm.runningMean.value.data)
@@ -34,7 +34,7 @@ public enum ModelCheckpoint {
   }
 
   /// Loads every tensor of the model from `file` (under `prefix`), checking names and shapes.
-  static func load(_ model: MobileNetV2, from file: Safetensors, prefix: String = "") throws {
+  public static func load(_ model: MobileNetV2, from file: Safetensors, prefix: String = "") throws {
     let expected = Set(model.parameters.map { prefix + $0.name }
       + model.norms.flatMap { [prefix + $0.runningMean.name, prefix + $0.runningVariance.name, prefix + $0.prefix + ".num_batches_tracked"] })
     let present = Set(file.entries.map(\.name).filter { prefix.isEmpty || $0.hasPrefix(prefix) })
@@ -109,9 +109,8 @@ public enum ModelCheckpoint {
     return Description(configuration: configuration, mean: try numbers("mean"), std: try numbers("std"))
   }
 
-  /// Reorders a parameter into PyTorch's layout.
-  static func toCheckpointLayout(_ parameter: Parameter) -> [Float] {
-    let source = parameter.value.data
+  /// Reorders values stored like `parameter` (its value or its gradient) into PyTorch's layout.
+  public static func toCheckpointLayout(_ source: UnsafePointer<Float>, of parameter: Parameter) -> [Float] {
     var result = [Float](repeating: 0, count: parameter.count)
     switch parameter.layout {
     case .identity:

@@ -33,6 +33,8 @@ def build(width=1.0, input_channels=1, classes=10, stem_stride=2,
     """torchvision.models.mobilenet_v2 with a different stem input/stride and stage strides."""
     if len(stage_strides) != len(BLOCKS_PER_STAGE):
         raise ValueError(f"need 7 stage strides, got {stage_strides}")
+    if not {stem_stride, *stage_strides} <= {1, 2}:
+        raise ValueError("strides must be 1 or 2")
     model = torchvision.models.mobilenet_v2(num_classes=classes, width_mult=width, dropout=dropout)
 
     stem = model.features[0][0]
@@ -49,9 +51,10 @@ def build(width=1.0, input_channels=1, classes=10, stem_stride=2,
         depthwise.stride = (stride, stride)
         block.stride = stride
         block._is_cn = stride > 1  # torchvision keeps this beside stride; keep it consistent
-        # torchvision decided the residual at construction from the old stride. The
-        # first block of every stage changes the channel count, so this stays False
-        # for the standard setting; recomputed anyway so a free override is right.
+        # torchvision decided the residual at construction from the old stride; redo it.
+        # It matters: make-divisible rounding can leave a stage's first block with
+        # inp == oup (width 0.35: features.2 is 8 -> 8), so the cifar preset's stride 1
+        # there adds a residual that the imagenet preset does not have.
         block_input_channels = block.conv[0][0].in_channels
         block.use_res_connect = stride == 1 and block_input_channels == block.out_channels
         first_block += blocks

@@ -1,0 +1,64 @@
+import Foundation
+import NN
+import QuorumTestSupport
+import Tensor
+import Training
+import XCTest
+
+/// The whole MobileNetV2, forward and backward, against PyTorch's float64 autograd on
+/// torchvision's mobilenet_v2 with the same weights (Fixtures/make_pytorch_parity.py).
+/// This checks our gradients, our layouts (weights load from a torchvision state_dict)
+/// and our semantics (batch norm, ReLU6, label smoothing) all at once.
+final class PyTorchParityTests: XCTestCase {
+  func fixture() throws -> Safetensors {
+    let url = try XCTUnwrap(Bundle.module.url(forResource: "pytorch_parity", withExtension: "safetensors", subdirectory: "Fixtures"))
+    return try Safetensors.read(url.path)
+  }
+
+  /// max|ours − reference| ≤ tolerance · max(max|reference|, floor), reported per tensor.
+  /// The floor matters for gradients that are exactly zero in exact arithmetic (a
+  /// projection's batch-norm shift, cancelled by the next batch norm): float32 leaves
+  /// rounding noise there, relative to the network's gradient scale, not to zero.
+  func assertClose(_ ours: [Float], _ reference: [Float], tolerance: Float, floor: Float = 1e-6, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(ours.count, reference.count, label, file: file, line: line)
+    let scale = max(reference.map(abs).max() ?? 0, floor)
+    let difference = zip(ours, reference).map { abs($0 - $1) }.max() ?? 0
+    XCTAssertLessThanOrEqual(difference, tolerance * scale, "\(label): max difference \(difference), max |reference| \(scale)", file: file, line: line)
+  }
+
+  func testForwardAndBackwardMatchPyTorchFloat64() throws {
+    let file = try fixture()
+    let configuration = MobileNetV2Configuration(
+      preset: .cifar, width: 0.35, inputChannels: 2, classes: 4, imageHeight: 12, imageWidth: 12, dropout: 0)
+    let backend = CPUBackend(threads: 2)
+    let batch = 6
+    let model = try MobileNetV2(configuration, capacity: batch, backend: backend)
+    try ModelCheckpoint.load(model, from: file, prefix: "weights/")
+    let images = Tensor(shape: [batch, 12, 12, 2], values: try file.floats("input"))
+    var labels = try file.floats("labels").map { Int32($0) }
+
+    let evaluation = model.forward(images, batch: batch, training: false)
+    assertClose(evaluation.array(count: batch * 4), try file.floats("eval_logits"), tolerance: 1e-4, "eval logits")
+
+    let logits = model.forward(images, batch: batch, training: true)
+    assertClose(logits.array(count: batch * 4), try file.floats("train_logits"), tolerance: 1e-4, "train logits")
+    let logitGradient = Tensor(shape: [batch, 4])
+    let loss = labels.withUnsafeMutableBufferPointer {
+      backend.softmaxCrossEntropy(
+        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, labelSmoothing: 0.1, classWeights: nil,
+        logitGradient: logitGradient)
+    }
+    XCTAssertEqual(loss, Double(file.metadata["loss"]!)!, accuracy: 1e-4)
+
+    let inputGradient = Tensor(shape: [images.capacity])
+    model.backward(logitGradient: logitGradient, batch: batch, inputGradient: inputGradient)
+    let gradientScale = try model.parameters.map { try file.floats("gradients/" + $0.name).map(abs).max() ?? 0 }.max() ?? 0
+    for parameter in model.parameters {
+      let reference = try file.floats("gradients/" + parameter.name, shape: parameter.checkpointShape)
+      assertClose(
+        ModelCheckpoint.toCheckpointLayout(parameter.gradient.data, of: parameter), reference, tolerance: 2e-3,
+        floor: 1e-3 * gradientScale, parameter.name)
+    }
+    assertClose(inputGradient.array(), try file.floats("input_gradient"), tolerance: 2e-3, "input gradient")
+  }
+}

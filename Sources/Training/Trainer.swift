@@ -19,10 +19,10 @@ public struct TrainingData {
 /// What a finished run produced.
 public struct TrainingResult {
   public var progress: TrainingProgress
-  public var validationLogits: [Float]?
-  public var testLogits: [Float]?
-  public var validation: ClassificationMetrics?
-  public var test: ClassificationMetrics?
+  public var validationLogits: [Float]? = nil
+  public var testLogits: [Float]? = nil
+  public var validation: ClassificationMetrics? = nil
+  public var test: ClassificationMetrics? = nil
 }
 
 /// Trains one MobileNetV2: seeded shuffling, mini-batches, evaluation every epoch, early
@@ -104,8 +104,10 @@ public final class Trainer {
   }
 
   /// Runs the remaining epochs. With `resume`, continues from the output folder's state.
+  /// With `stoppingAfter`, returns (with progress only) once that many epochs are done,
+  /// as an interrupted run would: the state on disk is what `resume` continues from.
   @discardableResult
-  public func run(resume: Bool = false) throws -> TrainingResult {
+  public func run(resume: Bool = false, stoppingAfter interruption: Int? = nil) throws -> TrainingResult {
     var progress = TrainingProgress()
     if resume, let statePath, FileManager.default.fileExists(atPath: statePath) {
       progress = try TrainingStateFile.load(
@@ -156,6 +158,9 @@ public final class Trainer {
       if let statePath {
         try TrainingStateFile.save(
           to: statePath, configuration: configuration, progress: progress, model: model, optimizer: optimizer, average: average)
+      }
+      if let interruption, progress.epoch >= interruption, progress.epoch < configuration.epochs {
+        return TrainingResult(progress: progress)
       }
     }
     return try finish(progress)
@@ -211,10 +216,9 @@ public final class Trainer {
     }
     let validation = data.validation.map { evaluate($0) }
     let test = data.test.map { evaluate($0) }
-    var result = TrainingResult(
+    let result = TrainingResult(
       progress: progress, validationLogits: validation?.logits, testLogits: test?.logits,
       validation: validation?.metrics, test: test?.metrics)
-    result.progress = progress
     if let outputFolder {
       let classes = configuration.model.classes
       try ModelCheckpoint.save(model, description: description, to: outputFolder + "/model.safetensors")

@@ -1,0 +1,99 @@
+import Data
+import Foundation
+import QuorumTestSupport
+import XCTest
+
+final class ReaderTests: XCTestCase {
+  var folder = ""
+  override func setUpWithError() throws { folder = try temporaryFolder() }
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+  func write(_ bytes: [UInt8], _ name: String) throws -> String {
+    let path = folder + "/" + name
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+  }
+
+  func gzip(_ path: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+    process.arguments = ["-kf", path]
+    try process.run()
+    process.waitUntilExit()
+    return path + ".gz"
+  }
+
+  func makeDataset(count: Int = 6, labels: [UInt8]? = nil) throws -> (images: String, labels: String) {
+    let pixels = (0..<(count * 4 * 3)).map { UInt8($0 % 251) }
+    let images = try write(idxBytes(shape: [count, 4, 3], payload: pixels), "images.idx")
+    let labelPath = try write(idxBytes(shape: [count], payload: labels ?? (0..<count).map { UInt8($0 % 3) }), "labels.idx")
+    return (images, labelPath)
+  }
+
+  func assertError(_ body: @autoclosure () throws -> Any, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertThrowsError(try body(), file: file, line: line) { error in
+      let message = "\(error)"
+      for part in parts { XCTAssert(message.contains(part), "\"\(message)\" should mention \"\(part)\"", file: file, line: line) }
+    }
+  }
+
+  func testReadsRawAndGzippedIDXIdentically() throws {
+    let (images, labels) = try makeDataset()
+    let raw = try ImageDataset.loadIDX(images: images, labels: labels)
+    let zipped = try ImageDataset.loadIDX(images: try gzip(images), labels: try gzip(labels))
+    XCTAssertEqual(raw.count, 6)
+    XCTAssertEqual([raw.height, raw.width, raw.channels, raw.classes], [4, 3, 1, 3])
+    XCTAssertEqual(raw.pixels, zipped.pixels)
+    XCTAssertEqual(raw.labels, [0, 1, 2, 0, 1, 2])
+    XCTAssertEqual(raw.classCounts, [2, 2, 2])
+  }
+
+  func testTruncatedFilesAreRejectedNamingTheFile() throws {
+    let (images, _) = try makeDataset()
+    var bytes = try FileBytes.read(images)
+    bytes.removeLast(5)
+    let truncated = try write(bytes, "truncated.idx")
+    assertError(try IDX.read(truncated, dimensions: 3), mentions: ["truncated.idx", "truncated", "72 values", "67"])
+    // A gzip stream cut in half is an error, not silently short data.
+    let compressed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: try gzip(images))))
+    let half = try write(Array(compressed.prefix(compressed.count / 2)), "half.idx.gz")
+    assertError(try IDX.read(half, dimensions: 3), mentions: ["half.idx.gz", "truncated"])
+    var corrupt = compressed
+    corrupt[corrupt.count - 6] ^= 0xff  // inside the CRC-checked trailer
+    let flipped = try write(corrupt, "flipped.idx.gz")
+    assertError(try IDX.read(flipped, dimensions: 3), mentions: ["flipped.idx.gz", "corrupt"])
+    assertError(try IDX.read(folder + "/absent.idx", dimensions: 3), mentions: ["absent.idx", "no such file"])
+  }
+
+  func testWrongMagicDimensionsAndTrailingBytesAreRejected() throws {
+    let (images, labels) = try makeDataset()
+    var bytes = try FileBytes.read(images)
+    bytes[0] = 0x1f
+    bytes[1] = 0x00
+    assertError(try IDX.read(try write(bytes, "magic.idx"), dimensions: 3), mentions: ["magic.idx", "magic"])
+    assertError(try ImageDataset.loadIDX(images: labels, labels: labels), mentions: ["labels.idx", "1 dimensions, expected 3"])
+    let trailing = try write(try FileBytes.read(images) + [1, 2, 3], "trailing.idx")
+    assertError(try IDX.read(trailing, dimensions: 3), mentions: ["trailing.idx", "3 bytes of trailing data"])
+    var float = try FileBytes.read(images)
+    float[2] = 0x0d
+    assertError(try IDX.read(try write(float, "float.idx"), dimensions: 3), mentions: ["float.idx", "type code 0d"])
+  }
+
+  func testLabelsOutsideTheClassRangeAndCountMismatchesAreRejected() throws {
+    let (images, labels) = try makeDataset(labels: [0, 1, 2, 9, 1, 0])
+    assertError(try ImageDataset.loadIDX(images: images, labels: labels, classes: 3), mentions: ["labels.idx", "label 9 at index 3", "0…2"])
+    let short = try write(idxBytes(shape: [5], payload: [0, 1, 2, 0, 1]), "short-labels.idx")
+    assertError(try ImageDataset.loadIDX(images: images, labels: short), mentions: ["short-labels.idx", "5 labels", "6 images"])
+  }
+
+  func testFashionMNISTFromTheDebianPackage() throws {
+    let path = fashionMNISTFolder + "/t10k-images-idx3-ubyte.gz"
+    guard FileManager.default.fileExists(atPath: path) else {
+      return XCTFail("Fashion-MNIST is missing at \(fashionMNISTFolder): run scripts/setup.sh")
+    }
+    let test = try ImageDataset.loadIDX(images: path, labels: fashionMNISTFolder + "/t10k-labels-idx1-ubyte.gz")
+    XCTAssertEqual(test.count, 10_000)
+    XCTAssertEqual(test.classCounts, [Int](repeating: 1000, count: 10))
+    XCTAssertEqual([test.height, test.width], [28, 28])
+  }
+}

@@ -1,0 +1,130 @@
+import Data
+import Foundation
+import NN
+import QuorumTestSupport
+import Tensor
+import Training
+import XCTest
+
+final class TrainerTests: XCTestCase {
+  var folder = ""
+  override func setUpWithError() throws { folder = try temporaryFolder() }
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+  func trainer(_ configuration: TrainingConfiguration, _ data: TrainingData, output: String?) throws -> Trainer {
+    try Trainer(
+      configuration: configuration, data: data, backend: CPUBackend(threads: 2), threads: 2, outputFolder: output,
+      reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
+  }
+
+  /// The memorisation check: 100 examples, no regularisation, the loss must fall under 0.05.
+  func testOverfitsOneHundredExamples() throws {
+    var data = try SmallFashionMNIST.load(training: 100, test: 10)
+    data.training = ImageDataset(
+      pixels: data.training.pixels + data.validation!.pixels, labels: data.training.labels + data.validation!.labels,
+      height: 28, width: 28, channels: 1, classes: 10)
+    data.validation = nil
+    var configuration = TrainingConfiguration(model: MobileNetV2Configuration(preset: .imagenet, width: 0.35, dropout: 0))
+    configuration.epochs = 100
+    configuration.batchSize = 50
+    configuration.optimizer = .adamw
+    configuration.learningRate = 3e-3
+    configuration.weightDecay = 0
+    configuration.schedule = .constant
+    configuration.labelSmoothing = 0
+    configuration.augmentation = .none
+    let result = try trainer(configuration, data, output: nil).run()
+    XCTAssertEqual(data.training.count, 100)
+    let finalLoss = try XCTUnwrap(result.progress.history.last?.trainingLoss)
+    XCTAssertLessThan(finalLoss, 0.05, "training loss after 100 epochs")
+    XCTAssertGreaterThan(result.progress.history[0].trainingLoss, 1.5, "it started from chance")
+  }
+
+  /// Stop after epoch 1 and resume in a new trainer: the same bits as an uninterrupted run,
+  /// with dropout, stochastic depth, augmentation, EMA, clipping and early stopping state.
+  func testResumeAfterAnEpochEqualsAnUninterruptedRun() throws {
+    let data = try SmallFashionMNIST.load(training: 256, test: 64)
+    let configuration = SmallFashionMNIST.configuration(epochs: 3)
+    let uninterrupted = try trainer(configuration, data, output: folder + "/straight")
+    let expected = try uninterrupted.run()
+
+    let first = try trainer(configuration, data, output: folder + "/resumed")
+    let partial = try first.run(stoppingAfter: 1)
+    XCTAssertEqual(partial.progress.epoch, 1)
+    XCTAssertNil(partial.testLogits)
+    let second = try trainer(configuration, data, output: folder + "/resumed")
+    let resumed = try second.run(resume: true)
+
+    // Everything but the wall-clock fields.
+    func untimed(_ history: [EpochRecord]) -> [EpochRecord] {
+      history.map { var record = $0; record.seconds = 0; record.imagesPerSecond = 0; return record }
+    }
+    XCTAssertEqual(untimed(resumed.progress.history), untimed(expected.progress.history))
+    XCTAssertEqual(resumed.progress.history.count, 3)
+    XCTAssertEqual(second.model.snapshot, uninterrupted.model.snapshot)
+    XCTAssertEqual(resumed.testLogits, expected.testLogits)
+    let a = try NumPy.readFloat32(folder + "/straight/test.logits.npy")
+    let b = try NumPy.readFloat32(folder + "/resumed/test.logits.npy")
+    XCTAssertEqual(a.shape, [64, 10])
+    XCTAssertEqual(a.values, b.values)
+
+    var changed = configuration
+    changed.learningRate = 0.01
+    XCTAssertThrowsError(try trainer(changed, data, output: folder + "/resumed").run(resume: true)) { error in
+      XCTAssert("\(error)".contains("state.safetensors") && "\(error)".contains("other settings"), "\(error)")
+    }
+  }
+
+  func testSameSeedGivesBitIdenticalWeightsAndLogits() throws {
+    let data = try SmallFashionMNIST.load(training: 160, test: 32)
+    let configuration = SmallFashionMNIST.configuration(epochs: 1)
+    let a = try trainer(configuration, data, output: nil)
+    let b = try trainer(configuration, data, output: nil)
+    let resultA = try a.run()
+    let resultB = try b.run()
+    XCTAssertEqual(a.model.snapshot, b.model.snapshot)
+    XCTAssertEqual(resultA.testLogits, resultB.testLogits)
+    var other = configuration
+    other.seed = 12
+    let c = try trainer(other, data, output: nil)
+    try c.run()
+    XCTAssertNotEqual(c.model.snapshot, a.model.snapshot)
+  }
+
+  func testEarlyStoppingRestoresTheBestEpoch() throws {
+    let data = try SmallFashionMNIST.load(training: 192, test: 32)
+    var configuration = SmallFashionMNIST.configuration(epochs: 8)
+    configuration.learningRate = 2  // diverging on purpose after a good start
+    configuration.schedule = .constant
+    configuration.gradientClipNorm = 1
+    configuration.emaDecay = nil
+    configuration.earlyStoppingPatience = 2
+    let run = try trainer(configuration, data, output: folder + "/early")
+    let result = try run.run()
+    let best = try XCTUnwrap(result.progress.bestEpoch)
+    let scores = result.progress.history.map { $0.validation!.accuracy }
+    XCTAssertEqual(scores[best - 1], scores.max())
+    XCTAssert(result.progress.stoppedEarly, "accuracy \(scores)")
+    XCTAssertEqual(result.progress.history.count, best + 2, "stops after `patience` epochs without improvement")
+    XCTAssertLessThan(result.progress.history.count, 8)
+    // The final model is the best epoch's: its validation accuracy is the best one.
+    XCTAssertEqual(result.validation?.accuracy ?? -1, scores.max()!, accuracy: 1e-12)
+  }
+
+  func testMetricsOnAKnownConfusion() {
+    // Labels 0,0,0,1,1,2; predictions 0,0,1,1,1,1 (class 2 never predicted).
+    let labels: [Int32] = [0, 0, 0, 1, 1, 2]
+    let predictions = [0, 0, 1, 1, 1, 1]
+    var logits = [Float](repeating: 0, count: 18)
+    for (n, p) in predictions.enumerated() { logits[n * 3 + p] = 5 }
+    let metrics = logits.withUnsafeBufferPointer { ClassificationMetrics.compute(logits: $0.baseAddress!, labels: labels, classes: 3) }
+    XCTAssertEqual(metrics.accuracy, 4.0 / 6, accuracy: 1e-12)
+    XCTAssertEqual(metrics.perClassRecall, [2.0 / 3, 1, 0])
+    XCTAssertEqual(metrics.balancedAccuracy, (2.0 / 3 + 1) / 3, accuracy: 1e-12)
+    XCTAssertEqual(metrics.macroF1, (0.8 + 2 * 2.0 / 6 + 0) / 3, accuracy: 1e-12)  // F1: 2·2/5, 2·2/(2+4), 0
+    XCTAssertEqual(metrics.lowestRecall, 0)
+    XCTAssertEqual(metrics.confusion, [[2, 1, 0], [0, 2, 0], [0, 1, 0]])
+    let p = exp(5.0) / (exp(5.0) + 2)
+    XCTAssertEqual(metrics.negativeLogLikelihood, (4 * -log(p) + 2 * -log(1 / (exp(5.0) + 2))) / 6, accuracy: 1e-9)
+  }
+}

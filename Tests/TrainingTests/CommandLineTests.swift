@@ -1,0 +1,102 @@
+import Data
+import Foundation
+import QuorumTestSupport
+import XCTest
+
+/// `quorum train` as a user runs it: a real process on files the test writes.
+final class CommandLineTests: XCTestCase {
+  var folder = ""
+  override func setUpWithError() throws { folder = try temporaryFolder() }
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+  /// The built `quorum` beside the test bundle.
+  var executable: URL { Bundle.main.bundleURL.appendingPathComponent("quorum") }
+
+  func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+  }
+
+  /// A small learnable IDX data set: class c is a bright c-th row band on noise.
+  func writeDataset(_ name: String, count: Int) throws -> (images: String, labels: String) {
+    var pixels = [UInt8](repeating: 0, count: count * 28 * 28)
+    var labels = [UInt8](repeating: 0, count: count)
+    for n in 0..<count {
+      let label = n % 4
+      labels[n] = UInt8(label)
+      for y in 0..<28 {
+        for x in 0..<28 {
+          let noise = UInt8((n * 7919 + y * 31 + x * 17) % 60)
+          pixels[(n * 28 + y) * 28 + x] = (y / 7 == label ? 180 : 0) &+ noise
+        }
+      }
+    }
+    let images = folder + "/\(name)-images.idx"
+    let labelPath = folder + "/\(name)-labels.idx"
+    try FileBytes.writeAtomically(idxBytes(shape: [count, 28, 28], payload: pixels), to: images)
+    try FileBytes.writeAtomically(idxBytes(shape: [count], payload: labels), to: labelPath)
+    return (images, labelPath)
+  }
+
+  func testTrainWritesCheckpointLogitsAndMetrics() throws {
+    let train = try writeDataset("train", count: 96)
+    let test = try writeDataset("test", count: 20)
+    let output = folder + "/run"
+    let result = try run([
+      "train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", test.images,
+      "--test-labels", test.labels, "--width", "0.35", "--epochs", "2", "--batch-size", "16", "--threads", "2",
+      "--output", output, "--progress", "lines",
+    ])
+    XCTAssertEqual(result.status, 0, result.output)
+    XCTAssert(result.output.contains("epoch 2/2"), result.output)
+    let testLogits = try NumPy.readFloat32(output + "/test.logits.npy")
+    XCTAssertEqual(testLogits.shape, [20, 4])
+    XCTAssertEqual(try NumPy.readFloat32(output + "/validation.logits.npy").shape, [8, 4], "round(10 % × 24) = 2 per class held out")
+    let metrics = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/metrics.json"))) as? [String: Any])
+    XCTAssertEqual((metrics["history"] as? [Any])?.count, 2)
+    XCTAssertNotNil((metrics["test"] as? [String: Any])?["balanced_accuracy"])
+    XCTAssert(FileManager.default.fileExists(atPath: output + "/model.safetensors"))
+
+    // Resuming a finished run trains nothing more and reproduces the same logits.
+    let again = try run([
+      "train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", test.images,
+      "--test-labels", test.labels, "--width", "0.35", "--epochs", "2", "--batch-size", "16", "--threads", "2",
+      "--output", output, "--progress", "none", "--resume",
+    ])
+    XCTAssertEqual(again.status, 0, again.output)
+    XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, testLogits.values)
+  }
+
+  func testBadInputFailsWithTheFileAndTheProblem() throws {
+    let train = try writeDataset("train", count: 8)
+    var bytes = try FileBytes.read(train.images)
+    bytes.removeLast(100)
+    try FileBytes.writeAtomically(bytes, to: train.images)
+    let result = try run(["train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", "none", "--output", folder + "/bad"])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssert(result.output.contains("train-images.idx") && result.output.contains("truncated"), result.output)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/bad/model.safetensors"))
+
+    let missing = try run(["train", "--data", folder + "/nowhere", "--output", folder + "/bad"])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssert(missing.output.contains("nowhere"), missing.output)
+  }
+
+  func testHelpExplainsEveryFlag() throws {
+    let help = try run(["train", "--help"])
+    XCTAssertEqual(help.status, 0)
+    for flag in ["--preset", "--width", "--epochs", "--batch-size", "--optimizer", "--learning-rate", "--schedule", "--weight-decay",
+      "--label-smoothing", "--dropout", "--stochastic-depth", "--seed", "--threads", "--output", "--resume", "--early-stopping"]
+    {
+      XCTAssert(help.output.contains(flag), "help lacks \(flag)")
+    }
+  }
+}

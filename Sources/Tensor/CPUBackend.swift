@@ -1,4 +1,5 @@
 import COpenBLAS
+import Dispatch
 
 /// The reference backend: OpenBLAS for matrix products, hand-written SIMD loops for the
 /// rest, split over `threads` cores in fixed chunks (see `Parallel`), so the same thread
@@ -16,7 +17,10 @@ public final class CPUBackend: Backend {
 
   public init(threads: Int) {
     parallel = Parallel(threads: threads)
-    openblas_set_num_threads(Int32(threads))
+    // OpenBLAS runs single-threaded; `gemm` splits the output over our own chunks. With
+    // OpenBLAS's own threads, its helpers spin-yield between calls and fight the
+    // element-wise kernels' threads for the cores (a sixth of a step on 2 cores).
+    openblas_set_num_threads(1)
   }
 
   deinit {
@@ -46,15 +50,40 @@ public final class CPUBackend: Backend {
     return doubleScratch
   }
 
+  /// Splits c into blocks of rows (or of columns, when it is wider than tall) and runs
+  /// one single-threaded sgemm per chunk. Every element is still one sgemm dot product
+  /// over all of k, so the split does not change the arithmetic.
   public func gemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
-    cblas_sgemm(
-      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
-      transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a,
-      Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let (orderA, orderB) = (transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans)
+    // Below ~2 MFLOP a second thread costs more than it saves.
+    let work = m * n * k
+    let splitRows = m >= n
+    let chunks = work < 1 << 20 ? 1 : parallel.chunkCount(splitRows ? m : n, grain: 16)
+    if chunks == 1 {
+      cblas_sgemm(
+        CblasRowMajor, orderA, orderB, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c,
+        Int32(ldc))
+      return
+    }
+    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+      let part = Parallel.range(chunk: chunk, of: chunks, count: splitRows ? m : n)
+      if splitRows {
+        // Rows i of op(A) start at a + i·lda (stored as is) or a + i (stored transposed).
+        let rowsOfA = transposeA ? a + part.lowerBound : a + part.lowerBound * lda
+        cblas_sgemm(
+          CblasRowMajor, orderA, orderB, Int32(part.count), Int32(n), Int32(k), alpha, rowsOfA, Int32(lda), b,
+          Int32(ldb), beta, c + part.lowerBound * ldc, Int32(ldc))
+      } else {
+        let columnsOfB = transposeB ? b + part.lowerBound * ldb : b + part.lowerBound
+        cblas_sgemm(
+          CblasRowMajor, orderA, orderB, Int32(m), Int32(part.count), Int32(k), alpha, a, Int32(lda), columnsOfB,
+          Int32(ldb), beta, c + part.lowerBound, Int32(ldc))
+      }
+    }
   }
 }
 

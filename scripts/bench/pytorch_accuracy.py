@@ -212,7 +212,7 @@ def main():
         f"{np.bincount(train_labels, minlength=CLASSES).tolist()}; test {len(test_labels)}; "
         f"mean {mean:.4f} std {std:.4f}")
 
-    train_raw = torch.from_numpy(np.ascontiguousarray(train_images))
+    train_raw = torch.from_numpy(np.array(train_images, copy=True))  # frombuffer arrays are read-only
     train_targets = torch.from_numpy(train_labels)
     test_inputs = normalise(torch.from_numpy(test_images.astype(np.float32)), mean, std)
 

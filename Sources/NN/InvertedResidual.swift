@@ -23,7 +23,12 @@ final class InvertedResidual {
   private var stochasticDepthActive = false
 
   /// `index` is the block's position in `features` (1…17); geometries are at capacity.
-  init(index: Int, input: ImageGeometry, outputChannels: Int, stride: Int, expansion: Int, dropProbability: Float) {
+  /// With `shared` buffers (inference-only models), the block writes its intermediates
+  /// into them and normalises in place instead of keeping everything for a backward pass.
+  init(
+    index: Int, input: ImageGeometry, outputChannels: Int, stride: Int, expansion: Int, dropProbability: Float,
+    shared: (Tensor, Tensor)? = nil
+  ) {
     self.index = index
     self.input = input
     expanded = Int((Double(input.channels) * Double(expansion)).rounded())
@@ -31,29 +36,40 @@ final class InvertedResidual {
     hasResidual = stride == 1 && input.channels == outputChannels
     self.dropProbability = hasResidual ? dropProbability : 0
     let prefix = "features.\(index).conv"
+    let outputRows = outputGeometry.rows
+    // Training keeps every intermediate; inference alternates between the two shared
+    // buffers (the block's input stays untouched in a third for the residual).
+    func fresh(_ count: Int) -> Tensor { Tensor(shape: [count]) }
     var layer = 0
+    var depthwiseOutput = fresh(0)
     if expansion != 1 {
+      let expandOutput = shared?.0 ?? fresh(input.rows * expanded)
       expand = PointwiseConvolution(
-        name: "\(prefix).0.0.weight", inputChannels: input.channels, outputChannels: expanded,
-        capacityRows: input.rows)
+        name: "\(prefix).0.0.weight", inputChannels: input.channels, outputChannels: expanded, output: expandOutput)
       expandNorm = BatchNormalization(
-        name: "\(prefix).0.1", channels: expanded, activation: .relu6, capacityRows: input.rows)
+        name: "\(prefix).0.1", channels: expanded, activation: .relu6,
+        output: shared == nil ? fresh(input.rows * expanded) : expandOutput)
+      depthwiseOutput = shared?.1 ?? fresh(outputRows * expanded)
       layer = 1
     } else {
       expand = nil
       expandNorm = nil
+      depthwiseOutput = shared?.0 ?? fresh(outputRows * expanded)
     }
     let expandedGeometry = ImageGeometry(batch: input.batch, height: input.height, width: input.width, channels: expanded)
-    depthwise = DepthwiseConvolution(name: "\(prefix).\(layer).0.weight", input: expandedGeometry, stride: stride)
+    depthwise = DepthwiseConvolution(
+      name: "\(prefix).\(layer).0.weight", input: expandedGeometry, stride: stride, output: depthwiseOutput)
     depthwiseNorm = BatchNormalization(
-      name: "\(prefix).\(layer).1", channels: expanded, activation: .relu6, capacityRows: outputGeometry.rows)
+      name: "\(prefix).\(layer).1", channels: expanded, activation: .relu6,
+      output: shared == nil ? fresh(outputRows * expanded) : depthwiseOutput)
+    let projectOutput: Tensor
+    if let shared { projectOutput = depthwiseOutput === shared.0 ? shared.1 : shared.0 } else { projectOutput = fresh(outputRows * outputChannels) }
     project = PointwiseConvolution(
-      name: "\(prefix).\(layer + 1).weight", inputChannels: expanded, outputChannels: outputChannels,
-      capacityRows: outputGeometry.rows)
+      name: "\(prefix).\(layer + 1).weight", inputChannels: expanded, outputChannels: outputChannels, output: projectOutput)
     projectNorm = BatchNormalization(
       name: "\(prefix).\(layer + 2)", channels: outputChannels, activation: .none,
-      capacityRows: outputGeometry.rows)
-    sum = hasResidual ? Tensor(shape: [outputGeometry.count]) : nil
+      output: shared == nil ? fresh(outputRows * outputChannels) : projectOutput)
+    sum = hasResidual ? (shared == nil ? fresh(outputGeometry.count) : projectOutput) : nil
     sampleScale = Tensor(shape: [input.batch])
   }
 
@@ -69,6 +85,13 @@ final class InvertedResidual {
 
   /// The largest intermediate, in floats, at capacity (for the shared backward scratch).
   var largestIntermediate: Int { input.rows * expanded }
+
+  /// The sizes of everything the block writes, at capacity (for inference buffers).
+  static func activationCounts(input: ImageGeometry, outputChannels: Int, stride: Int, expansion: Int) -> [Int] {
+    let expanded = Int((Double(input.channels) * Double(expansion)).rounded())
+    let output = input.convolved3x3(stride: stride, channels: outputChannels)
+    return [input.rows * expanded, output.rows * expanded, output.count]
+  }
 
   var output: Tensor { sum ?? projectNorm.output }
 

@@ -8,13 +8,13 @@ public final class PointwiseConvolution {
   /// [rows, Cout] at the planned capacity.
   public let output: Tensor
 
-  init(name: String, inputChannels: Int, outputChannels: Int, capacityRows: Int) {
+  init(name: String, inputChannels: Int, outputChannels: Int, output: Tensor) {
     self.inputChannels = inputChannels
     self.outputChannels = outputChannels
     weight = Parameter(
       name: name, shape: [outputChannels, inputChannels],
       checkpointShape: [outputChannels, inputChannels, 1, 1], decays: true)
-    output = Tensor(shape: [capacityRows, outputChannels])
+    self.output = output
   }
 
   func forward(_ input: Tensor, rows: Int, backend: Backend) {
@@ -46,7 +46,7 @@ public final class Convolution3x3 {
   public let output: Tensor
   let columns: Tensor
 
-  init(name: String, input: ImageGeometry, outputChannels: Int, stride: Int) {
+  init(name: String, input: ImageGeometry, outputChannels: Int, stride: Int, output: Tensor) {
     self.stride = stride
     self.outputChannels = outputChannels
     weight = Parameter(
@@ -54,7 +54,7 @@ public final class Convolution3x3 {
       checkpointShape: [outputChannels, input.channels, 3, 3], decays: true,
       layout: .convolution3x3)
     let out = input.convolved3x3(stride: stride, channels: outputChannels)
-    output = Tensor(shape: [out.count])
+    self.output = output
     columns = Tensor(shape: [out.rows * 9 * input.channels])
   }
 
@@ -78,12 +78,12 @@ public final class DepthwiseConvolution {
   public let stride: Int
   public let output: Tensor
 
-  init(name: String, input: ImageGeometry, stride: Int) {
+  init(name: String, input: ImageGeometry, stride: Int, output: Tensor) {
     self.stride = stride
     weight = Parameter(
       name: name, shape: [3, 3, input.channels], checkpointShape: [input.channels, 1, 3, 3],
       decays: true, layout: .depthwise)
-    output = Tensor(shape: [input.convolved3x3(stride: stride, channels: input.channels).count])
+    self.output = output
   }
 
   func forward(_ input: Tensor, _ geometry: ImageGeometry, backend: Backend) {
@@ -115,7 +115,8 @@ public final class BatchNormalization {
   static let epsilon: Float = 1e-5
   static let momentum: Float = 0.1
 
-  init(name prefix: String, channels: Int, activation: Activation, capacityRows: Int) {
+  /// `output` may be the input tensor itself in inference-only models (normalised in place).
+  init(name prefix: String, channels: Int, activation: Activation, output: Tensor) {
     self.prefix = prefix
     self.channels = channels
     self.activation = activation
@@ -123,7 +124,7 @@ public final class BatchNormalization {
     shift = Parameter(name: prefix + ".bias", shape: [channels], decays: false)
     runningMean = Buffer(name: prefix + ".running_mean", count: channels)
     runningVariance = Buffer(name: prefix + ".running_var", count: channels)
-    output = Tensor(shape: [capacityRows, channels])
+    self.output = output
     batchMean = Tensor(shape: [channels])
     batchVariance = Tensor(shape: [channels])
     scale.value.fill(1)

@@ -27,22 +27,29 @@ public final class MobileNetV2 {
   /// Every batch normalisation, in order (running statistics live there).
   public let norms: [BatchNormalization]
 
-  public init(_ configuration: MobileNetV2Configuration, capacity: Int, backend: Backend) throws {
+  /// A model whose buffers are planned for batches of up to `capacity` examples. An
+  /// `inferenceOnly` model keeps no activations for a backward pass: three shared
+  /// buffers hold everything, and batch normalisation runs in place (a fifth to a tenth
+  /// of a training model's memory); it cannot train.
+  public init(_ configuration: MobileNetV2Configuration, capacity: Int, backend: Backend, inferenceOnly: Bool = false) throws {
     try configuration.validate()
     precondition(capacity >= 1)
     self.configuration = configuration
     self.capacity = capacity
     self.backend = backend
+    self.inferenceOnly = inferenceOnly
     inputGeometry = ImageGeometry(
       batch: capacity, height: configuration.imageHeight, width: configuration.imageWidth,
       channels: configuration.inputChannels)
+    stemGeometry = inputGeometry.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
+    let pool = inferenceOnly ? Self.inferenceBuffers(configuration, input: inputGeometry) : []
+    func fresh(_ count: Int) -> Tensor { Tensor(shape: [count]) }
     stem = Convolution3x3(
       name: "features.0.0.weight", input: inputGeometry, outputChannels: configuration.stemChannels,
-      stride: configuration.stemStride)
-    stemGeometry = inputGeometry.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
+      stride: configuration.stemStride, output: pool.first ?? fresh(stemGeometry.count))
     stemNorm = BatchNormalization(
       name: "features.0.1", channels: configuration.stemChannels, activation: .relu6,
-      capacityRows: stemGeometry.rows)
+      output: pool.first ?? fresh(stemGeometry.count))
 
     var blocks: [InvertedResidual] = []
     var geometry = stemGeometry
@@ -55,21 +62,26 @@ public final class MobileNetV2 {
         let residual = stride == 1 && geometry.channels == channels
         if residual { residualSeen += 1 }
         let probability = residual ? configuration.stochasticDepth * Float(residualSeen) / Float(residualCount) : 0
+        // Inference: the two pool buffers that do not hold this block's input.
+        let current = blocks.last?.output ?? stemNorm.output
+        let others = pool.filter { $0 !== current }
         let block = InvertedResidual(
           index: blocks.count + 1, input: geometry, outputChannels: channels, stride: stride,
-          expansion: setting.expansion, dropProbability: probability)
+          expansion: setting.expansion, dropProbability: probability,
+          shared: inferenceOnly ? (others[0], others[1]) : nil)
         blocks.append(block)
         geometry = block.outputGeometry
       }
     }
     self.blocks = blocks
     let headIndex = blocks.count + 1
+    let headOutput = pool.first { $0 !== blocks.last!.output } ?? fresh(geometry.rows * configuration.lastChannels)
     head = PointwiseConvolution(
       name: "features.\(headIndex).0.weight", inputChannels: geometry.channels,
-      outputChannels: configuration.lastChannels, capacityRows: geometry.rows)
+      outputChannels: configuration.lastChannels, output: headOutput)
     headNorm = BatchNormalization(
       name: "features.\(headIndex).1", channels: configuration.lastChannels, activation: .relu6,
-      capacityRows: geometry.rows)
+      output: inferenceOnly ? headOutput : fresh(geometry.rows * configuration.lastChannels))
     headGeometry = ImageGeometry(
       batch: capacity, height: geometry.height, width: geometry.width, channels: configuration.lastChannels)
     pooled = Tensor(shape: [capacity, configuration.lastChannels])
@@ -82,12 +94,35 @@ public final class MobileNetV2 {
 
     let boundaryCount = ([stemGeometry.count] + blocks.map { $0.outputGeometry.count }).max()!
     let scratchCount = ([stemGeometry.count, headGeometry.count] + blocks.map { $0.largestIntermediate }).max()!
-    workspace = BackwardWorkspace(scratchCount: scratchCount, boundaryCount: boundaryCount)
+    workspace = inferenceOnly
+      ? BackwardWorkspace(scratchCount: 0, boundaryCount: 0)
+      : BackwardWorkspace(scratchCount: scratchCount, boundaryCount: boundaryCount)
 
     parameters = [stem.weight, stemNorm.scale, stemNorm.shift]
       + blocks.flatMap { $0.parameters }
       + [head.weight, headNorm.scale, headNorm.shift, classifier.weight, classifier.bias]
     norms = [stemNorm] + blocks.flatMap { $0.norms } + [headNorm]
+  }
+
+  /// Whether the model was planned for inference only.
+  public let inferenceOnly: Bool
+
+  /// Three buffers, each as large as the largest activation of the network.
+  static func inferenceBuffers(_ configuration: MobileNetV2Configuration, input: ImageGeometry) -> [Tensor] {
+    var geometry = input.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
+    var largest = geometry.count
+    for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
+      let channels = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
+      for i in 0..<setting.blocks {
+        let stride = i == 0 ? configuration.stageStrides[stage] : 1
+        let counts = InvertedResidual.activationCounts(
+          input: geometry, outputChannels: channels, stride: stride, expansion: setting.expansion)
+        largest = max(largest, counts.max()!)
+        geometry = geometry.convolved3x3(stride: stride, channels: channels)
+      }
+    }
+    largest = max(largest, geometry.rows * configuration.lastChannels)
+    return (0..<3).map { _ in Tensor(shape: [largest]) }
   }
 
   static func residualBlockCount(_ configuration: MobileNetV2Configuration) -> Int {
@@ -117,6 +152,7 @@ public final class MobileNetV2 {
   @discardableResult
   public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0) -> Tensor {
     precondition(batch >= 1 && batch <= capacity, "batch \(batch) outside 1…\(capacity)")
+    precondition(!(training && inferenceOnly), "an inference-only model cannot run in training mode")
     let geometry = ImageGeometry(batch: batch, height: inputGeometry.height, width: inputGeometry.width, channels: inputGeometry.channels)
     stem.forward(images, geometry, backend: backend)
     let stemRows = batch * stemGeometry.height * stemGeometry.width
@@ -145,6 +181,7 @@ public final class MobileNetV2 {
   /// Gradients of every parameter for the loss whose logit gradient is given, after a
   /// training-mode `forward` of the same batch. With `inputGradient`, also ∂loss/∂images.
   public func backward(logitGradient: Tensor, batch: Int, inputGradient: Tensor? = nil) {
+    precondition(!inferenceOnly, "an inference-only model keeps no activations for a backward pass")
     let lastChannels = configuration.lastChannels
     let features = configuration.dropout > 0 ? dropped : pooled
     classifier.backward(

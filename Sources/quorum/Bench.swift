@@ -26,9 +26,10 @@ struct Bench: ParsableCommand {
       guard ["train", "inference"].contains(mode) else { throw ValidationError("--mode must be train or inference") }
       let backend = CPUBackend(threads: threads)
       let configuration = MobileNetV2Configuration(preset: preset, width: width)
-      let model = try MobileNetV2(configuration, capacity: batch, backend: backend)
+      let model = try MobileNetV2(configuration, capacity: batch, backend: backend, inferenceOnly: mode == "inference")
       model.initialize(seed: 1)
-      let optimizer = SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+      // Inference needs no optimizer state; allocating it would inflate the peak memory.
+      let optimizer = mode == "train" ? SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4) : nil
       let images = Tensor(shape: [batch, 28, 28, 1])
       let noise = RandomStream(seed: 2, purpose: .augmentation)
       for i in 0..<images.capacity { images[i] = noise.normal(at: UInt64(i)) }
@@ -45,7 +46,7 @@ struct Bench: ParsableCommand {
               labelSmoothing: 0.1, classWeights: nil, logitGradient: gradient)
           }
           model.backward(logitGradient: gradient, batch: batch)
-          optimizer.step(model.parameters, learningRate: 0.01)
+          optimizer?.step(model.parameters, learningRate: 0.01)
         } else {
           model.forward(images, batch: batch, training: false)
         }

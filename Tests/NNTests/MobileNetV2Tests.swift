@@ -47,6 +47,35 @@ final class MobileNetV2Tests: XCTestCase {
     }
   }
 
+  /// The inference-only plan shares three buffers and normalises in place; it must
+  /// compute what a training model computes in evaluation mode (to the last bits: the
+  /// buffers sit at other addresses, and OpenBLAS's blocking may then sum differently).
+  func testInferenceOnlyModelGivesTheSameLogitsAsATrainingModel() throws {
+    for preset in MobileNetV2Configuration.Preset.allCases {
+      for width in [0.35, 1.0] {
+        let configuration = MobileNetV2Configuration(preset: preset, width: width)
+        let training = try MobileNetV2(configuration, capacity: 5, backend: backend)
+        let inference = try MobileNetV2(configuration, capacity: 5, backend: backend, inferenceOnly: true)
+        training.initialize(seed: 8)
+        let images = randomTensor([5 * 28 * 28], seed: 9)
+        training.forward(images, batch: 5, training: true)  // non-trivial running statistics
+        for (source, destination) in zip(training.parameters, inference.parameters) { destination.value.copy(from: source.value) }
+        for (source, destination) in zip(training.norms, inference.norms) {
+          destination.runningMean.value.copy(from: source.runningMean.value)
+          destination.runningVariance.value.copy(from: source.runningVariance.value)
+        }
+        let expected = training.forward(images, batch: 5, training: false).array(count: 50)
+        let scale = expected.map(abs).max()!
+        for (batch, values) in [(5, inference.forward(images, batch: 5, training: false).array(count: 50)),
+                                (3, inference.forward(images, batch: 3, training: false).array(count: 30))] {
+          for (ours, reference) in zip(values, expected) {
+            XCTAssertEqual(ours, reference, accuracy: 1e-5 * scale, "\(preset) width \(width) batch \(batch)")
+          }
+        }
+      }
+    }
+  }
+
   func testInitialisationFollowsTorchvisionAndIsSeeded() throws {
     let model = try MobileNetV2(MobileNetV2Configuration(width: 1.0), capacity: 2, backend: backend)
     model.initialize(seed: 5)

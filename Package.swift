@@ -58,11 +58,13 @@ let modules: [Target] = [
 let tests: [Target] = [
   // Helpers shared by every test target: tolerances, finite differences, temp folders.
   .target(name: "QuorumTestSupport", dependencies: ["Tensor"], path: "Tests/QuorumTestSupport"),
+  // Counts heap allocations in the test process (a training step must make none).
+  .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
   .testTarget(name: "TensorTests", dependencies: ["Tensor", "QuorumTestSupport"]),
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(
-    name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport"],
+    name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),
 ]
 

@@ -6,11 +6,18 @@ public final class BatchAssembler {
   public let mean: [Float]
   public let std: [Float]
   let parallel: Parallel
+  /// Per channel: x_normalised = pixel · scale + offset (precomputed: assembling a batch
+  /// allocates nothing).
+  private let scale: [Float]
+  private let offset: [Float]
 
   public init(mean: [Float], std: [Float], threads: Int) {
+    precondition(mean.count == std.count)
     self.mean = mean
     self.std = std
     parallel = Parallel(threads: threads)
+    scale = std.map { 1 / (255 * $0) }
+    offset = zip(mean, std).map { -$0 / $1 }
   }
 
   /// Fills `images` and `labels` with the examples at `indices`. A pixel shifted in from
@@ -21,13 +28,8 @@ public final class BatchAssembler {
   ) {
     let (height, width, channels) = (dataset.height, dataset.width, dataset.channels)
     let imageSize = dataset.imageSize
+    precondition(channels == scale.count, "the assembler was made for \(scale.count) channels, the data have \(channels)")
     let random = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch))
-    var scale = [Float](repeating: 0, count: channels)
-    var offset = [Float](repeating: 0, count: channels)
-    for c in 0..<channels {
-      scale[c] = 1 / (255 * std[c])
-      offset[c] = -mean[c] / std[c]
-    }
     let start = indices.startIndex
     dataset.pixels.withUnsafeBufferPointer { pixels in
       scale.withUnsafeBufferPointer { scale in

@@ -1,3 +1,6 @@
+import Foundation
+import Tensor
+
 /// The .npy format (version 1.0): magic, a Python-literal header padded to 64 bytes,
 /// then raw little-endian values. Read by `numpy.load` without Quorum.
 public enum NumPy {
@@ -94,6 +97,3 @@ public enum NumPy {
     return String(rest[..<end]).trimmingCharacters(in: .whitespaces)
   }
 }
-
-import Foundation
-import Tensor

@@ -7,6 +7,8 @@ public final class ExponentialMovingAverage {
   public let decay: Float
   let parameters: [Parameter]
   let buffers: [Buffer]
+  /// The live tensors the average follows: parameters, then running statistics.
+  let values: [Tensor]
   let shadows: [Tensor]
   let stash: [Tensor]
 
@@ -15,6 +17,7 @@ public final class ExponentialMovingAverage {
     parameters = model.parameters
     buffers = model.norms.flatMap { [$0.runningMean, $0.runningVariance] }
     let values = parameters.map { $0.value } + buffers.map { $0.value }
+    self.values = values
     shadows = values.map { value in
       let shadow = Tensor(shape: [value.capacity])
       shadow.copy(from: value)
@@ -22,8 +25,6 @@ public final class ExponentialMovingAverage {
     }
     stash = values.map { Tensor(shape: [$0.capacity]) }
   }
-
-  var values: [Tensor] { parameters.map { $0.value } + buffers.map { $0.value } }
 
   /// Named shadows for checkpoints.
   public var state: [(name: String, tensor: Tensor)] {

@@ -197,9 +197,9 @@ public final class MobileNetV2 {
     var spare = workspace.boundaries.1
     let lastOutput = blocks.last!.output
     head.backward(input: lastOutput, outputGradient: workspace.first, inputGradient: gradient, rows: headBatch.rows, backend: backend)
-    for (i, block) in blocks.enumerated().reversed() {
+    for i in stride(from: blocks.count - 1, through: 0, by: -1) {
       let blockInput = i == 0 ? stemNorm.output : blocks[i - 1].output
-      block.backward(
+      blocks[i].backward(
         input: blockInput, outputGradient: gradient, inputGradient: spare, batch: batch,
         workspace: workspace, backend: backend)
       swap(&gradient, &spare)

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// Updates parameters from their gradients. State tensors are named so that a checkpoint
@@ -98,9 +99,3 @@ public final class AdamW: Optimizer {
     }
   }
 }
-
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Darwin)
-  import Darwin
-#endif

@@ -1,5 +1,4 @@
 import COpenBLAS
-import Dispatch
 
 /// The reference backend: OpenBLAS for matrix products, hand-written SIMD loops for the
 /// rest, split over `threads` cores in fixed chunks (see `Parallel`), so the same thread
@@ -69,7 +68,7 @@ public final class CPUBackend: Backend {
         Int32(ldc))
       return
     }
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+    parallel.run(chunks: chunks) { chunk in
       let part = Parallel.range(chunk: chunk, of: chunks, count: splitRows ? m : n)
       if splitRows {
         // Rows i of op(A) start at a + i·lda (stored as is) or a + i (stored transposed).

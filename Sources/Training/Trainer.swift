@@ -95,7 +95,7 @@ public final class Trainer {
 
   /// Mini-batches of an epoch: a seeded permutation cut into batches; a last batch of
   /// one example is dropped (batch normalisation needs two).
-  func batches(epoch: Int) -> [ArraySlice<Int>] {
+  public func batches(epoch: Int) -> [ArraySlice<Int>] {
     let order = RandomStream(seed: configuration.seed, purpose: .shuffle, stream: UInt32(epoch)).permutation(data.training.count)
     return stride(from: 0, to: order.count, by: configuration.batchSize).compactMap { start in
       let batch = order[start..<min(start + configuration.batchSize, order.count)]
@@ -166,8 +166,9 @@ public final class Trainer {
     return try finish(progress)
   }
 
-  /// Forward, loss, backward, clipping, update, average: one optimizer step.
-  func trainStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
+  /// Forward, loss, backward, clipping, update, average: one optimizer step on the
+  /// training examples at `batch`. Returns the batch's loss. Allocates nothing.
+  public func trainStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Data
 import Training
 
@@ -79,5 +80,3 @@ struct DataOptions: ParsableArguments {
     return TrainingData(training: training, validation: validation, test: test)
   }
 }
-
-import Foundation

@@ -5,6 +5,18 @@
 /// not drift. Chunks are combined in order, so the statistics are bit-reproducible.
 private let blockRows = 64
 
+/// ∂L/∂(pre-activation) for eight channels: ReLU6 passes the gradient only where its
+/// output is strictly inside (0, 6), as PyTorch's hardtanh does.
+@inline(__always)
+private func activationGradient(_ gradient: UnsafePointer<Float>, output: UnsafePointer<Float>, masked: Bool) -> SIMD8<Float> {
+  var g = load8(gradient)
+  if masked {
+    let activated = load8(output)
+    g.replace(with: SIMD8(repeating: 0), where: (activated .<= SIMD8(repeating: 0)) .| (activated .>= SIMD8(repeating: 6)))
+  }
+  return g
+}
+
 extension CPUBackend {
   /// Per-channel sums Σa·b and Σa (b = nil: Σa², Σa) over rows, with `transform` applied
   /// to a first. Returns a pointer to [first sums C | second sums C] in doubles.
@@ -143,19 +155,13 @@ extension CPUBackend {
     let dy = outputGradient.data
     let vectorEnd = channels - channels % 8
     let masked = activation == .relu6
-    let zero = SIMD8<Float>(repeating: 0)
-    let six = SIMD8<Float>(repeating: 6)
     // Σg and Σg·x over the rows.
     let sums = columnSums(rows: rows, channels: channels) { range, sumG, sumGX in
       for row in range {
         let offset = row * channels
         var c = 0
         while c < vectorEnd {
-          var g = load8(dy + offset + c)
-          if masked {
-            let activated = load8(y + offset + c)
-            g.replace(with: zero, where: (activated .<= zero) .| (activated .>= six))
-          }
+          let g = activationGradient(dy + offset + c, output: y + offset + c, masked: masked)
           store8(load8(sumG + c) + g, sumG + c)
           store8(load8(sumGX + c).addingProduct(g, load8(x + offset + c)), sumGX + c)
           c += 8
@@ -193,11 +199,7 @@ extension CPUBackend {
         let offset = row * channels
         var c = 0
         while c < vectorEnd {
-          var g = load8(dy + offset + c)
-          if masked {
-            let activated = load8(y + offset + c)
-            g.replace(with: zero, where: (activated .<= zero) .| (activated .>= six))
-          }
+          let g = activationGradient(dy + offset + c, output: y + offset + c, masked: masked)
           let value = load8(k0 + c).addingProduct(load8(kx + c), load8(x + offset + c))
             .addingProduct(load8(kg + c), g)
           store8(value, dx + offset + c)

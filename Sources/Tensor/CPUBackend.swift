@@ -9,10 +9,8 @@ public final class CPUBackend: Backend {
 
   // Scratch for per-chunk partial sums, grown on first use and then reused: after the
   // first step of a given shape, no operation allocates.
-  private var floatScratch = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-  private var floatScratchCount = 0
-  private var doubleScratch = UnsafeMutablePointer<Double>.allocate(capacity: 1)
-  private var doubleScratchCount = 0
+  private let floatScratch = Scratch<Float>()
+  private let doubleScratch = Scratch<Double>()
 
   public init(threads: Int) {
     parallel = Parallel(threads: threads)
@@ -22,32 +20,11 @@ public final class CPUBackend: Backend {
     openblas_set_num_threads(1)
   }
 
-  deinit {
-    floatScratch.deallocate()
-    doubleScratch.deallocate()
-  }
-
   /// At least `count` floats of scratch, zeroed.
-  func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
-    if count > floatScratchCount {
-      floatScratch.deallocate()
-      floatScratch = .allocate(capacity: count)
-      floatScratchCount = count
-    }
-    floatScratch.update(repeating: 0, count: count)
-    return floatScratch
-  }
+  func floats(_ count: Int) -> UnsafeMutablePointer<Float> { floatScratch.zeroed(count) }
 
   /// At least `count` doubles of scratch, zeroed.
-  func doubles(_ count: Int) -> UnsafeMutablePointer<Double> {
-    if count > doubleScratchCount {
-      doubleScratch.deallocate()
-      doubleScratch = .allocate(capacity: count)
-      doubleScratchCount = count
-    }
-    doubleScratch.update(repeating: 0, count: count)
-    return doubleScratch
-  }
+  func doubles(_ count: Int) -> UnsafeMutablePointer<Double> { doubleScratch.zeroed(count) }
 
   /// Splits c into blocks of rows (or of columns, when it is wider than tall) and runs
   /// one single-threaded sgemm per chunk. Every element is still one sgemm dot product
@@ -83,6 +60,25 @@ public final class CPUBackend: Backend {
           Int32(ldb), beta, c + part.lowerBound, Int32(ldc))
       }
     }
+  }
+}
+
+/// A buffer that grows to the largest size asked for and is then reused.
+final class Scratch<Element: Numeric> {
+  private var storage = UnsafeMutablePointer<Element>.allocate(capacity: 1)
+  private var capacity = 1
+
+  deinit { storage.deallocate() }
+
+  /// At least `count` elements, set to zero.
+  func zeroed(_ count: Int) -> UnsafeMutablePointer<Element> {
+    if count > capacity {
+      storage.deallocate()
+      storage = .allocate(capacity: count)
+      capacity = count
+    }
+    storage.update(repeating: .zero, count: count)
+    return storage
   }
 }
 

@@ -42,6 +42,13 @@ final class PyTorchParityTests: XCTestCase {
 
     let logits = model.forward(images, batch: batch, training: true)
     assertClose(logits.array(count: batch * 4), try file.floats("train_logits"), tolerance: 1e-4, "train logits")
+    // The training forward moved the running statistics as PyTorch does.
+    for norm in model.norms {
+      for buffer in [norm.runningMean, norm.runningVariance] {
+        assertClose(buffer.value.array(), try file.floats("updated/" + buffer.name), tolerance: 1e-4, buffer.name)
+      }
+      XCTAssertEqual(norm.batchesTracked, try file.int64("weights/" + norm.prefix + ".num_batches_tracked") + 1)
+    }
     let logitGradient = Tensor(shape: [batch, 4])
     let loss = labels.withUnsafeMutableBufferPointer {
       backend.softmaxCrossEntropy(

@@ -12,6 +12,8 @@ with random batch-norm parameters and running statistics, run in float64:
   train_logits                 logits in train mode (batch statistics)
   gradients/<parameter name>   d loss / d parameter, PyTorch layouts
   input_gradient               d loss / d input, NHWC
+  updated/<name>               running_mean / running_var after the training forward
+                               (momentum 0.1, unbiased batch variance)
 metadata: loss (cross-entropy, label smoothing 0.1, mean over the batch) and the settings.
 
 Run from the project root:  python3 Tests/TrainingTests/Fixtures/make_pytorch_parity.py
@@ -63,6 +65,9 @@ tensors["train_logits"] = logits.detach().float()
 for name, parameter in model.named_parameters():
     tensors["gradients/" + name] = parameter.grad.float().contiguous()
 tensors["input_gradient"] = x.grad.float().permute(0, 2, 3, 1).contiguous()
+for name, buffer in model.state_dict().items():
+    if name.endswith("running_mean") or name.endswith("running_var"):
+        tensors["updated/" + name] = buffer.float().contiguous()
 out = os.path.join(os.path.dirname(__file__), "pytorch_parity.safetensors")
 save_file(tensors, out, metadata={
     "loss": repr(loss.item()), "preset": "cifar", "width": "0.35", "input_channels": "2",

@@ -136,11 +136,34 @@ public protocol Backend: AnyObject {
     outputGradient: Tensor, inputGradient: Tensor, weightGradient: Tensor,
     biasGradient: Tensor)
 
-  /// Softmax cross-entropy with label smoothing ε and optional per-class weights w:
-  ///   q = (1 − ε)·onehot(y) + ε/K,  loss = Σᵢ w[yᵢ] · (−Σ_c q_ic log p_ic) / Σᵢ w[yᵢ],
-  /// (PyTorch's `CrossEntropyLoss(weight:, label_smoothing:)` with the weight of the
-  /// example's class). Writes ∂loss/∂logits and returns the loss.
+  /// Softmax cross-entropy, writing ∂loss/∂logits and returning the loss (see
+  /// `CrossEntropyOptions` for smoothing, class weights, logit adjustment and focus).
   func softmaxCrossEntropy(
-    logits: Tensor, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
-    labelSmoothing: Float, classWeights: Tensor?, logitGradient: Tensor) -> Double
+    logits: Tensor, labels: UnsafePointer<Int32>, batch: Int, classes: Int, options: CrossEntropyOptions,
+    logitGradient: Tensor) -> Double
+}
+
+/// The variants of softmax cross-entropy Quorum trains with. With targets
+/// q = (1 − ε)·onehot(y) + ε/K and p = softmax(z + τ·log π):
+///   loss = Σᵢ w[yᵢ] · (−Σ_c q_ic (1 − p_ic)^γ log p_ic) / Σᵢ w[yᵢ]
+/// ε = 0, w = 1, τ = 0, γ = 0 is plain cross-entropy; with weights it is PyTorch's
+/// `CrossEntropyLoss(weight:, label_smoothing:)`.
+public struct CrossEntropyOptions {
+  /// Label smoothing ε.
+  public var labelSmoothing: Float
+  /// Per-class weights w (nil: all 1).
+  public var classWeights: Tensor?
+  /// Added to the logits before the softmax during training: τ·log π_c for the class
+  /// prior π (logit adjustment, Menon et al. 2021; τ = 1 is balanced softmax, Ren et al.
+  /// 2020). Predictions use the raw logits. nil: none.
+  public var logitAdjustment: Tensor?
+  /// Focal loss exponent γ (Lin et al. 2017); 0: cross-entropy.
+  public var focalGamma: Float
+
+  public init(labelSmoothing: Float = 0, classWeights: Tensor? = nil, logitAdjustment: Tensor? = nil, focalGamma: Float = 0) {
+    self.labelSmoothing = labelSmoothing
+    self.classWeights = classWeights
+    self.logitAdjustment = logitAdjustment
+    self.focalGamma = focalGamma
+  }
 }

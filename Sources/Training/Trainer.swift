@@ -42,6 +42,7 @@ public final class Trainer {
   let images: Tensor
   let labels: UnsafeMutablePointer<Int32>
   let classWeights: Tensor?
+  let logitAdjustment: Tensor?
   let logitGradient: Tensor
   public let description: ModelCheckpoint.Description
 
@@ -84,7 +85,16 @@ public final class Trainer {
     assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: threads)
     images = Tensor(shape: [configuration.batchSize, model.imageHeight, model.imageWidth, model.inputChannels])
     labels = .allocate(capacity: configuration.batchSize)
-    classWeights = configuration.classWeights.map { Tensor(shape: [$0.count], values: $0) }
+    let counts = data.training.classCounts + [Int](repeating: 0, count: max(0, model.classes - data.training.classes))
+    classWeights = configuration.classWeighting.weights(counts: counts).map { Tensor(shape: [$0.count], values: $0) }
+    if configuration.logitAdjustment > 0 {
+      // τ·log π_c; an absent class gets the prior of a single example.
+      let total = Double(counts.reduce(0, +))
+      logitAdjustment = Tensor(
+        shape: [model.classes], values: counts.map { Float(configuration.logitAdjustment * log(Double(max($0, 1)) / total)) })
+    } else {
+      logitAdjustment = nil
+    }
     logitGradient = Tensor(shape: [configuration.batchSize, model.classes])
   }
 
@@ -96,7 +106,8 @@ public final class Trainer {
   /// Mini-batches of an epoch: a seeded permutation cut into batches; a last batch of
   /// one example is dropped (batch normalisation needs two).
   public func batches(epoch: Int) -> [ArraySlice<Int>] {
-    let order = RandomStream(seed: configuration.seed, purpose: .shuffle, stream: UInt32(epoch)).permutation(data.training.count)
+    let order = configuration.sampling.order(
+      labels: data.training.labels, classes: data.training.classes, seed: configuration.seed, epoch: epoch)
     return stride(from: 0, to: order.count, by: configuration.batchSize).compactMap { start in
       let batch = order[start..<min(start + configuration.batchSize, order.count)]
       return batch.count >= 2 ? batch : nil
@@ -173,9 +184,14 @@ public final class Trainer {
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
     let logits = model.forward(images, batch: batch.count, training: true, seed: configuration.seed, step: UInt64(step))
+    // Deferred re-weighting: the class weights join at their epoch (epochs are 1-based there).
+    let weighted = configuration.reweightFromEpoch.map { epoch + 1 >= $0 } ?? true
+    let options = CrossEntropyOptions(
+      labelSmoothing: configuration.labelSmoothing, classWeights: weighted ? classWeights : nil,
+      logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma)
     let loss = backend.softmaxCrossEntropy(
-      logits: logits, labels: labels, batch: batch.count, classes: configuration.model.classes,
-      labelSmoothing: configuration.labelSmoothing, classWeights: classWeights, logitGradient: logitGradient)
+      logits: logits, labels: labels, batch: batch.count, classes: configuration.model.classes, options: options,
+      logitGradient: logitGradient)
     model.backward(logitGradient: logitGradient, batch: batch.count)
     if let clip = configuration.gradientClipNorm { clipGradientNorm(model.parameters, maximumNorm: clip) }
     optimizer.step(model.parameters, learningRate: learningRate)

@@ -17,8 +17,18 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public var weightDecay: Float = 5e-4
   public var schedule: LearningRateSchedule = .oneCycle(warmupFraction: 0.15)
   public var labelSmoothing: Float = 0.1
-  /// Per-class loss weights (nil: all 1).
-  public var classWeights: [Float]? = nil
+  /// Per-class loss weights, computed from the training set's class counts.
+  public var classWeighting: ClassWeighting = .none
+  /// Deferred re-weighting (Cao et al. 2019): the class weights apply from this epoch
+  /// (1-based) on, plain weights before it. nil: from the start.
+  public var reweightFromEpoch: Int? = nil
+  /// How each epoch's examples are drawn.
+  public var sampling: Sampling = .shuffle
+  /// τ of logit adjustment: the loss sees logits + τ·log(class prior). 1 is balanced
+  /// softmax; 0 is off.
+  public var logitAdjustment: Double = 0
+  /// Focal loss γ; 0 is cross-entropy.
+  public var focalGamma: Float = 0
   /// Clip the global gradient norm to this (nil: no clipping).
   public var gradientClipNorm: Float? = nil
   /// Keep an exponential moving average of the weights with this decay and evaluate with it.
@@ -45,9 +55,18 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     guard learningRate > 0 else { throw fail("learning rate must be positive, got \(learningRate)") }
     guard weightDecay >= 0 else { throw fail("weight decay must not be negative, got \(weightDecay)") }
     guard (0..<1).contains(labelSmoothing) else { throw fail("label smoothing must be in [0, 1), got \(labelSmoothing)") }
-    if let classWeights, classWeights.count != model.classes {
-      throw fail("class weights has \(classWeights.count) values for \(model.classes) classes")
+    if case .explicit(let weights) = classWeighting, weights.count != model.classes {
+      throw fail("class weights has \(weights.count) values for \(model.classes) classes")
     }
+    if case .effectiveNumber(let beta) = classWeighting, !(0..<1).contains(beta) {
+      throw fail("the effective-number β must be in [0, 1), got \(beta)")
+    }
+    if let reweightFromEpoch {
+      guard classWeighting != .none else { throw fail("deferred re-weighting needs class weights (--class-weights)") }
+      guard (1...epochs).contains(reweightFromEpoch) else { throw fail("re-weighting epoch \(reweightFromEpoch) is outside 1…\(epochs)") }
+    }
+    guard logitAdjustment >= 0 else { throw fail("logit adjustment τ must not be negative, got \(logitAdjustment)") }
+    guard focalGamma >= 0 else { throw fail("focal γ must not be negative, got \(focalGamma)") }
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
     if let gradientClipNorm, gradientClipNorm <= 0 { throw fail("gradient clip norm must be positive") }
     guard augmentation.shift >= 0, (0...1).contains(augmentation.horizontalFlip) else {

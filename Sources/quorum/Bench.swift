@@ -43,7 +43,7 @@ struct Bench: ParsableCommand {
           _ = labels.withUnsafeBufferPointer {
             backend.softmaxCrossEntropy(
               logits: logits, labels: $0.baseAddress!, batch: batch, classes: configuration.classes,
-              labelSmoothing: 0.1, classWeights: nil, logitGradient: gradient)
+              options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: gradient)
           }
           model.backward(logitGradient: gradient, batch: batch)
           optimizer?.step(model.parameters, learningRate: 0.01)

@@ -28,6 +28,14 @@ struct DataOptions: ParsableArguments {
   @Option(help: "Share of each training class held out for validation when no validation files are given (0: none).")
   var validationFraction: Double = 0.1
 
+  @Option(help: "Cross-validation: split the training set into this many stratified folds (seeded by --folds-seed) and hold out --fold.")
+  var folds: Int?
+  @Option(help: "Which fold (0-based) is the validation set.") var fold: Int = 0
+  @Option(help: "Seed of the fold assignment (default: --seed); every variant of an experiment should share it.")
+  var foldsSeed: UInt64?
+  @Option(help: "Reuse this folds.npy (int32 [n], fold of every training example) instead of making one.")
+  var foldsFile: String?
+
   @Option(help: ArgumentHelp(
     "Make the training set long-tailed: class c keeps its first floor(n_max · ratio^(−c/(K−1))) examples (FMNIST-LT-100: 100).",
     valueName: "ratio"))
@@ -45,8 +53,9 @@ struct DataOptions: ParsableArguments {
     throw ValidationError("no \(stem)[.gz] in \(data): pass --data FOLDER or the file flags (--train-images …)")
   }
 
-  /// Loads and splits the data, with one line on what was loaded.
-  func load(seed: UInt64, log: (String) -> Void) throws -> TrainingData {
+  /// Loads and splits the data, with one line on what was loaded. A fold assignment is
+  /// written to `output`/folds.npy.
+  func load(seed: UInt64, output: String, log: (String) -> Void) throws -> TrainingData {
     var training = try ImageDataset.loadIDX(
       images: try path(trainImages, "train-images-idx3-ubyte"), labels: try path(trainLabels, "train-labels-idx1-ubyte"),
       classes: classes)
@@ -56,7 +65,23 @@ struct DataOptions: ParsableArguments {
       training = LongTail.firstPerClass(training, counts: counts)
     }
     var validation: ImageDataset?
-    if let validationImages {
+    if folds != nil || foldsFile != nil {
+      let assignment: FoldAssignment
+      if let foldsFile {
+        assignment = try FoldAssignment.read(foldsFile, examples: training.count)
+      } else {
+        guard let folds, folds >= 2 else { throw ValidationError("--folds must be at least 2") }
+        assignment = FoldAssignment.stratified(labels: training.labels, classes: training.classes, folds: folds, seed: foldsSeed ?? seed)
+      }
+      guard (0..<assignment.count).contains(fold) else {
+        throw ValidationError("--fold \(fold) is outside 0…\(assignment.count - 1)")
+      }
+      try assignment.write(to: output + "/folds.npy")
+      let split = assignment.split(fold)
+      log("fold \(fold) of \(assignment.count): \(split.validation.count) validation examples")
+      validation = training.subset(split.validation)
+      training = training.subset(split.training)
+    } else if let validationImages {
       guard let validationLabels else { throw ValidationError("--validation-images needs --validation-labels") }
       validation = try ImageDataset.loadIDX(images: validationImages, labels: validationLabels, classes: training.classes)
     } else if validationFraction > 0 {
@@ -75,7 +100,7 @@ struct DataOptions: ParsableArguments {
         throw ValidationError("--test-images needs --test-labels")
       }
     }
-    log("training \(training.count) examples, per class \(training.classCounts)"
+    log("training \(training.count) examples, \(LongTail.histogram(training.classCounts))"
       + (validation.map { "; validation \($0.count)" } ?? "") + (test.map { "; test \($0.count)" } ?? ""))
     return TrainingData(training: training, validation: validation, test: test)
   }

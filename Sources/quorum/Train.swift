@@ -48,8 +48,18 @@ struct Train: ParsableCommand {
   @Option(help: "Factor of the step and plateau schedules.") var decayFactor: Double = 0.1
   @Option(help: "plateau: epochs without improvement before the rate is lowered.") var plateauPatience: Int = 2
   @Option(help: "Label smoothing ε.") var labelSmoothing: Float = 0.1
-  @Option(help: ArgumentHelp("Per-class loss weights: none, inverse-frequency, or a comma-separated list.", valueName: "weights"))
+  @Option(help: ArgumentHelp(
+    "Per-class loss weights: none, inverse-frequency, effective-number (Cui et al., β from --effective-number-beta), or a comma-separated list.",
+    valueName: "weights"))
   var classWeights: String = "none"
+  @Option(help: "β of the effective-number class weights.") var effectiveNumberBeta: Double = 0.9999
+  @Option(help: "Deferred re-weighting: apply the class weights from this epoch on (DRW; e.g. 0.8 × epochs).")
+  var reweightFromEpoch: Int?
+  @Option(help: "How epochs draw examples: shuffle, class-balanced (classes equally likely) or square-root (∝ √n_c).")
+  var sampling: Sampling = .shuffle
+  @Option(help: "Logit adjustment τ: train on logits + τ·log(class prior); 1 is balanced softmax, 0 off.")
+  var logitAdjustment: Double = 0
+  @Option(help: "Focal loss γ (0: cross-entropy).") var focalGamma: Float = 0
   @Option(help: "Clip the global gradient norm to this value.") var clipNorm: Float?
   @Option(help: "Keep an exponential moving average of the weights with this decay (e.g. 0.999) and evaluate with it.")
   var emaDecay: Float?
@@ -78,7 +88,7 @@ struct Train: ParsableCommand {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     let style: ProgressReporter.Style? = [.bar: .bar, .lines: .lines, .none: .silent][progress]
     let reporter = ProgressReporter(style: style, totalEpochs: epochs)
-    let data = try dataOptions.load(seed: seed, log: reporter.message)
+    let data = try dataOptions.load(seed: seed, output: output, log: reporter.message)
     var configuration = TrainingConfiguration(model: try modelConfiguration(classes: dataOptions.classes ?? data.training.classes))
     configuration.epochs = epochs
     configuration.batchSize = batchSize
@@ -89,7 +99,11 @@ struct Train: ParsableCommand {
     configuration.weightDecay = weightDecay
     configuration.schedule = try scheduleValue()
     configuration.labelSmoothing = labelSmoothing
-    configuration.classWeights = try classWeightValues(data.training)
+    configuration.classWeighting = try classWeighting()
+    configuration.reweightFromEpoch = reweightFromEpoch
+    configuration.sampling = sampling
+    configuration.logitAdjustment = logitAdjustment
+    configuration.focalGamma = focalGamma
     configuration.gradientClipNorm = clipNorm
     configuration.emaDecay = emaDecay
     configuration.augmentation = Augmentation(shift: shift, horizontalFlip: flip)
@@ -133,7 +147,7 @@ struct Train: ParsableCommand {
     case .warmupCosine: return .warmupCosine(warmupFraction: warmup)
     case .step: return .step(epochs: stepEpochs, factor: decayFactor)
     case .plateau:
-      guard dataOptions.validationFraction > 0 || dataOptions.validationImages != nil else {
+      guard dataOptions.validationFraction > 0 || dataOptions.validationImages != nil || dataOptions.folds != nil else {
         throw ValidationError("--schedule plateau needs a validation set (--validation-fraction > 0)")
       }
       return .reduceOnPlateau(factor: decayFactor, patience: plateauPatience)
@@ -141,22 +155,18 @@ struct Train: ParsableCommand {
     }
   }
 
-  /// Inverse frequency is normalised to mean 1 over the classes, so the loss keeps its scale.
-  func classWeightValues(_ training: ImageDataset) throws -> [Float]? {
+  func classWeighting() throws -> ClassWeighting {
     switch classWeights {
-    case "none": return nil
-    case "inverse-frequency":
-      let counts = training.classCounts.map { Float(max($0, 1)) }
-      let inverse = counts.map { 1 / $0 }
-      let mean = inverse.reduce(0, +) / Float(inverse.count)
-      return inverse.map { $0 / mean }
+    case "none": return .none
+    case "inverse-frequency": return .inverseFrequency
+    case "effective-number": return .effectiveNumber(beta: effectiveNumberBeta)
     default:
-      return try classWeights.split(separator: ",").map {
+      return .explicit(try classWeights.split(separator: ",").map {
         guard let value = Float($0.trimmingCharacters(in: .whitespaces)), value >= 0 else {
           throw ValidationError("--class-weights: \"\($0)\" is not a non-negative number")
         }
         return value
-      }
+      })
     }
   }
 }
@@ -164,3 +174,4 @@ struct Train: ParsableCommand {
 extension MobileNetV2Configuration.Preset: ExpressibleByArgument {}
 extension TrainingConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension SelectionMetric: ExpressibleByArgument {}
+extension Sampling: ExpressibleByArgument {}

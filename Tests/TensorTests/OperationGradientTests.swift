@@ -174,36 +174,53 @@ final class OperationGradientTests: XCTestCase {
     XCTAssertEqual(g.array(), expected)
   }
 
-  func testSoftmaxCrossEntropyGradientWithSmoothingAndClassWeights() {
+  func testCrossEntropyGradientsForEveryOption() {
     let (batch, classes) = (5, 4)
     let logits = randomTensor([batch * classes], seed: 21, scale: 2)
     var labels: [Int32] = [0, 3, 1, 1, 2]
     let weights = Tensor(shape: [classes], values: [1, 2, 0.5, 3])
+    let prior = Tensor(shape: [classes], values: [0.6, 0.25, 0.1, 0.05].map { log(Float($0)) })
     let gradient = Tensor(shape: [batch * classes])
-    for (smoothing, classWeights) in [(Float(0), nil as Tensor?), (0.1, nil), (0.2, weights)] {
+    let variants: [(String, CrossEntropyOptions)] = [
+      ("plain", CrossEntropyOptions()),
+      ("smoothing", CrossEntropyOptions(labelSmoothing: 0.1)),
+      ("smoothing + weights", CrossEntropyOptions(labelSmoothing: 0.2, classWeights: weights)),
+      ("balanced softmax", CrossEntropyOptions(logitAdjustment: prior)),
+      ("focal γ=2", CrossEntropyOptions(focalGamma: 2)),
+      ("focal γ=0.5 + smoothing + adjustment + weights",
+       CrossEntropyOptions(labelSmoothing: 0.1, classWeights: weights, logitAdjustment: prior, focalGamma: 0.5)),
+    ]
+    for (name, options) in variants {
       func loss() -> Double {
         labels.withUnsafeMutableBufferPointer {
           backend.softmaxCrossEntropy(
-            logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes, labelSmoothing: smoothing,
-            classWeights: classWeights, logitGradient: gradient)
+            logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes, options: options, logitGradient: gradient)
         }
       }
       _ = loss()
-      let analytic = gradient.array()
-      checkGradient("cross-entropy ε=\(smoothing)", variable: logits, analytic: analytic, indices: Array(0..<logits.capacity), step: 1e-3, loss: loss)
+      checkGradient("cross-entropy, \(name)", variable: logits, analytic: gradient.array(), indices: Array(0..<logits.capacity), step: 1e-3, loss: loss)
     }
-    // Without smoothing or weights, the loss is the mean −log softmax of the label.
-    let value = labels.withUnsafeMutableBufferPointer {
-      backend.softmaxCrossEntropy(
-        logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes, labelSmoothing: 0,
-        classWeights: nil, logitGradient: gradient)
+    func value(_ options: CrossEntropyOptions) -> Double {
+      labels.withUnsafeMutableBufferPointer {
+        backend.softmaxCrossEntropy(
+          logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes, options: options, logitGradient: gradient)
+      }
     }
-    var expected = 0.0
+    // Plain: the mean −log softmax of the label. Focal: each term scaled by (1 − p)^γ.
+    // Balanced softmax: the plain loss of logits + log prior.
+    var plain = 0.0, focal = 0.0, adjusted = 0.0
     for n in 0..<batch {
       let row = (0..<classes).map { Double(logits[n * classes + $0]) }
-      expected -= row[Int(labels[n])] - log(row.map { exp($0) }.reduce(0, +))
+      let label = Int(labels[n])
+      let logP = row[label] - log(row.map { exp($0) }.reduce(0, +))
+      plain -= logP
+      focal -= pow(1 - exp(logP), 2) * logP
+      let shifted = (0..<classes).map { row[$0] + Double(prior[$0]) }
+      adjusted -= shifted[label] - log(shifted.map { exp($0) }.reduce(0, +))
     }
-    XCTAssertEqual(value, expected / Double(batch), accuracy: 1e-9)
+    XCTAssertEqual(value(CrossEntropyOptions()), plain / Double(batch), accuracy: 1e-9)
+    XCTAssertEqual(value(CrossEntropyOptions(focalGamma: 2)), focal / Double(batch), accuracy: 1e-9)
+    XCTAssertEqual(value(CrossEntropyOptions(logitAdjustment: prior)), adjusted / Double(batch), accuracy: 1e-6)
   }
 
   func testGemmMatchesNaiveProductForEveryTransposition() {

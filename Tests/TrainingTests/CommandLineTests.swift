@@ -75,6 +75,29 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, testLogits.values)
   }
 
+  /// Cross-validation from the command line: the fold assignment lands in the run
+  /// folder, another variant reuses it, and the imbalance options are accepted.
+  func testFoldsAreWrittenAndReused() throws {
+    let train = try writeDataset("train", count: 40)
+    let common = ["train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", "none", "--width", "0.35",
+      "--epochs", "1", "--batch-size", "8", "--learning-rate", "0.01", "--threads", "2", "--progress", "none"]
+    let first = try run(common + ["--folds", "5", "--fold", "2", "--output", folder + "/a"])
+    XCTAssertEqual(first.status, 0, first.output)
+    let folds = try NumPy.read(folder + "/a/folds.npy")
+    XCTAssertEqual(folds.dtype, .int32)
+    XCTAssertEqual(folds.shape, [40])
+    XCTAssertEqual(try NumPy.readFloat32(folder + "/a/validation.logits.npy").shape, [8, 4], "fold 2 holds 2 of each class")
+    let second = try run(common + [
+      "--folds-file", folder + "/a/folds.npy", "--fold", "2", "--sampling", "class-balanced", "--class-weights", "effective-number",
+      "--reweight-from-epoch", "1", "--logit-adjustment", "1", "--focal-gamma", "1", "--output", folder + "/b",
+    ])
+    XCTAssertEqual(second.status, 0, second.output)
+    XCTAssertEqual(try FileBytes.read(folder + "/b/folds.npy"), try FileBytes.read(folder + "/a/folds.npy"))
+    let wrong = try run(common + ["--folds-file", folder + "/a/folds.npy", "--fold", "7", "--output", folder + "/c"])
+    XCTAssertNotEqual(wrong.status, 0)
+    XCTAssert(wrong.output.contains("--fold 7"), wrong.output)
+  }
+
   func testBadInputFailsWithTheFileAndTheProblem() throws {
     let train = try writeDataset("train", count: 8)
     var bytes = try FileBytes.read(train.images)

@@ -52,8 +52,7 @@ final class PyTorchParityTests: XCTestCase {
     let logitGradient = Tensor(shape: [batch, 4])
     let loss = labels.withUnsafeMutableBufferPointer {
       backend.softmaxCrossEntropy(
-        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, labelSmoothing: 0.1, classWeights: nil,
-        logitGradient: logitGradient)
+        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: logitGradient)
     }
     XCTAssertEqual(loss, Double(file.metadata["loss"]!)!, accuracy: 1e-4)
 

@@ -1,32 +1,154 @@
+import Foundation
 import Tensor
 
-/// The reference recipe's augmentation: a random shift after zero padding (torchvision's
-/// RandomCrop(size, padding: p): shifts of −p…p in each axis) and a horizontal flip.
-/// Each example's draw is keyed by (seed, epoch, example index), so a batch is the same
-/// wherever and whenever it is assembled.
+/// Training-time augmentation of 8-bit images, drawn per (seed, epoch, example) so that a
+/// batch is the same wherever and whenever it is assembled.
+///
+/// The reference recipe is `shift` + `horizontalFlip` (torchvision's RandomCrop(size,
+/// padding: shift) and RandomHorizontalFlip): integer shifts with zero padding. Rotation,
+/// scale, shear and vertical flips add one affine warp with bilinear sampling (zero
+/// outside the image); random erasing (Zhong et al. 2020) then blanks a rectangle.
 public struct Augmentation: Codable, Equatable, Sendable {
   /// Maximum shift in pixels in each direction (the padding).
   public var shift: Int
   /// Probability of a left-right flip.
   public var horizontalFlip: Double
+  /// Probability of an up-down flip.
+  public var verticalFlip: Double
+  /// Maximum rotation in degrees (uniform in ±rotation).
+  public var rotation: Double
+  /// Maximum relative scale change (uniform in 1 ± scale).
+  public var scale: Double
+  /// Maximum shear in degrees along x (uniform in ±shear).
+  public var shear: Double
+  /// Probability of erasing one rectangle of 2–33 % of the image (aspect 0.3–3.3) to the
+  /// mean (0 after normalisation).
+  public var erasing: Double
 
-  public init(shift: Int = 0, horizontalFlip: Double = 0) {
+  public init(
+    shift: Int = 0, horizontalFlip: Double = 0, verticalFlip: Double = 0, rotation: Double = 0, scale: Double = 0,
+    shear: Double = 0, erasing: Double = 0
+  ) {
     self.shift = shift
     self.horizontalFlip = horizontalFlip
+    self.verticalFlip = verticalFlip
+    self.rotation = rotation
+    self.scale = scale
+    self.shear = shear
+    self.erasing = erasing
   }
 
   public static let none = Augmentation()
-  public var isIdentity: Bool { shift == 0 && horizontalFlip == 0 }
+  public var isIdentity: Bool { self == .none }
+  /// Whether the affine path is needed (otherwise integer shifts and flips suffice).
+  var needsWarp: Bool { verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 }
 
-  /// The transform of one example: (dy, dx, flip).
+  /// Checks the ranges, naming the setting.
+  public func validate() throws {
+    func check(_ ok: Bool, _ message: String) throws { if !ok { throw DataError(file: "augmentation", message) } }
+    try check(shift >= 0, "shift must be ≥ 0, got \(shift)")
+    for (name, p) in [("horizontal flip", horizontalFlip), ("vertical flip", verticalFlip), ("erasing", erasing)] {
+      try check((0...1).contains(p), "\(name) probability must be in [0, 1], got \(p)")
+    }
+    try check((0..<180).contains(abs(rotation)), "rotation must be below 180°, got \(rotation)")
+    try check((0..<1).contains(scale), "scale must be in [0, 1), got \(scale)")
+    try check((0..<80).contains(abs(shear)), "shear must be below 80°, got \(shear)")
+  }
+
+  /// The reference recipe's draw of one example: (dy, dx, flip). Kept on its own stream
+  /// so that adding other transforms does not change these.
   @inline(__always)
   func draw(random: RandomStream, example: Int) -> (dy: Int, dx: Int, flip: Bool) {
-    if isIdentity { return (0, 0, false) }
+    if shift == 0 && horizontalFlip == 0 { return (0, 0, false) }
     let bits = random.bits(at: UInt64(example))
     let span = UInt32(2 * shift + 1)
     let dy = Int(bits.0 % span) - shift
     let dx = Int(bits.1 % span) - shift
     let flip = Double(bits.2 >> 8) / 16_777_216.0 < horizontalFlip
     return (dy, dx, flip)
+  }
+
+  /// Maps output pixel (y, x) to input coordinates: src = A·(dst − centre) + centre + t.
+  public struct Warp: Equatable, Sendable {
+    public var a: (Double, Double, Double, Double)
+    public var translation: (Double, Double)
+
+    public init(a: (Double, Double, Double, Double), translation: (Double, Double)) {
+      self.a = a
+      self.translation = translation
+    }
+
+    public static let identity = Warp(a: (1, 0, 0, 1), translation: (0, 0))
+
+    public static func == (l: Warp, r: Warp) -> Bool {
+      l.a == r.a && l.translation == r.translation
+    }
+  }
+
+  /// The inverse affine map of one example: flips, rotation, scale, shear and the shift.
+  func warp(random: RandomStream, example: Int, base: (dy: Int, dx: Int, flip: Bool)) -> Warp {
+    let bits = random.bits(at: UInt64(example))
+    func unit(_ word: UInt32) -> Double { Double(word) / 4_294_967_296.0 }
+    let angle = (2 * unit(bits.0) - 1) * rotation * .pi / 180
+    let factor = 1 + (2 * unit(bits.1) - 1) * scale
+    let shearAngle = (2 * unit(bits.2) - 1) * shear * .pi / 180
+    let vertical = unit(bits.3) < verticalFlip
+    // Forward map F = R(angle)·Shear·S(factor)·Flips; the warp samples with F⁻¹.
+    let (c, s) = (cos(angle), sin(angle))
+    let k = tan(shearAngle)
+    // F = [[c, −s], [s, c]] · [[1, k], [0, 1]] · factor · diag(fx, fy)
+    let fx: Double = base.flip ? -1 : 1
+    let fy: Double = vertical ? -1 : 1
+    let f00 = factor * c * fx, f01 = factor * (c * k - s) * fy
+    let f10 = factor * s * fx, f11 = factor * (s * k + c) * fy
+    let determinant = f00 * f11 - f01 * f10
+    return Warp(
+      a: (f11 / determinant, -f01 / determinant, -f10 / determinant, f00 / determinant),
+      translation: (Double(base.dx), Double(base.dy)))
+  }
+
+  /// The erased rectangle of one example, if any: (top, left, height, width).
+  func erasure(random: RandomStream, example: Int, height: Int, width: Int) -> (Int, Int, Int, Int)? {
+    guard erasing > 0 else { return nil }
+    let bits = random.bits(at: UInt64(example) | 1 << 41)
+    func unit(_ word: UInt32) -> Double { Double(word) / 4_294_967_296.0 }
+    guard unit(bits.0) < erasing else { return nil }
+    let area = Double(height * width) * (0.02 + unit(bits.1) * 0.31)
+    let aspect = exp(log(0.3) + unit(bits.2) * (log(3.3) - log(0.3)))
+    let h = min(height, max(1, Int((area * aspect).squareRoot().rounded())))
+    let w = min(width, max(1, Int((area / aspect).squareRoot().rounded())))
+    let more = random.bits(at: UInt64(example) | 1 << 42)
+    let top = Int(UInt64(more.0) * UInt64(height - h + 1) >> 32)
+    let left = Int(UInt64(more.1) * UInt64(width - w + 1) >> 32)
+    return (top, left, h, w)
+  }
+}
+
+/// Bilinear resampling of one image under an inverse affine map, zero outside.
+/// source: [H, W, C] floats (raw pixel values); destination likewise.
+public func warpImage(
+  _ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int,
+  warp: Augmentation.Warp
+) {
+  let cy = Double(height - 1) / 2, cx = Double(width - 1) / 2
+  let (a00, a01, a10, a11) = warp.a
+  for y in 0..<height {
+    for x in 0..<width {
+      // (x, y) relative to the centre, minus the shift, through the inverse map.
+      let u = Double(x) - cx - warp.translation.0
+      let v = Double(y) - cy - warp.translation.1
+      let sx = a00 * u + a01 * v + cx
+      let sy = a10 * u + a11 * v + cy
+      let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
+      let fx = Float(sx - Double(x0)), fy = Float(sy - Double(y0))
+      for c in 0..<channels {
+        func pixel(_ yy: Int, _ xx: Int) -> Float {
+          (yy >= 0 && yy < height && xx >= 0 && xx < width) ? source[(yy * width + xx) * channels + c] : 0
+        }
+        let top = pixel(y0, x0) * (1 - fx) + pixel(y0, x0 + 1) * fx
+        let bottom = pixel(y0 + 1, x0) * (1 - fx) + pixel(y0 + 1, x0 + 1) * fx
+        destination[(y * width + x) * channels + c] = top * (1 - fy) + bottom * fy
+      }
+    }
   }
 }

@@ -10,6 +10,20 @@ public final class BatchAssembler {
   /// allocates nothing).
   private let scale: [Float]
   private let offset: [Float]
+  /// Per-thread float images for the affine path, grown once.
+  private var warpScratch: UnsafeMutablePointer<Float>?
+  private var warpScratchCount = 0
+
+  deinit { warpScratch?.deallocate() }
+
+  private func scratch(_ count: Int) -> UnsafeMutablePointer<Float> {
+    if count > warpScratchCount {
+      warpScratch?.deallocate()
+      warpScratch = .allocate(capacity: count)
+      warpScratchCount = count
+    }
+    return warpScratch!
+  }
 
   public init(mean: [Float], std: [Float], threads: Int) {
     precondition(mean.count == std.count)
@@ -30,17 +44,37 @@ public final class BatchAssembler {
     let imageSize = dataset.imageSize
     precondition(channels == scale.count, "the assembler was made for \(scale.count) channels, the data have \(channels)")
     let random = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch))
+    // The other transforms draw from their own stream: the reference recipe's shifts and
+    // flips stay the same whatever else is switched on.
+    let moreRandom = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch) ^ 0x8000_0000)
+    let warping = augmentation.needsWarp
+    let scratchPerThread = 2 * imageSize
+    let threadScratch = warping ? scratch(parallel.threads * scratchPerThread) : nil
     let start = indices.startIndex
     dataset.pixels.withUnsafeBufferPointer { pixels in
       scale.withUnsafeBufferPointer { scale in
         offset.withUnsafeBufferPointer { offset in
-          parallel.forEachChunk(indices.count, grain: 16) { _, range in
+          parallel.forEachChunk(indices.count, grain: 16) { chunk, range in
             for slot in range {
               let example = indices[start + slot]
               labels[slot] = dataset.labels[example]
               let source = pixels.baseAddress! + example * imageSize
               let destination = images.data + slot * imageSize
               let (dy, dx, flip) = augmentation.draw(random: random, example: example)
+              defer {
+                if let (top, left, h, w) = augmentation.erasure(random: moreRandom, example: example, height: height, width: width) {
+                  for y in top..<(top + h) { (destination + (y * width + left) * channels).update(repeating: 0, count: w * channels) }
+                }
+              }
+              if warping, let threadScratch {
+                let raw = threadScratch + chunk * scratchPerThread
+                let warped = raw + imageSize
+                for i in 0..<imageSize { raw[i] = Float(source[i]) }
+                let warp = augmentation.warp(random: moreRandom, example: example, base: (dy, dx, flip))
+                warpImage(raw, into: warped, height: height, width: width, channels: channels, warp: warp)
+                for i in 0..<imageSize { destination[i] = warped[i] * scale[i % channels] + offset[i % channels] }
+                continue
+              }
               for y in 0..<height {
                 let sy = y + dy
                 for x in 0..<width {

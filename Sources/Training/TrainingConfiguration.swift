@@ -69,9 +69,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     guard focalGamma >= 0 else { throw fail("focal γ must not be negative, got \(focalGamma)") }
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
     if let gradientClipNorm, gradientClipNorm <= 0 { throw fail("gradient clip norm must be positive") }
-    guard augmentation.shift >= 0, (0...1).contains(augmentation.horizontalFlip) else {
-      throw fail("augmentation shift must be ≥ 0 and flip probability in [0, 1]")
-    }
+    do { try augmentation.validate() } catch let error as DataError { throw fail(error.problem) }
   }
 }
 

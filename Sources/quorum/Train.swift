@@ -65,6 +65,11 @@ struct Train: ParsableCommand {
   var emaDecay: Float?
   @Option(help: "Random shift in pixels (zero padding) for augmentation; 0 disables.") var shift: Int = 2
   @Option(help: "Probability of a horizontal flip for augmentation.") var flip: Double = 0.5
+  @Option(help: "Probability of a vertical flip.") var verticalFlip: Double = 0
+  @Option(help: "Random rotation up to ± this many degrees (bilinear, zero outside).") var rotation: Double = 0
+  @Option(help: "Random scaling by up to ± this fraction (e.g. 0.1).") var scale: Double = 0
+  @Option(help: "Random shear up to ± this many degrees.") var shear: Double = 0
+  @Option(help: "Probability of random erasing (one rectangle of 2–33 % of the image).") var erasing: Double = 0
 
   // MARK: Selection and run
   @Option(help: "Validation metric that picks the best epoch: accuracy, balanced_accuracy, macro_f1 or nll.")
@@ -106,7 +111,9 @@ struct Train: ParsableCommand {
     configuration.focalGamma = focalGamma
     configuration.gradientClipNorm = clipNorm
     configuration.emaDecay = emaDecay
-    configuration.augmentation = Augmentation(shift: shift, horizontalFlip: flip)
+    configuration.augmentation = Augmentation(
+      shift: shift, horizontalFlip: flip, verticalFlip: verticalFlip, rotation: rotation, scale: scale, shear: shear,
+      erasing: erasing)
     configuration.seed = seed
     configuration.selectionMetric = selectBy
     configuration.earlyStoppingPatience = earlyStopping

@@ -152,3 +152,27 @@ public func warpImage(
     }
   }
 }
+
+/// Test-time augmentation: predictions averaged over fixed transforms of each image.
+public struct TestTimeAugmentation: Codable, Equatable, Sendable {
+  /// Add the left-right mirror of every transform.
+  public var flips: Bool
+  /// Add shifts by this many pixels up, down, left and right (0: none).
+  public var shift: Int
+
+  public init(flips: Bool = false, shift: Int = 0) {
+    self.flips = flips
+    self.shift = shift
+  }
+
+  public static let none = TestTimeAugmentation()
+
+  /// The transforms as (dy, dx, flip), the identity first.
+  public var transforms: [(dy: Int, dx: Int, flip: Bool)] {
+    var offsets = [(0, 0)]
+    if shift > 0 { offsets += [(-shift, 0), (shift, 0), (0, -shift), (0, shift)] }
+    return offsets.flatMap { offset in
+      flips ? [(offset.0, offset.1, false), (offset.0, offset.1, true)] : [(offset.0, offset.1, false)]
+    }
+  }
+}

@@ -35,10 +35,11 @@ public final class BatchAssembler {
   }
 
   /// Fills `images` and `labels` with the examples at `indices`. A pixel shifted in from
-  /// outside the image is 0 before normalisation (zero padding).
+  /// outside the image is 0 before normalisation (zero padding). With `fixed`, every
+  /// example gets that shift and flip instead of random ones (test-time augmentation).
   public func assemble(
     _ dataset: ImageDataset, indices: ArraySlice<Int>, augmentation: Augmentation, seed: UInt64,
-    epoch: Int, images: Tensor, labels: UnsafeMutablePointer<Int32>
+    epoch: Int, images: Tensor, labels: UnsafeMutablePointer<Int32>, fixed: (dy: Int, dx: Int, flip: Bool)? = nil
   ) {
     let (height, width, channels) = (dataset.height, dataset.width, dataset.channels)
     let imageSize = dataset.imageSize
@@ -60,7 +61,7 @@ public final class BatchAssembler {
               labels[slot] = dataset.labels[example]
               let source = pixels.baseAddress! + example * imageSize
               let destination = images.data + slot * imageSize
-              let (dy, dx, flip) = augmentation.draw(random: random, example: example)
+              let (dy, dx, flip) = fixed ?? augmentation.draw(random: random, example: example)
               defer {
                 if let (top, left, h, w) = augmentation.erasure(random: moreRandom, example: example, height: height, width: width) {
                   for y in top..<(top + h) { (destination + (y * width + left) * channels).update(repeating: 0, count: w * channels) }

@@ -231,8 +231,9 @@ public final class Trainer {
     } else {
       average?.copyToModel()
     }
-    let validation = data.validation.map { evaluate($0) }
-    let test = data.test.map { evaluate($0) }
+    let augmentation = configuration.testTimeAugmentation
+    let validation = data.validation.map { evaluate($0, testTimeAugmentation: augmentation) }
+    let test = data.test.map { evaluate($0, testTimeAugmentation: augmentation) }
     let result = TrainingResult(
       progress: progress, validationLogits: validation?.logits, testLogits: test?.logits,
       validation: validation?.metrics, test: test?.metrics)
@@ -256,15 +257,38 @@ public final class Trainer {
   }
 
   /// Logits [n, classes] of the current model in evaluation mode, and their scores.
-  public func evaluate(_ dataset: ImageDataset) -> (logits: [Float], metrics: ClassificationMetrics) {
+  /// With test-time augmentation, the softmax is averaged over the transforms and the
+  /// logits returned are the log of that average.
+  public func evaluate(_ dataset: ImageDataset, testTimeAugmentation: TestTimeAugmentation = .none) -> (logits: [Float], metrics: ClassificationMetrics) {
     let classes = configuration.model.classes
+    let transforms = testTimeAugmentation.transforms
     var logits = [Float](repeating: 0, count: dataset.count * classes)
+    var probabilities = [Double](repeating: 0, count: transforms.count > 1 ? dataset.count * classes : 0)
     let order = Array(0..<dataset.count)
     for start in stride(from: 0, to: dataset.count, by: model.capacity) {
       let batch = order[start..<min(start + model.capacity, dataset.count)]
-      assembler.assemble(dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels)
-      let output = model.forward(images, batch: batch.count, training: false)
-      logits.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * classes).update(from: output.data, count: batch.count * classes) }
+      for transform in transforms {
+        assembler.assemble(
+          dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels, fixed: transform)
+        let output = model.forward(images, batch: batch.count, training: false)
+        if transforms.count == 1 {
+          logits.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * classes).update(from: output.data, count: batch.count * classes) }
+          continue
+        }
+        for n in 0..<batch.count {
+          let row = output.data + n * classes
+          var largest = -Float.infinity
+          for c in 0..<classes { largest = max(largest, row[c]) }
+          var sum = 0.0
+          for c in 0..<classes { sum += exp(Double(row[c] - largest)) }
+          for c in 0..<classes {
+            probabilities[(start + n) * classes + c] += exp(Double(row[c] - largest)) / sum / Double(transforms.count)
+          }
+        }
+      }
+    }
+    if transforms.count > 1 {
+      for i in 0..<logits.count { logits[i] = Float(log(max(probabilities[i], 1e-30))) }
     }
     let metrics = logits.withUnsafeBufferPointer {
       ClassificationMetrics.compute(logits: $0.baseAddress!, labels: dataset.labels, classes: classes)

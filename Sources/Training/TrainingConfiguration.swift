@@ -34,6 +34,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   /// Keep an exponential moving average of the weights with this decay and evaluate with it.
   public var emaDecay: Float? = nil
   public var augmentation: Augmentation = Augmentation(shift: 2, horizontalFlip: 0.5)
+  /// Test-time augmentation of the final validation and test predictions.
+  public var testTimeAugmentation: TestTimeAugmentation = .none
   public var seed: UInt64 = 0
   /// Which validation metric selects the best epoch.
   public var selectionMetric: SelectionMetric = .accuracy
@@ -69,6 +71,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     guard focalGamma >= 0 else { throw fail("focal γ must not be negative, got \(focalGamma)") }
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
     if let gradientClipNorm, gradientClipNorm <= 0 { throw fail("gradient clip norm must be positive") }
+    guard testTimeAugmentation.shift >= 0 else { throw fail("test-time shift must be ≥ 0") }
     do { try augmentation.validate() } catch let error as DataError { throw fail(error.problem) }
   }
 }

@@ -70,6 +70,9 @@ struct Train: ParsableCommand {
   @Option(help: "Random scaling by up to ± this fraction (e.g. 0.1).") var scale: Double = 0
   @Option(help: "Random shear up to ± this many degrees.") var shear: Double = 0
   @Option(help: "Probability of random erasing (one rectangle of 2–33 % of the image).") var erasing: Double = 0
+  @Flag(help: "Test-time augmentation: average the final predictions over left-right flips.") var ttaFlips = false
+  @Option(help: "Test-time augmentation: also average over shifts by this many pixels in the four directions.")
+  var ttaShift: Int = 0
 
   // MARK: Selection and run
   @Option(help: "Validation metric that picks the best epoch: accuracy, balanced_accuracy, macro_f1 or nll.")
@@ -114,6 +117,7 @@ struct Train: ParsableCommand {
     configuration.augmentation = Augmentation(
       shift: shift, horizontalFlip: flip, verticalFlip: verticalFlip, rotation: rotation, scale: scale, shear: shear,
       erasing: erasing)
+    configuration.testTimeAugmentation = TestTimeAugmentation(flips: ttaFlips, shift: ttaShift)
     configuration.seed = seed
     configuration.selectionMetric = selectBy
     configuration.earlyStoppingPatience = earlyStopping

@@ -112,6 +112,33 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(result.validation?.accuracy ?? -1, scores.max()!, accuracy: 1e-12)
   }
 
+  /// Flip TTA = the mean of the probabilities on the images and on their mirrors (made
+  /// here by hand), written as log-probabilities.
+  func testFlipTestTimeAugmentationAveragesMirroredPredictions() throws {
+    let data = try SmallFashionMNIST.load(training: 96, test: 40)
+    let run = try trainer(SmallFashionMNIST.configuration(epochs: 1), data, output: nil)
+    try run.run()
+    let test = try XCTUnwrap(data.test)
+    var mirrored = test
+    for n in 0..<test.count {
+      for y in 0..<28 { for x in 0..<28 { mirrored.pixels[n * 784 + y * 28 + x] = test.pixels[n * 784 + y * 28 + 27 - x] } }
+    }
+    let plain = run.evaluate(test).logits
+    let flipped = run.evaluate(mirrored).logits
+    let averaged = run.evaluate(test, testTimeAugmentation: TestTimeAugmentation(flips: true)).logits
+    func softmax(_ row: ArraySlice<Float>) -> [Double] {
+      let largest = Double(row.max()!)
+      let e = row.map { exp(Double($0) - largest) }
+      return e.map { $0 / e.reduce(0, +) }
+    }
+    for n in 0..<test.count {
+      let a = softmax(plain[(n * 10)..<(n * 10 + 10)]), b = softmax(flipped[(n * 10)..<(n * 10 + 10)])
+      for c in 0..<10 { XCTAssertEqual(Double(exp(averaged[n * 10 + c])), (a[c] + b[c]) / 2, accuracy: 1e-5) }
+    }
+    XCTAssertEqual(TestTimeAugmentation(flips: true, shift: 1).transforms.count, 10)
+    XCTAssertEqual(run.evaluate(test, testTimeAugmentation: .none).logits, plain)
+  }
+
   func testMetricsOnAKnownConfusion() {
     // Labels 0,0,0,1,1,2; predictions 0,0,1,1,1,1 (class 2 never predicted).
     let labels: [Int32] = [0, 0, 0, 1, 1, 2]

@@ -144,8 +144,9 @@ public protocol Backend: AnyObject {
 }
 
 /// The variants of softmax cross-entropy Quorum trains with. With targets
-/// q = (1 − ε)·onehot(y) + ε/K and p = softmax(z + τ·log π):
-///   loss = Σᵢ w[yᵢ] · (−Σ_c q_ic (1 − p_ic)^γ log p_ic) / Σᵢ w[yᵢ]
+/// q = (1 − ε)·t + ε/K, where t is onehot(y) or the given soft targets, and
+/// p = softmax(z + τ·log π):
+///   loss = Σᵢ wᵢ · (−Σ_c q_ic (1 − p_ic)^γ log p_ic) / Σᵢ wᵢ,   wᵢ = Σ_c t_ic·w[c]
 /// ε = 0, w = 1, τ = 0, γ = 0 is plain cross-entropy; with weights it is PyTorch's
 /// `CrossEntropyLoss(weight:, label_smoothing:)`.
 public struct CrossEntropyOptions {
@@ -159,11 +160,18 @@ public struct CrossEntropyOptions {
   public var logitAdjustment: Tensor?
   /// Focal loss exponent γ (Lin et al. 2017); 0: cross-entropy.
   public var focalGamma: Float
+  /// Soft targets t [N, K] (rows summing to 1) instead of one-hot labels: mixup and
+  /// CutMix mix two labels, distillation uses a teacher's probabilities. nil: the labels.
+  public var softTargets: Tensor?
 
-  public init(labelSmoothing: Float = 0, classWeights: Tensor? = nil, logitAdjustment: Tensor? = nil, focalGamma: Float = 0) {
+  public init(
+    labelSmoothing: Float = 0, classWeights: Tensor? = nil, logitAdjustment: Tensor? = nil, focalGamma: Float = 0,
+    softTargets: Tensor? = nil
+  ) {
     self.labelSmoothing = labelSmoothing
     self.classWeights = classWeights
     self.logitAdjustment = logitAdjustment
     self.focalGamma = focalGamma
+    self.softTargets = softTargets
   }
 }

@@ -12,14 +12,25 @@ extension CPUBackend {
     let smoothing = Double(options.labelSmoothing)
     let offTarget = smoothing / Double(classes)
     let gamma = Double(options.focalGamma)
+    // t_ic: the soft target if given, else the one-hot label.
+    @inline(__always) func target(_ n: Int, _ c: Int) -> Double {
+      if let soft = options.softTargets { return Double(soft[n * classes + c]) }
+      return c == Int(labels[n]) ? 1 : 0
+    }
+    @inline(__always) func exampleWeight(_ n: Int) -> Double {
+      guard let weights = options.classWeights else { return 1 }
+      if options.softTargets == nil { return Double(weights[Int(labels[n])]) }
+      var sum = 0.0
+      for c in 0..<classes { sum += target(n, c) * Double(weights[c]) }
+      return sum
+    }
     var totalWeight = 0.0
-    for n in 0..<batch { totalWeight += Double(options.classWeights?[Int(labels[n])] ?? 1) }
+    for n in 0..<batch { totalWeight += exampleWeight(n) }
     var loss = 0.0
     for n in 0..<batch {
       let row = logits.data + n * classes
       let gradient = logitGradient.data + n * classes
-      let label = Int(labels[n])
-      let weight = Double(options.classWeights?[label] ?? 1) / totalWeight
+      let weight = exampleWeight(n) / totalWeight
       @inline(__always) func logit(_ c: Int) -> Double { Double(row[c]) + Double(options.logitAdjustment?[c] ?? 0) }
       var largest = -Double.infinity
       for c in 0..<classes { largest = max(largest, logit(c)) }
@@ -30,9 +41,9 @@ extension CPUBackend {
         var exampleLoss = 0.0
         for c in 0..<classes {
           let logProbability = logit(c) - logSum
-          let target = offTarget + (c == label ? 1 - smoothing : 0)
-          exampleLoss -= target * logProbability
-          gradient[c] = Float(weight * (exp(logProbability) - target))
+          let q = offTarget + (1 - smoothing) * target(n, c)
+          exampleLoss -= q * logProbability
+          gradient[c] = Float(weight * (exp(logProbability) - q))
         }
         loss += weight * exampleLoss
         continue
@@ -44,13 +55,13 @@ extension CPUBackend {
       for c in 0..<classes {
         let logProbability = logit(c) - logSum
         let p = exp(logProbability)
-        let target = offTarget + (c == label ? 1 - smoothing : 0)
-        let remainder = 1 - p
+        let q = offTarget + (1 - smoothing) * target(n, c)
+        let remainder = max(1 - p, 0)
         let modulation = pow(remainder, gamma)
-        exampleLoss -= target * modulation * logProbability
+        exampleLoss -= q * modulation * logProbability
         // (1 − p)^(γ−1)·p·log p → 0 as p → 1, for every γ > 0.
         let slope = remainder > 1e-12 ? gamma * modulation / remainder * p * logProbability : 0
-        let a = target * (slope - modulation)
+        let a = q * (slope - modulation)
         gradient[c] = Float(a)
         sumA += a
       }

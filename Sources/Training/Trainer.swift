@@ -44,6 +44,9 @@ public final class Trainer {
   let classWeights: Tensor?
   let logitAdjustment: Tensor?
   let logitGradient: Tensor
+  /// Mixing scratch: the batch's own images, and the mixed labels as soft targets.
+  let partnerImages: Tensor?
+  let softTargets: Tensor?
   public let description: ModelCheckpoint.Description
 
   public init(
@@ -96,6 +99,8 @@ public final class Trainer {
       logitAdjustment = nil
     }
     logitGradient = Tensor(shape: [configuration.batchSize, model.classes])
+    partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
+    softTargets = configuration.mixing.isActive ? Tensor(shape: [configuration.batchSize, model.classes]) : nil
   }
 
   deinit { labels.deallocate() }
@@ -183,12 +188,20 @@ public final class Trainer {
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
+    var mixed = false
+    if let partnerImages, let softTargets {
+      let geometry = configuration.model
+      mixed = configuration.mixing.apply(
+        images: images, partner: partnerImages, labels: labels, batch: batch.count, height: geometry.imageHeight,
+        width: geometry.imageWidth, channels: geometry.inputChannels, classes: geometry.classes, targets: softTargets,
+        seed: configuration.seed, step: step) != nil
+    }
     let logits = model.forward(images, batch: batch.count, training: true, seed: configuration.seed, step: UInt64(step))
     // Deferred re-weighting: the class weights join at their epoch (epochs are 1-based there).
     let weighted = configuration.reweightFromEpoch.map { epoch + 1 >= $0 } ?? true
     let options = CrossEntropyOptions(
       labelSmoothing: configuration.labelSmoothing, classWeights: weighted ? classWeights : nil,
-      logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma)
+      logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma, softTargets: mixed ? softTargets : nil)
     let loss = backend.softmaxCrossEntropy(
       logits: logits, labels: labels, batch: batch.count, classes: configuration.model.classes, options: options,
       logitGradient: logitGradient)

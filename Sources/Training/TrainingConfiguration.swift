@@ -34,6 +34,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   /// Keep an exponential moving average of the weights with this decay and evaluate with it.
   public var emaDecay: Float? = nil
   public var augmentation: Augmentation = Augmentation(shift: 2, horizontalFlip: 0.5)
+  /// Mixup / CutMix of training batches (soft targets through the loss).
+  public var mixing: Mixing = .none
   /// Test-time augmentation of the final validation and test predictions.
   public var testTimeAugmentation: TestTimeAugmentation = .none
   public var seed: UInt64 = 0
@@ -71,6 +73,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     guard focalGamma >= 0 else { throw fail("focal γ must not be negative, got \(focalGamma)") }
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
     if let gradientClipNorm, gradientClipNorm <= 0 { throw fail("gradient clip norm must be positive") }
+    do { try mixing.validate() } catch let error as DataError { throw fail(error.problem) }
     guard testTimeAugmentation.shift >= 0 else { throw fail("test-time shift must be ≥ 0") }
     do { try augmentation.validate() } catch let error as DataError { throw fail(error.problem) }
   }

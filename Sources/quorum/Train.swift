@@ -70,6 +70,10 @@ struct Train: ParsableCommand {
   @Option(help: "Random scaling by up to ± this fraction (e.g. 0.1).") var scale: Double = 0
   @Option(help: "Random shear up to ± this many degrees.") var shear: Double = 0
   @Option(help: "Probability of random erasing (one rectangle of 2–33 % of the image).") var erasing: Double = 0
+  @Option(help: "Mixup α (e.g. 0.2; 0 off): blend each batch with itself reversed, labels as soft targets.") var mixup: Double = 0
+  @Option(help: "CutMix α (e.g. 1; 0 off): paste a box of the reversed batch; with --mixup too, each batch picks one.")
+  var cutmix: Double = 0
+  @Option(help: "Probability that a batch is mixed.") var mixProbability: Double = 1
   @Flag(help: "Test-time augmentation: average the final predictions over left-right flips.") var ttaFlips = false
   @Option(help: "Test-time augmentation: also average over shifts by this many pixels in the four directions.")
   var ttaShift: Int = 0
@@ -118,6 +122,7 @@ struct Train: ParsableCommand {
       shift: shift, horizontalFlip: flip, verticalFlip: verticalFlip, rotation: rotation, scale: scale, shear: shear,
       erasing: erasing)
     configuration.testTimeAugmentation = TestTimeAugmentation(flips: ttaFlips, shift: ttaShift)
+    configuration.mixing = Mixing(mixup: mixup, cutmix: cutmix, probability: mixProbability)
     configuration.seed = seed
     configuration.selectionMetric = selectBy
     configuration.earlyStoppingPatience = earlyStopping

@@ -181,7 +181,15 @@ final class OperationGradientTests: XCTestCase {
     let weights = Tensor(shape: [classes], values: [1, 2, 0.5, 3])
     let prior = Tensor(shape: [classes], values: [0.6, 0.25, 0.1, 0.05].map { log(Float($0)) })
     let gradient = Tensor(shape: [batch * classes])
+    // Soft targets: rows of a mixup of two labels.
+    let soft = Tensor(shape: [batch, classes])
+    for n in 0..<batch {
+      soft[n * classes + Int(labels[n])] += 0.7
+      soft[n * classes + (Int(labels[n]) + 1) % classes] += 0.3
+    }
     let variants: [(String, CrossEntropyOptions)] = [
+      ("soft targets", CrossEntropyOptions(softTargets: soft)),
+      ("soft targets + smoothing + weights + focal", CrossEntropyOptions(labelSmoothing: 0.1, classWeights: weights, focalGamma: 1, softTargets: soft)),
       ("plain", CrossEntropyOptions()),
       ("smoothing", CrossEntropyOptions(labelSmoothing: 0.1)),
       ("smoothing + weights", CrossEntropyOptions(labelSmoothing: 0.2, classWeights: weights)),
@@ -219,6 +227,12 @@ final class OperationGradientTests: XCTestCase {
       adjusted -= shifted[label] - log(shifted.map { exp($0) }.reduce(0, +))
     }
     XCTAssertEqual(value(CrossEntropyOptions()), plain / Double(batch), accuracy: 1e-9)
+    // One-hot soft targets are the labels, weights included.
+    let oneHot = Tensor(shape: [batch, classes])
+    for n in 0..<batch { oneHot[n * classes + Int(labels[n])] = 1 }
+    XCTAssertEqual(
+      value(CrossEntropyOptions(labelSmoothing: 0.1, classWeights: weights, softTargets: oneHot)),
+      value(CrossEntropyOptions(labelSmoothing: 0.1, classWeights: weights)), accuracy: 1e-12)
     XCTAssertEqual(value(CrossEntropyOptions(focalGamma: 2)), focal / Double(batch), accuracy: 1e-9)
     XCTAssertEqual(value(CrossEntropyOptions(logitAdjustment: prior)), adjusted / Double(batch), accuracy: 1e-6)
   }

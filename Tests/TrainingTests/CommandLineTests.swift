@@ -89,7 +89,8 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(try NumPy.readFloat32(folder + "/a/validation.logits.npy").shape, [8, 4], "fold 2 holds 2 of each class")
     let second = try run(common + [
       "--folds-file", folder + "/a/folds.npy", "--fold", "2", "--sampling", "class-balanced", "--class-weights", "effective-number",
-      "--reweight-from-epoch", "1", "--logit-adjustment", "1", "--focal-gamma", "1", "--output", folder + "/b",
+      "--reweight-from-epoch", "1", "--logit-adjustment", "1", "--focal-gamma", "1", "--mixup", "0.2", "--cutmix", "1",
+      "--rotation", "10", "--erasing", "0.5", "--tta-flips", "--output", folder + "/b",
     ])
     XCTAssertEqual(second.status, 0, second.output)
     XCTAssertEqual(try FileBytes.read(folder + "/b/folds.npy"), try FileBytes.read(folder + "/a/folds.npy"))

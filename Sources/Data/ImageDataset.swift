@@ -7,8 +7,12 @@ public struct ImageDataset: Sendable {
   public let width: Int
   public let channels: Int
   public let classes: Int
+  /// Names of the classes in label order, when the layout names them.
+  public var classNames: [String]?
 
-  public init(pixels: [UInt8], labels: [Int32], height: Int, width: Int, channels: Int, classes: Int) {
+  public init(
+    pixels: [UInt8], labels: [Int32], height: Int, width: Int, channels: Int, classes: Int, classNames: [String]? = nil
+  ) {
     precondition(pixels.count == labels.count * height * width * channels)
     self.pixels = pixels
     self.labels = labels
@@ -16,6 +20,7 @@ public struct ImageDataset: Sendable {
     self.width = width
     self.channels = channels
     self.classes = classes
+    self.classNames = classNames
   }
 
   public var count: Int { labels.count }
@@ -47,7 +52,7 @@ public struct ImageDataset: Sendable {
     }
     return ImageDataset(
       pixels: subsetPixels, labels: indices.map { labels[$0] }, height: height, width: width,
-      channels: channels, classes: classes)
+      channels: channels, classes: classes, classNames: classNames)
   }
 
   /// Examples per class.

@@ -19,6 +19,10 @@ public enum NumPy {
     return bytes
   }
 
+  public static func encode(_ values: [UInt8], shape: [Int]) -> [UInt8] {
+    header(dtype: .uint8, shape: shape) + values
+  }
+
   public static func encode(_ values: [Int32], shape: [Int]) -> [UInt8] {
     var bytes = header(dtype: .int32, shape: shape)
     values.withUnsafeBytes { bytes.append(contentsOf: $0) }

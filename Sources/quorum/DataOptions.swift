@@ -12,6 +12,11 @@ struct DataOptions: ParsableArguments {
     valueName: "folder"))
   var data: String = fashionMNIST
 
+  @Option(help: ArgumentHelp(
+    "Training data as a folder of CLASS.npy files (uint8 [n, H·W] or [n, H, W]; Quick, Draw!'s numpy_bitmap layout); overrides --data.",
+    valueName: "folder"))
+  var classArrays: String?
+
   @Option(help: "Training images (IDX, gzip or not); overrides --data.")
   var trainImages: String?
   @Option(help: "Training labels (IDX).")
@@ -56,9 +61,10 @@ struct DataOptions: ParsableArguments {
   /// Loads and splits the data, with one line on what was loaded. A fold assignment is
   /// written to `output`/folds.npy.
   func load(seed: UInt64, output: String, log: (String) -> Void) throws -> TrainingData {
-    var training = try ImageDataset.loadIDX(
-      images: try path(trainImages, "train-images-idx3-ubyte"), labels: try path(trainLabels, "train-labels-idx1-ubyte"),
-      classes: classes)
+    var training = try classArrays.map { try ImageDataset.loadClassArrays(folder: $0) }
+      ?? ImageDataset.loadIDX(
+        images: try path(trainImages, "train-images-idx3-ubyte"), labels: try path(trainLabels, "train-labels-idx1-ubyte"),
+        classes: classes)
     if let longTailRatio {
       guard longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }
       let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: longTailRatio, classes: training.classes)
@@ -91,7 +97,7 @@ struct DataOptions: ParsableArguments {
       training = training.subset(split.training)
     }
     var test: ImageDataset?
-    if testImages != "none" {
+    if testImages != "none" && (classArrays == nil || testImages != nil) {
       let imagesPath = try? path(testImages, "t10k-images-idx3-ubyte")
       let labelsPath = try? path(testLabels, "t10k-labels-idx1-ubyte")
       if let imagesPath, let labelsPath {

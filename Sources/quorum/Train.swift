@@ -101,7 +101,10 @@ struct Train: ParsableCommand {
     let style: ProgressReporter.Style? = [.bar: .bar, .lines: .lines, .none: .silent][progress]
     let reporter = ProgressReporter(style: style, totalEpochs: epochs)
     let data = try dataOptions.load(seed: seed, output: output, log: reporter.message)
-    var configuration = TrainingConfiguration(model: try modelConfiguration(classes: dataOptions.classes ?? data.training.classes))
+    var configuration = TrainingConfiguration(
+      model: try modelConfiguration(
+        classes: dataOptions.classes ?? data.training.classes, height: data.training.height, width: data.training.width,
+        channels: data.training.channels))
     configuration.epochs = epochs
     configuration.batchSize = batchSize
     configuration.optimizer = optimizer
@@ -142,7 +145,7 @@ struct Train: ParsableCommand {
     reporter.message("wrote \(output)/model.safetensors, metrics.json and logits")
   }
 
-  func modelConfiguration(classes: Int) throws -> MobileNetV2Configuration {
+  func modelConfiguration(classes: Int, height: Int, width imageWidth: Int, channels: Int) throws -> MobileNetV2Configuration {
     var strides: [Int]?
     if let stageStrides {
       strides = try stageStrides.split(separator: ",").map {
@@ -153,7 +156,8 @@ struct Train: ParsableCommand {
       }
     }
     return MobileNetV2Configuration(
-      preset: preset, width: width, inputChannels: 1, classes: classes, stemStride: stemStride,
+      preset: preset, width: width, inputChannels: channels, classes: classes, imageHeight: height, imageWidth: imageWidth,
+      stemStride: stemStride,
       stageStrides: strides, dropout: dropout, stochasticDepth: stochasticDepth)
   }
 

@@ -86,6 +86,30 @@ final class ReaderTests: XCTestCase {
     assertError(try ImageDataset.loadIDX(images: images, labels: short), mentions: ["short-labels.idx", "5 labels", "6 images"])
   }
 
+  /// Quick, Draw!'s layout: one CLASS.npy per class, names sorted.
+  func testClassArraysReadFlatAndSquareImagesAndRejectBadFiles() throws {
+    let arrays = folder + "/arrays"
+    try FileManager.default.createDirectory(atPath: arrays, withIntermediateDirectories: true)
+    try FileBytes.writeAtomically(NumPy.encode([UInt8](repeating: 7, count: 3 * 784), shape: [3, 784]), to: arrays + "/zebra.npy")
+    try FileBytes.writeAtomically(NumPy.encode([UInt8](repeating: 9, count: 2 * 784), shape: [2, 28, 28]), to: arrays + "/apple.npy")
+    let dataset = try ImageDataset.loadClassArrays(folder: arrays)
+    XCTAssertEqual(dataset.classNames, ["apple", "zebra"])
+    XCTAssertEqual(dataset.labels, [0, 0, 1, 1, 1])
+    XCTAssertEqual([dataset.height, dataset.width, dataset.channels], [28, 28, 1])
+    XCTAssertEqual(dataset.pixels.first, 9)
+    XCTAssertEqual(dataset.pixels.last, 7)
+
+    try NumPy.write([1, 2, 3], shape: [3], to: arrays + "/float.npy")
+    assertError(try ImageDataset.loadClassArrays(folder: arrays), mentions: ["float.npy", "dtype <f4"])
+    try FileManager.default.removeItem(atPath: arrays + "/float.npy")
+    try FileBytes.writeAtomically(NumPy.encode([UInt8](repeating: 1, count: 2 * 100), shape: [2, 10, 10]), to: arrays + "/small.npy")
+    assertError(try ImageDataset.loadClassArrays(folder: arrays), mentions: ["small.npy", "10×10×1", "apple.npy", "28×28×1"])
+    try FileManager.default.removeItem(atPath: arrays + "/small.npy")
+    try FileBytes.writeAtomically(NumPy.encode([UInt8](repeating: 1, count: 2 * 783), shape: [2, 783]), to: arrays + "/odd.npy")
+    assertError(try ImageDataset.loadClassArrays(folder: arrays), mentions: ["odd.npy", "not a square"])
+    assertError(try ImageDataset.loadClassArrays(folder: folder + "/nothing"), mentions: ["nothing"])
+  }
+
   func testFashionMNISTFromTheDebianPackage() throws {
     let path = fashionMNISTFolder + "/t10k-images-idx3-ubyte.gz"
     guard FileManager.default.fileExists(atPath: path) else {

@@ -99,6 +99,29 @@ final class CommandLineTests: XCTestCase {
     XCTAssert(wrong.output.contains("--fold 7"), wrong.output)
   }
 
+  func testTrainOnClassArraysAndInspectThem() throws {
+    let arrays = folder + "/arrays"
+    let train = try writeDataset("train", count: 40)
+    let dataset = try ImageDataset.loadIDX(images: train.images, labels: train.labels)
+    for c in 0..<4 {
+      let members = dataset.labels.indices.filter { dataset.labels[$0] == c }
+      try FileBytes.writeAtomically(NumPy.encode(dataset.subset(members).pixels, shape: [members.count, 784]), to: arrays + "/class\(c).npy")
+    }
+    let inspect = try run(["data", "inspect", arrays])
+    XCTAssertEqual(inspect.status, 0, inspect.output)
+    XCTAssert(inspect.output.contains("40 images of 28×28×1, 4 classes") && inspect.output.contains("class0, class1"), inspect.output)
+    let result = try run([
+      "train", "--class-arrays", arrays, "--width", "0.35", "--epochs", "1", "--batch-size", "8", "--learning-rate", "0.01",
+      "--threads", "2", "--progress", "none", "--output", folder + "/arrays-run",
+    ])
+    XCTAssertEqual(result.status, 0, result.output)
+    XCTAssertEqual(try NumPy.readFloat32(folder + "/arrays-run/validation.logits.npy").shape, [4, 4])
+    try NumPy.write([1, 2], shape: [2], to: arrays + "/broken.npy")
+    let broken = try run(["data", "inspect", arrays])
+    XCTAssertEqual(broken.status, 1)
+    XCTAssert(broken.output.contains("broken.npy") && broken.output.contains("dtype"), broken.output)
+  }
+
   func testBadInputFailsWithTheFileAndTheProblem() throws {
     let train = try writeDataset("train", count: 8)
     var bytes = try FileBytes.read(train.images)

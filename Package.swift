@@ -30,6 +30,8 @@ let systemLibraries: [Target] = [
   .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
   .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
   .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+  .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+  .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 ]
 
 // MARK: - Quorum's modules
@@ -40,7 +42,7 @@ let modules: [Target] = [
   // Layers with explicit forward/backward, MobileNetV2, losses, optimizers, schedules.
   .target(name: "NN", dependencies: ["Tensor"], swiftSettings: computeSettings),
   // Dataset readers, splits, augmentation, batches.
-  .target(name: "Data", dependencies: ["Tensor", "CZlib"], swiftSettings: computeSettings),
+  .target(name: "Data", dependencies: ["Tensor", "CZlib", "CPNG", "CTurboJPEG"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.

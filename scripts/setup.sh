@@ -10,6 +10,8 @@ packages=(
   liblz4-dev          # LZ4 frames for logits on the wire
   libopenblas-dev     # the CPU backend's GEMMs
   zlib1g-dev          # gzip'd IDX files
+  libpng-dev          # PNG images (CSV + image folder, class folders)
+  libturbojpeg0-dev   # JPEG images (TurboJPEG: errors as return codes)
   dataset-fashion-mnist  # the embedded default data set
 )
 

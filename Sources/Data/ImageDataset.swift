@@ -9,6 +9,11 @@ public struct ImageDataset: Sendable {
   public let classes: Int
   /// Names of the classes in label order, when the layout names them.
   public var classNames: [String]?
+  /// The examples' ids (file names, CSV ids), when the layout has them: a submission
+  /// needs them.
+  public var ids: [String]?
+  /// False for an unlabelled test set (its labels are placeholders).
+  public var isLabelled = true
 
   public init(
     pixels: [UInt8], labels: [Int32], height: Int, width: Int, channels: Int, classes: Int, classNames: [String]? = nil
@@ -50,9 +55,12 @@ public struct ImageDataset: Sendable {
     for index in indices {
       subsetPixels.append(contentsOf: pixels[(index * imageSize)..<((index + 1) * imageSize)])
     }
-    return ImageDataset(
+    var subset = ImageDataset(
       pixels: subsetPixels, labels: indices.map { labels[$0] }, height: height, width: width,
       channels: channels, classes: classes, classNames: classNames)
+    subset.ids = ids.map { ids in indices.map { ids[$0] } }
+    subset.isLabelled = isLabelled
+    return subset
   }
 
   /// Examples per class.

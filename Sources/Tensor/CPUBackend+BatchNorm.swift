@@ -7,12 +7,16 @@ private let blockRows = 64
 
 /// ∂L/∂(pre-activation) for eight channels: ReLU6 passes the gradient only where its
 /// output is strictly inside (0, 6), as PyTorch's hardtanh does.
+/// The constants are passed in: built inside the helper, they were rebuilt on every call
+/// and made batch-norm backward four times slower.
 @inline(__always)
-private func activationGradient(_ gradient: UnsafePointer<Float>, output: UnsafePointer<Float>, masked: Bool) -> SIMD8<Float> {
+private func activationGradient(
+  _ gradient: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, masked: Bool, zero: SIMD8<Float>, six: SIMD8<Float>
+) -> SIMD8<Float> {
   var g = load8(gradient)
   if masked {
     let activated = load8(output)
-    g.replace(with: SIMD8(repeating: 0), where: (activated .<= SIMD8(repeating: 0)) .| (activated .>= SIMD8(repeating: 6)))
+    g.replace(with: zero, where: (activated .<= zero) .| (activated .>= six))
   }
   return g
 }
@@ -155,13 +159,15 @@ extension CPUBackend {
     let dy = outputGradient.data
     let vectorEnd = channels - channels % 8
     let masked = activation == .relu6
+    let zero = SIMD8<Float>(repeating: 0)
+    let six = SIMD8<Float>(repeating: 6)
     // Σg and Σg·x over the rows.
     let sums = columnSums(rows: rows, channels: channels) { range, sumG, sumGX in
       for row in range {
         let offset = row * channels
         var c = 0
         while c < vectorEnd {
-          let g = activationGradient(dy + offset + c, output: y + offset + c, masked: masked)
+          let g = activationGradient(dy + offset + c, output: y + offset + c, masked: masked, zero: zero, six: six)
           store8(load8(sumG + c) + g, sumG + c)
           store8(load8(sumGX + c).addingProduct(g, load8(x + offset + c)), sumGX + c)
           c += 8
@@ -199,7 +205,7 @@ extension CPUBackend {
         let offset = row * channels
         var c = 0
         while c < vectorEnd {
-          let g = activationGradient(dy + offset + c, output: y + offset + c, masked: masked)
+          let g = activationGradient(dy + offset + c, output: y + offset + c, masked: masked, zero: zero, six: six)
           let value = load8(k0 + c).addingProduct(load8(kx + c), load8(x + offset + c))
             .addingProduct(load8(kg + c), g)
           store8(value, dx + offset + c)

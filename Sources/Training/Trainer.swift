@@ -165,7 +165,7 @@ public final class Trainer {
         imagesPerSecond: Double(seen) / seconds, seconds: seconds)
       try withEvaluationWeights {
         record.validation = data.validation.map { evaluate($0).metrics }
-        record.test = data.test.map { evaluate($0).metrics }
+        record.test = data.test.flatMap { $0.isLabelled ? evaluate($0).metrics : nil }
       }
       progress.epoch += 1
       progress.history.append(record)
@@ -249,7 +249,7 @@ public final class Trainer {
     let test = data.test.map { evaluate($0, testTimeAugmentation: augmentation) }
     let result = TrainingResult(
       progress: progress, validationLogits: validation?.logits, testLogits: test?.logits,
-      validation: validation?.metrics, test: test?.metrics)
+      validation: validation?.metrics, test: data.test?.isLabelled == true ? test?.metrics : nil)
     if let outputFolder {
       let classes = configuration.model.classes
       try ModelCheckpoint.save(model, description: description, to: outputFolder + "/model.safetensors")
@@ -258,6 +258,11 @@ public final class Trainer {
       }
       if let test {
         try NumPy.write(test.logits, shape: [test.logits.count / classes, classes], to: outputFolder + "/test.logits.npy")
+      }
+      // The ids of the rows of the logits, one per line, when the data have ids.
+      for (name, dataset) in [("validation", data.validation), ("test", data.test)] {
+        guard let ids = dataset?.ids else { continue }
+        try FileBytes.writeAtomically(Array((ids.joined(separator: "\n") + "\n").utf8), to: outputFolder + "/\(name).ids.txt")
       }
       try writeMetrics(result, to: outputFolder + "/metrics.json")
     }

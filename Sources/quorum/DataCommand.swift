@@ -17,6 +17,9 @@ struct DataCommand: ParsableCommand {
         """)
 
     @Argument(help: "The folder or file to inspect.") var path: String
+    @Option(help: "For a CSV: the folder of its images.") var images: String?
+    @Option(help: "For a CSV: the id column.") var idColumn: String = "id"
+    @Option(help: "For a CSV: the label column (absent: an unlabelled set).") var labelColumn: String = "label"
 
     func run() throws {
       var problems: [String] = []
@@ -50,6 +53,22 @@ struct DataCommand: ParsableCommand {
       } else if isFolder.boolValue && files.contains(where: { $0.hasSuffix(".npy") }) {
         print("layout: one CLASS.npy per class (numpy_bitmap)")
         report("train") { try ImageDataset.loadClassArrays(folder: path) }
+      } else if path.hasSuffix(".csv") {
+        print("layout: CSV + image folder")
+        report("data") {
+          guard let images else { throw ValidationError("a CSV needs --images FOLDER") }
+          let header = try CSV.parse(String(decoding: try FileBytes.read(path), as: UTF8.self), path: path).first ?? []
+          let dataset = try ImageDataset.loadCSV(
+            csv: path, imageFolder: images, idColumn: idColumn, labelColumn: header.contains(labelColumn) ? labelColumn : nil).dataset
+          if !dataset.isLabelled { print("unlabelled: \(dataset.count) ids") }
+          return dataset
+        }
+      } else if isFolder.boolValue && files.contains(where: { name in
+        var sub: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &sub) && sub.boolValue
+      }) {
+        print("layout: class sub-folders")
+        report("data") { try ImageDataset.loadClassFolders(path).dataset }
       } else if path.hasSuffix(".npy") {
         print("layout: one class array")
         let (dtype, shape, _) = try NumPy.read(path)

@@ -17,6 +17,20 @@ struct DataOptions: ParsableArguments {
     valueName: "folder"))
   var classArrays: String?
 
+  @Option(help: "Training data as a CSV (Kaggle layout: --id-column, --label-column) with images in --train-image-folder.")
+  var trainCsv: String?
+  @Option(help: "The folder of the --train-csv images (ID, ID.png, ID.jpg or ID.jpeg).") var trainImageFolder: String?
+  @Option(help: "Training data as class sub-folders: FOLDER/CLASS/*.png|jpg.") var trainFolders: String?
+  @Option(help: "A test set as a CSV with images in --test-image-folder; without the label column it is unlabelled (ids kept).")
+  var testCsv: String?
+  @Option(help: "The folder of the --test-csv images.") var testImageFolder: String?
+  @Option(help: "A labelled test set as class sub-folders.") var testFolders: String?
+  @Option(help: "CSV column of the image ids.") var idColumn: String = "id"
+  @Option(help: "CSV column of the labels (strings or integers).") var labelColumn: String = "label"
+  @Option(help: ArgumentHelp("Resize PNG/JPEG images to this size.", valueName: "HxW")) var imageSize: String?
+  @Option(help: "Channels of PNG/JPEG inputs: 1 (grey) or 3 (RGB).") var channels: Int = 1
+  @Option(help: "Resampling for --image-size: nearest, bilinear or area.") var interpolation: Interpolation = .bilinear
+
   @Option(help: "Training images (IDX, gzip or not); overrides --data.")
   var trainImages: String?
   @Option(help: "Training labels (IDX).")
@@ -49,6 +63,17 @@ struct DataOptions: ParsableArguments {
   @Option(help: "Number of classes (default: the largest training label + 1).")
   var classes: Int?
 
+  func imageLoading() throws -> ImageLoading {
+    guard channels == 1 || channels == 3 else { throw ValidationError("--channels must be 1 or 3") }
+    var size: (Int, Int)?
+    if let imageSize {
+      let parts = imageSize.lowercased().split(separator: "x").compactMap { Int($0) }
+      guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--image-size must look like 28x28, got \(imageSize)") }
+      size = (parts[0], parts[1])
+    }
+    return ImageLoading(size: size, channels: channels, interpolation: interpolation)
+  }
+
   func path(_ explicit: String?, _ stem: String) throws -> String {
     if let explicit { return explicit }
     for name in [stem, stem + ".gz"] {
@@ -61,10 +86,23 @@ struct DataOptions: ParsableArguments {
   /// Loads and splits the data, with one line on what was loaded. A fold assignment is
   /// written to `output`/folds.npy.
   func load(seed: UInt64, output: String, log: (String) -> Void) throws -> TrainingData {
-    var training = try classArrays.map { try ImageDataset.loadClassArrays(folder: $0) }
-      ?? ImageDataset.loadIDX(
+    let loading = try imageLoading()
+    var encoding: LabelEncoding?
+    var training: ImageDataset
+    if let classArrays {
+      training = try ImageDataset.loadClassArrays(folder: classArrays)
+    } else if let trainCsv {
+      guard let trainImageFolder else { throw ValidationError("--train-csv needs --train-image-folder") }
+      (training, encoding) = try ImageDataset.loadCSV(
+        csv: trainCsv, imageFolder: trainImageFolder, idColumn: idColumn, labelColumn: labelColumn, loading: loading)
+    } else if let trainFolders {
+      (training, encoding) = try ImageDataset.loadClassFolders(trainFolders, loading: loading)
+    } else {
+      training = try ImageDataset.loadIDX(
         images: try path(trainImages, "train-images-idx3-ubyte"), labels: try path(trainLabels, "train-labels-idx1-ubyte"),
         classes: classes)
+    }
+    if let encoding { try encoding.write(to: output + "/labels.json") }
     if let longTailRatio {
       guard longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }
       let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: longTailRatio, classes: training.classes)
@@ -97,7 +135,18 @@ struct DataOptions: ParsableArguments {
       training = training.subset(split.training)
     }
     var test: ImageDataset?
-    if testImages != "none" && (classArrays == nil || testImages != nil) {
+    let imageTestLoading = ImageLoading(size: (training.height, training.width), channels: loading.channels, interpolation: loading.interpolation)
+    let trainEncoding = encoding ?? LabelEncoding(classes: training.classNames ?? (0..<training.classes).map(String.init))
+    if let testCsv {
+      guard let testImageFolder else { throw ValidationError("--test-csv needs --test-image-folder") }
+      let header = try CSV.parse(String(decoding: try FileBytes.read(testCsv), as: UTF8.self), path: testCsv).first ?? []
+      test = try ImageDataset.loadCSV(
+        csv: testCsv, imageFolder: testImageFolder, idColumn: idColumn,
+        labelColumn: header.contains(labelColumn) ? labelColumn : nil, encoding: trainEncoding, loading: imageTestLoading
+      ).dataset
+    } else if let testFolders {
+      test = try ImageDataset.loadClassFolders(testFolders, encoding: trainEncoding, loading: imageTestLoading).dataset
+    } else if testImages != "none" && ((classArrays == nil && trainCsv == nil && trainFolders == nil) || testImages != nil) {
       let imagesPath = try? path(testImages, "t10k-images-idx3-ubyte")
       let labelsPath = try? path(testLabels, "t10k-labels-idx1-ubyte")
       if let imagesPath, let labelsPath {
@@ -106,8 +155,10 @@ struct DataOptions: ParsableArguments {
         throw ValidationError("--test-images needs --test-labels")
       }
     }
-    log("training \(training.count) examples, \(LongTail.histogram(training.classCounts))"
-      + (validation.map { "; validation \($0.count)" } ?? "") + (test.map { "; test \($0.count)" } ?? ""))
+    log("training \(training.count) examples of \(training.height)×\(training.width)×\(training.channels), \(LongTail.histogram(training.classCounts))"
+      + (validation.map { "; validation \($0.count)" } ?? "") + (test.map { "; test \($0.count)\($0.isLabelled ? "" : " (unlabelled)")" } ?? ""))
     return TrainingData(training: training, validation: validation, test: test)
   }
 }
+
+extension Interpolation: ExpressibleByArgument {}

@@ -122,6 +122,35 @@ final class CommandLineTests: XCTestCase {
     XCTAssert(broken.output.contains("broken.npy") && broken.output.contains("dtype"), broken.output)
   }
 
+  /// The Kaggle layout: string labels, an unlabelled test CSV whose ids come back.
+  func testTrainFromCSVAndImagesWithAnUnlabelledTestSet() throws {
+    let train = try writeDataset("train", count: 32)
+    let dataset = try ImageDataset.loadIDX(images: train.images, labels: train.labels)
+    let images = folder + "/images"
+    var csv = "file,species\n"
+    for n in 0..<dataset.count {
+      let pixels = Array(dataset.pixels[(n * 784)..<((n + 1) * 784)])
+      try FileBytes.writeAtomically(
+        try ImageCodec.encodePNG(DecodedImage(pixels: pixels, height: 28, width: 28, channels: 1)), to: images + "/img\(n).png")
+      csv += "img\(n),\(["ant", "bee", "cat", "dog"][Int(dataset.labels[n])])\n"
+    }
+    try FileBytes.writeAtomically(Array(csv.utf8), to: folder + "/train.csv")
+    try FileBytes.writeAtomically(Array("file\nimg3\nimg1\nimg2\n".utf8), to: folder + "/test.csv")
+    let output = folder + "/kaggle"
+    let result = try run([
+      "train", "--train-csv", folder + "/train.csv", "--train-image-folder", images, "--test-csv", folder + "/test.csv",
+      "--test-image-folder", images, "--id-column", "file", "--label-column", "species", "--width", "0.35", "--epochs", "1",
+      "--batch-size", "8", "--learning-rate", "0.01", "--threads", "2", "--progress", "lines", "--output", output,
+    ])
+    XCTAssertEqual(result.status, 0, result.output)
+    XCTAssert(result.output.contains("test 3 (unlabelled)"), result.output)
+    XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").shape, [3, 4])
+    XCTAssertEqual(String(decoding: try FileBytes.read(output + "/test.ids.txt"), as: UTF8.self), "img3\nimg1\nimg2\n")
+    XCTAssertEqual(try LabelEncoding.read(output + "/labels.json").classes, ["ant", "bee", "cat", "dog"])
+    let metrics = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/metrics.json"))) as? [String: Any])
+    XCTAssertNil(metrics["test"], "no test scores without test labels")
+  }
+
   func testBadInputFailsWithTheFileAndTheProblem() throws {
     let train = try writeDataset("train", count: 8)
     var bytes = try FileBytes.read(train.images)

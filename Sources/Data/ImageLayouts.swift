@@ -1,0 +1,169 @@
+import Foundation
+
+/// How image files become model inputs.
+public struct ImageLoading: Sendable {
+  /// Resize every image to height × width (nil: all images must have one size).
+  public var size: (height: Int, width: Int)?
+  /// 1 (grey) or 3 (RGB).
+  public var channels: Int
+  public var interpolation: Interpolation
+
+  public init(size: (height: Int, width: Int)? = nil, channels: Int = 1, interpolation: Interpolation = .bilinear) {
+    self.size = size
+    self.channels = channels
+    self.interpolation = interpolation
+  }
+}
+
+/// The mapping from label strings to class indices, saved with a run (labels.json) so
+/// that test sets and later runs use the same indices. Labels that are all integers are
+/// ordered numerically ("2" before "10"), others by string.
+public struct LabelEncoding: Codable, Equatable, Sendable {
+  public var classes: [String]
+
+  public init(classes: [String]) { self.classes = classes }
+
+  public init(labels: some Sequence<String>) {
+    let unique = Set(labels)
+    if unique.allSatisfy({ Int($0) != nil }) {
+      classes = unique.sorted { Int($0)! < Int($1)! }
+    } else {
+      classes = unique.sorted()
+    }
+  }
+
+  public func index(of label: String) -> Int? { classes.firstIndex(of: label) }
+
+  public func write(to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted]
+    try FileBytes.writeAtomically([UInt8](try encoder.encode(self)), to: path)
+  }
+
+  public static func read(_ path: String) throws -> LabelEncoding {
+    do { return try JSONDecoder().decode(LabelEncoding.self, from: Data(try FileBytes.read(path))) } catch let error as DataError {
+      throw error
+    } catch {
+      throw DataError(file: path, "is not a label encoding ({\"classes\": [...]}): \(error)")
+    }
+  }
+}
+
+extension ImageDataset {
+  /// The Kaggle layout: a CSV with an id column (and a label column for labelled sets)
+  /// and an image per id in `imageFolder` (ID, ID.png, ID.jpg or ID.jpeg). With an
+  /// `encoding`, labels must belong to it (a test set); without, it is built from the
+  /// labels. `labelColumn` nil reads an unlabelled set (labels 0, ids kept). Nothing is
+  /// returned unless every row loads.
+  public static func loadCSV(
+    csv: String, imageFolder: String, idColumn: String = "id", labelColumn: String? = "label",
+    encoding: LabelEncoding? = nil, loading: ImageLoading = ImageLoading()
+  ) throws -> (dataset: ImageDataset, encoding: LabelEncoding) {
+    let text = String(decoding: try FileBytes.read(csv), as: UTF8.self)
+    let rows = try CSV.parse(text, path: csv)
+    guard let header = rows.first else { throw DataError(file: csv, "is empty") }
+    func column(_ name: String) throws -> Int {
+      guard let index = header.firstIndex(of: name) else {
+        throw DataError(file: csv, "has no column \"\(name)\" (columns: \(header.joined(separator: ", ")))")
+      }
+      return index
+    }
+    let idIndex = try column(idColumn)
+    let labelIndex = try labelColumn.map(column)
+    var ids: [String] = []
+    var labelTexts: [String] = []
+    for (offset, row) in rows.dropFirst().enumerated() {
+      let line = offset + 2
+      if row.count == 1 && row[0].isEmpty { continue }
+      guard row.count == header.count else {
+        throw DataError(file: csv, "row \(line) has \(row.count) fields, the header \(header.count)")
+      }
+      ids.append(row[idIndex])
+      if let labelIndex { labelTexts.append(row[labelIndex]) }
+    }
+    let labelling = encoding ?? LabelEncoding(labels: labelTexts)
+    var labels: [Int32] = []
+    for (offset, text) in labelTexts.enumerated() {
+      guard let index = labelling.index(of: text) else {
+        throw DataError(file: csv, "row \(offset + 2): label \"\(text)\" is not one of the training classes (\(labelling.classes.prefix(10).joined(separator: ", "))…)")
+      }
+      labels.append(Int32(index))
+    }
+    if labelIndex == nil { labels = [Int32](repeating: 0, count: ids.count) }
+    let paths = try ids.enumerated().map { offset, id -> String in
+      for candidate in [id, id + ".png", id + ".jpg", id + ".jpeg"] {
+        let path = imageFolder + "/" + candidate
+        if FileManager.default.fileExists(atPath: path) && !candidate.isEmpty { return path }
+      }
+      throw DataError(file: csv, "row \(offset + 2): no image for id \"\(id)\" in \(imageFolder) (tried \(id).png, .jpg, .jpeg)")
+    }
+    var dataset = try decode(paths, labels: labels, classes: labelling.classes.count, loading: loading) { "\(csv) row \($0 + 2)" }
+    dataset.ids = ids
+    dataset.isLabelled = labelIndex != nil
+    dataset.classNames = labelling.classes
+    return (dataset, labelling)
+  }
+
+  /// Class sub-folders: `folder/CLASS/*.png|jpg|jpeg`, classes sorted by name (or given by
+  /// `encoding`, whose classes every sub-folder must name). Ids are "CLASS/file".
+  public static func loadClassFolders(
+    _ folder: String, encoding: LabelEncoding? = nil, loading: ImageLoading = ImageLoading()
+  ) throws -> (dataset: ImageDataset, encoding: LabelEncoding) {
+    let manager = FileManager.default
+    let classes = ((try? manager.contentsOfDirectory(atPath: folder)) ?? []).filter {
+      var isFolder: ObjCBool = false
+      return manager.fileExists(atPath: folder + "/" + $0, isDirectory: &isFolder) && isFolder.boolValue
+    }.sorted()
+    guard !classes.isEmpty else { throw DataError(file: folder, "has no class sub-folders (expected FOLDER/CLASS/image.png)") }
+    let labelling = encoding ?? LabelEncoding(labels: classes)
+    var paths: [String] = []
+    var labels: [Int32] = []
+    var ids: [String] = []
+    for name in classes {
+      guard let label = labelling.index(of: name) else {
+        throw DataError(file: folder + "/" + name, "is not one of the training classes (\(labelling.classes.prefix(10).joined(separator: ", "))…)")
+      }
+      let files = try manager.contentsOfDirectory(atPath: folder + "/" + name).filter {
+        ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased())
+      }.sorted()
+      for file in files {
+        paths.append(folder + "/" + name + "/" + file)
+        labels.append(Int32(label))
+        ids.append(name + "/" + file)
+      }
+    }
+    var dataset = try decode(paths, labels: labels, classes: labelling.classes.count, loading: loading) { paths[$0] }
+    dataset.ids = ids
+    dataset.classNames = labelling.classes
+    return (dataset, labelling)
+  }
+
+  /// Decodes, converts and resizes every image; every image must load.
+  static func decode(
+    _ paths: [String], labels: [Int32], classes: Int, loading: ImageLoading, describe: (Int) -> String
+  ) throws -> ImageDataset {
+    guard !paths.isEmpty else { throw DataError(file: describe(0), "no images") }
+    var pixels: [UInt8] = []
+    var size = loading.size
+    for (index, path) in paths.enumerated() {
+      var image: DecodedImage
+      do {
+        image = try ImageCodec.decode(try FileBytes.read(path), path: path, channels: loading.channels)
+      } catch let error as DataError {
+        throw DataError(file: error.file, error.problem + (describe(index) == path ? "" : " (\(describe(index)))"))
+      }
+      if let (height, width) = size {
+        if image.height != height || image.width != width {
+          guard loading.size != nil else {
+            throw DataError(file: path, "is \(image.height)×\(image.width), earlier images are \(height)×\(width): pass an image size to resize (\(describe(index)))")
+          }
+          image = loading.interpolation.resize(image, height: height, width: width)
+        }
+      } else {
+        size = (image.height, image.width)
+      }
+      pixels += image.pixels
+    }
+    return ImageDataset(pixels: pixels, labels: labels, height: size!.height, width: size!.width, channels: loading.channels, classes: classes)
+  }
+}

@@ -24,11 +24,17 @@ public struct Augmentation: Codable, Equatable, Sendable {
   /// Probability of erasing one rectangle of 2–33 % of the image (aspect 0.3–3.3) to the
   /// mean (0 after normalisation).
   public var erasing: Double
+  /// Elastic distortion (Simard et al. 2003): α, the displacement scale in pixels (0: off).
+  public var elasticAlpha: Double
+  /// Elastic distortion: σ of the Gaussian that smooths the random displacement field.
+  public var elasticSigma: Double
 
   public init(
     shift: Int = 0, horizontalFlip: Double = 0, verticalFlip: Double = 0, rotation: Double = 0, scale: Double = 0,
-    shear: Double = 0, erasing: Double = 0
+    shear: Double = 0, erasing: Double = 0, elasticAlpha: Double = 0, elasticSigma: Double = 4
   ) {
+    self.elasticAlpha = elasticAlpha
+    self.elasticSigma = elasticSigma
     self.shift = shift
     self.horizontalFlip = horizontalFlip
     self.verticalFlip = verticalFlip
@@ -41,7 +47,7 @@ public struct Augmentation: Codable, Equatable, Sendable {
   public static let none = Augmentation()
   public var isIdentity: Bool { self == .none }
   /// Whether the affine path is needed (otherwise integer shifts and flips suffice).
-  var needsWarp: Bool { verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 }
+  var needsWarp: Bool { verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 || elasticAlpha > 0 }
 
   /// Checks the ranges, naming the setting.
   public func validate() throws {
@@ -53,6 +59,7 @@ public struct Augmentation: Codable, Equatable, Sendable {
     try check((0..<180).contains(abs(rotation)), "rotation must be below 180°, got \(rotation)")
     try check((0..<1).contains(scale), "scale must be in [0, 1), got \(scale)")
     try check((0..<80).contains(abs(shear)), "shear must be below 80°, got \(shear)")
+    try check(elasticAlpha >= 0 && elasticSigma > 0, "elastic α must be ≥ 0 and σ > 0")
   }
 
   /// The reference recipe's draw of one example: (dy, dx, flip). Kept on its own stream
@@ -124,11 +131,57 @@ public struct Augmentation: Codable, Equatable, Sendable {
   }
 }
 
-/// Bilinear resampling of one image under an inverse affine map, zero outside.
-/// source: [H, W, C] floats (raw pixel values); destination likewise.
+extension Augmentation {
+  /// The smoothed displacement field of one example, [H·W] for x then [H·W] for y, written
+  /// into `field` (2·H·W floats, with `temporary` the same size): uniform noise in
+  /// [−1, 1], a separable Gaussian blur of σ, scaled by α.
+  func elasticField(random: RandomStream, example: Int, height: Int, width: Int, field: UnsafeMutablePointer<Float>, temporary: UnsafeMutablePointer<Float>) {
+    let pixels = height * width
+    for i in 0..<(2 * pixels) {
+      let word = random.bits(at: UInt64(example) << 20 | UInt64(i) | 1 << 43)
+      field[i] = Float(word.0) / 2_147_483_648 - 1
+    }
+    let radius = Int((3 * elasticSigma).rounded(.up))
+    let kernel = (-radius...radius).map { exp(-Double($0 * $0) / (2 * elasticSigma * elasticSigma)) }
+    let total = kernel.reduce(0, +)
+    for plane in 0..<2 {
+      let values = field + plane * pixels
+      // Rows, then columns, clamping at the borders.
+      for y in 0..<height {
+        for x in 0..<width {
+          var sum = 0.0
+          for (k, w) in kernel.enumerated() { sum += w * Double(values[y * width + min(max(x + k - radius, 0), width - 1)]) }
+          temporary[y * width + x] = Float(sum / total)
+        }
+      }
+      for y in 0..<height {
+        for x in 0..<width {
+          var sum = 0.0
+          for (k, w) in kernel.enumerated() { sum += w * Double(temporary[min(max(y + k - radius, 0), height - 1) * width + x]) }
+          values[y * width + x] = Float(elasticAlpha * sum / total)
+        }
+      }
+    }
+  }
+}
+
+extension Augmentation {
+  /// The displacement field an example draws in epoch 0 (for tests and inspection).
+  public func elasticFieldForTesting(
+    seed: UInt64, example: Int, height: Int, width: Int, field: UnsafeMutablePointer<Float>, temporary: UnsafeMutablePointer<Float>
+  ) {
+    let random = RandomStream(seed: seed, purpose: .augmentation, stream: 0x8000_0000)
+    elasticField(random: random, example: example, height: height, width: width, field: field, temporary: temporary)
+  }
+}
+
+/// Bilinear resampling of one image under an inverse affine map and an optional
+/// displacement field (elastic distortion), zero outside.
+/// source: [H, W, C] floats (raw pixel values); destination likewise; displacement: [H·W]
+/// of x offsets then [H·W] of y offsets, in pixels, added to the sampling position.
 public func warpImage(
   _ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int,
-  warp: Augmentation.Warp
+  warp: Augmentation.Warp, displacement: UnsafePointer<Float>? = nil
 ) {
   let cy = Double(height - 1) / 2, cx = Double(width - 1) / 2
   let (a00, a01, a10, a11) = warp.a
@@ -137,8 +190,12 @@ public func warpImage(
       // (x, y) relative to the centre, minus the shift, through the inverse map.
       let u = Double(x) - cx - warp.translation.0
       let v = Double(y) - cy - warp.translation.1
-      let sx = a00 * u + a01 * v + cx
-      let sy = a10 * u + a11 * v + cy
+      var sx = a00 * u + a01 * v + cx
+      var sy = a10 * u + a11 * v + cy
+      if let displacement {
+        sx += Double(displacement[y * width + x])
+        sy += Double(displacement[height * width + y * width + x])
+      }
       let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
       let fx = Float(sx - Double(x0)), fy = Float(sy - Double(y0))
       for c in 0..<channels {

@@ -49,7 +49,10 @@ public final class BatchAssembler {
     // flips stay the same whatever else is switched on.
     let moreRandom = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch) ^ 0x8000_0000)
     let warping = augmentation.needsWarp
-    let scratchPerThread = 2 * imageSize
+    // Per thread: the raw image, the warped one, and two displacement planes with their
+    // blur scratch for elastic distortion.
+    let pixelsPerImage = height * width
+    let scratchPerThread = 2 * imageSize + 4 * pixelsPerImage
     let threadScratch = warping ? scratch(parallel.threads * scratchPerThread) : nil
     let start = indices.startIndex
     dataset.pixels.withUnsafeBufferPointer { pixels in
@@ -57,9 +60,12 @@ public final class BatchAssembler {
         offset.withUnsafeBufferPointer { offset in
           parallel.forEachChunk(indices.count, grain: 16) { chunk, range in
             for slot in range {
+              // A virtual index i + k·n (a grown class's copy k of example i) reads example
+              // i and draws its own augmentation.
               let example = indices[start + slot]
-              labels[slot] = dataset.labels[example]
-              let source = pixels.baseAddress! + example * imageSize
+              let stored = example % dataset.count
+              labels[slot] = dataset.labels[stored]
+              let source = pixels.baseAddress! + stored * imageSize
               let destination = images.data + slot * imageSize
               let (dy, dx, flip) = fixed ?? augmentation.draw(random: random, example: example)
               defer {
@@ -72,7 +78,15 @@ public final class BatchAssembler {
                 let warped = raw + imageSize
                 for i in 0..<imageSize { raw[i] = Float(source[i]) }
                 let warp = augmentation.warp(random: moreRandom, example: example, base: (dy, dx, flip))
-                warpImage(raw, into: warped, height: height, width: width, channels: channels, warp: warp)
+                var displacement: UnsafeMutablePointer<Float>? = nil
+                if augmentation.elasticAlpha > 0 {
+                  let field = warped + imageSize
+                  augmentation.elasticField(
+                    random: moreRandom, example: example, height: height, width: width, field: field,
+                    temporary: field + 2 * pixelsPerImage)
+                  displacement = field
+                }
+                warpImage(raw, into: warped, height: height, width: width, channels: channels, warp: warp, displacement: displacement)
                 for i in 0..<imageSize { destination[i] = warped[i] * scale[i % channels] + offset[i % channels] }
                 continue
               }

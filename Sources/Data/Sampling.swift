@@ -25,8 +25,18 @@ public enum Sampling: String, Codable, CaseIterable, Sendable {
   }
 
   /// The examples of `epoch`, keyed by (seed, epoch) so that any machine draws the same.
-  public func order(labels: [Int32], classes: Int, seed: UInt64, epoch: Int) -> [Int] {
+  ///
+  /// With `growTo`, every class with fewer examples is repeated up to that count (the
+  /// Quick, Draw! winner's 1,500 per class): copy k of example i appears as the virtual
+  /// index i + k·n, which `BatchAssembler` reads as example i with its own augmentation
+  /// draw, so the copies differ.
+  public func order(labels: [Int32], classes: Int, seed: UInt64, epoch: Int, growTo: Int? = nil) -> [Int] {
     let random = RandomStream(seed: seed, purpose: .shuffle, stream: UInt32(truncatingIfNeeded: epoch))
+    if let growTo {
+      let pool = Self.grown(labels: labels, classes: classes, to: growTo)
+      if self == .shuffle { return random.permutation(pool.count).map { pool[$0] } }
+      return order(labels: pool.map { labels[$0 % labels.count] }, classes: classes, seed: seed, epoch: epoch).map { pool[$0] }
+    }
     if self == .shuffle { return random.permutation(labels.count) }
     var byClass = [[Int]](repeating: [], count: classes)
     for (index, label) in labels.enumerated() { byClass[Int(label)].append(index) }
@@ -44,6 +54,24 @@ public enum Sampling: String, Codable, CaseIterable, Sendable {
       let members = byClass[c]
       return members[Int(UInt64(word.2) * UInt64(members.count) >> 32)]
     }
+  }
+}
+
+extension Sampling {
+  /// Virtual indices of every example, plus copies of the examples of classes below
+  /// `count` (round-robin within the class) until each has `count`.
+  static func grown(labels: [Int32], classes: Int, to count: Int) -> [Int] {
+    let n = labels.count
+    var byClass = [[Int]](repeating: [], count: classes)
+    for (index, label) in labels.enumerated() { byClass[Int(label)].append(index) }
+    var pool = Array(0..<n)
+    for members in byClass where !members.isEmpty && members.count < count {
+      for extra in 0..<(count - members.count) {
+        let copy = extra / members.count + 1
+        pool.append(members[extra % members.count] + copy * n)
+      }
+    }
+    return pool
   }
 }
 

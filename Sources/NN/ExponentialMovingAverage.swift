@@ -31,6 +31,11 @@ public final class ExponentialMovingAverage {
     zip(parameters.map { $0.name } + buffers.map { $0.name }, shadows).map { ("ema/" + $0, $1) }
   }
 
+  /// Restarts the average at the live values (after the weights were replaced).
+  public func reset() {
+    for (value, shadow) in zip(values, shadows) { shadow.copy(from: value) }
+  }
+
   public func update() {
     for (value, shadow) in zip(values, shadows) {
       let (v, s, d) = (value.data, shadow.data, decay)

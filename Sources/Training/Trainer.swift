@@ -37,7 +37,8 @@ public final class Trainer {
   public let outputFolder: String?
   public let reporter: ProgressReporter
   let optimizer: Optimizer
-  let average: ExponentialMovingAverage?
+  /// The weight average, when the configuration keeps one.
+  public let average: ExponentialMovingAverage?
   let assembler: BatchAssembler
   let images: Tensor
   let labels: UnsafeMutablePointer<Int32>
@@ -105,6 +106,13 @@ public final class Trainer {
 
   deinit { labels.deallocate() }
 
+  /// Starts from the weights of a model checkpoint instead of random ones (the weight
+  /// average, if any, restarts from them too).
+  public func initializeWeights(from path: String) throws {
+    try ModelCheckpoint.load(path, into: model)
+    average?.reset()
+  }
+
   var statePath: String? { outputFolder.map { $0 + "/state.safetensors" } }
   var bestPath: String? { outputFolder.map { $0 + "/best.safetensors" } }
 
@@ -112,7 +120,8 @@ public final class Trainer {
   /// one example is dropped (batch normalisation needs two).
   public func batches(epoch: Int) -> [ArraySlice<Int>] {
     let order = configuration.sampling.order(
-      labels: data.training.labels, classes: data.training.classes, seed: configuration.seed, epoch: epoch)
+      labels: data.training.labels, classes: data.training.classes, seed: configuration.seed, epoch: epoch,
+      growTo: configuration.growClassesTo)
     return stride(from: 0, to: order.count, by: configuration.batchSize).compactMap { start in
       let batch = order[start..<min(start + configuration.batchSize, order.count)]
       return batch.count >= 2 ? batch : nil

@@ -24,6 +24,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public var reweightFromEpoch: Int? = nil
   /// How each epoch's examples are drawn.
   public var sampling: Sampling = .shuffle
+  /// Repeat (with fresh augmentation) every class with fewer examples up to this count.
+  public var growClassesTo: Int? = nil
   /// τ of logit adjustment: the loss sees logits + τ·log(class prior). 1 is balanced
   /// softmax; 0 is off.
   public var logitAdjustment: Double = 0
@@ -69,6 +71,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
       guard classWeighting != .none else { throw fail("deferred re-weighting needs class weights (--class-weights)") }
       guard (1...epochs).contains(reweightFromEpoch) else { throw fail("re-weighting epoch \(reweightFromEpoch) is outside 1…\(epochs)") }
     }
+    if let growClassesTo, growClassesTo < 1 { throw fail("classes can only grow to a positive count, got \(growClassesTo)") }
     guard logitAdjustment >= 0 else { throw fail("logit adjustment τ must not be negative, got \(logitAdjustment)") }
     guard focalGamma >= 0 else { throw fail("focal γ must not be negative, got \(focalGamma)") }
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }

@@ -57,6 +57,8 @@ struct Train: ParsableCommand {
   var reweightFromEpoch: Int?
   @Option(help: "How epochs draw examples: shuffle, class-balanced (classes equally likely) or square-root (∝ √n_c).")
   var sampling: Sampling = .shuffle
+  @Option(help: "Repeat every class with fewer examples up to this count per epoch, each copy augmented afresh.")
+  var growClassesTo: Int?
   @Option(help: "Logit adjustment τ: train on logits + τ·log(class prior); 1 is balanced softmax, 0 off.")
   var logitAdjustment: Double = 0
   @Option(help: "Focal loss γ (0: cross-entropy).") var focalGamma: Float = 0
@@ -70,6 +72,8 @@ struct Train: ParsableCommand {
   @Option(help: "Random scaling by up to ± this fraction (e.g. 0.1).") var scale: Double = 0
   @Option(help: "Random shear up to ± this many degrees.") var shear: Double = 0
   @Option(help: "Probability of random erasing (one rectangle of 2–33 % of the image).") var erasing: Double = 0
+  @Option(help: "Elastic distortion α: displacement scale in pixels (e.g. 8 for 28×28; 0 off).") var elasticAlpha: Double = 0
+  @Option(help: "Elastic distortion σ: smoothness of the displacement field in pixels.") var elasticSigma: Double = 4
   @Option(help: "Mixup α (e.g. 0.2; 0 off): blend each batch with itself reversed, labels as soft targets.") var mixup: Double = 0
   @Option(help: "CutMix α (e.g. 1; 0 off): paste a box of the reversed batch; with --mixup too, each batch picks one.")
   var cutmix: Double = 0
@@ -117,13 +121,14 @@ struct Train: ParsableCommand {
     configuration.classWeighting = try classWeighting()
     configuration.reweightFromEpoch = reweightFromEpoch
     configuration.sampling = sampling
+    configuration.growClassesTo = growClassesTo
     configuration.logitAdjustment = logitAdjustment
     configuration.focalGamma = focalGamma
     configuration.gradientClipNorm = clipNorm
     configuration.emaDecay = emaDecay
     configuration.augmentation = Augmentation(
       shift: shift, horizontalFlip: flip, verticalFlip: verticalFlip, rotation: rotation, scale: scale, shear: shear,
-      erasing: erasing)
+      erasing: erasing, elasticAlpha: elasticAlpha, elasticSigma: elasticSigma)
     configuration.testTimeAugmentation = TestTimeAugmentation(flips: ttaFlips, shift: ttaShift)
     configuration.mixing = Mixing(mixup: mixup, cutmix: cutmix, probability: mixProbability)
     configuration.seed = seed
@@ -135,7 +140,7 @@ struct Train: ParsableCommand {
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter)
     reporter.message("MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)")
-    if let initializeFrom { try ModelCheckpoint.load(initializeFrom, into: trainer.model) }
+    if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
     let result = try trainer.run(resume: resume)
     if let test = result.test {
       reporter.message(String(

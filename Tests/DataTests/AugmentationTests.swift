@@ -60,6 +60,50 @@ final class AugmentationTests: XCTestCase {
     XCTAssertEqual(shifted[(8 + 1) * width + 6 + 2], image[8 * width + 6], accuracy: 1e-4)
   }
 
+  /// Elastic distortion: a zero field changes nothing; a drawn field is smooth (neighbours
+  /// differ by far less than the field's size) and moves pixels while keeping the mass.
+  func testElasticDistortionIsSmoothAndKeepsMass() {
+    let image = blob()
+    let zero = [Float](repeating: 0, count: 2 * 256)
+    var output = [Float](repeating: 0, count: 256)
+    image.withUnsafeBufferPointer { source in
+      zero.withUnsafeBufferPointer { field in
+        output.withUnsafeMutableBufferPointer {
+          warpImage(source.baseAddress!, into: $0.baseAddress!, height: 16, width: 16, channels: 1, warp: .identity, displacement: field.baseAddress!)
+        }
+      }
+    }
+    XCTAssertEqual(output, image)
+    let dataset = ImageDataset(pixels: image.map { UInt8($0) }, labels: [0], height: 16, width: 16, channels: 1, classes: 1)
+    let assembler = BatchAssembler(mean: [0], std: [1], threads: 1)
+    let elastic = Augmentation(elasticAlpha: 3, elasticSigma: 3)
+    let images = Tensor(shape: [1, 16, 16, 1])
+    var label: Int32 = 0
+    assembler.assemble(dataset, indices: [0][...], augmentation: elastic, seed: 1, epoch: 0, images: images, labels: &label)
+    let distorted = images.array()
+    // The assembler's output is pixel/255 (mean 0, std 1).
+    let undistorted = dataset.pixels.map { Float($0) / 255 }
+    XCTAssertNotEqual(distorted, undistorted)
+    let mass = undistorted.reduce(0, +)
+    XCTAssertEqual(distorted.reduce(0, +), mass, accuracy: mass * 0.1)
+    assembler.assemble(dataset, indices: [0][...], augmentation: elastic, seed: 1, epoch: 0, images: images, labels: &label)
+    XCTAssertEqual(images.array(), distorted, "deterministic per (seed, epoch, example)")
+    // The field itself: smooth and of the requested scale.
+    var field = [Float](repeating: 0, count: 2 * 256), temporary = [Float](repeating: 0, count: 2 * 256)
+    field.withUnsafeMutableBufferPointer { f in
+      temporary.withUnsafeMutableBufferPointer { t in
+        Augmentation(elasticAlpha: 3, elasticSigma: 3).elasticFieldForTesting(seed: 1, example: 0, height: 16, width: 16, field: f.baseAddress!, temporary: t.baseAddress!)
+      }
+    }
+    let largest = field.map(abs).max()!
+    var steps: [Float] = []
+    for y in 0..<16 {
+      for x in 0..<15 { steps.append(abs(field[y * 16 + x + 1] - field[y * 16 + x])) }
+    }
+    XCTAssertGreaterThan(largest, 0.05)
+    XCTAssertLessThan(steps.max()!, largest * 0.5, "neighbouring displacements are close")
+  }
+
   func testDrawsAreDeterministicAndDifferPerEpoch() {
     let dataset = ImageDataset(pixels: blob().map { UInt8($0) }, labels: [0], height: 16, width: 16, channels: 1, classes: 1)
     let assembler = BatchAssembler(mean: [0], std: [1], threads: 2)

@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import QuorumTestSupport
+import Tensor
 import XCTest
 
 final class ImbalanceToolTests: XCTestCase {
@@ -81,6 +82,28 @@ final class ImbalanceToolTests: XCTestCase {
     XCTAssertEqual(Sampling.classBalanced.classProbabilities(counts), [Double](repeating: 0.1, count: 10))
     let shuffled = Sampling.shuffle.order(labels: labels, classes: 10, seed: 5, epoch: 0)
     XCTAssertEqual(shuffled.sorted(), Array(0..<labels.count), "shuffle is a permutation")
+  }
+
+  /// Growing classes to a count: every class reaches it, copies are virtual indices that
+  /// read their original example, and each copy draws its own augmentation.
+  func testGrowingClassesRepeatsExamplesWithFreshAugmentation() {
+    let small: [Int32] = [0, 0, 0, 0, 0, 1, 1, 2]
+    let order = Sampling.shuffle.order(labels: small, classes: 3, seed: 1, epoch: 0, growTo: 4)
+    XCTAssertEqual(order.count, 5 + 4 + 4)
+    let counts = (0..<3).map { c in order.filter { small[$0 % small.count] == c }.count }
+    XCTAssertEqual(counts, [5, 4, 4])
+    XCTAssertEqual(Set(order).count, order.count, "every copy has its own index")
+    // Copies of the single class-2 example look different after augmentation.
+    let dataset = ImageDataset(
+      pixels: (0..<(8 * 64)).map { UInt8(($0 * 37) % 251) }, labels: small, height: 8, width: 8, channels: 1, classes: 3)
+    let assembler = BatchAssembler(mean: [0], std: [1], threads: 1)
+    let copies = order.filter { small[$0 % small.count] == 2 }
+    let images = Tensor(shape: [copies.count, 8, 8, 1])
+    var labels = [Int32](repeating: -1, count: copies.count)
+    assembler.assemble(dataset, indices: copies[...], augmentation: Augmentation(shift: 2, horizontalFlip: 0.5), seed: 1, epoch: 0, images: images, labels: &labels)
+    XCTAssertEqual(labels, [2, 2, 2, 2])
+    let views = Set((0..<copies.count).map { Array(images.array()[($0 * 64)..<($0 * 64 + 64)]) })
+    XCTAssertGreaterThan(views.count, 1)
   }
 
   func testClassWeightsHaveMeanOneAndTheirShape() throws {

@@ -139,6 +139,22 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(run.evaluate(test, testTimeAugmentation: .none).logits, plain)
   }
 
+  /// Weights loaded from a checkpoint replace the random ones in the model and in the
+  /// weight average (which would otherwise pull training back towards the random start).
+  func testInitialisingFromACheckpointAlsoResetsTheAverage() throws {
+    let data = try SmallFashionMNIST.load(training: 96, test: 8)
+    var plain = SmallFashionMNIST.configuration(epochs: 1)
+    plain.emaDecay = nil
+    let source = try trainer(plain, data, output: folder + "/source")
+    try source.run()
+    let target = try trainer(SmallFashionMNIST.configuration(epochs: 1), data, output: nil)
+    XCTAssertNotEqual(target.model.snapshot, source.model.snapshot)
+    try target.initializeWeights(from: folder + "/source/model.safetensors")
+    XCTAssertEqual(target.model.snapshot, source.model.snapshot)
+    let average = try XCTUnwrap(target.average)
+    XCTAssertEqual(average.state.map { $0.tensor.array() }, target.model.snapshot)
+  }
+
   func testMetricsOnAKnownConfusion() {
     // Labels 0,0,0,1,1,2; predictions 0,0,1,1,1,1 (class 2 never predicted).
     let labels: [Int32] = [0, 0, 0, 1, 1, 2]

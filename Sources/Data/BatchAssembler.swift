@@ -10,6 +10,9 @@ public final class BatchAssembler {
   /// allocates nothing).
   private let scale: [Float]
   private let offset: [Float]
+  /// The elastic distortion's blur kernel, for the σ it was made for.
+  private var elasticKernel: [Float] = []
+  private var elasticSigma = 0.0
   /// Per-thread float images for the affine path, grown once.
   private var warpScratch: UnsafeMutablePointer<Float>?
   private var warpScratchCount = 0
@@ -54,6 +57,11 @@ public final class BatchAssembler {
     let pixelsPerImage = height * width
     let scratchPerThread = 2 * imageSize + 4 * pixelsPerImage
     let threadScratch = warping ? scratch(parallel.threads * scratchPerThread) : nil
+    if augmentation.elasticAlpha > 0 && (elasticKernel.isEmpty || elasticSigma != augmentation.elasticSigma) {
+      elasticKernel = augmentation.elasticKernel
+      elasticSigma = augmentation.elasticSigma
+    }
+    let kernel = elasticKernel
     let start = indices.startIndex
     dataset.pixels.withUnsafeBufferPointer { pixels in
       scale.withUnsafeBufferPointer { scale in
@@ -81,9 +89,11 @@ public final class BatchAssembler {
                 var displacement: UnsafeMutablePointer<Float>? = nil
                 if augmentation.elasticAlpha > 0 {
                   let field = warped + imageSize
-                  augmentation.elasticField(
-                    random: moreRandom, example: example, height: height, width: width, field: field,
-                    temporary: field + 2 * pixelsPerImage)
+                  kernel.withUnsafeBufferPointer {
+                    augmentation.elasticField(
+                      random: moreRandom, example: example, height: height, width: width, kernel: $0, field: field,
+                      temporary: field + 2 * pixelsPerImage)
+                  }
                   displacement = field
                 }
                 warpImage(raw, into: warped, height: height, width: width, channels: channels, warp: warp, displacement: displacement)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenBLAS
+import Data
 import Foundation
 import NN
 import Tensor
@@ -8,7 +9,7 @@ import Tensor
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure training/inference speed and sgemm throughput (one JSON line).",
-    subcommands: [Step.self, Sgemm.self])
+    subcommands: [Step.self, Sgemm.self, Augment.self])
 
   struct Step: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,6 +62,52 @@ struct Bench: ParsableCommand {
         "layout": "nhwc", "mode": mode, "images_per_second": Double(batch) / median,
         "median_step_seconds": median, "step_seconds": times, "peak_rss_bytes": usage.ru_maxrss * 1024,
         "parameters": model.parameterCount,
+      ]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
+    }
+  }
+
+  struct Augment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Augmented images per second of batch assembly on Fashion-MNIST's 60,000 training images.")
+
+    @Option(help: "reference (shift ±2 + flip), affine (+ rotation 15°, scale 0.1, shear 10°) or full (affine + elastic + erasing)")
+    var augmentation: String = "reference"
+    @Option var threads: Int = 1
+    @Option var batch: Int = 256
+    @Option var repeats: Int = 3
+    @Option var data: String = "/usr/share/datasets/fashion-mnist"
+
+    func run() throws {
+      let recipe: Augmentation
+      switch augmentation {
+      case "reference": recipe = Augmentation(shift: 2, horizontalFlip: 0.5)
+      case "affine": recipe = Augmentation(shift: 2, horizontalFlip: 0.5, rotation: 15, scale: 0.1, shear: 10)
+      case "full":
+        recipe = Augmentation(shift: 2, horizontalFlip: 0.5, rotation: 15, scale: 0.1, shear: 10, erasing: 0.5, elasticAlpha: 8, elasticSigma: 4)
+      default: throw ValidationError("--augmentation must be reference, affine or full")
+      }
+      let dataset = try ImageDataset.loadIDX(
+        images: data + "/train-images-idx3-ubyte.gz", labels: data + "/train-labels-idx1-ubyte.gz")
+      let statistics = dataset.channelStatistics()
+      let assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: threads)
+      let images = Tensor(shape: [batch, dataset.height, dataset.width, dataset.channels])
+      let labels = UnsafeMutablePointer<Int32>.allocate(capacity: batch)
+      defer { labels.deallocate() }
+      let order = Array(0..<dataset.count)
+      var rates: [Double] = []
+      for epoch in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for first in stride(from: 0, to: dataset.count, by: batch) {
+          assembler.assemble(
+            dataset, indices: order[first..<min(first + batch, dataset.count)], augmentation: recipe, seed: 1, epoch: epoch,
+            images: images, labels: labels)
+        }
+        rates.append(Double(dataset.count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+      }
+      let record: [String: Any] = [
+        "engine": "quorum", "augmentation": augmentation, "threads": threads,
+        "images_per_second": rates.sorted()[rates.count / 2], "images_per_second_per_thread": rates.sorted()[rates.count / 2] / Double(threads),
       ]
       print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
     }

@@ -50,9 +50,14 @@ public final class Trainer {
   let softTargets: Tensor?
   public let description: ModelCheckpoint.Description
 
+  /// Whether batches are assembled on a background thread while the previous one
+  /// trains. It changes the speed, never the result.
+  public let prefetch: Bool
+  let prefetcher: BatchPrefetcher?
+
   public init(
     configuration: TrainingConfiguration, data: TrainingData, backend: Backend, threads: Int,
-    outputFolder: String?, reporter: ProgressReporter? = nil
+    outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true
   ) throws {
     try configuration.validate()
     let model = configuration.model
@@ -100,6 +105,12 @@ public final class Trainer {
       logitAdjustment = nil
     }
     logitGradient = Tensor(shape: [configuration.batchSize, model.classes])
+    self.prefetch = prefetch
+    prefetcher = prefetch
+      ? BatchPrefetcher(
+        imageCount: images.capacity, batchSize: configuration.batchSize,
+        assembler: BatchAssembler(mean: statistics.mean, std: statistics.std, threads: 1))
+      : nil
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
     softTargets = configuration.mixing.isActive ? Tensor(shape: [configuration.batchSize, model.classes]) : nil
   }
@@ -150,11 +161,23 @@ public final class Trainer {
       var seen = 0
       var learningRate = 0.0
       let epochBatches = batches(epoch: epoch)
+      prefetcher?.start(
+        data.training, batches: epochBatches, augmentation: configuration.augmentation, seed: configuration.seed, epoch: epoch)
+      defer { prefetcher?.finish() }
       for (index, batch) in epochBatches.enumerated() {
         learningRate = configuration.schedule.learningRate(
           peak: configuration.learningRate, step: progress.step, totalSteps: totalSteps,
           stepsPerEpoch: stepsPerEpoch, plateauFactor: progress.plateau.factor)
-        let loss = trainStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
+        let loss: Double
+        if let prefetcher {
+          let slot = prefetcher.batch(index)
+          loss = step(
+            images: slot.images, labels: slot.labels, count: batch.count, epoch: epoch, step: progress.step,
+            learningRate: Float(learningRate))
+          prefetcher.release(index)
+        } else {
+          loss = trainStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
+        }
         guard loss.isFinite else {
           throw TrainingError.invalidConfiguration("the loss became \(loss) at epoch \(epoch + 1), step \(index + 1): lower the learning rate or clip gradients (--clip-norm)")
         }
@@ -197,6 +220,12 @@ public final class Trainer {
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
+    return self.step(images: images, labels: labels, count: batch.count, epoch: epoch, step: step, learningRate: learningRate)
+  }
+
+  /// One optimizer step on an assembled batch of `count` examples.
+  func step(images: Tensor, labels: UnsafeMutablePointer<Int32>, count: Int, epoch: Int, step: Int, learningRate: Float) -> Double {
+    let batch = 0..<count
     var mixed = false
     if let partnerImages, let softTargets {
       let geometry = configuration.model

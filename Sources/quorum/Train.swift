@@ -89,6 +89,8 @@ struct Train: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "Restore the best validation epoch's weights at the end.") var restoreBest = true
   @Option(help: "Seed of initialisation, shuffling, augmentation, dropout and the validation split.") var seed: UInt64 = 0
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+  @Flag(inversion: .prefixedNo, help: "Assemble the next batch on a background thread while one trains (same result either way).")
+  var prefetch = true
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
   @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
@@ -138,7 +140,8 @@ struct Train: ParsableCommand {
 
     let backend = CPUBackend(threads: threads)
     let trainer = try Trainer(
-      configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter)
+      configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter,
+      prefetch: prefetch)
     reporter.message("MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)")
     if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
     let result = try trainer.run(resume: resume)

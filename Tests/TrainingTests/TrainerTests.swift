@@ -11,10 +11,24 @@ final class TrainerTests: XCTestCase {
   override func setUpWithError() throws { folder = try temporaryFolder() }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
-  func trainer(_ configuration: TrainingConfiguration, _ data: TrainingData, output: String?) throws -> Trainer {
+  func trainer(_ configuration: TrainingConfiguration, _ data: TrainingData, output: String?, prefetch: Bool = true) throws -> Trainer {
     try Trainer(
       configuration: configuration, data: data, backend: CPUBackend(threads: 2), threads: 2, outputFolder: output,
-      reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
+      reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs), prefetch: prefetch)
+  }
+
+  /// Prefetching changes when batches are assembled, never what they hold.
+  func testPrefetchingGivesBitIdenticalTraining() throws {
+    let data = try SmallFashionMNIST.load(training: 160, test: 16)
+    var configuration = SmallFashionMNIST.configuration(epochs: 2)
+    configuration.augmentation = Augmentation(shift: 2, horizontalFlip: 0.5, rotation: 10, erasing: 0.3)
+    configuration.mixing = Mixing(mixup: 0.2)
+    let with = try trainer(configuration, data, output: nil, prefetch: true)
+    let without = try trainer(configuration, data, output: nil, prefetch: false)
+    let a = try with.run()
+    let b = try without.run()
+    XCTAssertEqual(with.model.snapshot, without.model.snapshot)
+    XCTAssertEqual(a.testLogits, b.testLogits)
   }
 
   /// The memorisation check: 100 examples, no regularisation, the loss must fall under 0.05.

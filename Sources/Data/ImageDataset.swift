@@ -48,6 +48,39 @@ public struct ImageDataset: Sendable {
       channels: 1, classes: classCount)
   }
 
+  /// An IDX image file without labels (a test set): ids are the positions "0", "1", ….
+  public static func loadUnlabelledIDX(images: String, classes: Int) throws -> ImageDataset {
+    let (shape, pixels) = try IDX.read(images, dimensions: 3)
+    var dataset = ImageDataset(
+      pixels: pixels, labels: [Int32](repeating: 0, count: shape[0]), height: shape[1], width: shape[2], channels: 1, classes: classes)
+    dataset.ids = (0..<shape[0]).map(String.init)
+    dataset.isLabelled = false
+    return dataset
+  }
+
+  /// One uint8 .npy of images without labels ([n, H·W] square, [n, H, W] or [n, H, W, C]):
+  /// ids are the positions.
+  public static func loadUnlabelledArray(_ path: String, classes: Int) throws -> ImageDataset {
+    let (dtype, shape, payload) = try NumPy.read(path)
+    guard dtype == .uint8 else { throw DataError(file: path, "dtype \(dtype.rawValue), expected |u1 (uint8 pixels)") }
+    let geometry: (Int, Int, Int)
+    switch shape.count {
+    case 2:
+      let side = Int(Double(shape[1]).squareRoot().rounded())
+      guard side * side == shape[1] else { throw DataError(file: path, "shape \(shape): \(shape[1]) pixels per row is not a square image") }
+      geometry = (side, side, 1)
+    case 3: geometry = (shape[1], shape[2], 1)
+    case 4: geometry = (shape[1], shape[2], shape[3])
+    default: throw DataError(file: path, "shape \(shape), expected [n, H·W], [n, H, W] or [n, H, W, C]")
+    }
+    var dataset = ImageDataset(
+      pixels: payload, labels: [Int32](repeating: 0, count: shape[0]), height: geometry.0, width: geometry.1, channels: geometry.2,
+      classes: classes)
+    dataset.ids = (0..<shape[0]).map(String.init)
+    dataset.isLabelled = false
+    return dataset
+  }
+
   /// The examples at `indices`, in that order.
   public func subset(_ indices: [Int]) -> ImageDataset {
     var subsetPixels = [UInt8]()

@@ -138,6 +138,21 @@ extension ImageDataset {
     return (dataset, labelling)
   }
 
+  /// An unlabelled folder of images (a test set): every PNG/JPEG in `folder`, sorted by
+  /// name; ids are the file names without extension.
+  public static func loadImageFolder(_ folder: String, classes: Int, loading: ImageLoading = ImageLoading()) throws -> ImageDataset {
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter {
+      ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased())
+    }.sorted()
+    guard !files.isEmpty else { throw DataError(file: folder, "holds no .png, .jpg or .jpeg images") }
+    var dataset = try decode(
+      files.map { folder + "/" + $0 }, labels: [Int32](repeating: 0, count: files.count), classes: classes, loading: loading
+    ) { folder + "/" + files[$0] }
+    dataset.ids = files.map { ($0 as NSString).deletingPathExtension }
+    dataset.isLabelled = false
+    return dataset
+  }
+
   /// Decodes, converts and resizes every image; every image must load.
   static func decode(
     _ paths: [String], labels: [Int32], classes: Int, loading: ImageLoading, describe: (Int) -> String

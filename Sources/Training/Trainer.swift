@@ -57,7 +57,7 @@ public final class Trainer {
 
   public init(
     configuration: TrainingConfiguration, data: TrainingData, backend: Backend, threads: Int,
-    outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true
+    outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true, prefetchThreads: Int = 1
   ) throws {
     try configuration.validate()
     let model = configuration.model
@@ -109,7 +109,7 @@ public final class Trainer {
     prefetcher = prefetch
       ? BatchPrefetcher(
         imageCount: images.capacity, batchSize: configuration.batchSize,
-        assembler: BatchAssembler(mean: statistics.mean, std: statistics.std, threads: 1))
+        assembler: BatchAssembler(mean: statistics.mean, std: statistics.std, threads: max(prefetchThreads, 1)))
       : nil
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
     softTargets = configuration.mixing.isActive ? Tensor(shape: [configuration.batchSize, model.classes]) : nil

@@ -25,6 +25,8 @@ struct DataOptions: ParsableArguments {
   var testCsv: String?
   @Option(help: "The folder of the --test-csv images.") var testImageFolder: String?
   @Option(help: "A labelled test set as class sub-folders.") var testFolders: String?
+  @Option(help: "An unlabelled test set: a folder of images (ids = file names).") var testImageFolderOnly: String?
+  @Option(help: "An unlabelled test set: one uint8 .npy of images (ids = positions).") var testArray: String?
   @Option(help: "CSV column of the image ids.") var idColumn: String = "id"
   @Option(help: "CSV column of the labels (strings or integers).") var labelColumn: String = "label"
   @Option(help: ArgumentHelp("Resize PNG/JPEG images to this size.", valueName: "HxW")) var imageSize: String?
@@ -35,7 +37,7 @@ struct DataOptions: ParsableArguments {
   var trainImages: String?
   @Option(help: "Training labels (IDX).")
   var trainLabels: String?
-  @Option(help: "Test images (IDX); by default the t10k files of --data. 'none' for no test set.")
+  @Option(help: "Test images (IDX); by default the t10k files of --data. 'none' for no test set; without --test-labels, an unlabelled set.")
   var testImages: String?
   @Option(help: "Test labels (IDX).")
   var testLabels: String?
@@ -146,6 +148,12 @@ struct DataOptions: ParsableArguments {
       ).dataset
     } else if let testFolders {
       test = try ImageDataset.loadClassFolders(testFolders, encoding: trainEncoding, loading: imageTestLoading).dataset
+    } else if let testImageFolderOnly {
+      test = try ImageDataset.loadImageFolder(testImageFolderOnly, classes: training.classes, loading: imageTestLoading)
+    } else if let testArray {
+      test = try ImageDataset.loadUnlabelledArray(testArray, classes: training.classes)
+    } else if let testImages, testLabels == nil, testImages != "none" {
+      test = try ImageDataset.loadUnlabelledIDX(images: testImages, classes: training.classes)
     } else if testImages != "none" && ((classArrays == nil && trainCsv == nil && trainFolders == nil) || testImages != nil) {
       let imagesPath = try? path(testImages, "t10k-images-idx3-ubyte")
       let labelsPath = try? path(testLabels, "t10k-labels-idx1-ubyte")

@@ -91,6 +91,8 @@ struct Train: ParsableCommand {
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Flag(inversion: .prefixedNo, help: "Assemble the next batch on a background thread while one trains (same result either way).")
   var prefetch = true
+  @Option(help: "Threads that assemble prefetched batches (more for a GPU that one core cannot feed).")
+  var prefetchThreads: Int = 1
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
   @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
@@ -141,7 +143,7 @@ struct Train: ParsableCommand {
     let backend = CPUBackend(threads: threads)
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter,
-      prefetch: prefetch)
+      prefetch: prefetch, prefetchThreads: prefetchThreads)
     reporter.message("MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)")
     if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
     let result = try trainer.run(resume: resume)

@@ -104,6 +104,27 @@ final class ImageLayoutTests: XCTestCase {
     XCTAssertEqual([resized.height, resized.width, resized.channels, resized.count], [5, 5, 3, 2])
   }
 
+  /// Unlabelled test sets in every layout keep ids for the submission.
+  func testUnlabelledSetsInEveryLayout() throws {
+    try FileManager.default.createDirectory(atPath: folder + "/flat", withIntermediateDirectories: true)
+    try writePNG(gradient(5, 5), "flat/b7.png")
+    try FileBytes.writeAtomically(try ImageCodec.encodeJPEG(gradient(5, 5)), to: folder + "/flat/a3.jpg")
+    let flat = try ImageDataset.loadImageFolder(folder + "/flat", classes: 4)
+    XCTAssertEqual(flat.ids, ["a3", "b7"])
+    XCTAssertFalse(flat.isLabelled)
+    XCTAssertEqual(flat.classes, 4)
+    try FileBytes.writeAtomically(idxBytes(shape: [3, 2, 2], payload: [UInt8](repeating: 5, count: 12)), to: folder + "/test.idx")
+    let idx = try ImageDataset.loadUnlabelledIDX(images: folder + "/test.idx", classes: 10)
+    XCTAssertEqual(idx.ids, ["0", "1", "2"])
+    XCTAssertFalse(idx.isLabelled)
+    try FileBytes.writeAtomically(NumPy.encode([UInt8](repeating: 1, count: 2 * 16), shape: [2, 16]), to: folder + "/test.npy")
+    let array = try ImageDataset.loadUnlabelledArray(folder + "/test.npy", classes: 10)
+    XCTAssertEqual([array.count, array.height, array.width], [2, 4, 4])
+    XCTAssertFalse(array.subset([1]).isLabelled, "subsets keep the flag")
+    XCTAssertEqual(array.subset([1]).ids, ["1"])
+    assertError(try ImageDataset.loadImageFolder(folder + "/nowhere", classes: 2), mentions: ["nowhere", "no .png"])
+  }
+
   func testClassFolders() throws {
     for (name, count) in [("shirt", 2), ("boot", 3)] {
       try FileManager.default.createDirectory(atPath: folder + "/train/" + name, withIntermediateDirectories: true)

@@ -154,10 +154,15 @@ def parameter_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def batches(count, batch_size, generator):
+def batches(count, batch_size, generator, weights=None):
     """A seeded permutation cut into batches; a last batch of one example is dropped
-    (batch normalisation needs two), as Quorum's Trainer.batches."""
-    order = torch.randperm(count, generator=generator)
+    (batch normalisation needs two), as Quorum's Trainer.batches. With per-example
+    `weights`, `count` draws with replacement instead (class-balanced sampling: weights
+    1/n_c, as torch's WeightedRandomSampler)."""
+    if weights is not None:
+        order = torch.multinomial(weights, count, replacement=True, generator=generator)
+    else:
+        order = torch.randperm(count, generator=generator)
     return [b for b in torch.split(order, batch_size) if len(b) >= 2]
 
 
@@ -173,6 +178,7 @@ def main():
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=0.1, help="one-cycle peak")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampling", choices=["shuffle", "class-balanced"], default="shuffle")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
     args = parser.parse_args()
@@ -220,6 +226,10 @@ def main():
     model = model.to(memory_format=torch.channels_last)
     model.train()
 
+    sample_weights = None
+    if args.sampling == "class-balanced":
+        class_counts = np.bincount(train_labels, minlength=CLASSES).astype(np.float64)
+        sample_weights = torch.tensor(1.0 / class_counts[train_labels], dtype=torch.float64)
     steps_per_epoch = len(batches(len(train_labels), args.batch, torch.Generator().manual_seed(0)))
     optimizer = torch.optim.SGD(parameter_groups(model, 5e-4), lr=args.learning_rate, momentum=0.9, nesterov=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -233,7 +243,7 @@ def main():
         start = time.perf_counter()
         loss_sum = 0.0
         seen = 0
-        for indices in batches(len(train_labels), args.batch, data_generator):
+        for indices in batches(len(train_labels), args.batch, data_generator, sample_weights):
             inputs = normalise(augment(train_raw[indices], data_generator), mean, std)
             loss = loss_function(model(inputs), train_targets[indices])
             optimizer.zero_grad(set_to_none=True)

@@ -43,13 +43,16 @@ let modules: [Target] = [
   .target(name: "NN", dependencies: ["Tensor"], swiftSettings: computeSettings),
   // Dataset readers, splits, augmentation, batches.
   .target(name: "Data", dependencies: ["Tensor", "CZlib", "CPNG", "CTurboJPEG"], swiftSettings: computeSettings),
+  // The protocol between coordinator and workers: messages, framing, the LZ4 tensor codec
+  // (no sockets: tested without a network).
+  .target(name: "Wire", dependencies: ["CLZ4"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training",
+      "Training", "Wire",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -65,6 +68,7 @@ let tests: [Target] = [
   .testTarget(name: "TensorTests", dependencies: ["Tensor", "QuorumTestSupport"]),
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
+  .testTarget(name: "WireTests", dependencies: ["Wire"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),

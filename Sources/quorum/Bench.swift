@@ -4,12 +4,13 @@ import Data
 import Foundation
 import NN
 import Tensor
+import Wire
 
 /// Micro-benchmarks that print one JSON line each, for the scripts in scripts/bench/.
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure training/inference speed and sgemm throughput (one JSON line).",
-    subcommands: [Step.self, Sgemm.self, Augment.self])
+    subcommands: [Step.self, Sgemm.self, Augment.self, WireCodec.self])
 
   struct Step: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -110,6 +111,47 @@ struct Bench: ParsableCommand {
         "images_per_second": rates.sorted()[rates.count / 2], "images_per_second_per_thread": rates.sorted()[rates.count / 2] / Double(threads),
       ]
       print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
+    }
+  }
+
+  struct WireCodec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "wire", abstract: "Bytes per logit and encode/decode speed of a result message, per precision.")
+
+    @Option(help: "A float32 logits .npy from a run (e.g. test.logits.npy).") var logits: String
+    @Option var repeats: Int = 20
+
+    func run() throws {
+      let (shape, values) = try NumPy.readFloat32(logits)
+      var rows: [[String: Any]] = []
+      rows.append([
+        "encoding": "float32 raw", "bytes_per_logit": 4.0, "values": values.count,
+      ])
+      for precision in [WirePrecision.float32, .float16, .bfloat16] {
+        let message = Message.result(TaskResult(task: "t", attempt: 1, tensors: [
+          WireTensor(name: "logits", shape: shape, values: values, precision: precision),
+        ]))
+        var encodeTimes: [Double] = [], decodeTimes: [Double] = []
+        var frames: [[UInt8]] = []
+        for _ in 0..<repeats {
+          var start = DispatchTime.now().uptimeNanoseconds
+          frames = try Framing.encode(message)
+          encodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+          start = DispatchTime.now().uptimeNanoseconds
+          _ = try Framing.decode(frames)
+          decodeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let bytes = frames.dropFirst().reduce(0) { $0 + $1.count }
+        let megabytes = Double(values.count * 4) / 1e6
+        rows.append([
+          "encoding": "\(precision.rawValue) shuffled + LZ4", "bytes_per_logit": Double(bytes) / Double(values.count),
+          "values": values.count, "encode_mb_per_s": megabytes / encodeTimes.sorted()[repeats / 2],
+          "decode_mb_per_s": megabytes / decodeTimes.sorted()[repeats / 2],
+        ])
+      }
+      for row in rows {
+        print(String(decoding: try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys]), as: UTF8.self))
+      }
     }
   }
 

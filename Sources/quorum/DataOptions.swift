@@ -163,8 +163,11 @@ struct DataOptions: ParsableArguments {
         throw ValidationError("--test-images needs --test-labels")
       }
     }
-    log("training \(training.count) examples of \(training.height)×\(training.width)×\(training.channels), \(LongTail.histogram(training.classCounts))"
-      + (validation.map { "; validation \($0.count)" } ?? "") + (test.map { "; test \($0.count)\($0.isLabelled ? "" : " (unlabelled)")" } ?? ""))
+    log("training \(training.count) examples of \(training.height)×\(training.width)×\(training.channels), \(LongTail.histogram(training.classCounts))")
+    if let validation { log("validation \(validation.count) examples, \(LongTail.histogram(validation.classCounts))") }
+    if let test {
+      log(test.isLabelled ? "test \(test.count) examples, \(LongTail.histogram(test.classCounts))" : "test \(test.count) examples (unlabelled)")
+    }
     return TrainingData(training: training, validation: validation, test: test)
   }
 }

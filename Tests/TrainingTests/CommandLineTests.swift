@@ -143,7 +143,7 @@ final class CommandLineTests: XCTestCase {
       "--batch-size", "8", "--learning-rate", "0.01", "--threads", "2", "--progress", "lines", "--output", output,
     ])
     XCTAssertEqual(result.status, 0, result.output)
-    XCTAssert(result.output.contains("test 3 (unlabelled)"), result.output)
+    XCTAssert(result.output.contains("test 3 examples (unlabelled)"), result.output)
     XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").shape, [3, 4])
     XCTAssertEqual(String(decoding: try FileBytes.read(output + "/test.ids.txt"), as: UTF8.self), "img3\nimg1\nimg2\n")
     XCTAssertEqual(try LabelEncoding.read(output + "/labels.json").classes, ["ant", "bee", "cat", "dog"])

@@ -1,0 +1,174 @@
+import Foundation
+
+/// Messages to ZeroMQ frames and back (docs/protocol.md), with every bound checked before
+/// anything is allocated.
+public enum Framing {
+  public static let version: UInt8 = 1
+  static let magic: [UInt8] = Array("QRM".utf8)
+  /// Limits a receiver enforces.
+  public static let maximumMetadataBytes = 64 * 1024
+  public static let maximumTensors = 64
+  public static let maximumDimensions = 4
+  public static let maximumElements = 1 << 28
+  /// Raw bytes per chunk (one LZ4 frame each).
+  public static let chunkBytes = 4 << 20
+
+  struct ResultMetadata: Codable {
+    var task: String
+    var attempt: Int
+    var tensors: [TensorDescription]
+  }
+
+  struct Reason: Codable { var reason: String }
+
+  // MARK: Encoding
+
+  public static func encode(_ message: Message) throws -> [[UInt8]] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var tensorFrames: [[UInt8]] = []
+    let metadata: Data
+    switch message {
+    case .hello(let hello): metadata = try encoder.encode(hello)
+    case .task(let task): metadata = try encoder.encode(task)
+    case .heartbeat: metadata = Data("{}".utf8)
+    case .progress(let progress): metadata = try encoder.encode(progress)
+    case .acknowledgement(let acknowledgement): metadata = try encoder.encode(acknowledgement)
+    case .disconnect(let reason), .reject(let reason): metadata = try encoder.encode(Reason(reason: reason))
+    case .result(let result):
+      var descriptions: [TensorDescription] = []
+      for tensor in result.tensors {
+        let (description, frames) = try encode(tensor)
+        descriptions.append(description)
+        tensorFrames += frames
+      }
+      metadata = try encoder.encode(ResultMetadata(task: result.task, attempt: result.attempt, tensors: descriptions))
+    }
+    return [magic + [version, message.type] + [UInt8](metadata)] + tensorFrames
+  }
+
+  static func encode(_ tensor: WireTensor) throws -> (TensorDescription, [[UInt8]]) {
+    var raw: [UInt8] = []
+    raw.reserveCapacity(tensor.values.count * tensor.precision.size)
+    switch tensor.precision {
+    case .float32:
+      for value in tensor.values { withUnsafeBytes(of: value.bitPattern.littleEndian) { raw += $0 } }
+    case .float16:
+      for value in tensor.values { withUnsafeBytes(of: Precision.toFloat16(value).littleEndian) { raw += $0 } }
+    case .bfloat16:
+      for value in tensor.values { withUnsafeBytes(of: Precision.toBFloat16(value).littleEndian) { raw += $0 } }
+    }
+    let shuffled = ByteShuffle.shuffle(raw, elementSize: tensor.precision.size)
+    var chunks: [Int] = []
+    var frames: [[UInt8]] = []
+    var start = 0
+    repeat {
+      let end = min(start + chunkBytes, shuffled.count)
+      frames.append(try LZ4Frame.compress(Array(shuffled[start..<end])))
+      chunks.append(end - start)
+      start = end
+    } while start < shuffled.count
+    return (TensorDescription(name: tensor.name, shape: tensor.shape, precision: tensor.precision, chunks: chunks), frames)
+  }
+
+  // MARK: Decoding
+
+  public static func decode(_ frames: [[UInt8]]) throws -> Message {
+    guard let header = frames.first else { throw WireError("no frames") }
+    guard header.count >= 5, Array(header.prefix(3)) == magic else {
+      throw WireError("the header does not start with QRM: not a Quorum message")
+    }
+    guard header[3] == version else {
+      throw WireError("protocol version \(header[3]); this build speaks version \(version)")
+    }
+    let type = header[4]
+    let metadata = Data(header.dropFirst(5))
+    guard metadata.count <= maximumMetadataBytes else {
+      throw WireError("type \(type): \(metadata.count) bytes of metadata, at most \(maximumMetadataBytes)")
+    }
+    let decoder = JSONDecoder()
+    func payload<T: Decodable>(_ kind: T.Type, _ name: String) throws -> T {
+      do { return try decoder.decode(kind, from: metadata) } catch {
+        throw WireError("\(name): its metadata is not valid (\(Self.describe(error)))")
+      }
+    }
+    func noTensors(_ name: String) throws {
+      guard frames.count == 1 else { throw WireError("\(name): \(frames.count - 1) unexpected frames after the header") }
+    }
+    switch type {
+    case 1: try noTensors("hello"); return .hello(try payload(Hello.self, "hello"))
+    case 2: try noTensors("task"); return .task(try payload(TaskAssignment.self, "task"))
+    case 3: try noTensors("heartbeat"); return .heartbeat
+    case 4: try noTensors("progress"); return .progress(try payload(ProgressReport.self, "progress"))
+    case 5: return .result(try decodeResult(try payload(ResultMetadata.self, "result"), frames: Array(frames.dropFirst())))
+    case 6: try noTensors("ack"); return .acknowledgement(try payload(Acknowledgement.self, "ack"))
+    case 7: try noTensors("disconnect"); return .disconnect(reason: try payload(Reason.self, "disconnect").reason)
+    case 8: try noTensors("reject"); return .reject(reason: try payload(Reason.self, "reject").reason)
+    default: throw WireError("unknown message type \(type)")
+    }
+  }
+
+  static func decodeResult(_ metadata: ResultMetadata, frames: [[UInt8]]) throws -> TaskResult {
+    let label = "result of \(metadata.task) attempt \(metadata.attempt)"
+    guard metadata.tensors.count <= maximumTensors else {
+      throw WireError("\(label): \(metadata.tensors.count) tensors, at most \(maximumTensors)")
+    }
+    // Check every declaration before decoding (or allocating) anything.
+    var expectedFrames = 0
+    for description in metadata.tensors {
+      let name = "\(label), tensor \(description.name)"
+      guard description.shape.count <= maximumDimensions, description.shape.allSatisfy({ $0 >= 0 }) else {
+        throw WireError("\(name): shape \(description.shape) (at most \(maximumDimensions) non-negative dimensions)")
+      }
+      let elements = description.shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+      guard elements <= maximumElements else {
+        throw WireError("\(name): shape \(description.shape) declares more than \(maximumElements) values")
+      }
+      guard !description.chunks.isEmpty, description.chunks.allSatisfy({ (0...chunkBytes).contains($0) }) else {
+        throw WireError("\(name): chunk sizes \(description.chunks.prefix(4)) (each 0…\(chunkBytes) bytes, at least one)")
+      }
+      guard description.chunks.reduce(0, +) == elements * description.precision.size else {
+        throw WireError("\(name): chunks hold \(description.chunks.reduce(0, +)) bytes, shape \(description.shape) of \(description.precision.rawValue) needs \(elements * description.precision.size)")
+      }
+      expectedFrames += description.chunks.count
+    }
+    guard frames.count == expectedFrames else {
+      throw WireError("\(label): \(frames.count) tensor frames, the metadata declares \(expectedFrames)")
+    }
+    var tensors: [WireTensor] = []
+    var next = 0
+    for description in metadata.tensors {
+      var shuffled: [UInt8] = []
+      for (index, size) in description.chunks.enumerated() {
+        shuffled += try LZ4Frame.decompress(
+          frames[next], expected: size, context: "\(label), tensor \(description.name), chunk \(index)")
+        next += 1
+      }
+      let size = description.precision.size
+      let raw = ByteShuffle.unshuffle(shuffled, elementSize: size)
+      let count = raw.count / size
+      var values = [Float](repeating: 0, count: count)
+      raw.withUnsafeBytes { bytes in
+        for i in 0..<count {
+          switch description.precision {
+          case .float32: values[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+          case .float16: values[i] = Precision.fromFloat16(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+          case .bfloat16: values[i] = Precision.fromBFloat16(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+          }
+        }
+      }
+      tensors.append(WireTensor(name: description.name, shape: description.shape, values: values, precision: description.precision))
+    }
+    return TaskResult(task: metadata.task, attempt: metadata.attempt, tensors: tensors)
+  }
+
+  static func describe(_ error: Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
+    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+      return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+    case DecodingError.dataCorrupted: return "not JSON"
+    default: return "\(error)"
+    }
+  }
+}

@@ -1,0 +1,98 @@
+/// Every message of the protocol (docs/protocol.md).
+public enum Message: Equatable {
+  case hello(Hello)
+  case task(TaskAssignment)
+  case heartbeat
+  case progress(ProgressReport)
+  case result(TaskResult)
+  case acknowledgement(Acknowledgement)
+  case disconnect(reason: String)
+  case reject(reason: String)
+
+  /// The type byte of the header.
+  public var type: UInt8 {
+    switch self {
+    case .hello: return 1
+    case .task: return 2
+    case .heartbeat: return 3
+    case .progress: return 4
+    case .result: return 5
+    case .acknowledgement: return 6
+    case .disconnect: return 7
+    case .reject: return 8
+    }
+  }
+}
+
+/// A worker introduces itself.
+public struct Hello: Codable, Equatable, Sendable {
+  public var worker: String
+  public var version: String
+  public var devices: [String]
+  public var threads: Int
+
+  public init(worker: String, version: String, devices: [String], threads: Int) {
+    self.worker = worker
+    self.version = version
+    self.devices = devices
+    self.threads = threads
+  }
+}
+
+/// A task lease: the attempt number makes a late result of an expired lease recognisable.
+public struct TaskAssignment: Codable, Equatable, Sendable {
+  public var task: String
+  public var attempt: Int
+  /// The task's settings, a JSON object as text (the experiment's resolved variant and fold).
+  public var settings: String
+
+  public init(task: String, attempt: Int, settings: String) {
+    self.task = task
+    self.attempt = attempt
+    self.settings = settings
+  }
+}
+
+public struct ProgressReport: Codable, Equatable, Sendable {
+  public var task: String
+  public var attempt: Int
+  public var epoch: Int
+  public var loss: Double
+  public var validationMetric: Double?
+  public var imagesPerSecond: Double
+
+  public init(task: String, attempt: Int, epoch: Int, loss: Double, validationMetric: Double?, imagesPerSecond: Double) {
+    self.task = task
+    self.attempt = attempt
+    self.epoch = epoch
+    self.loss = loss
+    self.validationMetric = validationMetric
+    self.imagesPerSecond = imagesPerSecond
+  }
+}
+
+/// A finished task's tensors (out-of-fold logits, test logits, weights).
+public struct TaskResult: Equatable, Sendable {
+  public var task: String
+  public var attempt: Int
+  public var tensors: [WireTensor]
+
+  public init(task: String, attempt: Int, tensors: [WireTensor]) {
+    self.task = task
+    self.attempt = attempt
+    self.tensors = tensors
+  }
+}
+
+public struct Acknowledgement: Codable, Equatable, Sendable {
+  public var task: String
+  public var attempt: Int
+  /// False when the result was late (its lease had expired) or a duplicate.
+  public var stored: Bool
+
+  public init(task: String, attempt: Int, stored: Bool) {
+    self.task = task
+    self.attempt = attempt
+    self.stored = stored
+  }
+}

@@ -125,8 +125,9 @@ public struct Augmentation: Codable, Equatable, Sendable {
     let h = min(height, max(1, Int((area * aspect).squareRoot().rounded())))
     let w = min(width, max(1, Int((area / aspect).squareRoot().rounded())))
     let more = random.bits(at: UInt64(example) | 1 << 42)
-    let top = Int(UInt64(more.0) * UInt64(height - h + 1) >> 32)
-    let left = Int(UInt64(more.1) * UInt64(width - w + 1) >> 32)
+    // Parenthesised: in Swift, >> binds tighter than *.
+    let top = Int((UInt64(more.0) * UInt64(height - h + 1)) >> 32)
+    let left = Int((UInt64(more.1) * UInt64(width - w + 1)) >> 32)
     return (top, left, h, w)
   }
 }

@@ -52,7 +52,8 @@ public enum Sampling: String, Codable, CaseIterable, Sendable {
       let u = (Double(word.0) + Double(word.1) / 4_294_967_296.0) / 4_294_967_296.0
       let c = min(cumulative.firstIndex { u < $0 } ?? classes - 1, classes - 1)
       let members = byClass[c]
-      return members[Int(UInt64(word.2) * UInt64(members.count) >> 32)]
+      // Parenthesised: in Swift, >> binds tighter than *.
+      return members[Int((UInt64(word.2) * UInt64(members.count)) >> 32)]
     }
   }
 }

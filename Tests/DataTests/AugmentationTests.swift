@@ -123,6 +123,16 @@ final class AugmentationTests: XCTestCase {
       if first.filter({ $0 == 0 }).count > blob().filter({ UInt8($0) == 0 }).count + 4 { erased += 1 }
     }
     XCTAssertEqual(outputs.count, 24)
+    // Erased rectangles land anywhere, not always in the corner.
+    let plain = Augmentation(erasing: 1)
+    var corners = Set<Int>()
+    for example in 0..<40 {
+      let many = ImageDataset(pixels: [UInt8](repeating: 200, count: 256), labels: [0], height: 16, width: 16, channels: 1, classes: 1)
+      assembler.assemble(many, indices: [0][...], augmentation: plain, seed: UInt64(example), epoch: 0, images: images, labels: &label)
+      let values = images.array()
+      if let first = values.firstIndex(of: 0) { corners.insert(first) }
+    }
+    XCTAssertGreaterThan(corners.count, 10, "erasures start at \(corners.count) different places")
     XCTAssert((4...20).contains(erased), "erasing with p = 0.5 erased \(erased) of 24")
     XCTAssertThrowsError(try Augmentation(rotation: 200).validate()) { XCTAssert("\($0)".contains("rotation")) }
     XCTAssertThrowsError(try Augmentation(erasing: 2).validate()) { XCTAssert("\($0)".contains("erasing")) }

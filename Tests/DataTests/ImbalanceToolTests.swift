@@ -80,6 +80,13 @@ final class ImbalanceToolTests: XCTestCase {
       XCTAssertEqual(sampling.order(labels: labels, classes: 10, seed: 5, epoch: 1), sampling.order(labels: labels, classes: 10, seed: 5, epoch: 1))
     }
     XCTAssertEqual(Sampling.classBalanced.classProbabilities(counts), [Double](repeating: 0.1, count: 10))
+    // Within a class, members are drawn uniformly: class 0 (6,000 examples) gets ~1,489
+    // draws an epoch, which must hit ~1,320 distinct examples (1 − e^(−0.248) of 6,000),
+    // not a few.
+    let draws = Sampling.classBalanced.order(labels: labels, classes: 10, seed: 5, epoch: 0).filter { labels[$0] == 0 }
+    XCTAssertGreaterThan(Set(draws).count, 1_200, "\(Set(draws).count) distinct of \(draws.count) draws")
+    let tail = Sampling.classBalanced.order(labels: labels, classes: 10, seed: 5, epoch: 0).filter { labels[$0] == 9 }
+    XCTAssertEqual(Set(tail).count, 60, "all 60 tail examples are drawn")
     let shuffled = Sampling.shuffle.order(labels: labels, classes: 10, seed: 5, epoch: 0)
     XCTAssertEqual(shuffled.sorted(), Array(0..<labels.count), "shuffle is a permutation")
   }

@@ -46,13 +46,17 @@ let modules: [Target] = [
   // The protocol between coordinator and workers: messages, framing, the LZ4 tensor codec
   // (no sockets: tested without a network).
   .target(name: "Wire", dependencies: ["CLZ4"], swiftSettings: computeSettings),
+  // Experiment files: data, folds and a grid of variants, expanded into tasks.
+  .target(
+    name: "Experiment", dependencies: ["Training", "Data", .product(name: "Yams", package: "Yams")],
+    swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire",
+      "Training", "Wire", "Experiment",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -69,6 +73,7 @@ let tests: [Target] = [
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
+  .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),
@@ -79,7 +84,8 @@ let package = Package(
   platforms: [.macOS(.v13)],
   products: [.executable(name: "quorum", targets: ["quorum"])],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
   ],
   targets: systemLibraries + modules + tests,
   swiftLanguageModes: [.v5]

@@ -63,6 +63,12 @@ public struct FoldAssignment: Equatable, Sendable {
     try FileBytes.writeAtomically(NumPy.encode(fold, shape: [fold.count]), to: path)
   }
 
+  /// The number of folds a folds.npy assigns (its largest index + 1), checking the file.
+  public static func count(of path: String) throws -> Int {
+    let (dtype, shape, _) = try NumPy.read(path)
+    return try read(path, examples: dtype == .int32 && shape.count == 1 ? shape[0] : -1).count
+  }
+
   /// Reads a folds.npy and checks it against the data it must describe.
   public static func read(_ path: String, examples: Int) throws -> FoldAssignment {
     let (dtype, shape, payload) = try NumPy.read(path)

@@ -1,0 +1,216 @@
+import Foundation
+import Data
+import Training
+import Yams
+
+/// An experiment: data, folds and a grid of training variants, expanded into tasks
+/// (variant × fold). Read from YAML; every error names the file, key and line.
+///
+/// ```yaml
+/// name: fmnist-lt
+/// run_directory: runs/fmnist-lt      # default runs/NAME
+/// device: cpu                        # cpu, auto or cuda[:N]
+/// data:
+///   train: /usr/share/datasets/fashion-mnist
+///   layout: idx                      # idx, class-arrays, csv, class-folders
+///   long_tail_ratio: 100
+/// folds: {k: 5, seed: 0}             # or {file: folds.npy}
+/// training: {epochs: 15, width: 1.0} # quorum train's settings, for every variant
+/// grid:                              # each value a list; every combination is a variant
+///   seed: [0, 1]
+///   dropout: [0.2, 0.3]
+/// ```
+public struct Experiment {
+  public struct Variant: Equatable {
+    /// "seed-0_dropout-0.2": the grid values that make it, in grid order.
+    public var name: String
+    /// Every setting of the variant: the training defaults overridden by its grid values.
+    public var settings: [(key: String, value: SettingValue)]
+
+    public static func == (a: Variant, b: Variant) -> Bool {
+      a.name == b.name && a.settings.map(\.key) == b.settings.map(\.key) && a.settings.map(\.value) == b.settings.map(\.value)
+    }
+
+    /// The training configuration of this variant for a model of the given input.
+    public func configuration(_ base: TrainingConfiguration, file: String) throws -> TrainingConfiguration {
+      var configuration = base
+      for (key, value) in settings {
+        do { try TrainingSettings.all[key]!(value, &configuration) } catch let mismatch as TrainingSettings.Mismatch {
+          throw ExperimentError(file: file, line: value.line, "\(key) must be \(mismatch.expected), got \(value)")
+        }
+      }
+      do { try configuration.validate() } catch {
+        throw ExperimentError(file: file, line: nil, "variant \(name): \(error)")
+      }
+      return configuration
+    }
+  }
+
+  public struct Task: Equatable {
+    public var variant: String
+    public var fold: Int
+    /// "VARIANT/foldK": the task's id and its place in the run directory.
+    public var id: String { "\(variant)/fold\(fold)" }
+  }
+
+  public var file: String
+  public var name: String
+  public var runDirectory: String
+  public var device: String
+  /// Data settings as given (train, layout, test, images, long_tail_ratio, …).
+  public var data: [(key: String, value: SettingValue)]
+  public var foldCount: Int?
+  public var foldSeed: UInt64
+  public var foldsFile: String?
+  public var variants: [Variant]
+
+  /// Every task, variant-major.
+  public var tasks: [Task] {
+    guard let foldCount else { return [] }
+    return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
+  }
+
+  static let dataKeys: Set<String> = [
+    "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
+    "image_size", "channels", "interpolation",
+  ]
+
+  public static func read(_ path: String) throws -> Experiment {
+    guard let bytes = FileManager.default.contents(atPath: path) else { throw ExperimentError(file: path, line: nil, "no such file") }
+    return try parse(String(decoding: bytes, as: UTF8.self), file: path)
+  }
+
+  public static func parse(_ text: String, file: String) throws -> Experiment {
+    func fail(_ node: Node?, _ problem: String) -> ExperimentError { ExperimentError(file: file, line: node?.mark?.line, problem) }
+    let root: Node?
+    do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
+      throw ExperimentError(file: file, line: nil, "not valid YAML: \(error)")
+    }
+    guard let root, case .mapping(let top) = root else { throw fail(root, "the experiment must be a mapping of keys (name, data, folds, …)") }
+    var entries: [String: Node] = [:]
+    for (key, value) in top {
+      guard let name = key.string else { throw fail(key, "keys must be text") }
+      guard ["name", "run_directory", "device", "data", "folds", "training", "grid"].contains(name) else {
+        throw fail(key, "unknown key \"\(name)\" (expected name, run_directory, device, data, folds, training, grid)")
+      }
+      entries[name] = value
+    }
+    guard let nameNode = entries["name"], let name = nameNode.string, !name.isEmpty else {
+      throw fail(entries["name"] ?? root, "\"name\" is required (text)")
+    }
+    guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+      throw fail(nameNode, "name \"\(name)\" may hold letters, digits, - _ . only (it names the run directory)")
+    }
+    let device = entries["device"]?.string ?? "cpu"
+    guard device == "cpu" || device == "auto" || device.hasPrefix("cuda") else {
+      throw fail(entries["device"], "device must be cpu, auto or cuda[:N], got \(device)")
+    }
+
+    // data
+    guard let dataNode = entries["data"], case .mapping(let dataMapping) = dataNode else {
+      throw fail(entries["data"] ?? root, "\"data\" is required: a mapping with at least \"train\"")
+    }
+    var data: [(key: String, value: SettingValue)] = []
+    for (key, value) in dataMapping {
+      guard let key = key.string, dataKeys.contains(key) else {
+        throw fail(key, "unknown data key \"\(key.string ?? "?")\" (expected \(dataKeys.sorted().joined(separator: ", ")))")
+      }
+      data.append((key, try settingValue(value, file: file)))
+    }
+    guard data.contains(where: { $0.key == "train" }) else { throw fail(dataNode, "data needs \"train\": where the training data is") }
+
+    // folds
+    var foldCount: Int?
+    var foldSeed: UInt64 = 0
+    var foldsFile: String?
+    if let foldsNode = entries["folds"] {
+      guard case .mapping(let folds) = foldsNode else { throw fail(foldsNode, "folds must be a mapping: {k: 5, seed: 0} or {file: PATH}") }
+      for (key, value) in folds {
+        switch key.string {
+        case "k":
+          guard let k = value.int, k >= 2 else { throw fail(value, "folds.k must be a whole number ≥ 2") }
+          foldCount = k
+        case "seed":
+          guard let seed = value.int, seed >= 0 else { throw fail(value, "folds.seed must be a whole number ≥ 0") }
+          foldSeed = UInt64(seed)
+        case "file":
+          guard let path = value.string else { throw fail(value, "folds.file must be a path") }
+          foldsFile = path
+        default: throw fail(key, "unknown folds key \"\(key.string ?? "?")\" (expected k, seed, file)")
+        }
+      }
+      if foldsFile != nil && foldCount != nil { throw fail(foldsNode, "folds: give k (and seed) or file, not both") }
+      if let foldsFile {
+        do { foldCount = try FoldAssignment.count(of: foldsFile) } catch {
+          throw fail(foldsNode, "folds.file: \(error)")
+        }
+      }
+    } else {
+      foldCount = 5
+    }
+
+    // training defaults and the grid
+    var defaults: [(key: String, value: SettingValue)] = []
+    if let trainingNode = entries["training"] {
+      guard case .mapping(let training) = trainingNode else { throw fail(trainingNode, "training must be a mapping of settings") }
+      for (key, value) in training {
+        let name = try settingKey(key, file: file)
+        defaults.append((name, try settingValue(value, file: file)))
+      }
+    }
+    var grid: [(key: String, values: [SettingValue])] = []
+    if let gridNode = entries["grid"] {
+      guard case .mapping(let mapping) = gridNode else { throw fail(gridNode, "grid must be a mapping of settings to lists") }
+      for (key, value) in mapping {
+        let name = try settingKey(key, file: file)
+        guard case .sequence(let sequence) = value, !sequence.isEmpty else {
+          throw fail(value, "grid.\(name) must be a non-empty list of values")
+        }
+        grid.append((name, try sequence.map { try settingValue($0, file: file) }))
+      }
+    }
+    // The product of the grid, first key slowest.
+    var combinations: [[(key: String, value: SettingValue)]] = [[]]
+    for (key, values) in grid {
+      combinations = combinations.flatMap { prefix in values.map { prefix + [(key, $0)] } }
+    }
+    let variants = combinations.map { combination -> Variant in
+      // "seed-0_dropout-0.2": readable, and safe as a directory name.
+      let name = combination.isEmpty
+        ? "default" : combination.map { "\($0.key.replacingOccurrences(of: "_", with: "-"))-\($0.value)" }.joined(separator: "_")
+      var settings = defaults.filter { d in !combination.contains { $0.key == d.key } }
+      settings += combination
+      return Variant(name: name, settings: settings)
+    }
+    let experiment = Experiment(
+      file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device, data: data,
+      foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
+    // Every variant's settings must make a valid configuration (types, ranges).
+    for variant in variants { _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file) }
+    return experiment
+  }
+
+  static func settingKey(_ key: Node, file: String) throws -> String {
+    guard let name = key.string, TrainingSettings.all[name] != nil else {
+      let known = TrainingSettings.all.keys.sorted().joined(separator: ", ")
+      throw ExperimentError(file: file, line: key.mark?.line, "unknown training setting \"\(key.string ?? "?")\" (known: \(known))")
+    }
+    return name
+  }
+
+  static func settingValue(_ node: Node, file: String) throws -> SettingValue {
+    let line = node.mark?.line
+    switch node {
+    case .scalar(let scalar):
+      if let flag = node.bool, ["true", "false"].contains(scalar.string.lowercased()) { return SettingValue(kind: .flag(flag), line: line) }
+      if let number = node.float, scalar.style == .plain, Double(scalar.string) != nil || node.int != nil {
+        return SettingValue(kind: .number(number), line: line)
+      }
+      return SettingValue(kind: .text(scalar.string), line: line)
+    case .sequence(let sequence):
+      return SettingValue(kind: .list(try sequence.map { try settingValue($0, file: file) }), line: line)
+    default:
+      throw ExperimentError(file: file, line: line, "expected a value or a list, found a mapping")
+    }
+  }
+}

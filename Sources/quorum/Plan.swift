@@ -1,0 +1,25 @@
+import ArgumentParser
+import Experiment
+
+struct Plan: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Print an experiment's variants and tasks without running anything.",
+    discussion: "FILE is an experiment in YAML (docs/experiments.md). A bad file is reported with the key and line.")
+
+  @Argument(help: "The experiment file.") var file: String
+
+  func run() throws {
+    let experiment = try Experiment.read(file)
+    print("experiment \(experiment.name): run directory \(experiment.runDirectory), device \(experiment.device)")
+    print("data: " + experiment.data.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    let folds = experiment.foldsFile.map { "from \($0)" } ?? "stratified, seed \(experiment.foldSeed)"
+    print("folds: \(experiment.foldCount.map(String.init) ?? "?") (\(folds))")
+    print("\(experiment.variants.count) variant\(experiment.variants.count == 1 ? "" : "s"):")
+    for variant in experiment.variants {
+      print("  \(variant.name): " + variant.settings.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    }
+    let tasks = experiment.tasks
+    print("\(tasks.count) tasks:")
+    for task in tasks { print("  \(task.id)") }
+  }
+}

@@ -1,0 +1,104 @@
+import Data
+import Experiment
+import Foundation
+import QuorumTestSupport
+import Training
+import XCTest
+
+final class ExperimentFileTests: XCTestCase {
+  func assertError(_ yaml: String, line: Int?, mentions parts: [String], file: StaticString = #filePath, fileLine: UInt = #line) {
+    XCTAssertThrowsError(try Experiment.parse(yaml, file: "exp.yaml"), file: file, line: fileLine) { error in
+      guard let error = error as? ExperimentError else { return XCTFail("\(error)", file: file, line: fileLine) }
+      XCTAssertEqual(error.file, "exp.yaml", file: file, line: fileLine)
+      if let line { XCTAssertEqual(error.line, line, "\(error)", file: file, line: fileLine) }
+      for part in parts { XCTAssert("\(error)".contains(part), "\"\(error)\" should mention \"\(part)\"", file: file, line: fileLine) }
+    }
+  }
+
+  func testGridExpandsIntoNamedVariantsAndTasks() throws {
+    let experiment = try Experiment.parse("""
+      name: lt
+      data:
+        train: /data
+        long_tail_ratio: 100
+      folds: {k: 3, seed: 7}
+      training:
+        epochs: 4
+        dropout: 0.3
+        preset: cifar
+      grid:
+        seed: [0, 1]
+        dropout: [0.1, 0.2]
+        sampling: [shuffle]
+      """, file: "exp.yaml")
+    XCTAssertEqual(experiment.runDirectory, "runs/lt")
+    XCTAssertEqual(experiment.foldCount, 3)
+    XCTAssertEqual(experiment.foldSeed, 7)
+    XCTAssertEqual(experiment.variants.map(\.name), [
+      "seed-0_dropout-0.1_sampling-shuffle", "seed-0_dropout-0.2_sampling-shuffle",
+      "seed-1_dropout-0.1_sampling-shuffle", "seed-1_dropout-0.2_sampling-shuffle",
+    ])
+    XCTAssertEqual(experiment.tasks.count, 12)
+    XCTAssertEqual(experiment.tasks[4].id, "seed-0_dropout-0.2_sampling-shuffle/fold1")
+    // A variant's configuration: the defaults, overridden by its grid values.
+    let configuration = try experiment.variants[3].configuration(TrainingConfiguration(model: .init()), file: "exp.yaml")
+    XCTAssertEqual(configuration.epochs, 4)
+    XCTAssertEqual(configuration.seed, 1)
+    XCTAssertEqual(configuration.model.dropout, 0.2)
+    XCTAssertEqual(configuration.model.stemStride, 1, "cifar preset")
+    XCTAssertEqual(configuration.model.stageStrides, [1, 1, 2, 2, 1, 2, 1])
+  }
+
+  func testEveryTrainingSettingOfTheExampleAndMoreIsAccepted() throws {
+    let experiment = try Experiment.parse("""
+      name: all
+      data: {train: /data, layout: csv, images: /img, id_column: id, label_column: label, image_size: 28x28, channels: 1}
+      training: {batch_size: 64, optimizer: adamw, learning_rate: 0.003, weight_decay: 0.05, schedule: warmup-cosine,
+        label_smoothing: 0.05, class_weights: effective-number, reweight_from_epoch: 3, sampling: square-root,
+        grow_classes_to: 500, logit_adjustment: 1, focal_gamma: 2, mixup: 0.2, cutmix: 1, mix_probability: 0.5,
+        shift: 3, flip: 0.5, vertical_flip: 0.1, rotation: 10, scale: 0.1, shear: 5, erasing: 0.25, elastic_alpha: 8,
+        elastic_sigma: 4, tta_flips: true, tta_shift: 1, clip_norm: 2, ema_decay: 0.999, select_by: balanced_accuracy,
+        early_stopping: 3, width: 0.75, stochastic_depth: 0.1, stage_strides: [1, 1, 2, 2, 1, 2, 1], nesterov: false}
+      """, file: "exp.yaml")
+    let c = try experiment.variants[0].configuration(TrainingConfiguration(model: .init()), file: "exp.yaml")
+    XCTAssertEqual(c.optimizer, .adamw)
+    XCTAssertEqual(c.classWeighting, .effectiveNumber(beta: 0.9999))
+    XCTAssertEqual(c.sampling, .squareRoot)
+    XCTAssertEqual(c.growClassesTo, 500)
+    XCTAssertEqual(c.mixing, Mixing(mixup: 0.2, cutmix: 1, probability: 0.5))
+    XCTAssertEqual(c.augmentation.elasticAlpha, 8)
+    XCTAssertEqual(c.testTimeAugmentation, TestTimeAugmentation(flips: true, shift: 1))
+    XCTAssertEqual(c.selectionMetric, .balancedAccuracy)
+    XCTAssertFalse(c.nesterov)
+    XCTAssertEqual(experiment.variants.map(\.name), ["default"])
+    XCTAssertEqual(experiment.foldCount, 5, "five folds by default")
+  }
+
+  func testBadFilesNameTheKeyAndLine() throws {
+    assertError("name: x\ndata:\n  train: y\ntraining:\n  epochs: many\n", line: 5, mentions: ["epochs", "must be a number", "many"])
+    assertError("name: x\ndata:\n  train: y\ngrid:\n  dropot: [0.1]\n", line: 5, mentions: ["unknown training setting \"dropot\""])
+    assertError("name: x\ndata:\n  train: y\ngrid:\n  seed: []\n", line: 5, mentions: ["grid.seed", "non-empty list"])
+    assertError("name: x\ndata:\n  train: y\nfolds: {k: 1}\n", line: 4, mentions: ["folds.k", "≥ 2"])
+    assertError("name: x\ndata:\n  train: y\ncolour: red\n", line: 4, mentions: ["unknown key \"colour\""])
+    assertError("name: x\ndata:\n  trian: y\n", line: 3, mentions: ["unknown data key \"trian\""])
+    assertError("data:\n  train: y\n", line: nil, mentions: ["\"name\" is required"])
+    assertError("name: x\n", line: nil, mentions: ["\"data\" is required"])
+    assertError("name: x\ndata: [1\n", line: nil, mentions: ["not valid YAML"])
+    assertError("name: x\ndata:\n  train: y\ntraining:\n  dropout: 1.5\n", line: nil, mentions: ["variant default", "dropout"])
+    assertError("name: x\ndata:\n  train: y\ntraining:\n  sampling: sometimes\n", line: 5, mentions: ["sampling", "class-balanced"])
+  }
+
+  func testFoldsFromAFileAndTheShippedExample() throws {
+    let folder = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try FoldAssignment(fold: [0, 1, 2, 3, 0, 1, 2, 3], count: 4).write(to: folder + "/folds.npy")
+    let experiment = try Experiment.parse("name: x\ndata: {train: y}\nfolds: {file: \(folder)/folds.npy}\n", file: "exp.yaml")
+    XCTAssertEqual(experiment.foldCount, 4)
+    assertError("name: x\ndata: {train: y}\nfolds: {file: \(folder)/absent.npy}\n", line: 3, mentions: ["folds.file", "absent.npy"])
+    // The example the README and `quorum plan` use parses: 4 variants × 5 folds.
+    let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/fmnist-lt.yaml").path
+    let shipped = try Experiment.read(example)
+    XCTAssertEqual(shipped.variants.count, 4)
+    XCTAssertEqual(shipped.tasks.count, 20)
+  }
+}

@@ -50,6 +50,8 @@ let modules: [Target] = [
   .target(
     name: "Experiment", dependencies: ["Training", "Data", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
+  // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
+  .target(name: "Cluster", dependencies: ["Wire"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
@@ -73,6 +75,7 @@ let tests: [Target] = [
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
+  .testTarget(name: "ClusterTests", dependencies: ["Cluster", "QuorumTestSupport"]),
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],

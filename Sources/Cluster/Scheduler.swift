@@ -1,0 +1,122 @@
+/// The coordinator's decisions, apart from its sockets: which task a worker gets, when a
+/// lease expires, whether a result is stored. Time is passed in, so it is tested without
+/// sleeping; every decision is journaled first, so a restarted coordinator resumes.
+///
+/// Guarantees: a task is stored at most once (the first result of its current lease);
+/// a result of an expired or superseded attempt is discarded; a task that used up its
+/// attempts is marked failed and the rest go on.
+public final class Scheduler {
+  public enum TaskState: Equatable, Sendable {
+    case pending(attemptsUsed: Int)
+    case leased(worker: String, attempt: Int, expires: Double)
+    case stored(attempt: Int)
+    case failed(attemptsUsed: Int, reason: String)
+  }
+
+  /// Tasks in the order they are handed out.
+  public let order: [String]
+  public private(set) var states: [String: TaskState]
+  public let timing: Timing
+  private let journal: Journal?
+
+  /// A fresh schedule, or one resumed from the journal's events.
+  public init(tasks: [String], timing: Timing = Timing(), journal: Journal? = nil, replaying events: [JournalEvent] = []) {
+    order = tasks
+    self.timing = timing
+    self.journal = journal
+    var states = Dictionary(uniqueKeysWithValues: tasks.map { ($0, TaskState.pending(attemptsUsed: 0)) })
+    // Replay: a lease that was open when the coordinator died counts as a used attempt
+    // and its task is pending again; stored and failed tasks stay so.
+    for event in events {
+      guard let state = states[event.task] else { continue }
+      switch event.kind {
+      case .leased:
+        if case .pending = state { states[event.task] = .pending(attemptsUsed: event.attempt) }
+      case .stored: states[event.task] = .stored(attempt: event.attempt)
+      case .failed: states[event.task] = .failed(attemptsUsed: event.attempt, reason: event.reason ?? "")
+      case .expired, .crashed: break
+      }
+    }
+    self.states = states
+  }
+
+  public var isFinished: Bool {
+    states.values.allSatisfy { if case .stored = $0 { return true }; if case .failed = $0 { return true }; return false }
+  }
+
+  public func count(where predicate: (TaskState) -> Bool) -> Int { states.values.filter(predicate).count }
+
+  /// The next pending task for `worker`, leased until now + the lease duration.
+  public func lease(to worker: String, now: Double) throws -> (task: String, attempt: Int)? {
+    for task in order {
+      guard case .pending(let used) = states[task] else { continue }
+      let attempt = used + 1
+      try journal?.append(JournalEvent(.leased, task: task, attempt: attempt, worker: worker))
+      states[task] = .leased(worker: worker, attempt: attempt, expires: now + timing.leaseDuration)
+      return (task, attempt)
+    }
+    return nil
+  }
+
+  /// A heartbeat (or progress report) from a worker renews its leases.
+  public func renew(worker: String, now: Double) {
+    for (task, state) in states {
+      if case .leased(worker, let attempt, _) = state {
+        states[task] = .leased(worker: worker, attempt: attempt, expires: now + timing.leaseDuration)
+      }
+    }
+  }
+
+  /// Expires the leases whose deadline passed; their tasks go back (or fail at the retry
+  /// limit). Returns the expired (task, attempt) pairs.
+  @discardableResult
+  public func expire(now: Double) throws -> [(task: String, attempt: Int)] {
+    var expired: [(String, Int)] = []
+    for task in order {
+      guard case .leased(let worker, let attempt, let expires) = states[task], expires <= now else { continue }
+      try journal?.append(JournalEvent(.expired, task: task, attempt: attempt, worker: worker))
+      try giveBack(task, attempt: attempt, reason: "lease expired on \(worker)")
+      expired.append((task, attempt))
+    }
+    return expired
+  }
+
+  /// A worker reports that the task crashed: the attempt is used.
+  public func crashed(task: String, attempt: Int, worker: String, reason: String) throws {
+    guard case .leased(worker, attempt, _) = states[task] else { return }
+    try journal?.append(JournalEvent(.crashed, task: task, attempt: attempt, worker: worker, reason: reason))
+    try giveBack(task, attempt: attempt, reason: reason)
+  }
+
+  /// A worker is gone (disconnect, or its heartbeats stopped): its leases expire now.
+  public func workerLost(_ worker: String) throws {
+    for task in order {
+      if case .leased(worker, let attempt, _) = states[task] {
+        try journal?.append(JournalEvent(.expired, task: task, attempt: attempt, worker: worker))
+        try giveBack(task, attempt: attempt, reason: "worker \(worker) lost")
+      }
+    }
+  }
+
+  /// Whether a result should be stored: only for the task's current lease with this
+  /// attempt. The caller stores it (temp file, fsync, rename) and then calls `stored`.
+  public func accepts(task: String, attempt: Int, worker: String) -> Bool {
+    if case .leased(worker, attempt, _) = states[task] { return true }
+    return false
+  }
+
+  /// Records a stored result (after the files are durable).
+  public func stored(task: String, attempt: Int) throws {
+    try journal?.append(JournalEvent(.stored, task: task, attempt: attempt))
+    states[task] = .stored(attempt: attempt)
+  }
+
+  private func giveBack(_ task: String, attempt: Int, reason: String) throws {
+    if attempt >= timing.retryLimit {
+      try journal?.append(JournalEvent(.failed, task: task, attempt: attempt, reason: reason))
+      states[task] = .failed(attemptsUsed: attempt, reason: reason)
+    } else {
+      states[task] = .pending(attemptsUsed: attempt)
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import Cluster
+import Foundation
+import QuorumTestSupport
+import XCTest
+
+final class SchedulerTests: XCTestCase {
+  var folder = ""
+  override func setUpWithError() throws { folder = try temporaryFolder() }
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+  func testLeasesExpireWithoutHeartbeatsAndLateResultsAreDiscarded() throws {
+    let scheduler = Scheduler(tasks: ["a", "b"])  // lease 4 s
+    let first = try XCTUnwrap(try scheduler.lease(to: "w1", now: 0))
+    XCTAssertEqual(first.task, "a")
+    XCTAssertEqual(first.attempt, 1)
+    XCTAssertEqual(try scheduler.lease(to: "w2", now: 0)?.task, "b")
+    XCTAssertNil(try scheduler.lease(to: "w3", now: 0), "nothing left to lease")
+    // w1 keeps heartbeating, w2 falls silent (SIGSTOP).
+    for second in 1...6 { scheduler.renew(worker: "w1", now: Double(second)) }
+    let expired = try scheduler.expire(now: 6)
+    XCTAssertEqual(expired.map(\.task), ["b"])
+    let retry = try XCTUnwrap(try scheduler.lease(to: "w3", now: 6))
+    XCTAssertEqual(retry.task, "b")
+    XCTAssertEqual(retry.attempt, 2)
+    // w2 wakes up (SIGCONT) and sends its late result of attempt 1: discarded.
+    XCTAssertFalse(scheduler.accepts(task: "b", attempt: 1, worker: "w2"))
+    XCTAssertTrue(scheduler.accepts(task: "b", attempt: 2, worker: "w3"))
+    try scheduler.stored(task: "b", attempt: 2)
+    XCTAssertFalse(scheduler.accepts(task: "b", attempt: 2, worker: "w3"), "a duplicate of a stored result is not stored again")
+    XCTAssertTrue(scheduler.accepts(task: "a", attempt: 1, worker: "w1"))
+    try scheduler.stored(task: "a", attempt: 1)
+    XCTAssertTrue(scheduler.isFinished)
+  }
+
+  func testATaskThatAlwaysCrashesStopsAtTheRetryLimitAndTheRestFinish() throws {
+    let scheduler = Scheduler(tasks: ["poison", "fine"])
+    for attempt in 1...3 {
+      let lease = try XCTUnwrap(try scheduler.lease(to: "w", now: Double(attempt)))
+      XCTAssertEqual(lease.task, "poison")
+      XCTAssertEqual(lease.attempt, attempt)
+      try scheduler.crashed(task: "poison", attempt: attempt, worker: "w", reason: "segfault")
+    }
+    XCTAssertEqual(scheduler.states["poison"], .failed(attemptsUsed: 3, reason: "segfault"))
+    let next = try XCTUnwrap(try scheduler.lease(to: "w", now: 10))
+    XCTAssertEqual(next.task, "fine")
+    try scheduler.stored(task: "fine", attempt: next.attempt)
+    XCTAssertTrue(scheduler.isFinished)
+    XCTAssertNil(try scheduler.lease(to: "w", now: 11))
+  }
+
+  func testALostWorkersLeasesGoBackAtOnce() throws {
+    let scheduler = Scheduler(tasks: ["a", "b", "c"])
+    _ = try scheduler.lease(to: "w1", now: 0)
+    _ = try scheduler.lease(to: "w2", now: 0)
+    try scheduler.workerLost("w1")
+    XCTAssertEqual(scheduler.states["a"], .pending(attemptsUsed: 1))
+    XCTAssertEqual(try scheduler.lease(to: "w2", now: 0.5)?.task, "a")
+  }
+
+  /// kill -9 of the coordinator: a new one replays the journal and goes on without
+  /// re-running stored tasks; a lease that was open counts as a used attempt.
+  func testARestartedCoordinatorResumesFromItsJournal() throws {
+    let path = folder + "/run/journal.jsonl"
+    do {
+      let scheduler = Scheduler(tasks: ["a", "b", "c"], journal: try Journal(path: path))
+      _ = try scheduler.lease(to: "w", now: 0)
+      try scheduler.stored(task: "a", attempt: 1)
+      _ = try scheduler.lease(to: "w", now: 1)  // b is in flight when the coordinator dies
+    }
+    // A write cut in half by the crash ends the file.
+    let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+    handle.seekToEndOfFile()
+    handle.write(Data("{\"kind\":\"sto".utf8))
+    handle.closeFile()
+    let events = try Journal.read(path)
+    XCTAssertEqual(events.map(\.kind), [.leased, .stored, .leased])
+    let resumed = Scheduler(tasks: ["a", "b", "c"], journal: try Journal(path: path), replaying: events)
+    XCTAssertEqual(resumed.states["a"], .stored(attempt: 1))
+    XCTAssertEqual(resumed.states["b"], .pending(attemptsUsed: 1))
+    let next = try XCTUnwrap(try resumed.lease(to: "w", now: 0))
+    XCTAssertEqual(next.task, "b")
+    XCTAssertEqual(next.attempt, 2, "the open lease of the dead coordinator counted")
+    // A damaged line in the middle is not silently skipped.
+    try writeText(folder + "/bad.jsonl", "{\"kind\":\"leased\",\"task\":\"a\",\"attempt\":1}\nnot json\n{\"kind\":\"stored\",\"task\":\"a\",\"attempt\":1}\n")
+    XCTAssertThrowsError(try Journal.read(folder + "/bad.jsonl")) { XCTAssert("\($0)".contains("line 2"), "\($0)") }
+  }
+
+  func writeText(_ path: String, _ text: String) throws {
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+  }
+}

@@ -51,7 +51,7 @@ let modules: [Target] = [
     name: "Experiment", dependencies: ["Training", "Data", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
-  .target(name: "Cluster", dependencies: ["Wire"], swiftSettings: computeSettings),
+  .target(name: "Cluster", dependencies: ["Wire", "CZeroMQ"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
@@ -75,7 +75,7 @@ let tests: [Target] = [
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
-  .testTarget(name: "ClusterTests", dependencies: ["Cluster", "QuorumTestSupport"]),
+  .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "QuorumTestSupport"]),
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],

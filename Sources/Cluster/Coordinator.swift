@@ -1,0 +1,115 @@
+import Foundation
+import Wire
+
+/// The coordinator's loop: a ROUTER socket, the scheduler, the journal and the result
+/// store. One thread owns the socket; every decision goes through `Scheduler`.
+public final class Coordinator {
+  public struct WorkerRecord {
+    public var lastSeen: Double
+    public var busy: Bool
+    public var progress: ProgressReport?
+  }
+
+  public let scheduler: Scheduler
+  public private(set) var workers: [String: WorkerRecord] = [:]
+  /// Messages dropped as malformed (the coordinator keeps serving).
+  public private(set) var rejectedMessages = 0
+  let socket: ZeroMQSocket
+  let settings: [String: String]
+  let store: ResultStore
+  let clock: () -> Double
+  let log: (String) -> Void
+  private var lastHeartbeat = 0.0
+
+  /// `settings` maps each task to the JSON the worker needs to run it.
+  public init(
+    socket: ZeroMQSocket, scheduler: Scheduler, settings: [String: String], store: ResultStore,
+    clock: @escaping () -> Double = { Date().timeIntervalSince1970 }, log: @escaping (String) -> Void = { _ in }
+  ) {
+    self.socket = socket
+    self.scheduler = scheduler
+    self.settings = settings
+    self.store = store
+    self.clock = clock
+    self.log = log
+  }
+
+  /// Serves until every task is stored or failed (or `stop` says so), then tells the
+  /// workers to leave.
+  public func run(stop: () -> Bool = { false }) throws {
+    while !scheduler.isFinished && !stop() {
+      if let frames = try socket.receive(timeout: scheduler.timing.heartbeatInterval / 4), frames.count >= 2 {
+        try handle(identity: frames[0], frames: Array(frames.dropFirst()))
+      }
+      try tick()
+    }
+    for worker in workers.keys { try? send(.disconnect(reason: "experiment finished"), to: worker) }
+  }
+
+  func handle(identity: [UInt8], frames: [[UInt8]]) throws {
+    let worker = String(decoding: identity, as: UTF8.self)
+    let now = clock()
+    let message: Message
+    do { message = try Framing.decode(frames) } catch {
+      rejectedMessages += 1
+      log("dropped a message from \(worker): \(error)")
+      return
+    }
+    if workers[worker] == nil, case .hello = message {} else if workers[worker] == nil {
+      try send(.reject(reason: "say hello first"), to: worker)
+      return
+    }
+    workers[worker, default: WorkerRecord(lastSeen: now, busy: false)].lastSeen = now
+    switch message {
+    case .hello(let hello):
+      log("worker \(worker) joined (\(hello.devices.joined(separator: ", ")), \(hello.threads) threads)")
+    case .heartbeat:
+      scheduler.renew(worker: worker, now: now)
+    case .progress(let progress):
+      scheduler.renew(worker: worker, now: now)
+      workers[worker]?.progress = progress
+    case .result(let result):
+      let accepted = scheduler.accepts(task: result.task, attempt: result.attempt, worker: worker)
+      if accepted {
+        try store.store(result)
+        try scheduler.stored(task: result.task, attempt: result.attempt)
+        log("stored \(result.task) (attempt \(result.attempt)) from \(worker)")
+      } else {
+        log("discarded a late or duplicate result of \(result.task) attempt \(result.attempt) from \(worker)")
+      }
+      workers[worker]?.busy = false
+      workers[worker]?.progress = nil
+      try send(.acknowledgement(Acknowledgement(task: result.task, attempt: result.attempt, stored: accepted)), to: worker)
+    case .disconnect(let reason):
+      log("worker \(worker) left: \(reason)")
+      try scheduler.workerLost(worker)
+      workers[worker] = nil
+    case .task, .acknowledgement, .reject:
+      rejectedMessages += 1
+    }
+  }
+
+  /// Expiry, dead workers, heartbeats and handing out work.
+  func tick() throws {
+    let now = clock()
+    for (task, attempt) in try scheduler.expire(now: now) { log("lease of \(task) attempt \(attempt) expired") }
+    for (worker, record) in workers where now - record.lastSeen > scheduler.timing.leaseDuration {
+      log("worker \(worker) is silent: its tasks go back")
+      try scheduler.workerLost(worker)
+      workers[worker] = nil
+    }
+    if now - lastHeartbeat >= scheduler.timing.heartbeatInterval {
+      lastHeartbeat = now
+      for worker in workers.keys { try send(.heartbeat, to: worker) }
+    }
+    for worker in workers.keys.sorted() where workers[worker]?.busy == false {
+      guard let lease = try scheduler.lease(to: worker, now: now) else { break }
+      workers[worker]?.busy = true
+      try send(.task(TaskAssignment(task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}")), to: worker)
+    }
+  }
+
+  func send(_ message: Message, to worker: String) throws {
+    try socket.send([Array(worker.utf8)] + (try Framing.encode(message)))
+  }
+}

@@ -1,0 +1,107 @@
+import Cluster
+import Foundation
+import QuorumTestSupport
+import Wire
+import XCTest
+
+/// The coordinator and workers over real sockets on loopback, each loop on its own thread.
+/// (The multi-process fault tests — kill -9, SIGSTOP — come with `quorum run`.)
+final class CoordinatorWorkerTests: XCTestCase {
+  var folder = ""
+  override func setUpWithError() throws { folder = try temporaryFolder() }
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+  var fast: Timing {
+    var timing = Timing()
+    timing.heartbeatInterval = 0.05
+    // A 1 s lease: short for a test, long against a shared machine's stalls.
+    timing.missedHeartbeats = 20
+    timing.reconnectInitial = 0.05
+    timing.reconnectMaximum = 0.2
+    return timing
+  }
+
+  /// A task's "logits": values derived from its name, so the stored file can be checked.
+  static func tensors(for task: TaskAssignment) -> [WireTensor] {
+    let seed = Float(task.task.unicodeScalars.reduce(0) { $0 + Int($1.value) })
+    return [WireTensor(name: "oof", shape: [3, 2], values: (0..<6).map { seed + Float($0) })]
+  }
+
+  func startCoordinator(tasks: [String], context: ZeroMQContext, journal: Journal? = nil) throws -> (Coordinator, String, Thread) {
+    let socket = try ZeroMQSocket(.router, context: context)
+    try socket.bind("tcp://127.0.0.1:*")
+    let coordinator = Coordinator(
+      socket: socket, scheduler: Scheduler(tasks: tasks, timing: fast, journal: journal),
+      settings: Dictionary(uniqueKeysWithValues: tasks.map { ($0, "{\"task\":\"\($0)\"}") }),
+      store: ResultStore(runDirectory: folder))
+    let thread = Thread { try? coordinator.run() }
+    return (coordinator, socket.lastEndpoint, thread)
+  }
+
+  func wait(for condition: () -> Bool, seconds: Double = 20) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+  }
+
+  func testEveryTaskIsStoredOnceAcrossTwoWorkers() throws {
+    let context = ZeroMQContext()
+    let tasks = (0..<6).map { "v\($0 % 2)/fold\($0 / 2)" }
+    let (coordinator, endpoint, thread) = try startCoordinator(tasks: tasks, context: context)
+    thread.start()
+    let finished = Counter()
+    for name in ["w1", "w2"] {
+      let worker = Worker(name: name, endpoint: endpoint, context: context, timing: fast) { task, progress in
+        progress(ProgressReport(task: task.task, attempt: task.attempt, epoch: 1, loss: 0.5, validationMetric: nil, imagesPerSecond: 100))
+        Thread.sleep(forTimeInterval: 0.05)
+        return Self.tensors(for: task)
+      }
+      Thread {
+        try? worker.run()
+        finished.increment()
+      }.start()
+    }
+    wait { finished.value == 2 }
+    XCTAssertEqual(finished.value, 2, "both workers were told the experiment finished")
+    XCTAssertTrue(coordinator.scheduler.isFinished)
+    for task in tasks {
+      guard case .stored = coordinator.scheduler.states[task] else { return XCTFail("\(task) not stored") }
+      let file = ResultStore(runDirectory: folder).path(task: task, tensor: "oof")
+      let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+      let values = bytes.suffix(24).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+      XCTAssertEqual(values, Self.tensors(for: TaskAssignment(task: task, attempt: 1, settings: ""))[0].values)
+    }
+  }
+
+  /// A worker that stops answering mid-task (as under SIGSTOP) loses its lease; the task
+  /// goes to the other worker and is stored once, by attempt 2.
+  func testASilentWorkersTaskGoesToAnother() throws {
+    let context = ZeroMQContext()
+    let journalPath = folder + "/journal.jsonl"
+    let (coordinator, endpoint, thread) = try startCoordinator(tasks: ["only"], context: context, journal: try Journal(path: journalPath))
+    thread.start()
+    let frozen = Counter()
+    let sleepy = Worker(name: "sleepy", endpoint: endpoint, context: context, timing: fast) { task, _ in
+      frozen.increment()  // the loop stops below: no heartbeats, no result
+      Thread.sleep(forTimeInterval: 5)
+      return Self.tensors(for: task)
+    }
+    Thread { try? sleepy.run(stop: { frozen.value > 0 }) }.start()
+    wait { frozen.value > 0 }
+    let steady = Worker(name: "steady", endpoint: endpoint, context: context, timing: fast) { task, _ in Self.tensors(for: task) }
+    Thread { try? steady.run() }.start()
+    wait { coordinator.scheduler.isFinished }
+    XCTAssertEqual(coordinator.scheduler.states["only"], .stored(attempt: 2))
+    let events = try Journal.read(journalPath)
+    XCTAssertEqual(events.filter { $0.kind == .stored }.count, 1, "stored exactly once")
+    XCTAssertEqual(events.first?.worker, "sleepy")
+    XCTAssertTrue(events.contains { $0.kind == .expired && $0.worker == "sleepy" })
+  }
+}
+
+/// A count shared between threads.
+final class Counter: @unchecked Sendable {
+  private let lock = NSLock()
+  private var count = 0
+  var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+  func increment() { lock.lock(); count += 1; lock.unlock() }
+}

@@ -58,7 +58,7 @@ let modules: [Target] = [
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment",
+      "Training", "Wire", "Experiment", "Cluster",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),

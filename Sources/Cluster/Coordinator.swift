@@ -20,6 +20,8 @@ public final class Coordinator {
   let clock: () -> Double
   let log: (String) -> Void
   private var lastHeartbeat = 0.0
+  /// Called on every turn of the loop (the live progress table redraws from it).
+  public var onTick: (() -> Void)?
 
   /// `settings` maps each task to the JSON the worker needs to run it.
   public init(
@@ -42,6 +44,7 @@ public final class Coordinator {
         try handle(identity: frames[0], frames: Array(frames.dropFirst()))
       }
       try tick()
+      onTick?()
     }
     for worker in workers.keys { try? send(.disconnect(reason: "experiment finished"), to: worker) }
   }

@@ -50,6 +50,9 @@ public final class Trainer {
   let softTargets: Tensor?
   public let description: ModelCheckpoint.Description
 
+  /// Called after every epoch with its record (a worker turns it into a progress report).
+  public var onEpoch: ((EpochRecord) -> Void)?
+
   /// Whether batches are assembled on a background thread while the previous one
   /// trains. It changes the speed, never the result.
   public let prefetch: Bool
@@ -203,6 +206,7 @@ public final class Trainer {
       progress.history.append(record)
       try selectAndSchedule(record, progress: &progress)
       reporter.epochEnded(Self.summary(record, of: configuration.epochs, best: progress.bestEpoch == epoch + 1))
+      onEpoch?(record)
       if let statePath {
         try TrainingStateFile.save(
           to: statePath, configuration: configuration, progress: progress, model: model, optimizer: optimizer, average: average)

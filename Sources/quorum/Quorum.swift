@@ -8,5 +8,5 @@ struct Quorum: ParsableCommand {
     commandName: "quorum",
     abstract: "Train k-fold ensembles of MobileNetV2 on small images.",
     version: version,
-    subcommands: [Train.self, Plan.self, DataCommand.self, Bench.self])
+    subcommands: [Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, DataCommand.self, Bench.self])
 }

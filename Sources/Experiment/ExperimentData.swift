@@ -1,0 +1,91 @@
+import Data
+import Foundation
+
+/// The data an experiment names, loaded the same way by the coordinator (for the folds and
+/// the final scores) and by every worker.
+public struct ExperimentData {
+  public var training: ImageDataset
+  public var test: ImageDataset?
+  public var folds: FoldAssignment
+
+  public static func load(_ experiment: Experiment) throws -> ExperimentData {
+    func value(_ key: String) -> String? { experiment.data.first { $0.key == key }.map { "\($0.value)" } }
+    func fail(_ problem: String) -> ExperimentError { ExperimentError(file: experiment.file, line: nil, "data: \(problem)") }
+    guard let train = value("train") else { throw fail("no train") }
+    var loading = ImageLoading(channels: Int(value("channels") ?? "1") ?? 1)
+    if let size = value("image_size") {
+      let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+      guard parts.count == 2 else { throw fail("image_size must look like 28x28") }
+      loading.size = (parts[0], parts[1])
+    }
+    if let interpolation = value("interpolation") {
+      guard let chosen = Interpolation(rawValue: interpolation) else { throw fail("interpolation must be nearest, bilinear or area") }
+      loading.interpolation = chosen
+    }
+    let layout = value("layout") ?? "idx"
+    var training: ImageDataset
+    var test: ImageDataset?
+    func idx(_ folder: String, _ split: String) throws -> ImageDataset? {
+      let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+      guard let images = files.first(where: { $0.hasPrefix("\(split)-images-idx3-ubyte") }) else { return nil }
+      guard let labels = files.first(where: { $0.hasPrefix("\(split)-labels-idx1-ubyte") }) else {
+        return try ImageDataset.loadUnlabelledIDX(images: folder + "/" + images, classes: 0)
+      }
+      return try ImageDataset.loadIDX(images: folder + "/" + images, labels: folder + "/" + labels)
+    }
+    switch layout {
+    case "idx":
+      guard let loaded = try idx(train, "train") else { throw fail("no train-images-idx3-ubyte[.gz] in \(train)") }
+      training = loaded
+      test = try idx(value("test") ?? train, "t10k")
+    case "class-arrays":
+      training = try ImageDataset.loadClassArrays(folder: train)
+      test = try value("test").map { try ImageDataset.loadUnlabelledArray($0, classes: training.classes) }
+    case "csv":
+      guard let images = value("images") else { throw fail("layout csv needs images (the image folder)") }
+      let (dataset, encoding) = try ImageDataset.loadCSV(
+        csv: train, imageFolder: images, idColumn: value("id_column") ?? "id", labelColumn: value("label_column") ?? "label",
+        loading: loading)
+      training = dataset
+      if let testCSV = value("test") {
+        let header = try CSV.parse(String(decoding: try FileBytes.read(testCSV), as: UTF8.self), path: testCSV).first ?? []
+        let labelColumn = value("label_column") ?? "label"
+        test = try ImageDataset.loadCSV(
+          csv: testCSV, imageFolder: value("test_images") ?? images, idColumn: value("id_column") ?? "id",
+          labelColumn: header.contains(labelColumn) ? labelColumn : nil, encoding: encoding,
+          loading: ImageLoading(size: (training.height, training.width), channels: loading.channels, interpolation: loading.interpolation)
+        ).dataset
+      }
+    case "class-folders":
+      let (dataset, encoding) = try ImageDataset.loadClassFolders(train, loading: loading)
+      training = dataset
+      test = try value("test").map {
+        try ImageDataset.loadClassFolders(
+          $0, encoding: encoding,
+          loading: ImageLoading(size: (training.height, training.width), channels: loading.channels, interpolation: loading.interpolation)
+        ).dataset
+      }
+    default: throw fail("unknown layout \(layout) (idx, class-arrays, csv, class-folders)")
+    }
+    if let ratio = value("long_tail_ratio").flatMap(Double.init), ratio > 1 {
+      let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: ratio, classes: training.classes)
+      training = LongTail.firstPerClass(training, counts: counts)
+    }
+    if var unlabelled = test, !unlabelled.isLabelled {
+      unlabelled = ImageDataset(
+        pixels: unlabelled.pixels, labels: unlabelled.labels, height: unlabelled.height, width: unlabelled.width,
+        channels: unlabelled.channels, classes: training.classes, classNames: training.classNames)
+      unlabelled.ids = test?.ids
+      unlabelled.isLabelled = false
+      test = unlabelled
+    }
+    let folds: FoldAssignment
+    if let file = experiment.foldsFile {
+      folds = try FoldAssignment.read(file, examples: training.count)
+    } else {
+      folds = FoldAssignment.stratified(
+        labels: training.labels, classes: training.classes, folds: experiment.foldCount ?? 5, seed: experiment.foldSeed)
+    }
+    return ExperimentData(training: training, test: test, folds: folds)
+  }
+}

@@ -1,0 +1,177 @@
+import ArgumentParser
+import Cluster
+import Data
+import Experiment
+import Foundation
+import Training
+
+/// Plain TCP is allowed on loopback only, until CURVE encryption lands; elsewhere the
+/// user must say --insecure.
+func checkPlainTCP(_ endpoint: String, insecure: Bool) throws {
+  let host = endpoint.replacingOccurrences(of: "tcp://", with: "").split(separator: ":").dropLast().joined(separator: ":")
+  let loopback = host.hasPrefix("127.") || host == "localhost" || host == "[::1]"
+  if !loopback && !insecure {
+    throw ValidationError("\(endpoint) is not a loopback address: traffic would travel unencrypted. CURVE encryption is not built yet; pass --insecure only on a network you trust")
+  }
+}
+
+struct CoordinatorCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "coordinator",
+    abstract: "Serve an experiment's tasks to workers; resumes from the run directory's journal after a restart.")
+
+  @Argument(help: "The experiment file.") var file: String
+  @Option(help: "ZeroMQ endpoint to bind.") var bind: String = "tcp://127.0.0.1:5555"
+  @Flag(help: "Allow plain TCP on a non-loopback address.") var insecure = false
+
+  func run() throws {
+    try checkPlainTCP(bind, insecure: insecure)
+    let setup = try ExperimentSetup(file: file)
+    try setup.prepareRunDirectory()
+    let context = ZeroMQContext()
+    let socket = try ZeroMQSocket(.router, context: context)
+    try socket.bind(bind)
+    let coordinator = try makeCoordinator(setup: setup, socket: socket)
+    print("coordinator: \(setup.tasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
+    try coordinator.run()
+    print(try OutOfFold.table(setup: setup))
+  }
+}
+
+/// A coordinator for an experiment, resuming from its journal.
+func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escaping (String) -> Void = { print("coordinator: \($0)") }) throws -> Coordinator {
+  let journalPath = setup.experiment.runDirectory + "/journal.jsonl"
+  let events = try Journal.read(journalPath)
+  let scheduler = Scheduler(tasks: setup.tasks, journal: try Journal(path: journalPath), replaying: events)
+  if !events.isEmpty {
+    let stored = scheduler.count { if case .stored = $0 { return true }; return false }
+    log("resuming from \(journalPath): \(stored) of \(setup.tasks.count) tasks already stored")
+  }
+  return Coordinator(
+    socket: socket, scheduler: scheduler, settings: setup.settings,
+    store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
+}
+
+struct WorkerCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "worker", abstract: "Train tasks from a coordinator, one at a time, and send back their logits.")
+
+  @Option(help: "The coordinator's endpoint.") var connect: String = "tcp://127.0.0.1:5555"
+  @Option(help: "This worker's name (unique per coordinator).") var name: String = ProcessInfo.processInfo.hostName + "-\(getpid())"
+  @Option(help: "CPU threads for training.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+  @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
+
+  func run() throws {
+    try checkPlainTCP(connect, insecure: insecure)
+    let runner = TaskRunner(threads: threads)
+    let worker = Worker(
+      name: name, endpoint: connect, context: ZeroMQContext(), devices: ["cpu"], threads: threads,
+      log: { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) },
+      runner: { try runner.run($0, progress: $1) })
+    try worker.run()
+  }
+}
+
+struct Run: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run an experiment on this machine: a coordinator and local worker processes, a live table, the scores.",
+    discussion: "The embedded default. Results land in the experiment's run directory; running the same file again resumes.")
+
+  @Argument(help: "The experiment file.") var file: String
+  @Option(help: "Local worker processes.") var workers: Int = 1
+  @Option(help: "Threads per worker (default: the cores divided among the workers).") var threads: Int?
+
+  func run() throws {
+    let setup = try ExperimentSetup(file: file)
+    try setup.prepareRunDirectory()
+    let context = ZeroMQContext()
+    let socket = try ZeroMQSocket(.router, context: context)
+    try socket.bind("tcp://127.0.0.1:*")
+    let endpoint = socket.lastEndpoint
+    var messages: [String] = []
+    let coordinator = try makeCoordinator(setup: setup, socket: socket, log: { messages.append($0) })
+    let perWorker = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(workers, 1))
+    let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+    var processes: [Process] = []
+    // A finished experiment (run again) needs no workers: it only prints its scores.
+    for index in 0..<(coordinator.scheduler.isFinished ? 0 : workers) {
+      let process = Process()
+      process.executableURL = executable
+      process.arguments = ["worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker)]
+      try process.run()
+      processes.append(process)
+    }
+    defer { for process in processes where process.isRunning { process.terminate() } }
+    print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    let start = Date()
+    var lastDraw = Date.distantPast
+    let table = LiveTable()
+    coordinator.onTick = {
+      guard Date().timeIntervalSince(lastDraw) > 0.5 else { return }
+      lastDraw = Date()
+      for message in messages { table.message(message) }
+      messages.removeAll()
+      table.draw(coordinator: coordinator, total: setup.tasks.count, elapsed: Date().timeIntervalSince(start))
+    }
+    try coordinator.run()
+    for message in messages { table.message(message) }
+    table.draw(coordinator: coordinator, total: setup.tasks.count, elapsed: Date().timeIntervalSince(start))
+    table.finish()
+    // Workers leave when told the experiment is finished; one that has not within a few
+    // seconds (it never got the message) is stopped rather than waited for.
+    let deadline = Date().addingTimeInterval(10)
+    while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    for process in processes where process.isRunning { process.terminate() }
+    print(try OutOfFold.table(setup: setup))
+    print("results: \(setup.experiment.runDirectory)/logits, folds.npy, journal.jsonl")
+  }
+}
+
+/// The live progress: tasks by state, each worker's task, epoch and speed, and an ETA.
+final class LiveTable {
+  let terminal = isatty(STDOUT_FILENO) == 1
+  private var drawnLines = 0
+  private var lastLine = ""
+
+  func message(_ text: String) {
+    clear()
+    print(text)
+  }
+
+  func draw(coordinator: Coordinator, total: Int, elapsed: Double) {
+    let scheduler = coordinator.scheduler
+    let stored = scheduler.count { if case .stored = $0 { return true }; return false }
+    let failed = scheduler.count { if case .failed = $0 { return true }; return false }
+    let running = scheduler.count { if case .leased = $0 { return true }; return false }
+    let eta = stored > 0 ? elapsed / Double(stored) * Double(total - stored - failed) : .nan
+    var lines = [String(format: "tasks: %d stored, %d running, %d pending, %d failed of %d   elapsed %.0f s   ETA %@",
+      stored, running, total - stored - running - failed, failed, total, elapsed, eta.isFinite ? String(format: "%.0f s", eta) : "?")]
+    for (name, record) in coordinator.workers.sorted(by: { $0.key < $1.key }) {
+      if let progress = record.progress {
+        lines.append(String(format: "  %@  %@  epoch %d  loss %.3f  %.0f img/s", name, progress.task, progress.epoch, progress.loss, progress.imagesPerSecond))
+      } else {
+        lines.append("  \(name)  \(record.busy ? "starting a task" : "idle")")
+      }
+    }
+    if terminal {
+      clear()
+      print(lines.joined(separator: "\n"))
+      drawnLines = lines.count
+    } else {
+      // Off a terminal, a line when the counts change, not every second.
+      let counts = String(lines[0].prefix { $0 != " " || true }.split(separator: "elapsed").first ?? "")
+      if counts != lastLine {
+        print(lines[0])
+        lastLine = counts
+      }
+    }
+  }
+
+  func finish() { drawnLines = 0 }
+
+  private func clear() {
+    guard terminal, drawnLines > 0 else { return }
+    print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "")
+    drawnLines = 0
+  }
+}

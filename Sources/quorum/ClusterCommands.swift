@@ -25,6 +25,7 @@ struct CoordinatorCommand: ParsableCommand {
   @Flag(help: "Allow plain TCP on a non-loopback address.") var insecure = false
 
   func run() throws {
+    setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
     try checkPlainTCP(bind, insecure: insecure)
     let setup = try ExperimentSetup(file: file)
     try setup.prepareRunDirectory()
@@ -82,6 +83,7 @@ struct Run: ParsableCommand {
   @Option(help: "Threads per worker (default: the cores divided among the workers).") var threads: Int?
 
   func run() throws {
+    setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
     let setup = try ExperimentSetup(file: file)
     try setup.prepareRunDirectory()
     let context = ZeroMQContext()

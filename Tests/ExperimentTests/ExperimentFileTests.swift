@@ -98,7 +98,7 @@ final class ExperimentFileTests: XCTestCase {
     // The example the README and `quorum plan` use parses: 4 variants × 5 folds.
     let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/fmnist-lt.yaml").path
     let shipped = try Experiment.read(example)
-    XCTAssertEqual(shipped.variants.count, 4)
+    XCTAssertEqual(shipped.variants.count, 4)  // 2 seeds × balanced softmax on and off
     XCTAssertEqual(shipped.tasks.count, 20)
   }
 }

@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # Runs the test suite the way CI does. Tests run in release mode: the compute kernels are
 # exercised at the speed users get, and the suite takes a few minutes instead of an hour.
+# The tests are XCTest cases; swift-testing is off so that the run ends with their
+# summary, and a plain "N passed, N failed" line closes the output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift test -c release "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+if [ -n "$summary" ]; then
+  executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+  failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+  echo "$((executed - failed)) passed, $failed failed"
+fi
+exit "$status"

@@ -81,3 +81,26 @@ public func idxBytes(shape: [Int], payload: [UInt8]) -> [UInt8] {
   }
   return bytes + payload
 }
+
+/// The built `quorum` executable beside the test bundle.
+public var quorumExecutable: URL { Bundle.main.bundleURL.appendingPathComponent("quorum") }
+
+/// Starts `quorum` with these arguments, stdout and stderr into one pipe.
+public func startQuorum(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
+  let process = Process()
+  process.executableURL = quorumExecutable
+  process.arguments = arguments
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  process.standardError = pipe
+  try process.run()
+  return (process, pipe)
+}
+
+/// Runs `quorum` to the end: its exit status and everything it printed.
+public func runQuorum(_ arguments: [String]) throws -> (status: Int32, output: String) {
+  let (process, pipe) = try startQuorum(arguments)
+  let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  process.waitUntilExit()
+  return (process.terminationStatus, output)
+}

@@ -15,25 +15,8 @@ final class ClusterCommandTests: XCTestCase {
   }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
-  var executable: URL { Bundle.main.bundleURL.appendingPathComponent("quorum") }
-
-  func start(_ arguments: [String]) throws -> (Process, Pipe) {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    return (process, pipe)
-  }
-
-  func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let (process, pipe) = try start(arguments)
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, output)
-  }
+  func start(_ arguments: [String]) throws -> (Process, Pipe) { try startQuorum(arguments) }
+  func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try runQuorum(arguments) }
 
   /// A small experiment: FMNIST-LT-100, width 0.35, 1 epoch, 2 folds × 2 variants.
   func experiment(_ name: String) throws -> String {

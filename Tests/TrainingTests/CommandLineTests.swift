@@ -9,21 +9,7 @@ final class CommandLineTests: XCTestCase {
   override func setUpWithError() throws { folder = try temporaryFolder() }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
-  /// The built `quorum` beside the test bundle.
-  var executable: URL { Bundle.main.bundleURL.appendingPathComponent("quorum") }
-
-  func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, output)
-  }
+  func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try runQuorum(arguments) }
 
   /// A small learnable IDX data set: class c is a bright c-th row band on noise.
   func writeDataset(_ name: String, count: Int) throws -> (images: String, labels: String) {

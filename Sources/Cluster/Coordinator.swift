@@ -58,9 +58,10 @@ public final class Coordinator {
       log("dropped a message from \(worker): \(error)")
       return
     }
+    // An unknown peer is registered as it speaks: after a coordinator restart, workers'
+    // heartbeats (and late results, judged by their attempt) arrive before any hello.
     if workers[worker] == nil, case .hello = message {} else if workers[worker] == nil {
-      try send(.reject(reason: "say hello first"), to: worker)
-      return
+      log("worker \(worker) is back (after a restart or a lost connection)")
     }
     workers[worker, default: WorkerRecord(lastSeen: now, busy: false)].lastSeen = now
     switch message {

@@ -20,6 +20,9 @@ public final class Worker {
   private let lock = NSLock()
   private var outbox: [Message] = []
   private var running: TaskAssignment?
+  /// A lease received while busy (after a reconnect the coordinator may hand out a task
+  /// before the old one ends): it starts when the current task finishes.
+  private var queued: TaskAssignment?
 
   public init(
     name: String, endpoint: String, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
@@ -82,7 +85,11 @@ public final class Worker {
   private func start(_ task: TaskAssignment) {
     lock.lock()
     defer { lock.unlock() }
-    guard running == nil else { return }  // one task at a time
+    // One task at a time: a second lease waits for the first to end.
+    guard running == nil else {
+      queued = task
+      return
+    }
     running = task
     let thread = Thread { [self] in
       let post: (Message) -> Void = { message in
@@ -101,7 +108,10 @@ public final class Worker {
       }
       self.lock.lock()
       self.running = nil
+      let next = self.queued
+      self.queued = nil
       self.lock.unlock()
+      if let next { self.start(next) }
     }
     thread.name = "quorum-task"
     thread.start()

@@ -90,4 +90,63 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssert(String(decoding: try FileBytes.read(journal), as: UTF8.self).contains("\"expired\""), "the killed worker's lease expired")
     XCTAssertEqual(try logits("faulty"), try logits("reference"), "same bits as the fault-free run")
   }
+
+  func waitForJournal(_ name: String, containing text: String, count: Int = 1, seconds: Double = 90) {
+    let journal = "\(folder)/runs/\(name)/journal.jsonl"
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+      let content = String(decoding: (try? FileBytes.read(journal)) ?? [], as: UTF8.self)
+      if content.components(separatedBy: text).count - 1 >= count { return }
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+  }
+
+  /// kill -9 of the coordinator after a result is stored, then a restart on the same file:
+  /// the worker reconnects, stored tasks are not redone, every task is stored once, and the
+  /// logits are those of a fault-free run.
+  func testAKilledCoordinatorRestartsAndResumes() throws {
+    let reference = try experiment("reference")
+    XCTAssertEqual(try run(["run", reference, "--workers", "1", "--threads", "1"]).status, 0)
+    let file = try experiment("restart")
+    let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<60_000))"
+    let (first, _) = try start(["coordinator", file, "--bind", endpoint])
+    let (worker, _) = try start(["worker", "--connect", endpoint, "--name", "steady", "--threads", "1"])
+    waitForJournal("restart", containing: "\"stored\"")
+    kill(first.processIdentifier, SIGKILL)
+    first.waitUntilExit()
+    let storedBefore = try storedEvents("restart").count
+    XCTAssertGreaterThanOrEqual(storedBefore, 1)
+    let (second, output) = try start(["coordinator", file, "--bind", endpoint])
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    second.waitUntilExit()
+    worker.waitUntilExit()
+    XCTAssertEqual(second.terminationStatus, 0, text)
+    XCTAssert(text.contains("resuming from"), text)
+    let stored = try storedEvents("restart")
+    XCTAssertEqual(stored.count, 4)
+    XCTAssertEqual(Set(stored.map { $0.replacingOccurrences(of: "\"attempt\":2", with: "\"attempt\":1") }).count, 4, "each task once")
+    XCTAssertEqual(try logits("restart"), try logits("reference"))
+  }
+
+  /// SIGSTOP of a worker holding a lease: the lease expires and another worker does the
+  /// task; after SIGCONT the stopped worker's late result is discarded.
+  func testAStoppedWorkersLateResultIsDiscarded() throws {
+    let file = try experiment("stopped")
+    let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<60_000))"
+    let (coordinator, output) = try start(["coordinator", file, "--bind", endpoint])
+    let (sleepy, _) = try start(["worker", "--connect", endpoint, "--name", "sleepy", "--threads", "1"])
+    waitForJournal("stopped", containing: "\"sleepy\"")
+    kill(sleepy.processIdentifier, SIGSTOP)
+    let (steady, _) = try start(["worker", "--connect", endpoint, "--name", "steady", "--threads", "1"])
+    waitForJournal("stopped", containing: "\"expired\"")
+    kill(sleepy.processIdentifier, SIGCONT)
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    coordinator.waitUntilExit()
+    steady.waitUntilExit()
+    if sleepy.isRunning { sleepy.terminate() }
+    XCTAssertEqual(coordinator.terminationStatus, 0, text)
+    let stored = try storedEvents("stopped")
+    XCTAssertEqual(stored.count, 4, "every task stored exactly once")
+    XCTAssertFalse(stored.contains { $0.contains("\"sleepy\"") }, "nothing from the stopped worker's expired lease")
+  }
 }

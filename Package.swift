@@ -51,7 +51,7 @@ let modules: [Target] = [
     name: "Experiment", dependencies: ["Training", "Data", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
-  .target(name: "Cluster", dependencies: ["Wire", "CZeroMQ"], swiftSettings: computeSettings),
+  .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.

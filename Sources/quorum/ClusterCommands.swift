@@ -161,7 +161,7 @@ final class LiveTable {
       drawnLines = lines.count
     } else {
       // Off a terminal, a line when the counts change, not every second.
-      let counts = String(lines[0].prefix { $0 != " " || true }.split(separator: "elapsed").first ?? "")
+      let counts = lines[0].components(separatedBy: "   elapsed").first ?? lines[0]
       if counts != lastLine {
         print(lines[0])
         lastLine = counts

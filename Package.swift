@@ -52,13 +52,18 @@ let modules: [Target] = [
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
   .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ"], swiftSettings: computeSettings),
+  // The coordinator's HTTP status endpoint (JSON, Prometheus) and its client.
+  .target(
+    name: "Status", dependencies: ["Cluster", .product(name: "FlyingFox", package: "FlyingFox"),
+      .product(name: "FlyingSocks", package: "FlyingFox"),
+    ]),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment", "Cluster",
+      "Training", "Wire", "Experiment", "Cluster", "Status",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -75,7 +80,7 @@ let tests: [Target] = [
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
-  .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "QuorumTestSupport"]),
+  .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
@@ -89,6 +94,9 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    // The status endpoint's HTTP server: no SwiftNIO, so it adds seconds, not minutes, to
+    // a clean build.
+    .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
   ],
   targets: systemLibraries + modules + tests,
   swiftLanguageModes: [.v5]

@@ -12,8 +12,11 @@ public final class Coordinator {
 
   public let scheduler: Scheduler
   public private(set) var workers: [String: WorkerRecord] = [:]
+  /// Events since the start: messages, results stored and discarded, leases expired.
+  public private(set) var counters = CoordinatorCounters()
   /// Messages dropped as malformed (the coordinator keeps serving).
-  public private(set) var rejectedMessages = 0
+  public var rejectedMessages: Int { counters.messagesRejected }
+  let startTime: Double
   let socket: ZeroMQSocket
   let settings: [String: String]
   let store: ResultStore
@@ -34,6 +37,7 @@ public final class Coordinator {
     self.store = store
     self.clock = clock
     self.log = log
+    startTime = clock()
   }
 
   /// Serves until every task is stored or failed (or `stop` says so), then tells the
@@ -53,8 +57,9 @@ public final class Coordinator {
     let worker = String(decoding: identity, as: UTF8.self)
     let now = clock()
     let message: Message
+    counters.messagesReceived += 1
     do { message = try Framing.decode(frames) } catch {
-      rejectedMessages += 1
+      counters.messagesRejected += 1
       log("dropped a message from \(worker): \(error)")
       return
     }
@@ -77,8 +82,10 @@ public final class Coordinator {
       if accepted {
         try store.store(result)
         try scheduler.stored(task: result.task, attempt: result.attempt)
+        counters.resultsStored += 1
         log("stored \(result.task) (attempt \(result.attempt)) from \(worker)")
       } else {
+        counters.resultsDiscarded += 1
         log("discarded a late or duplicate result of \(result.task) attempt \(result.attempt) from \(worker)")
       }
       workers[worker]?.busy = false
@@ -89,15 +96,19 @@ public final class Coordinator {
       try scheduler.workerLost(worker)
       workers[worker] = nil
     case .task, .acknowledgement, .reject:
-      rejectedMessages += 1
+      counters.messagesRejected += 1
     }
   }
 
   /// Expiry, dead workers, heartbeats and handing out work.
   func tick() throws {
     let now = clock()
-    for (task, attempt) in try scheduler.expire(now: now) { log("lease of \(task) attempt \(attempt) expired") }
+    for (task, attempt) in try scheduler.expire(now: now) {
+      counters.leasesExpired += 1
+      log("lease of \(task) attempt \(attempt) expired")
+    }
     for (worker, record) in workers where now - record.lastSeen > scheduler.timing.leaseDuration {
+      counters.workersLost += 1
       log("worker \(worker) is silent: its tasks go back")
       try scheduler.workerLost(worker)
       workers[worker] = nil

@@ -1,9 +1,13 @@
 import Data
 import Wire
 
-/// Where results land in the run directory: logits/TASK.NAME.npy (float32, readable by
-/// numpy), each written atomically (temporary file, fsync, rename: a crash leaves the old
-/// state or the new, never half a file).
+/// Where results land in the run directory, each file written atomically (temporary file,
+/// fsync, rename: a crash leaves the old state or the new, never half a file):
+/// - logits/TASK.NAME.npy: float32 tensors, readable by numpy;
+/// - checkpoints/TASK.safetensors: the file named "checkpoint" (loads into torchvision);
+/// - files/TASK.NAME: any other file.
+/// TASK is "VARIANT/foldK", so each variant has a folder. Names are checked by Wire to be
+/// plain words, so nothing lands outside the run directory.
 public struct ResultStore {
   public let runDirectory: String
 
@@ -11,7 +15,15 @@ public struct ResultStore {
 
   public func path(task: String, tensor: String) -> String { "\(runDirectory)/logits/\(task).\(tensor).npy" }
 
+  public func path(task: String, file: String) -> String {
+    file == "checkpoint" ? "\(runDirectory)/checkpoints/\(task).safetensors" : "\(runDirectory)/files/\(task).\(file)"
+  }
+
   public func store(_ result: TaskResult) throws {
+    // Files first, logits last: the logits' presence is what later steps look for.
+    for file in result.files {
+      try FileBytes.writeAtomically(file.bytes, to: path(task: result.task, file: file.name))
+    }
     for tensor in result.tensors {
       try NumPy.write(tensor.values, shape: tensor.shape, to: path(task: result.task, tensor: tensor.name))
     }

@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import Wire
 
@@ -5,11 +6,24 @@ import Wire
 /// this loop (which training never blocks), reconnection with backoff when the
 /// coordinator falls silent.
 public final class Worker {
-  /// Runs a task and returns its result tensors; reports progress through the callback.
-  public typealias Runner = (TaskAssignment, _ progress: @escaping (ProgressReport) -> Void) throws -> [WireTensor]
+  /// Runs a task and returns its tensors and files; reports progress through the callback.
+  public typealias Runner = (TaskAssignment, _ progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput
+
+  /// The keys of an encrypted connection: this worker's pair and the coordinator's
+  /// public key.
+  public struct Security {
+    public var keys: CurveKeys
+    public var serverPublicKey: String
+
+    public init(keys: CurveKeys, serverPublicKey: String) {
+      self.keys = keys
+      self.serverPublicKey = serverPublicKey
+    }
+  }
 
   public let name: String
   let endpoint: String
+  let security: Security?
   let context: ZeroMQContext
   let timing: Timing
   let runner: Runner
@@ -25,11 +39,12 @@ public final class Worker {
   private var queued: TaskAssignment?
 
   public init(
-    name: String, endpoint: String, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
+    name: String, endpoint: String, security: Security? = nil, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
     threads: Int = 1, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
   ) {
     self.name = name
     self.endpoint = endpoint
+    self.security = security
     self.context = context
     self.timing = timing
     self.runner = runner
@@ -40,14 +55,22 @@ public final class Worker {
   /// Works until the coordinator says the experiment is finished (or `stop` says so).
   public func run(stop: () -> Bool = { false }) throws {
     var backoff = timing.reconnectInitial
+    var handshake = HandshakeWatch(endpoint: endpoint, security: security)
     while !stop() {
       let socket = try ZeroMQSocket(.dealer, context: context, identity: name)
+      if let security { try socket.makeCurveClient(keys: security.keys, serverPublicKey: security.serverPublicKey) }
+      let monitor = try socket.monitor()
       try socket.connect(endpoint)
-      try socket.send(try Framing.encode(.hello(hello)))
+      // Sends never block the loop: with no connection (a refused handshake, a coordinator
+      // that is down) a message waits in the outbox, a heartbeat is skipped.
+      _ = try socket.sendIfReady(try Framing.encode(.hello(hello)))
       var lastHeard = Date().timeIntervalSince1970
       var lastSent = 0.0
       while !stop() {
         let now = Date().timeIntervalSince1970
+        for event in try monitor.drain() {
+          if let note = try handshake.observe(event) { log(note) }
+        }
         if let frames = try socket.receive(timeout: timing.heartbeatInterval / 4) {
           lastHeard = now
           backoff = timing.reconnectInitial
@@ -66,9 +89,19 @@ public final class Worker {
         let pending = outbox
         outbox.removeAll()
         lock.unlock()
-        for message in pending { try socket.send(try Framing.encode(message)) }
+        var unsent: [Message] = []
+        for message in pending {
+          // Order matters (progress before the result): once one waits, the rest wait.
+          if unsent.isEmpty, try socket.sendIfReady(try Framing.encode(message)) { continue }
+          unsent.append(message)
+        }
+        if !unsent.isEmpty {
+          lock.lock()
+          outbox.insert(contentsOf: unsent, at: 0)
+          lock.unlock()
+        }
         if now - lastSent >= timing.heartbeatInterval {
-          try socket.send(try Framing.encode(.heartbeat))
+          _ = try socket.sendIfReady(try Framing.encode(.heartbeat))
           lastSent = now
         }
         if now - lastHeard > timing.leaseDuration {
@@ -98,8 +131,8 @@ public final class Worker {
         self.lock.unlock()
       }
       do {
-        let tensors = try runner(task) { post(.progress($0)) }
-        post(.result(TaskResult(task: task.task, attempt: task.attempt, tensors: tensors)))
+        let output = try runner(task) { post(.progress($0)) }
+        post(.result(TaskResult(task: task.task, attempt: task.attempt, tensors: output.tensors, files: output.files)))
       } catch {
         // The lease goes back (an attempt used); then this worker joins again.
         log("task \(task.task) failed: \(error)")
@@ -115,6 +148,61 @@ public final class Worker {
     }
     thread.name = "quorum-task"
     thread.start()
+  }
+}
+
+/// Turns the connection events of a worker's socket into what the user must know: a
+/// refusal by the coordinator ends the worker with the reason and the fix, since retrying
+/// cannot help.
+struct HandshakeWatch {
+  let endpoint: String
+  let security: Worker.Security?
+  var succeeded = false
+  /// Connections the coordinator dropped before any handshake completed.
+  var droppedHandshakes = 0
+
+  mutating func observe(_ event: ZeroMQMonitor.Event) throws -> String? {
+    switch event.event {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+      let first = !succeeded
+      succeeded = true
+      droppedHandshakes = 0
+      return first ? "connected to \(endpoint)\(security == nil ? " (plain TCP)" : " (CURVE encrypted)")" : nil
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      throw WorkerError("the coordinator at \(endpoint) refused this worker's key (ZAP status \(event.value)): add this worker's public key \(security?.keys.publicKey ?? "") (the .pub file beside its --key) to the coordinator's --allow folder")
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL where Int32(bitPattern: event.value) == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+      if security == nil {
+        throw WorkerError("the coordinator at \(endpoint) requires CURVE encryption: pass --key (this worker's .key file) and --server-key (the coordinator's .pub file)")
+      }
+      throw WorkerError("the coordinator at \(endpoint) does not use CURVE encryption, this worker does: start the coordinator with --key and --allow, or drop --key and --server-key on a trusted network")
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      let detail = event.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ? "no detail" : "protocol error 0x" + String(event.value, radix: 16)
+      if security == nil {
+        throw WorkerError("the handshake with the coordinator at \(endpoint) failed (\(detail)): it probably requires CURVE encryption; pass --key (this worker's .key file) and --server-key (the coordinator's .pub file)")
+      }
+      throw WorkerError("the CURVE handshake with the coordinator at \(endpoint) failed (\(detail)): is --server-key the coordinator's public key (its .pub file)?")
+    case ZMQ_EVENT_DISCONNECTED where !succeeded && security != nil:
+      // A CURVE server that cannot open the client's hello (a wrong server key) closes
+      // the connection without a word.
+      droppedHandshakes += 1
+      if droppedHandshakes >= 3 {
+        throw WorkerError("the coordinator at \(endpoint) closed the connection during the CURVE handshake \(droppedHandshakes) times: --server-key is probably not the coordinator's public key (its .pub file)")
+      }
+      return nil
+    default:
+      return nil
+    }
+  }
+}
+
+/// What a task produced: tensors (logits) and files (the checkpoint).
+public struct TaskOutput {
+  public var tensors: [WireTensor]
+  public var files: [WireFile]
+
+  public init(tensors: [WireTensor], files: [WireFile] = []) {
+    self.tensors = tensors
+    self.files = files
   }
 }
 

@@ -57,6 +57,9 @@ public struct Experiment {
   public var name: String
   public var runDirectory: String
   public var device: String
+  /// How logits travel from workers: float32 (exact), float16 or bfloat16 (half the
+  /// bytes; the scores move in the fourth decimal).
+  public var logitsPrecision: String
   /// Data settings as given (train, layout, test, images, long_tail_ratio, …).
   public var data: [(key: String, value: SettingValue)]
   public var foldCount: Int?
@@ -69,6 +72,8 @@ public struct Experiment {
     guard let foldCount else { return [] }
     return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
   }
+
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -90,8 +95,8 @@ public struct Experiment {
     var entries: [String: Node] = [:]
     for (key, value) in top {
       guard let name = key.string else { throw fail(key, "keys must be text") }
-      guard ["name", "run_directory", "device", "data", "folds", "training", "grid"].contains(name) else {
-        throw fail(key, "unknown key \"\(name)\" (expected name, run_directory, device, data, folds, training, grid)")
+      guard topLevelKeys.contains(name) else {
+        throw fail(key, "unknown key \"\(name)\" (expected \(topLevelKeys.joined(separator: ", ")))")
       }
       entries[name] = value
     }
@@ -104,6 +109,11 @@ public struct Experiment {
     let device = entries["device"]?.string ?? "cpu"
     guard device == "cpu" || device == "auto" || device.hasPrefix("cuda") else {
       throw fail(entries["device"], "device must be cpu, auto or cuda[:N], got \(device)")
+    }
+
+    let logitsPrecision = entries["logits_precision"]?.string ?? "float32"
+    guard ["float32", "float16", "bfloat16"].contains(logitsPrecision) else {
+      throw fail(entries["logits_precision"], "logits_precision must be float32, float16 or bfloat16, got \(logitsPrecision)")
     }
 
     // data
@@ -183,7 +193,8 @@ public struct Experiment {
       return Variant(name: name, settings: settings)
     }
     let experiment = Experiment(
-      file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device, data: data,
+      file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
+      logitsPrecision: logitsPrecision, data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
     // Every variant's settings must make a valid configuration (types, ranges).
     for variant in variants { _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file) }

@@ -58,9 +58,14 @@ public enum ModelCheckpoint {
   }
 
   public static func save(_ model: MobileNetV2, description: Description, to path: String) throws {
+    try FileBytes.writeAtomically(try encoded(model, description: description), to: path)
+  }
+
+  /// The checkpoint file's bytes (what a worker sends with its result).
+  public static func encoded(_ model: MobileNetV2, description: Description) throws -> [UInt8] {
     var file = Safetensors(metadata: metadata(description))
     append(model, to: &file)
-    try file.write(to: path)
+    return try file.encoded()
   }
 
   /// Loads weights into an existing model.

@@ -10,6 +10,8 @@ public enum Framing {
   public static let maximumTensors = 64
   public static let maximumDimensions = 4
   public static let maximumElements = 1 << 28
+  public static let maximumFiles = 4
+  public static let maximumFileBytes = 1 << 30
   /// Raw bytes per chunk (one LZ4 frame each).
   public static let chunkBytes = 4 << 20
 
@@ -17,6 +19,7 @@ public enum Framing {
     var task: String
     var attempt: Int
     var tensors: [TensorDescription]
+    var files: [FileDescription]?
   }
 
   struct Reason: Codable { var reason: String }
@@ -42,7 +45,14 @@ public enum Framing {
         descriptions.append(description)
         tensorFrames += frames
       }
-      metadata = try encoder.encode(ResultMetadata(task: result.task, attempt: result.attempt, tensors: descriptions))
+      var fileDescriptions: [FileDescription] = []
+      for file in result.files {
+        let (chunks, frames) = try compressChunks(file.bytes)
+        fileDescriptions.append(FileDescription(name: file.name, chunks: chunks))
+        tensorFrames += frames
+      }
+      metadata = try encoder.encode(ResultMetadata(
+        task: result.task, attempt: result.attempt, tensors: descriptions, files: fileDescriptions.isEmpty ? nil : fileDescriptions))
     }
     return [magic + [version, message.type] + [UInt8](metadata)] + tensorFrames
   }
@@ -58,17 +68,22 @@ public enum Framing {
     case .bfloat16:
       for value in tensor.values { withUnsafeBytes(of: Precision.toBFloat16(value).littleEndian) { raw += $0 } }
     }
-    let shuffled = ByteShuffle.shuffle(raw, elementSize: tensor.precision.size)
+    let (chunks, frames) = try compressChunks(ByteShuffle.shuffle(raw, elementSize: tensor.precision.size))
+    return (TensorDescription(name: tensor.name, shape: tensor.shape, precision: tensor.precision, chunks: chunks), frames)
+  }
+
+  /// Bytes as LZ4 frames of at most `chunkBytes` raw bytes each (at least one frame).
+  static func compressChunks(_ bytes: [UInt8]) throws -> (chunks: [Int], frames: [[UInt8]]) {
     var chunks: [Int] = []
     var frames: [[UInt8]] = []
     var start = 0
     repeat {
-      let end = min(start + chunkBytes, shuffled.count)
-      frames.append(try LZ4Frame.compress(Array(shuffled[start..<end])))
+      let end = min(start + chunkBytes, bytes.count)
+      frames.append(try LZ4Frame.compress(Array(bytes[start..<end])))
       chunks.append(end - start)
       start = end
-    } while start < shuffled.count
-    return (TensorDescription(name: tensor.name, shape: tensor.shape, precision: tensor.precision, chunks: chunks), frames)
+    } while start < bytes.count
+    return (chunks, frames)
   }
 
   // MARK: Decoding
@@ -113,8 +128,25 @@ public enum Framing {
     guard metadata.tensors.count <= maximumTensors else {
       throw WireError("\(label): \(metadata.tensors.count) tensors, at most \(maximumTensors)")
     }
+    let files = metadata.files ?? []
+    guard files.count <= maximumFiles else {
+      throw WireError("\(label): \(files.count) files, at most \(maximumFiles)")
+    }
     // Check every declaration before decoding (or allocating) anything.
     var expectedFrames = 0
+    func checkChunks(_ chunks: [Int], of name: String) throws {
+      guard !chunks.isEmpty, chunks.allSatisfy({ (0...chunkBytes).contains($0) }) else {
+        throw WireError("\(name): chunk sizes \(chunks.prefix(4)) (each 0…\(chunkBytes) bytes, at least one)")
+      }
+      expectedFrames += chunks.count
+    }
+    var names = Set<String>()
+    for declared in metadata.tensors.map(\.name) + files.map(\.name) {
+      guard WireName.isValid(declared) else {
+        throw WireError("\(label): tensor or file name \"\(declared.prefix(80))\" (1…\(WireName.maximumLength) letters, digits, - or _)")
+      }
+      guard names.insert(declared).inserted else { throw WireError("\(label): the name \(declared) is declared twice") }
+    }
     for description in metadata.tensors {
       let name = "\(label), tensor \(description.name)"
       guard description.shape.count <= maximumDimensions, description.shape.allSatisfy({ $0 >= 0 }) else {
@@ -124,26 +156,34 @@ public enum Framing {
       guard elements <= maximumElements else {
         throw WireError("\(name): shape \(description.shape) declares more than \(maximumElements) values")
       }
-      guard !description.chunks.isEmpty, description.chunks.allSatisfy({ (0...chunkBytes).contains($0) }) else {
-        throw WireError("\(name): chunk sizes \(description.chunks.prefix(4)) (each 0…\(chunkBytes) bytes, at least one)")
-      }
+      try checkChunks(description.chunks, of: name)
       guard description.chunks.reduce(0, +) == elements * description.precision.size else {
         throw WireError("\(name): chunks hold \(description.chunks.reduce(0, +)) bytes, shape \(description.shape) of \(description.precision.rawValue) needs \(elements * description.precision.size)")
       }
-      expectedFrames += description.chunks.count
+    }
+    for description in files {
+      let name = "\(label), file \(description.name)"
+      try checkChunks(description.chunks, of: name)
+      guard description.chunks.count <= maximumFileBytes / chunkBytes + 1, description.chunks.reduce(0, +) <= maximumFileBytes else {
+        throw WireError("\(name): declares more than \(maximumFileBytes) bytes")
+      }
     }
     guard frames.count == expectedFrames else {
       throw WireError("\(label): \(frames.count) tensor frames, the metadata declares \(expectedFrames)")
     }
     var tensors: [WireTensor] = []
     var next = 0
-    for description in metadata.tensors {
-      var shuffled: [UInt8] = []
-      for (index, size) in description.chunks.enumerated() {
-        shuffled += try LZ4Frame.decompress(
-          frames[next], expected: size, context: "\(label), tensor \(description.name), chunk \(index)")
+    func decompressChunks(_ chunks: [Int], of name: String) throws -> [UInt8] {
+      var bytes: [UInt8] = []
+      bytes.reserveCapacity(chunks.reduce(0, +))
+      for (index, size) in chunks.enumerated() {
+        bytes += try LZ4Frame.decompress(frames[next], expected: size, context: "\(label), \(name), chunk \(index)")
         next += 1
       }
+      return bytes
+    }
+    for description in metadata.tensors {
+      let shuffled = try decompressChunks(description.chunks, of: "tensor \(description.name)")
       let size = description.precision.size
       let raw = ByteShuffle.unshuffle(shuffled, elementSize: size)
       let count = raw.count / size
@@ -159,7 +199,8 @@ public enum Framing {
       }
       tensors.append(WireTensor(name: description.name, shape: description.shape, values: values, precision: description.precision))
     }
-    return TaskResult(task: metadata.task, attempt: metadata.attempt, tensors: tensors)
+    let decodedFiles = try files.map { WireFile(name: $0.name, bytes: try decompressChunks($0.chunks, of: "file \($0.name)")) }
+    return TaskResult(task: metadata.task, attempt: metadata.attempt, tensors: tensors, files: decodedFiles)
   }
 
   static func describe(_ error: Error) -> String {

@@ -71,16 +71,18 @@ public struct ProgressReport: Codable, Equatable, Sendable {
   }
 }
 
-/// A finished task's tensors (out-of-fold logits, test logits, weights).
+/// A finished task's tensors (out-of-fold logits, test logits) and files (the checkpoint).
 public struct TaskResult: Equatable, Sendable {
   public var task: String
   public var attempt: Int
   public var tensors: [WireTensor]
+  public var files: [WireFile]
 
-  public init(task: String, attempt: Int, tensors: [WireTensor]) {
+  public init(task: String, attempt: Int, tensors: [WireTensor], files: [WireFile] = []) {
     self.task = task
     self.attempt = attempt
     self.tensors = tensors
+    self.files = files
   }
 }
 

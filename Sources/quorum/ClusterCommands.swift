@@ -3,15 +3,16 @@ import Cluster
 import Data
 import Experiment
 import Foundation
+import Status
 import Training
 
-/// Plain TCP is allowed on loopback only, until CURVE encryption lands; elsewhere the
-/// user must say --insecure.
-func checkPlainTCP(_ endpoint: String, insecure: Bool) throws {
+/// Without keys, plain TCP is allowed on loopback only; elsewhere the user must say
+/// --insecure.
+func checkPlainTCP(_ endpoint: String, insecure: Bool, keysHint: String) throws {
   let host = endpoint.replacingOccurrences(of: "tcp://", with: "").split(separator: ":").dropLast().joined(separator: ":")
   let loopback = host.hasPrefix("127.") || host == "localhost" || host == "[::1]"
   if !loopback && !insecure {
-    throw ValidationError("\(endpoint) is not a loopback address: traffic would travel unencrypted. CURVE encryption is not built yet; pass --insecure only on a network you trust")
+    throw ValidationError("\(endpoint) is not a loopback address: traffic would travel unencrypted and anyone could join. \(keysHint) (see `quorum keys generate`), or pass --insecure on a network you trust")
   }
 }
 
@@ -22,21 +23,70 @@ struct CoordinatorCommand: ParsableCommand {
 
   @Argument(help: "The experiment file.") var file: String
   @Option(help: "ZeroMQ endpoint to bind.") var bind: String = "tcp://127.0.0.1:5555"
+  @Option(help: "The coordinator's CURVE secret key file (NAME.key): encrypts every connection.") var key: String?
+  @Option(help: "Worker public keys admitted: a folder of .pub files, or a file of keys, one per line. Read at every handshake.")
+  var allow: String?
+  @Option(help: "HOST:PORT of the HTTP status endpoint (/status, /metrics, /healthz), or off.") var status: String = "127.0.0.1:8750"
   @Flag(help: "Allow plain TCP on a non-loopback address.") var insecure = false
+
+  func validate() throws {
+    if (key == nil) != (allow == nil) {
+      throw ValidationError("--key and --allow go together: the coordinator's secret key and the worker keys it admits")
+    }
+    if key == nil { try checkPlainTCP(bind, insecure: insecure, keysHint: "Pass --key and --allow") }
+  }
 
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
-    try checkPlainTCP(bind, insecure: insecure)
     let setup = try ExperimentSetup(file: file)
     try setup.prepareRunDirectory()
     let context = ZeroMQContext()
+    let log: (String) -> Void = { print("coordinator: \($0)") }
+    // The authentication handler binds before the socket, so no connection is ever
+    // accepted unchecked.
+    var authentication: ZAPHandler?
     let socket = try ZeroMQSocket(.router, context: context)
+    if let key, let allow {
+      let keys = try CurveKeys.read(secretKeyFile: key)
+      let allowList = try AllowList(path: allow)
+      authentication = try ZAPHandler(context: context, allowList: allowList, log: log)
+      try socket.makeCurveServer(keys: keys)
+      log("CURVE encryption on; public key \(keys.publicKey); \(try allowList.keys().count) worker keys admitted from \(allow)")
+    }
     try socket.bind(bind)
-    let coordinator = try makeCoordinator(setup: setup, socket: socket)
+    let coordinator = try makeCoordinator(setup: setup, socket: socket, log: log)
+    let statusServer = try startStatusServer(status, coordinator: coordinator, setup: setup, log: log)
     print("coordinator: \(setup.tasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
     try coordinator.run()
+    statusServer?.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
     print(try OutOfFold.table(setup: setup))
+    statusServer?.stop()
+    withExtendedLifetime(socket) {}
+    authentication?.stop()
   }
+}
+
+/// Starts the status endpoint (unless "off") and has the coordinator publish to it four
+/// times a second.
+func startStatusServer(_ address: String, coordinator: Coordinator, setup: ExperimentSetup, log: (String) -> Void) throws -> StatusServer? {
+  guard address != "off" else { return nil }
+  let server = try StatusServer(listen: address)
+  log("status on http://\(server.address) (/status, /metrics, /healthz)")
+  var lastPublished = 0.0
+  let previous = coordinator.onTick
+  let publish = {
+    server.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
+  }
+  publish()
+  coordinator.onTick = {
+    previous?()
+    let now = Date().timeIntervalSince1970
+    if now - lastPublished >= 0.25 {
+      lastPublished = now
+      publish()
+    }
+  }
+  return server
 }
 
 /// A coordinator for an experiment, resuming from its journal.
@@ -60,13 +110,25 @@ struct WorkerCommand: ParsableCommand {
   @Option(help: "The coordinator's endpoint.") var connect: String = "tcp://127.0.0.1:5555"
   @Option(help: "This worker's name (unique per coordinator).") var name: String = ProcessInfo.processInfo.hostName + "-\(getpid())"
   @Option(help: "CPU threads for training.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+  @Option(help: "This worker's CURVE secret key file (NAME.key); its .pub must be in the coordinator's --allow list.") var key: String?
+  @Option(help: "The coordinator's public key file (its .pub).") var serverKey: String?
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
 
+  func validate() throws {
+    if (key == nil) != (serverKey == nil) {
+      throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
+    }
+    if key == nil { try checkPlainTCP(connect, insecure: insecure, keysHint: "Pass --key and --server-key") }
+  }
+
   func run() throws {
-    try checkPlainTCP(connect, insecure: insecure)
+    var security: Worker.Security?
+    if let key, let serverKey {
+      security = Worker.Security(keys: try CurveKeys.read(secretKeyFile: key), serverPublicKey: try CurveKeys.read(publicKeyFile: serverKey))
+    }
     let runner = TaskRunner(threads: threads)
     let worker = Worker(
-      name: name, endpoint: connect, context: ZeroMQContext(), devices: ["cpu"], threads: threads,
+      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: ["cpu"], threads: threads,
       log: { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) },
       runner: { try runner.run($0, progress: $1) })
     try worker.run()
@@ -81,6 +143,7 @@ struct Run: ParsableCommand {
   @Argument(help: "The experiment file.") var file: String
   @Option(help: "Local worker processes.") var workers: Int = 1
   @Option(help: "Threads per worker (default: the cores divided among the workers).") var threads: Int?
+  @Option(help: "HOST:PORT of the HTTP status endpoint (/status, /metrics, /healthz), or off.") var status: String = "off"
 
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
@@ -115,6 +178,8 @@ struct Run: ParsableCommand {
       messages.removeAll()
       table.draw(coordinator: coordinator, total: setup.tasks.count, elapsed: Date().timeIntervalSince(start))
     }
+    let statusServer = try startStatusServer(status, coordinator: coordinator, setup: setup, log: { messages.append($0) })
+    defer { statusServer?.stop() }
     try coordinator.run()
     for message in messages { table.message(message) }
     table.draw(coordinator: coordinator, total: setup.tasks.count, elapsed: Date().timeIntervalSince(start))

@@ -54,7 +54,7 @@ final class TaskRunner {
 
   init(threads: Int) { self.threads = threads }
 
-  func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> [WireTensor] {
+  func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
     let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
     if cache?.text != settings.experiment {
       let experiment = try Experiment.parse(settings.experiment, file: settings.file)
@@ -84,9 +84,14 @@ final class TaskRunner {
     }
     let result = try trainer.run()
     let classes = configuration.model.classes
-    var tensors = [WireTensor(name: "oof", shape: [split.validation.count, classes], values: result.validationLogits ?? [])]
-    if let test = result.testLogits { tensors.append(WireTensor(name: "test", shape: [test.count / classes, classes], values: test)) }
-    return tensors
+    let precision = WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32
+    var tensors = [WireTensor(name: "oof", shape: [split.validation.count, classes], values: result.validationLogits ?? [], precision: precision)]
+    if let test = result.testLogits {
+      tensors.append(WireTensor(name: "test", shape: [test.count / classes, classes], values: test, precision: precision))
+    }
+    // The final weights (those that made the out-of-fold logits), loadable by torchvision.
+    let checkpoint = WireFile(name: "checkpoint", bytes: try ModelCheckpoint.encoded(trainer.model, description: trainer.description))
+    return TaskOutput(tensors: tensors, files: [checkpoint])
   }
 }
 

@@ -8,5 +8,8 @@ struct Quorum: ParsableCommand {
     commandName: "quorum",
     abstract: "Train k-fold ensembles of MobileNetV2 on small images.",
     version: version,
-    subcommands: [Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, DataCommand.self, Bench.self])
+    subcommands: [
+      Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, Keys.self, DataCommand.self,
+      Bench.self,
+    ])
 }

@@ -53,7 +53,7 @@ final class CoordinatorWorkerTests: XCTestCase {
       let worker = Worker(name: name, endpoint: endpoint, context: context, timing: fast) { task, progress in
         progress(ProgressReport(task: task.task, attempt: task.attempt, epoch: 1, loss: 0.5, validationMetric: nil, imagesPerSecond: 100))
         Thread.sleep(forTimeInterval: 0.05)
-        return Self.tensors(for: task)
+        return TaskOutput(tensors: Self.tensors(for: task))
       }
       Thread {
         try? worker.run()
@@ -83,11 +83,11 @@ final class CoordinatorWorkerTests: XCTestCase {
     let sleepy = Worker(name: "sleepy", endpoint: endpoint, context: context, timing: fast) { task, _ in
       frozen.increment()  // the loop stops below: no heartbeats, no result
       Thread.sleep(forTimeInterval: 5)
-      return Self.tensors(for: task)
+      return TaskOutput(tensors: Self.tensors(for: task))
     }
     Thread { try? sleepy.run(stop: { frozen.value > 0 }) }.start()
     wait { frozen.value > 0 }
-    let steady = Worker(name: "steady", endpoint: endpoint, context: context, timing: fast) { task, _ in Self.tensors(for: task) }
+    let steady = Worker(name: "steady", endpoint: endpoint, context: context, timing: fast) { task, _ in TaskOutput(tensors: Self.tensors(for: task)) }
     Thread { try? steady.run() }.start()
     wait { coordinator.scheduler.isFinished }
     XCTAssertEqual(coordinator.scheduler.states["only"], .stored(attempt: 2))

@@ -71,6 +71,30 @@ final class FramingTests: XCTestCase {
     assertRejected(good + [good[1]], mentions: ["2 tensor frames", "declares 1"])
   }
 
+  /// A checkpoint travels byte for byte beside the logits, in chunks when large; a damaged
+  /// chunk names the file.
+  func testFilesTravelByteForByte() throws {
+    let checkpoint = WireFile(name: "checkpoint", bytes: (0..<9_000_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
+    let message = Message.result(TaskResult(task: "seed0/fold1", attempt: 1, tensors: [logits], files: [checkpoint, WireFile(name: "empty", bytes: [])]))
+    let frames = try Framing.encode(message)
+    XCTAssertEqual(frames.count, 1 + 1 + 3 + 1, "header, the logits, a 9 MB file in 3 chunks, an empty file")
+    XCTAssertEqual(try Framing.decode(frames), message)
+    var flipped = frames
+    flipped[3][flipped[3].count / 2] ^= 0x01
+    assertRejected(flipped, mentions: ["seed0/fold1", "file checkpoint", "chunk 1"])
+  }
+
+  /// Names become parts of file names in the run directory: a path, an empty or a repeated
+  /// name is refused before anything is decoded.
+  func testNamesAreShortWords() throws {
+    for name in ["../../etc/passwd", "", "a/b", "x y", String(repeating: "a", count: 65)] {
+      let frames = try Framing.encode(.result(TaskResult(task: "t", attempt: 1, tensors: [], files: [WireFile(name: name, bytes: [1])])))
+      assertRejected(frames, mentions: ["name"])
+    }
+    let twice = try Framing.encode(.result(TaskResult(task: "t", attempt: 1, tensors: [logits, logits])))
+    assertRejected(twice, mentions: ["oof", "twice"])
+  }
+
   func testDeclarationsAreBoundedBeforeAllocating() throws {
     func result(_ tensorJSON: String) -> [[UInt8]] {
       [Array("QRM".utf8) + [1, 5] + Array("{\"task\":\"t\",\"attempt\":1,\"tensors\":[\(tensorJSON)]}".utf8), [0]]
@@ -79,6 +103,8 @@ final class FramingTests: XCTestCase {
     assertRejected(result("{\"name\":\"deep\",\"shape\":[1,1,1,1,1],\"precision\":\"float32\",\"chunks\":[4]}"), mentions: ["deep", "dimensions"])
     assertRejected(result("{\"name\":\"lying\",\"shape\":[10],\"precision\":\"float32\",\"chunks\":[8]}"), mentions: ["lying", "hold 8 bytes", "needs 40"])
     assertRejected(result("{\"name\":\"big\",\"shape\":[2000000],\"precision\":\"float32\",\"chunks\":[8000000]}"), mentions: ["big", "chunk sizes"])
+    let files = [Array("QRM".utf8) + [1, 5] + Array("{\"task\":\"t\",\"attempt\":1,\"tensors\":[],\"files\":[{\"name\":\"ckpt\",\"chunks\":[\(String(repeating: "4194304,", count: 300))0]}]}".utf8), [0]]
+    assertRejected(files, mentions: ["file ckpt", "more than"])
     let metadata = [UInt8](repeating: 0x20, count: Framing.maximumMetadataBytes + 1)
     assertRejected([Array("QRM".utf8) + [1, 3] + metadata], mentions: ["metadata", "at most"])
   }

@@ -72,6 +72,12 @@ public final class Coordinator {
     switch message {
     case .hello(let hello):
       log("worker \(worker) joined (\(hello.devices.joined(separator: ", ")), \(hello.threads) threads)")
+      // Leases it no longer holds go back now (a restarted worker, a crashed task).
+      for (task, attempt) in try scheduler.release(worker: worker, keeping: hello.running) {
+        log("\(worker) no longer runs \(task) attempt \(attempt): it goes back")
+      }
+      workers[worker]?.busy = !hello.running.isEmpty
+      if hello.running.isEmpty { workers[worker]?.progress = nil }
     case .heartbeat:
       scheduler.renew(worker: worker, now: now)
     case .progress(let progress):

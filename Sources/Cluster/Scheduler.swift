@@ -18,6 +18,9 @@ public final class Scheduler {
   public private(set) var states: [String: TaskState]
   public let timing: Timing
   private let journal: Journal?
+  /// Attempts a task had used before this coordinator started (a task that failed in an
+  /// earlier run); the retry limit counts from there.
+  private var attemptBase: [String: Int]
 
   /// A fresh schedule, or one resumed from the journal's events.
   public init(tasks: [String], timing: Timing = Timing(), journal: Journal? = nil, replaying events: [JournalEvent] = []) {
@@ -25,19 +28,25 @@ public final class Scheduler {
     self.timing = timing
     self.journal = journal
     var states = Dictionary(uniqueKeysWithValues: tasks.map { ($0, TaskState.pending(attemptsUsed: 0)) })
+    var attemptBase: [String: Int] = [:]
     // Replay: a lease that was open when the coordinator died counts as a used attempt
-    // and its task is pending again; stored and failed tasks stay so.
+    // and its task is pending again; stored tasks stay so; a failed task gets a fresh set
+    // of attempts (numbered on from its last, so its old results stay recognisable): the
+    // user runs the experiment again after fixing what made it fail.
     for event in events {
       guard let state = states[event.task] else { continue }
       switch event.kind {
       case .leased:
         if case .pending = state { states[event.task] = .pending(attemptsUsed: event.attempt) }
       case .stored: states[event.task] = .stored(attempt: event.attempt)
-      case .failed: states[event.task] = .failed(attemptsUsed: event.attempt, reason: event.reason ?? "")
+      case .failed:
+        states[event.task] = .pending(attemptsUsed: event.attempt)
+        attemptBase[event.task] = event.attempt
       case .expired, .crashed: break
       }
     }
     self.states = states
+    self.attemptBase = attemptBase
   }
 
   public var isFinished: Bool {
@@ -98,6 +107,20 @@ public final class Scheduler {
     }
   }
 
+  /// A worker says which leases it still holds (its hello): the others it was granted are
+  /// lost and go back (an attempt used). Returns the released (task, attempt) pairs.
+  @discardableResult
+  public func release(worker: String, keeping held: [String: Int]) throws -> [(task: String, attempt: Int)] {
+    var released: [(String, Int)] = []
+    for task in order {
+      guard case .leased(worker, let attempt, _) = states[task], held[task] != attempt else { continue }
+      try journal?.append(JournalEvent(.expired, task: task, attempt: attempt, worker: worker, reason: "not held by \(worker) at its hello"))
+      try giveBack(task, attempt: attempt, reason: "worker \(worker) restarted or its task crashed")
+      released.append((task, attempt))
+    }
+    return released
+  }
+
   /// Whether a result should be stored: only for the task's current lease with this
   /// attempt. The caller stores it (temp file, fsync, rename) and then calls `stored`.
   public func accepts(task: String, attempt: Int, worker: String) -> Bool {
@@ -112,7 +135,7 @@ public final class Scheduler {
   }
 
   private func giveBack(_ task: String, attempt: Int, reason: String) throws {
-    if attempt >= timing.retryLimit {
+    if attempt - attemptBase[task, default: 0] >= timing.retryLimit {
       try journal?.append(JournalEvent(.failed, task: task, attempt: attempt, reason: reason))
       states[task] = .failed(attemptsUsed: attempt, reason: reason)
     } else {

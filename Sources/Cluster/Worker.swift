@@ -27,7 +27,8 @@ public final class Worker {
   let context: ZeroMQContext
   let timing: Timing
   let runner: Runner
-  let hello: Hello
+  let devices: [String]
+  let threads: Int
   let log: (String) -> Void
 
   // Shared with the task thread, behind `lock`.
@@ -49,7 +50,8 @@ public final class Worker {
     self.timing = timing
     self.runner = runner
     self.log = log
-    hello = Hello(worker: name, version: "0.1.0", devices: devices, threads: threads)
+    self.devices = devices
+    self.threads = threads
   }
 
   /// Works until the coordinator says the experiment is finished (or `stop` says so).
@@ -63,7 +65,7 @@ public final class Worker {
       try socket.connect(endpoint)
       // Sends never block the loop: with no connection (a refused handshake, a coordinator
       // that is down) a message waits in the outbox, a heartbeat is skipped.
-      _ = try socket.sendIfReady(try Framing.encode(.hello(hello)))
+      _ = try socket.sendIfReady(try Framing.encode(.hello(hello())))
       var lastHeard = Date().timeIntervalSince1970
       var lastSent = 0.0
       while !stop() {
@@ -115,6 +117,15 @@ public final class Worker {
     }
   }
 
+  /// The hello of this moment: the leases this worker still holds (all but `finishing`).
+  private func hello(finishing: TaskAssignment? = nil) -> Hello {
+    lock.lock()
+    defer { lock.unlock() }
+    var running: [String: Int] = [:]
+    for task in [self.running, queued].compactMap({ $0 }) where task != finishing { running[task.task] = task.attempt }
+    return Hello(worker: name, version: "0.1.0", devices: devices, threads: threads, running: running)
+  }
+
   private func start(_ task: TaskAssignment) {
     lock.lock()
     defer { lock.unlock() }
@@ -137,7 +148,7 @@ public final class Worker {
         // The lease goes back (an attempt used); then this worker joins again.
         log("task \(task.task) failed: \(error)")
         post(.disconnect(reason: "task \(task.task) failed: \(error)"))
-        post(.hello(hello))
+        post(.hello(self.hello(finishing: task)))
       }
       self.lock.lock()
       self.running = nil

@@ -24,18 +24,23 @@ public enum Message: Equatable {
   }
 }
 
-/// A worker introduces itself.
+/// A worker introduces itself, at every (re)connection, with the leases it is still
+/// working on: a lease the coordinator granted it that is not listed was lost (the worker
+/// restarted, or its task crashed) and goes back at once instead of at lease expiry.
 public struct Hello: Codable, Equatable, Sendable {
   public var worker: String
   public var version: String
   public var devices: [String]
   public var threads: Int
+  /// Task id → attempt of the tasks this worker runs or has queued.
+  public var running: [String: Int]
 
-  public init(worker: String, version: String, devices: [String], threads: Int) {
+  public init(worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:]) {
     self.worker = worker
     self.version = version
     self.devices = devices
     self.threads = threads
+    self.running = running
   }
 }
 

@@ -63,7 +63,20 @@ struct CoordinatorCommand: ParsableCommand {
     statusServer?.stop()
     withExtendedLifetime(socket) {}
     authentication?.stop()
+    try reportFailures(coordinator)
   }
+}
+
+/// Lists the tasks that used up their attempts and exits with status 1 if there are any
+/// (the others' results are kept: running the experiment again retries only those).
+func reportFailures(_ coordinator: Coordinator) throws {
+  let failed = coordinator.scheduler.order.compactMap { task -> String? in
+    guard case .failed(let attempts, let reason) = coordinator.scheduler.states[task] else { return nil }
+    return "  \(task): \(attempts) attempts, last: \(reason)"
+  }
+  guard !failed.isEmpty else { return }
+  print("\(failed.count) task\(failed.count == 1 ? "" : "s") failed:\n" + failed.joined(separator: "\n"))
+  throw ExitCode(1)
 }
 
 /// Starts the status endpoint (unless "off") and has the coordinator publish to it four
@@ -127,10 +140,18 @@ struct WorkerCommand: ParsableCommand {
       security = Worker.Security(keys: try CurveKeys.read(secretKeyFile: key), serverPublicKey: try CurveKeys.read(publicKeyFile: serverKey))
     }
     let runner = TaskRunner(threads: threads)
+    let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
+    // Fault injection for the cluster's tests: the process dies as it starts this task.
+    let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(
-      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: ["cpu"], threads: threads,
-      log: { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) },
-      runner: { try runner.run($0, progress: $1) })
+      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: ["cpu"], threads: threads, log: log,
+      runner: { task, progress in
+        if let crashTask, task.task == crashTask {
+          log("QUORUM_FAULT_CRASH_TASK: crashing on \(task.task)")
+          Foundation.exit(70)
+        }
+        return try runner.run(task, progress: progress)
+      })
     try worker.run()
   }
 }
@@ -158,20 +179,31 @@ struct Run: ParsableCommand {
     let perWorker = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(workers, 1))
     let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
     var processes: [Process] = []
-    // A finished experiment (run again) needs no workers: it only prints its scores.
-    for index in 0..<(coordinator.scheduler.isFinished ? 0 : workers) {
+    func startWorker(_ index: Int) throws -> Process {
       let process = Process()
       process.executableURL = executable
       process.arguments = ["worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker)]
       try process.run()
-      processes.append(process)
+      return process
     }
+    // A finished experiment (run again) needs no workers: it only prints its scores.
+    for index in 0..<(coordinator.scheduler.isFinished ? 0 : workers) { processes.append(try startWorker(index)) }
+    // A local worker that dies is started again (its lease goes back when the new process
+    // says hello); a task that kills every worker it meets stops at the retry limit.
+    var restarts = 0
+    let restartLimit = setup.tasks.count * coordinator.scheduler.timing.retryLimit
     defer { for process in processes where process.isRunning { process.terminate() } }
     print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     let start = Date()
     var lastDraw = Date.distantPast
     let table = LiveTable()
     coordinator.onTick = {
+      for (index, process) in processes.enumerated() where !process.isRunning && !coordinator.scheduler.isFinished {
+        guard restarts < restartLimit else { continue }
+        restarts += 1
+        messages.append("local worker local-\(index + 1) exited (status \(process.terminationStatus)): starting it again")
+        if let replacement = try? startWorker(index) { processes[index] = replacement }
+      }
       guard Date().timeIntervalSince(lastDraw) > 0.5 else { return }
       lastDraw = Date()
       for message in messages { table.message(message) }
@@ -190,7 +222,8 @@ struct Run: ParsableCommand {
     while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     for process in processes where process.isRunning { process.terminate() }
     print(try OutOfFold.table(setup: setup))
-    print("results: \(setup.experiment.runDirectory)/logits, folds.npy, journal.jsonl")
+    print("results: \(setup.experiment.runDirectory)/logits, checkpoints, folds.npy, journal.jsonl")
+    try reportFailures(coordinator)
   }
 }
 

@@ -48,6 +48,40 @@ final class SchedulerTests: XCTestCase {
     XCTAssertNil(try scheduler.lease(to: "w", now: 11))
   }
 
+  /// A worker's hello lists the leases it still holds: a restarted worker (same name,
+  /// nothing running) gives its lease back at once; one still training keeps it.
+  func testAHelloReleasesTheLeasesAWorkerNoLongerHolds() throws {
+    let scheduler = Scheduler(tasks: ["a", "b"])
+    let a = try XCTUnwrap(try scheduler.lease(to: "w1", now: 0))
+    _ = try scheduler.lease(to: "w2", now: 0)
+    XCTAssertTrue(try scheduler.release(worker: "w2", keeping: ["b": 1]).isEmpty, "w2 still trains b")
+    let released = try scheduler.release(worker: "w1", keeping: [:])
+    XCTAssertEqual(released.map(\.task), ["a"])
+    XCTAssertEqual(scheduler.states["a"], .pending(attemptsUsed: a.attempt))
+    XCTAssertEqual(try scheduler.lease(to: "w1", now: 1)?.attempt, 2)
+  }
+
+  /// A task that failed in an earlier run is tried again, with fresh attempts numbered on,
+  /// when the experiment runs again.
+  func testAFailedTaskGetsFreshAttemptsWhenTheExperimentRunsAgain() throws {
+    let path = folder + "/retry/journal.jsonl"
+    do {
+      let scheduler = Scheduler(tasks: ["poison"], journal: try Journal(path: path))
+      for attempt in 1...3 {
+        _ = try scheduler.lease(to: "w", now: 0)
+        try scheduler.crashed(task: "poison", attempt: attempt, worker: "w", reason: "out of memory")
+      }
+      XCTAssertTrue(scheduler.isFinished)
+    }
+    let again = Scheduler(tasks: ["poison"], journal: try Journal(path: path), replaying: try Journal.read(path))
+    XCTAssertFalse(again.isFinished)
+    for attempt in 4...6 {
+      XCTAssertEqual(try again.lease(to: "w", now: 0)?.attempt, attempt)
+      try again.crashed(task: "poison", attempt: attempt, worker: "w", reason: "out of memory")
+    }
+    XCTAssertEqual(again.states["poison"], .failed(attemptsUsed: 6, reason: "out of memory"))
+  }
+
   func testALostWorkersLeasesGoBackAtOnce() throws {
     let scheduler = Scheduler(tasks: ["a", "b", "c"])
     _ = try scheduler.lease(to: "w1", now: 0)

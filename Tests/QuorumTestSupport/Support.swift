@@ -85,11 +85,13 @@ public func idxBytes(shape: [Int], payload: [UInt8]) -> [UInt8] {
 /// The built `quorum` executable beside the test bundle.
 public var quorumExecutable: URL { Bundle.main.bundleURL.appendingPathComponent("quorum") }
 
-/// Starts `quorum` with these arguments, stdout and stderr into one pipe.
-public func startQuorum(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
+/// Starts `quorum` with these arguments (and extra environment variables), stdout and
+/// stderr into one pipe.
+public func startQuorum(_ arguments: [String], environment: [String: String] = [:]) throws -> (process: Process, output: Pipe) {
   let process = Process()
   process.executableURL = quorumExecutable
   process.arguments = arguments
+  process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
   let pipe = Pipe()
   process.standardOutput = pipe
   process.standardError = pipe
@@ -98,8 +100,8 @@ public func startQuorum(_ arguments: [String]) throws -> (process: Process, outp
 }
 
 /// Runs `quorum` to the end: its exit status and everything it printed.
-public func runQuorum(_ arguments: [String]) throws -> (status: Int32, output: String) {
-  let (process, pipe) = try startQuorum(arguments)
+public func runQuorum(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+  let (process, pipe) = try startQuorum(arguments, environment: environment)
   let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
   process.waitUntilExit()
   return (process.terminationStatus, output)

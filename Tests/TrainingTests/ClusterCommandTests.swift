@@ -1,6 +1,9 @@
 import Data
 import Foundation
+import NN
 import QuorumTestSupport
+import Tensor
+import Training
 import XCTest
 
 /// `quorum run`, `quorum coordinator` and `quorum worker` as real processes over real
@@ -15,15 +18,19 @@ final class ClusterCommandTests: XCTestCase {
   }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
-  func start(_ arguments: [String]) throws -> (Process, Pipe) { try startQuorum(arguments) }
+  /// Coordinators get a free status port (the default, 8750, may be taken).
+  func start(_ arguments: [String]) throws -> (Process, Pipe) {
+    try startQuorum(arguments + (arguments.first == "coordinator" && !arguments.contains("--status") ? ["--status", "127.0.0.1:0"] : []))
+  }
   func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try runQuorum(arguments) }
 
   /// A small experiment: FMNIST-LT-100, width 0.35, 1 epoch, 2 folds × 2 variants.
-  func experiment(_ name: String) throws -> String {
+  func experiment(_ name: String, extra: String = "") throws -> String {
     let path = folder + "/\(name).yaml"
     try FileBytes.writeAtomically(Array("""
       name: \(name)
       run_directory: \(folder)/runs/\(name)
+      \(extra)
       data: {train: \(fashionMNISTFolder), long_tail_ratio: 100}
       folds: {k: 2, seed: 0}
       training: {width: 0.35, epochs: 1, batch_size: 64}
@@ -148,5 +155,91 @@ final class ClusterCommandTests: XCTestCase {
     let stored = try storedEvents("stopped")
     XCTAssertEqual(stored.count, 4, "every task stored exactly once")
     XCTAssertFalse(stored.contains { $0.contains("\"sleepy\"") }, "nothing from the stopped worker's expired lease")
+  }
+
+  /// A task that kills every worker process that starts it: `quorum run` starts its local
+  /// worker again each time, the task stops at the retry limit, every other task is stored
+  /// with its checkpoint, and the run ends with status 1 naming the failed task.
+  func testATaskThatAlwaysCrashesItsWorkerStopsAtTheRetryLimit() throws {
+    let file = try experiment("poison")
+    let result = try runQuorum(["run", file, "--workers", "1", "--threads", "1"], environment: ["QUORUM_FAULT_CRASH_TASK": "seed-1/fold0"])
+    XCTAssertEqual(result.status, 1, result.output)
+    XCTAssert(result.output.contains("1 task failed") && result.output.contains("seed-1/fold0: 3 attempts"), result.output)
+    XCTAssert(result.output.contains("| seed-0 |") && result.output.contains("| seed-1 | incomplete"), result.output)
+    let stored = try storedEvents("poison")
+    XCTAssertEqual(stored.count, 3, "the three other tasks")
+    XCTAssertFalse(stored.contains { $0.contains("seed-1/fold0") })
+    let journal = String(decoding: try FileBytes.read("\(folder)/runs/poison/journal.jsonl"), as: UTF8.self)
+    XCTAssert(journal.contains("\"kind\":\"failed\"") && journal.contains("\"attempt\":3"), journal)
+    for task in ["seed-0/fold0", "seed-0/fold1", "seed-1/fold1"] {
+      XCTAssert(FileManager.default.fileExists(atPath: "\(folder)/runs/poison/checkpoints/\(task).safetensors"), task)
+    }
+  }
+
+  /// The status endpoint of a running coordinator, read by `quorum status` as JSON, as a
+  /// table and as Prometheus metrics; then the results: float16 logits (the experiment
+  /// allows them) and checkpoints that load into a MobileNetV2.
+  func testStatusEndpointFloat16LogitsAndCheckpoints() throws {
+    let file = try experiment("watched", extra: "logits_precision: float16")
+    let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<45_000))"
+    let status = "127.0.0.1:\(Int.random(in: 45_000..<60_000))"
+    let (coordinator, coordinatorOutput) = try start(["coordinator", file, "--bind", endpoint, "--status", status])
+    // Up before any worker: every task pending.
+    var before = (status: Int32(1), output: "")
+    let deadline = Date().addingTimeInterval(30)
+    while before.status != 0 && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.2)
+      before = try run(["status", "http://\(status)", "--json"])
+    }
+    XCTAssertEqual(before.status, 0, before.output)
+    let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(before.output.utf8)) as? [String: Any])
+    let tasks = try XCTUnwrap(json["tasks"] as? [String: Any])
+    XCTAssertEqual(tasks["total"] as? Int, 4)
+    XCTAssertEqual(tasks["pending"] as? Int, 4)
+    XCTAssertEqual(json["experiment"] as? String, "watched")
+
+    let (worker, _) = try start(["worker", "--connect", endpoint, "--name", "watched-worker", "--threads", "1"])
+    waitForJournal("watched", containing: "\"stored\"")
+    let table = try run(["status", "http://\(status)"])
+    XCTAssertEqual(table.status, 0, table.output)
+    XCTAssert(table.output.contains("watched-worker") && table.output.contains("of 4"), table.output)
+    // Snapshots are published four times a second: the stored result shows within one.
+    func storedInMetrics(_ text: String) -> Int {
+      let line = text.split(separator: "\n").first { $0.hasPrefix("quorum_tasks{state=\"stored\"}") }
+      return Int(line?.split(separator: " ").last ?? "") ?? -1
+    }
+    var metrics = try run(["status", "http://\(status)", "--metrics"])
+    for _ in 0..<20 where storedInMetrics(metrics.output) < 1 {
+      Thread.sleep(forTimeInterval: 0.1)
+      metrics = try run(["status", "http://\(status)", "--metrics"])
+    }
+    XCTAssert(metrics.output.contains("# TYPE quorum_tasks gauge"), metrics.output)
+    XCTAssert(metrics.output.contains("quorum_tasks_total 4"), metrics.output)
+    XCTAssertGreaterThanOrEqual(storedInMetrics(metrics.output), 1, metrics.output)
+    XCTAssert(metrics.output.contains("quorum_results_stored_total"), metrics.output)
+
+    let output = String(decoding: coordinatorOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    coordinator.waitUntilExit()
+    worker.waitUntilExit()
+    XCTAssertEqual(coordinator.terminationStatus, 0, output)
+    let gone = try run(["status", "http://\(status)"])
+    XCTAssertEqual(gone.status, 1, "a coordinator that is gone: exit status 1")
+    XCTAssert(gone.output.contains(status), gone.output)
+
+    // float16 on the wire: every stored logit is a float16 value.
+    for (name, values) in try logits("watched") {
+      XCTAssert(values.allSatisfy { Float(Float16($0)) == $0 }, "\(name) holds values that float16 cannot")
+    }
+    // The checkpoints load into the model they describe, and the folds' models differ.
+    var firstWeights: [[Float]] = []
+    for task in ["seed-0/fold0", "seed-0/fold1"] {
+      let path = "\(folder)/runs/watched/checkpoints/\(task).safetensors"
+      let description = try ModelCheckpoint.description(of: path)
+      XCTAssertEqual(description.configuration.width, 0.35)
+      let model = try MobileNetV2(description.configuration, capacity: 1, backend: CPUBackend(threads: 1), inferenceOnly: true)
+      try ModelCheckpoint.load(path, into: model)
+      firstWeights.append(model.parameters[0].value.array(count: 64))
+    }
+    XCTAssertNotEqual(firstWeights[0], firstWeights[1])
   }
 }

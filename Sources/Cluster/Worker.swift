@@ -38,6 +38,9 @@ public final class Worker {
   /// A lease received while busy (after a reconnect the coordinator may hand out a task
   /// before the old one ends): it starts when the current task finishes.
   private var queued: TaskAssignment?
+  /// The task thread's doorbell: a message here wakes the loop to send the outbox at once
+  /// (without it a result would wait for the loop's next poll timeout).
+  private var doorbell: ZeroMQSocket?
 
   public init(
     name: String, endpoint: String, security: Security? = nil, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
@@ -58,6 +61,19 @@ public final class Worker {
   public func run(stop: () -> Bool = { false }) throws {
     var backoff = timing.reconnectInitial
     var handshake = HandshakeWatch(endpoint: endpoint, security: security)
+    let doorbellAddress = "inproc://quorum-doorbell-\(ObjectIdentifier(self).hashValue)"
+    let wake = try ZeroMQSocket(.pair, context: context)
+    try wake.bind(doorbellAddress)
+    let bell = try ZeroMQSocket(.pair, context: context)
+    try bell.connect(doorbellAddress)
+    lock.lock()
+    doorbell = bell
+    lock.unlock()
+    defer {
+      lock.lock()
+      doorbell = nil
+      lock.unlock()
+    }
     while !stop() {
       let socket = try ZeroMQSocket(.dealer, context: context, identity: name)
       if let security { try socket.makeCurveClient(keys: security.keys, serverPublicKey: security.serverPublicKey) }
@@ -73,7 +89,9 @@ public final class Worker {
         for event in try monitor.drain() {
           if let note = try handshake.observe(event) { log(note) }
         }
-        if let frames = try socket.receive(timeout: timing.heartbeatInterval / 4) {
+        let ready = try ZeroMQSocket.poll([socket, wake], timeout: timing.heartbeatInterval / 4)
+        if ready[1] { while try wake.receive(timeout: 0) != nil {} }
+        if ready[0], let frames = try socket.receive(timeout: 0) {
           lastHeard = now
           backoff = timing.reconnectInitial
           switch try? Framing.decode(frames) {
@@ -139,6 +157,7 @@ public final class Worker {
       let post: (Message) -> Void = { message in
         self.lock.lock()
         self.outbox.append(message)
+        _ = try? self.doorbell?.sendIfReady([[]])
         self.lock.unlock()
       }
       do {

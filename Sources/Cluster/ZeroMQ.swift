@@ -152,6 +152,14 @@ public final class ZeroMQSocket {
     return true
   }
 
+  /// Which of the sockets have a message waiting, after waiting up to `timeout` seconds
+  /// for any of them.
+  public static func poll(_ sockets: [ZeroMQSocket], timeout: Double) throws -> [Bool] {
+    var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    try check(zmq_poll(&items, Int32(items.count), Int(timeout * 1000)), "zmq_poll")
+    return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+  }
+
   /// The next message, or nil if none arrives within `timeout` seconds.
   public func receive(timeout: Double) throws -> [[UInt8]]? {
     var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)

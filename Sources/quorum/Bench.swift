@@ -10,7 +10,7 @@ import Wire
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure training/inference speed and sgemm throughput (one JSON line).",
-    subcommands: [Step.self, Sgemm.self, Augment.self, WireCodec.self])
+    subcommands: [Step.self, Sgemm.self, Augment.self, WireCodec.self, CoordinatorLoad.self])
 
   struct Step: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -12,11 +12,18 @@ packages=(
   zlib1g-dev          # gzip'd IDX files
   libpng-dev          # PNG images (CSV + image folder, class folders)
   libturbojpeg0-dev   # JPEG images (TurboJPEG: errors as return codes)
-  dataset-fashion-mnist  # the embedded default data set
+  libcurl4-openssl-dev  # static release builds: FoundationNetworking (in the HTTP server's package) links -lcurl
+)
+# Installed where the distribution has them, skipped with a warning where it does not.
+# Debian has the data set; Ubuntu has it in its universe component, which an image may lack
+# (the Dockerfile's build stage runs this script on Ubuntu 24.04). Quorum builds without
+# it; only the embedded default (examples/fmnist-lt.yaml) needs it.
+optional_packages=(
+  dataset-fashion-mnist  # the embedded default data set, /usr/share/datasets/fashion-mnist
 )
 
 missing=()
-for package in "${packages[@]}"; do
+for package in "${packages[@]}" "${optional_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$package")
 done
@@ -28,7 +35,24 @@ fi
 
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-echo "setup: installing ${missing[*]}"
 "${as_root[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# An optional package apt has no candidate for (after the update) is left out.
+install=()
+for package in "${missing[@]}"; do
+  if [[ " ${optional_packages[*]} " == *" $package "* ]]; then
+    candidate=$(apt-cache policy "$package" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+    if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+      echo "setup: warning: $package is not available here; skipping it (optional)" >&2
+      continue
+    fi
+  fi
+  install+=("$package")
+done
+[ ${#install[@]} -gt 0 ] || { echo "setup: done"; exit 0; }
+
+echo "setup: installing ${install[*]}"
+# env passes DEBIAN_FRONTEND through sudo, which resets the environment.
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${install[@]}"
 echo "setup: done"

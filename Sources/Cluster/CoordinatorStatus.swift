@@ -23,6 +23,9 @@ public struct CoordinatorStatus: Codable, Equatable, Sendable {
 
   public var experiment: String
   public var version: String
+  /// The coordinator's clock when the snapshot was taken (seconds since 1970): workers
+  /// compare theirs with it (`quorum doctor`).
+  public var time: Double
   public var uptimeSeconds: Double
   public var finished: Bool
   public var tasks: Tasks
@@ -68,7 +71,7 @@ extension Coordinator {
         imagesPerSecond: record.progress?.imagesPerSecond, secondsSinceHeard: max(0, now - record.lastSeen))
     }
     return CoordinatorStatus(
-      experiment: experiment, version: version, uptimeSeconds: now - startTime, finished: scheduler.isFinished, tasks: tasks,
+      experiment: experiment, version: version, time: Date().timeIntervalSince1970, uptimeSeconds: now - startTime, finished: scheduler.isFinished, tasks: tasks,
       workers: workerStates, imagesPerSecond: workerStates.compactMap(\.imagesPerSecond).reduce(0, +), counters: counters,
       failures: failures)
   }

@@ -125,9 +125,16 @@ struct WorkerCommand: ParsableCommand {
   @Option(help: "CPU threads for training.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Option(help: "This worker's CURVE secret key file (NAME.key); its .pub must be in the coordinator's --allow list.") var key: String?
   @Option(help: "The coordinator's public key file (its .pub).") var serverKey: String?
+  @Option(help: "auto, cpu, cuda or cuda:N (one worker process per device).") var device: String = "auto"
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
 
   func validate() throws {
+    guard device == "auto" || device == "cpu" || device == "cuda" || (device.hasPrefix("cuda:") && Int(device.dropFirst(5)) != nil) else {
+      throw ValidationError("--device is auto, cpu, cuda or cuda:N, not \(device)")
+    }
+    if device.hasPrefix("cuda") {
+      throw ValidationError("--device \(device): the CUDA backend is not in this build yet (docs/status.md); use --device cpu or auto")
+    }
     if (key == nil) != (serverKey == nil) {
       throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
     }
@@ -141,6 +148,7 @@ struct WorkerCommand: ParsableCommand {
     }
     let runner = TaskRunner(threads: threads)
     let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
+    if device == "auto" { log("device auto: training on the CPU, \(threads) threads (this build has no CUDA backend)") }
     // Fault injection for the cluster's tests: the process dies as it starts this task.
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(

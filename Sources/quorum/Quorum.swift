@@ -9,7 +9,8 @@ struct Quorum: ParsableCommand {
     abstract: "Train k-fold ensembles of MobileNetV2 on small images.",
     version: version,
     subcommands: [
-      Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, Keys.self, DataCommand.self,
+      Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, Keys.self, Doctor.self,
+      DataCommand.self,
       Bench.self,
     ])
 }

@@ -242,4 +242,36 @@ final class ClusterCommandTests: XCTestCase {
     }
     XCTAssertNotEqual(firstWeights[0], firstWeights[1])
   }
+
+  /// `quorum doctor` against a live CURVE coordinator: an admitted key passes the real
+  /// handshake and the clock check; a key not on the allow-list fails, naming the fix; on
+  /// a machine without an NVIDIA driver the GPU check fails clearly (exit status 1).
+  func testDoctorChecksTheHandshakeTheClockAndTheGPU() throws {
+    let keys = folder + "/keys"
+    for name in ["coordinator", "good", "stranger"] { XCTAssertEqual(try run(["keys", "generate", name, "--dir", keys]).status, 0) }
+    try FileManager.default.createDirectory(atPath: keys + "/workers", withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: keys + "/good.pub", toPath: keys + "/workers/good.pub")
+    let file = try experiment("doctor")
+    let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<45_000))"
+    let status = "127.0.0.1:\(Int.random(in: 45_000..<60_000))"
+    let (coordinator, _) = try start(["coordinator", file, "--bind", endpoint, "--status", status, "--key", keys + "/coordinator.key", "--allow", keys + "/workers"])
+    defer { coordinator.terminate() }
+    let deadline = Date().addingTimeInterval(30)
+    while try run(["status", "http://\(status)"]).status != 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
+
+    let ready = try run(["doctor", "--device", "cpu", "--connect", endpoint, "--key", keys + "/good.key", "--server-key", keys + "/coordinator.pub", "--status", "http://\(status)"])
+    XCTAssertEqual(ready.status, 0, ready.output)
+    XCTAssert(ready.output.contains("admits this worker (CURVE handshake"), ready.output)
+    XCTAssert(ready.output.contains("against the coordinator") && ready.output.contains("doctor: ready"), ready.output)
+
+    let refused = try run(["doctor", "--device", "cpu", "--connect", endpoint, "--key", keys + "/stranger.key", "--server-key", keys + "/coordinator.pub"])
+    XCTAssertEqual(refused.status, 1, refused.output)
+    XCTAssert(refused.output.contains("refused this worker's key") && refused.output.contains("1 check failed"), refused.output)
+
+    let gpu = try run(["doctor"])
+    if dlopen("libcuda.so.1", RTLD_NOW) == nil {
+      XCTAssertEqual(gpu.status, 1, gpu.output)
+      XCTAssert(gpu.output.contains("GPU") && gpu.output.contains("none usable: libcuda.so.1 not found") && gpu.output.contains("--device cpu"), gpu.output)
+    }
+  }
 }

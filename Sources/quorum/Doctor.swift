@@ -1,0 +1,135 @@
+import ArgumentParser
+import CLZ4
+import COpenBLAS
+import CZeroMQ
+import Cluster
+import Foundation
+import Status
+
+/// Checks a machine for what a worker needs and says what to fix.
+struct Doctor: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Check this machine for a worker's needs: libraries, CUDA driver, GPU memory, clock, keys, the coordinator.",
+    discussion: """
+      Exit status: 0 when every check passes (warnings allowed); 1 when a check fails (the \
+      line says what to fix); 64 on a usage error. With --device auto (the default) or cuda, \
+      a machine without a usable GPU fails the GPU check; --device cpu checks a CPU worker.
+      """)
+
+  @Option(help: "The device the worker will use: auto, cpu, cuda or cuda:N.") var device: String = "auto"
+  @Option(help: "The coordinator's endpoint, to test the connection and handshake.") var connect: String?
+  @Option(help: "This worker's secret key file.") var key: String?
+  @Option(help: "The coordinator's public key file.") var serverKey: String?
+  @Option(help: "The coordinator's status endpoint (http://HOST:8750), to compare clocks.") var status: String?
+
+  func validate() throws {
+    guard device == "auto" || device == "cpu" || device == "cuda" || (device.hasPrefix("cuda:") && Int(device.dropFirst(5)) != nil) else {
+      throw ValidationError("--device is auto, cpu, cuda or cuda:N, not \(device)")
+    }
+    if (key == nil) != (serverKey == nil) { throw ValidationError("--key and --server-key go together") }
+  }
+
+  enum Outcome: String { case ok = "ok", warning = "warning", failed = "FAILED", skipped = "skipped" }
+
+  func run() throws {
+    var failures = 0
+    func report(_ outcome: Outcome, _ check: String, _ detail: String) {
+      if outcome == .failed { failures += 1 }
+      print("\(outcome.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(check.padding(toLength: 12, withPad: " ", startingAt: 0)) \(detail)")
+    }
+
+    // Libraries: the binary started, so they load; their versions and CURVE support.
+    var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+    zmq_version(&major, &minor, &patch)
+    let curve = zmq_has("curve") != 0
+    report(curve ? .ok : .failed, "libzmq", "\(major).\(minor).\(patch)\(curve ? ", CURVE available" : ": built without CURVE (libsodium); install Debian's libzmq5")")
+    report(.ok, "liblz4", String(cString: LZ4_versionString()))
+    report(.ok, "OpenBLAS", String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces))
+
+    // CUDA driver and GPUs.
+    let memoryNeeded = 4 << 30
+    if device == "cpu" {
+      report(.skipped, "CUDA driver", "--device cpu")
+    } else {
+      let probe = CUDADriverProbe.run()
+      if let version = probe.driverVersion {
+        report(.ok, "CUDA driver", "supports CUDA \(version / 1000).\(version % 1000 / 10)")
+      }
+      if let problem = probe.problem {
+        report(.failed, "GPU", "none usable: \(problem). A worker here would train on the CPU: run it with --device cpu, or install the NVIDIA driver")
+      } else {
+        let wanted = device.hasPrefix("cuda:") ? Int(device.dropFirst(5)) : nil
+        if let wanted, !probe.devices.contains(where: { $0.index == wanted }) {
+          report(.failed, "GPU", "no device \(wanted): this machine has \(probe.devices.count) (cuda:0…cuda:\(probe.devices.count - 1))")
+        }
+        for gpu in probe.devices where wanted == nil || gpu.index == wanted {
+          let gib = Double(gpu.memoryBytes) / Double(1 << 30)
+          report(gpu.memoryBytes >= memoryNeeded ? .ok : .warning, "GPU \(gpu.index)",
+            String(format: "%@, %.1f GiB%@", gpu.name, gib, gpu.memoryBytes >= memoryNeeded ? "" : " (under 4 GiB: use smaller batches or widths)"))
+        }
+        report(.warning, "CUDA backend", "not in this build yet: workers train on the CPU (docs/status.md)")
+      }
+    }
+
+    // Memory and disk.
+    let memory = Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30)
+    report(memory >= 4 ? .ok : .warning, "memory", String(format: "%.1f GiB%@", memory, memory >= 4 ? "" : " (under 4 GiB: the data set and a batch may not fit)"))
+    var disk = statvfs()
+    if statvfs(FileManager.default.currentDirectoryPath, &disk) == 0 {
+      let free = Double(disk.f_bavail) * Double(disk.f_frsize) / Double(1 << 30)
+      report(free >= 2 ? .ok : .warning, "disk", String(format: "%.1f GiB free in %@", free, FileManager.default.currentDirectoryPath))
+    }
+
+    // Keys.
+    var security: Worker.Security?
+    if let key, let serverKey {
+      do {
+        let keys = try CurveKeys.read(secretKeyFile: key)
+        let mode = (try? FileManager.default.attributesOfItem(atPath: key)[.posixPermissions] as? Int) ?? 0
+        report(mode & 0o007 == 0 ? .ok : .warning, "key", "\(key): public key \(keys.publicKey)\(mode & 0o007 == 0 ? "" : String(format: "; mode %o lets every user read the secret key: chmod 600", mode))")
+        let server = try CurveKeys.read(publicKeyFile: serverKey)
+        report(.ok, "server key", "\(serverKey): \(server)")
+        security = Worker.Security(keys: keys, serverPublicKey: server)
+      } catch {
+        report(.failed, "keys", "\(error)")
+      }
+    } else {
+      report(.skipped, "keys", "no --key/--server-key: plain TCP, loopback only")
+    }
+
+    // The coordinator: a real handshake.
+    if let connect {
+      if key != nil && security == nil {
+        report(.skipped, "coordinator", "the keys did not load")
+      } else {
+        switch ConnectionProbe.check(endpoint: connect, security: security) {
+        case .admitted(let seconds):
+          report(.ok, "coordinator", String(format: "%@ admits this worker (%@handshake in %.0f ms)", connect, security == nil ? "plain TCP, " : "CURVE ", seconds * 1000))
+        case .refused(let reason): report(.failed, "coordinator", reason)
+        case .unreachable(let reason): report(.failed, "coordinator", reason)
+        }
+      }
+    } else {
+      report(.skipped, "coordinator", "no --connect")
+    }
+
+    // Clocks: the coordinator's status carries its time.
+    if let status {
+      do {
+        let sent = Date().timeIntervalSince1970
+        let remote = try StatusClient.status(status)
+        let received = Date().timeIntervalSince1970
+        let skew = (sent + received) / 2 - remote.time
+        // Snapshots are up to a quarter-second old: skews under a second are noise.
+        report(abs(skew) < 2 ? .ok : .warning, "clock", String(format: "%+.1f s against the coordinator%@", skew, abs(skew) < 2 ? "" : " (run an NTP client, e.g. systemd-timesyncd or chrony)"))
+      } catch {
+        report(.failed, "clock", "\(error)")
+      }
+    } else {
+      report(.skipped, "clock", "no --status (the coordinator's status endpoint) to compare with")
+    }
+
+    print(failures == 0 ? "doctor: ready" : "doctor: \(failures) check\(failures == 1 ? "" : "s") failed")
+    if failures > 0 { throw ExitCode(1) }
+  }
+}

@@ -48,7 +48,7 @@ let modules: [Target] = [
   .target(name: "Wire", dependencies: ["CLZ4"], swiftSettings: computeSettings),
   // Experiment files: data, folds and a grid of variants, expanded into tasks.
   .target(
-    name: "Experiment", dependencies: ["Training", "Data", .product(name: "Yams", package: "Yams")],
+    name: "Experiment", dependencies: ["Training", "Data", "Ensemble", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
   .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ"], swiftSettings: computeSettings),
@@ -57,13 +57,16 @@ let modules: [Target] = [
     name: "Status", dependencies: ["Cluster", .product(name: "FlyingFox", package: "FlyingFox"),
       .product(name: "FlyingSocks", package: "FlyingFox"),
     ]),
+  // Combining members: out-of-fold assembly, voting, Caruana selection, NLL-optimal
+  // weights, stacking, temperature scaling, the submission and the report.
+  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment", "Cluster", "Status",
+      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -82,6 +85,7 @@ let tests: [Target] = [
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
   .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
+  .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),

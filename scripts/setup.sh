@@ -13,6 +13,7 @@ packages=(
   libpng-dev          # PNG images (CSV + image folder, class folders)
   libturbojpeg0-dev   # JPEG images (TurboJPEG: errors as return codes)
   libcurl4-openssl-dev  # static release builds: FoundationNetworking (in the HTTP server's package) links -lcurl
+  chromium            # the tests open report.html in headless Chromium (plots render, the page's check runs)
 )
 # Installed where the distribution has them, skipped with a warning where it does not.
 # Debian has the data set; Ubuntu has it in its universe component, which an image may lack

@@ -25,6 +25,8 @@ public final class Coordinator {
   private var lastHeartbeat = 0.0
   /// Called on every turn of the loop (the live progress table redraws from it).
   public var onTick: (() -> Void)?
+  /// Called with every progress report of a current lease (the run's learning curves).
+  public var onProgress: ((ProgressReport) -> Void)?
 
   /// `settings` maps each task to the JSON the worker needs to run it.
   public init(
@@ -83,6 +85,7 @@ public final class Coordinator {
     case .progress(let progress):
       scheduler.renew(worker: worker, now: now)
       workers[worker]?.progress = progress
+      if scheduler.accepts(task: progress.task, attempt: progress.attempt, worker: worker) { onProgress?(progress) }
     case .result(let result):
       let accepted = scheduler.accepts(task: result.task, attempt: result.attempt, worker: worker)
       if accepted {

@@ -1,3 +1,4 @@
+import Ensemble
 import Foundation
 import Data
 import Training
@@ -60,6 +61,8 @@ public struct Experiment {
   /// How logits travel from workers: float32 (exact), float16 or bfloat16 (half the
   /// bytes; the scores move in the fourth decimal).
   public var logitsPrecision: String
+  /// How the members are combined (the `ensemble:` section).
+  public var ensemble: EnsembleSettings
   /// Data settings as given (train, layout, test, images, long_tail_ratio, …).
   public var data: [(key: String, value: SettingValue)]
   public var foldCount: Int?
@@ -73,7 +76,7 @@ public struct Experiment {
     return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
   }
 
-  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid"]
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -194,7 +197,7 @@ public struct Experiment {
     }
     let experiment = Experiment(
       file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
-      logitsPrecision: logitsPrecision, data: data,
+      logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], file: file), data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
     // Every variant's settings must make a valid configuration (types, ranges).
     for variant in variants { _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file) }

@@ -50,6 +50,7 @@ public enum RandomPurpose: UInt32, Sendable {
   case stochasticDepth = 4
   case augmentation = 5
   case split = 6
+  case ensemble = 7
 }
 
 /// A stream of random numbers addressed by index: `uniform(at: i)` is the same on every

@@ -59,7 +59,7 @@ struct CoordinatorCommand: ParsableCommand {
     print("coordinator: \(setup.tasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
     try coordinator.run()
     statusServer?.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
-    print(try OutOfFold.table(setup: setup))
+    print(try OutOfFold.combine(setup: setup))
     statusServer?.stop()
     withExtendedLifetime(socket) {}
     authentication?.stop()
@@ -111,9 +111,23 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
     let stored = scheduler.count { if case .stored = $0 { return true }; return false }
     log("resuming from \(journalPath): \(stored) of \(setup.tasks.count) tasks already stored")
   }
-  return Coordinator(
+  let coordinator = Coordinator(
     socket: socket, scheduler: scheduler, settings: setup.settings,
     store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
+  // Every epoch's report, one JSON line each: the report's learning curves. Appended, not
+  // fsync'd: losing the last lines in a crash costs a plot's tail, nothing else.
+  if let progressLog = FileHandle(forWritingAtPath: setup.experiment.runDirectory + "/progress.jsonl")
+    ?? (FileManager.default.createFile(atPath: setup.experiment.runDirectory + "/progress.jsonl", contents: nil)
+      ? FileHandle(forWritingAtPath: setup.experiment.runDirectory + "/progress.jsonl") : nil)
+  {
+    progressLog.seekToEndOfFile()
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    coordinator.onProgress = { report in
+      if let line = try? encoder.encode(report) { progressLog.write(line + Data("\n".utf8)) }
+    }
+  }
+  return coordinator
 }
 
 struct WorkerCommand: ParsableCommand {
@@ -229,8 +243,8 @@ struct Run: ParsableCommand {
     let deadline = Date().addingTimeInterval(10)
     while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     for process in processes where process.isRunning { process.terminate() }
-    print(try OutOfFold.table(setup: setup))
-    print("results: \(setup.experiment.runDirectory)/logits, checkpoints, folds.npy, journal.jsonl")
+    print(try OutOfFold.combine(setup: setup))
+    print("results: \(setup.experiment.runDirectory): scores.csv, submission.csv, ensemble/, logits/, checkpoints/, folds.npy, journal.jsonl")
     try reportFailures(coordinator)
   }
 }

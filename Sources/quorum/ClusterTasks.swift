@@ -1,5 +1,6 @@
 import Cluster
 import Data
+import Ensemble
 import Experiment
 import Foundation
 import NN
@@ -23,8 +24,11 @@ struct ExperimentSetup {
   let tasks: [String]
   let settings: [String: String]
 
-  init(file: String) throws {
-    experiment = try Experiment.read(file)
+  /// `runDirectory` overrides the file's (a run directory's own copy of its experiment).
+  init(file: String, runDirectory: String? = nil) throws {
+    var experiment = try Experiment.read(file)
+    if let runDirectory { experiment.runDirectory = runDirectory }
+    self.experiment = experiment
     data = try ExperimentData.load(experiment)
     let text = String(decoding: try FileBytes.read(file), as: UTF8.self)
     let encoder = JSONEncoder()
@@ -95,60 +99,41 @@ final class TaskRunner {
   }
 }
 
-/// Out-of-fold assembly: every variant's stored fold logits put back in example order.
+/// The end of a run: every member's out-of-fold scores, then the ensembles built from them
+/// (Ensemble), written to the run directory.
 enum OutOfFold {
-  /// [n, classes] logits of a variant, or nil when a fold is missing.
-  static func logits(variant: String, runDirectory: String, folds: FoldAssignment, classes: Int) throws -> [Float]? {
-    var assembled = [Float](repeating: 0, count: folds.fold.count * classes)
-    for fold in 0..<folds.count {
-      let path = ResultStore(runDirectory: runDirectory).path(task: "\(variant)/fold\(fold)", tensor: "oof")
-      guard FileManager.default.fileExists(atPath: path) else { return nil }
-      let (shape, values) = try NumPy.readFloat32(path)
-      let rows = folds.split(fold).validation
-      guard shape == [rows.count, classes] else {
-        throw DataError(file: path, "has shape \(shape), fold \(fold) holds \(rows.count) examples of \(classes) classes")
-      }
-      for (row, example) in rows.enumerated() {
-        for c in 0..<classes { assembled[example * classes + c] = values[row * classes + c] }
-      }
-    }
-    return assembled
-  }
-
-  /// Softmax probabilities averaged over members, as log-probabilities.
-  static func average(_ members: [[Float]], classes: Int) -> [Float] {
-    var sum = [Double](repeating: 0, count: members[0].count)
-    for logits in members {
-      for row in 0..<(logits.count / classes) {
-        let slice = logits[(row * classes)..<((row + 1) * classes)]
-        let largest = Double(slice.max()!)
-        let exps = slice.map { exp(Double($0) - largest) }
-        let total = exps.reduce(0, +)
-        for c in 0..<classes { sum[row * classes + c] += exps[c] / total / Double(members.count) }
-      }
-    }
-    return sum.map { Float(log(max($0, 1e-30))) }
-  }
-
-  /// The end-of-run table: every member's out-of-fold score and the plain average's.
-  static func table(setup: ExperimentSetup) throws -> String {
+  static func combine(setup: ExperimentSetup) throws -> String {
+    let experiment = setup.experiment
     let training = setup.data.training
     let classes = training.classes
+    let (members, incomplete) = try MemberLibrary.load(
+      runDirectory: experiment.runDirectory, variants: experiment.variants.map(\.name), folds: setup.data.folds, classes: classes)
     var lines = ["| member | OOF accuracy | balanced accuracy | macro-F1 | lowest recall |", "| --- | ---: | ---: | ---: | ---: |"]
-    var members: [[Float]] = []
-    func row(_ name: String, _ logits: [Float]) {
-      let m = logits.withUnsafeBufferPointer { ClassificationMetrics.compute(logits: $0.baseAddress!, labels: training.labels, classes: classes) }
-      lines.append(String(format: "| %@ | %.4f | %.4f | %.4f | %.3f |", name, m.accuracy, m.balancedAccuracy, m.macroF1, m.lowestRecall))
+    for member in members {
+      let m = member.outOfFold.metrics(labels: training.labels)
+      lines.append(String(format: "| %@ | %.4f | %.4f | %.4f | %.3f |", member.name, m.accuracy, m.balancedAccuracy, m.macroF1, m.lowestRecall))
     }
-    for variant in setup.experiment.variants {
-      guard let logits = try logits(variant: variant.name, runDirectory: setup.experiment.runDirectory, folds: setup.data.folds, classes: classes) else {
-        lines.append("| \(variant.name) | incomplete (a fold failed) | | | |")
-        continue
-      }
-      members.append(logits)
-      row(variant.name, logits)
-    }
-    if members.count > 1 { row("plain average of \(members.count)", average(members, classes: classes)) }
+    for name in incomplete { lines.append("| \(name) | incomplete (a fold failed) | | | |") }
+    guard !members.isEmpty else { return lines.joined(separator: "\n") }
+
+    let methods = EnsembleMethods(members: members, labels: training.labels, folds: setup.data.folds, settings: experiment.ensemble)
+    let results = methods.run()
+    let test = setup.data.test
+    let scores = EnsembleOutputs.scores(results, labels: training.labels, testLabels: test?.isLabelled == true ? test?.labels : nil)
+    let chosen = EnsembleOutputs.chosen(scores, objective: experiment.ensemble.objective)
+    let temperatures = methods.memberTemperatures()
+    try EnsembleOutputs.write(
+      results, scores: scores, chosen: chosen, members: members.map(\.name),
+      classNames: training.classNames ?? (0..<classes).map(String.init), testIDs: test?.ids, settings: experiment.ensemble,
+      memberTemperatures: temperatures, runDirectory: experiment.runDirectory)
+    let page = ReportPage(
+      experiment: experiment.name, version: Quorum.version, commandLine: CommandLine.arguments.joined(separator: " "),
+      experimentText: String(decoding: (try? FileBytes.read(experiment.file)) ?? [], as: UTF8.self),
+      classNames: training.classNames ?? (0..<classes).map(String.init), training: training, members: members, results: results,
+      scores: scores, chosen: chosen, memberTemperatures: temperatures, epochs: ReportPage.epochs(runDirectory: experiment.runDirectory))
+    try FileBytes.writeAtomically(Array(try page.html().utf8), to: experiment.runDirectory + "/report.html")
+    lines += ["", "Ensembles (fitted methods scored by cross-validation over the folds; \(experiment.ensemble.objective.rawValue) picks the submission):", ""]
+    lines.append(EnsembleOutputs.table(scores, chosen: chosen))
     return lines.joined(separator: "\n")
   }
 }

@@ -10,7 +10,7 @@ struct Quorum: ParsableCommand {
     version: version,
     subcommands: [
       Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, Keys.self, Doctor.self,
-      DataCommand.self,
+      ReportCommand.self, DataCommand.self,
       Bench.self,
     ])
 }

@@ -58,7 +58,21 @@ final class ClusterCommandTests: XCTestCase {
     let file = try experiment("clean")
     let first = try run(["run", file, "--workers", "2", "--threads", "1"])
     XCTAssertEqual(first.status, 0, first.output)
-    XCTAssert(first.output.contains("| seed-0 |") && first.output.contains("plain average of 2"), first.output)
+    XCTAssert(first.output.contains("| seed-0 |") && first.output.contains("| soft vote"), first.output)
+    for method in ["best member", "hard vote", "Caruana selection", "NLL-optimal weights", "stacking", "soft vote + temperature"] {
+      XCTAssert(first.output.contains(method), "\(method) missing:\n\(first.output)")
+    }
+    // The outputs: scores of every method, the weights, a submission row per test image.
+    let runFolder = "\(folder)/runs/clean"
+    let scores = String(decoding: try FileBytes.read(runFolder + "/scores.csv"), as: UTF8.self).split(separator: "\n")
+    XCTAssertEqual(scores.count, 1 + 7, scores.joined(separator: "\n"))
+    XCTAssert(scores[0].hasPrefix("method,oof_accuracy,oof_balanced_accuracy"))
+    let submission = String(decoding: try FileBytes.read(runFolder + "/submission.csv"), as: UTF8.self).split(separator: "\n")
+    XCTAssertEqual(submission.first, "id,label")
+    XCTAssertEqual(submission.count, 1 + 10_000, "a row per Fashion-MNIST test image")
+    let weights = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/weights.json"))) as? [String: Any])
+    XCTAssertEqual(weights["members"] as? [String], ["seed-0", "seed-1"])
+    XCTAssert(FileManager.default.fileExists(atPath: runFolder + "/ensemble/stacker.json"))
     XCTAssertEqual(try storedEvents("clean").count, 4)
     XCTAssertEqual(try NumPy.read("\(folder)/runs/clean/folds.npy").shape, [14_886])
     // Running it again resumes from the journal: nothing is trained twice.

@@ -26,11 +26,11 @@ final class NetworkPartitionTests: XCTestCase {
     guard (try? ip(["netns", "add", probe])) != nil else {
       throw XCTSkip("this machine refuses to create network namespaces (a container without CAP_SYS_ADMIN?)")
     }
-    try? ip(["netns", "del", probe])
+    _ = try? ip(["netns", "del", probe])
   }
 
   override func tearDownWithError() throws {
-    for namespace in namespaces.reversed() { try? ip(["netns", "del", namespace]) }
+    for namespace in namespaces.reversed() { _ = try? ip(["netns", "del", namespace]) }
     try? FileManager.default.removeItem(atPath: folder)
   }
 

@@ -1,0 +1,102 @@
+import Data
+import Foundation
+import Training
+
+/// A method's scores: out-of-fold (cross-validated where the method is fitted) and on the
+/// test set when it is labelled.
+public struct MethodScores: Sendable {
+  public var name: String
+  public var outOfFold: ClassificationMetrics
+  public var test: ClassificationMetrics?
+}
+
+/// Writes what the ensembling produced into the run directory:
+/// - scores.csv: every method's out-of-fold and test scores;
+/// - ensemble/weights.json: each method's member weights and temperatures;
+///   ensemble/stacker.json: the stacking meta-learner's coefficients;
+/// - submission.csv: id,label (and each class's probability if asked) of the method with
+///   the best out-of-fold objective.
+public enum EnsembleOutputs {
+  public static func scores(_ results: [MethodResult], labels: [Int32], testLabels: [Int32]?) -> [MethodScores] {
+    results.map { result in
+      MethodScores(
+        name: result.name, outOfFold: result.outOfFold.metrics(labels: labels),
+        test: testLabels.flatMap { labels in result.test.map { $0.metrics(labels: labels) } })
+    }
+  }
+
+  /// The method whose out-of-fold objective is best (the first on a tie).
+  public static func chosen(_ scores: [MethodScores], objective: Objective) -> Int {
+    var best = 0
+    for (index, score) in scores.enumerated() where objective.score(score.outOfFold) > objective.score(scores[best].outOfFold) { best = index }
+    return best
+  }
+
+  public static func write(
+    _ results: [MethodResult], scores: [MethodScores], chosen: Int, members: [String], classNames: [String], testIDs: [String]?,
+    settings: EnsembleSettings, memberTemperatures: [Double], runDirectory: String
+  ) throws {
+    // scores.csv
+    var csv = "method,oof_accuracy,oof_balanced_accuracy,oof_macro_f1,oof_nll,oof_lowest_recall,test_accuracy,test_balanced_accuracy,test_macro_f1,test_nll,test_lowest_recall\n"
+    func fields(_ m: ClassificationMetrics?) -> String {
+      guard let m else { return ",,,," }
+      return String(format: "%.6f,%.6f,%.6f,%.6f,%.6f", m.accuracy, m.balancedAccuracy, m.macroF1, m.negativeLogLikelihood, m.lowestRecall)
+    }
+    for score in scores { csv += "\(csvField(score.name)),\(fields(score.outOfFold)),\(fields(score.test))\n" }
+    try FileBytes.writeAtomically(Array(csv.utf8), to: runDirectory + "/scores.csv")
+
+    // ensemble/
+    var methods: [[String: Any]] = []
+    for result in results {
+      var entry: [String: Any] = ["method": result.name]
+      if let weights = result.weights { entry["weights"] = Dictionary(uniqueKeysWithValues: zip(members, weights)) }
+      if let temperature = result.temperature { entry["temperature"] = temperature }
+      methods.append(entry)
+    }
+    let record: [String: Any] = [
+      "members": members, "member_temperatures": Dictionary(uniqueKeysWithValues: zip(members, memberTemperatures)),
+      "methods": methods, "submitted": results[chosen].name, "objective": settings.objective.rawValue,
+    ]
+    try FileBytes.writeAtomically(
+      [UInt8](try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])), to: runDirectory + "/ensemble/weights.json")
+    if let stacker = results.compactMap(\.stacker).first {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/stacker.json")
+    }
+
+    // submission.csv
+    guard let test = results[chosen].test else { return }
+    var submission = "id,label" + (settings.submissionProbabilities ? classNames.map { "," + csvField($0) }.joined() : "") + "\n"
+    for row in 0..<test.rows {
+      let id = testIDs?[row] ?? String(row)
+      submission += "\(csvField(id)),\(csvField(classNames[test.predictedClass(row: row)]))"
+      if settings.submissionProbabilities {
+        for c in 0..<test.classes { submission += String(format: ",%.6f", exp(test.logProbabilities[row * test.classes + c])) }
+      }
+      submission += "\n"
+    }
+    try FileBytes.writeAtomically(Array(submission.utf8), to: runDirectory + "/submission.csv")
+  }
+
+  /// A CSV field, quoted when it holds a comma, a quote or a line break.
+  static func csvField(_ text: String) -> String {
+    guard text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return text }
+    return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+  }
+
+  /// The methods' scores as a markdown table (what `quorum run` prints).
+  public static func table(_ scores: [MethodScores], chosen: Int) -> String {
+    var lines = [
+      "| method | OOF balanced accuracy | OOF lowest recall | OOF NLL | test balanced accuracy | test lowest recall | test NLL |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (index, score) in scores.enumerated() {
+      let test = score.test.map { String(format: "%.4f | %.3f | %.4f", $0.balancedAccuracy, $0.lowestRecall, $0.negativeLogLikelihood) } ?? "— | — | —"
+      lines.append(String(
+        format: "| %@%@ | %.4f | %.3f | %.4f | %@ |", score.name, index == chosen ? " (submitted)" : "", score.outOfFold.balancedAccuracy,
+        score.outOfFold.lowestRecall, score.outOfFold.negativeLogLikelihood, test))
+    }
+    return lines.joined(separator: "\n")
+  }
+}

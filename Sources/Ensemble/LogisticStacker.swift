@@ -1,0 +1,89 @@
+import Foundation
+
+/// The stacking meta-learner: multinomial logistic regression on the members'
+/// log-probabilities (features: every member's log-probability of every class, plus a
+/// bias), with an L2 penalty on the weights (not the biases), fitted by L-BFGS.
+public struct LogisticStacker: Codable, Equatable, Sendable {
+  public var l2: Double
+  public let classes: Int
+  public let features: Int
+  /// classes × (features + 1): each class's weights, then its bias.
+  public var coefficients: [Double]
+
+  public init(members: Int, classes: Int, l2: Double = 1e-3) {
+    self.l2 = l2
+    self.classes = classes
+    features = members * classes
+    coefficients = [Double](repeating: 0, count: classes * (members * classes + 1))
+  }
+
+  /// Row-major rows × features: member 0's log-probabilities, then member 1's, …
+  public static func features(_ members: [Predictions]) -> [Double] {
+    let rows = members[0].rows
+    let classes = members[0].classes
+    var x = [Double](repeating: 0, count: rows * members.count * classes)
+    for row in 0..<rows {
+      for (m, member) in members.enumerated() {
+        for c in 0..<classes {
+          // Clamped: a member's log(0) would dominate the fit.
+          x[(row * members.count + m) * classes + c] = max(member.logProbabilities[row * classes + c], -30)
+        }
+      }
+    }
+    return x
+  }
+
+  public mutating func fit(_ members: [Predictions], labels: [Int32]) {
+    let x = Self.features(members)
+    let (rows, width) = (labels.count, features + 1)
+    let (classes, features, l2) = (self.classes, self.features, self.l2)
+    coefficients = LBFGS().minimize(coefficients) { w in
+      var loss = 0.0
+      var gradient = [Double](repeating: 0, count: w.count)
+      var scores = [Double](repeating: 0, count: classes)
+      for row in 0..<rows {
+        let base = row * features
+        for c in 0..<classes {
+          var z = w[c * width + features]
+          for f in 0..<features { z += w[c * width + f] * x[base + f] }
+          scores[c] = z
+        }
+        let largest = scores.max()!
+        let sum = scores.reduce(0) { $0 + exp($1 - largest) }
+        let logSum = largest + log(sum)
+        let label = Int(labels[row])
+        loss -= scores[label] - logSum
+        for c in 0..<classes {
+          let error = exp(scores[c] - logSum) - (c == label ? 1 : 0)
+          for f in 0..<features { gradient[c * width + f] += error * x[base + f] }
+          gradient[c * width + features] += error
+        }
+      }
+      loss /= Double(rows)
+      for i in gradient.indices { gradient[i] /= Double(rows) }
+      for c in 0..<classes {
+        for f in 0..<features {
+          let weight = w[c * width + f]
+          loss += 0.5 * l2 * weight * weight
+          gradient[c * width + f] += l2 * weight
+        }
+      }
+      return (loss, gradient)
+    }
+  }
+
+  public func predict(_ members: [Predictions]) -> Predictions {
+    let x = Self.features(members)
+    let rows = members[0].rows
+    let width = features + 1
+    var logits = [Float](repeating: 0, count: rows * classes)
+    for row in 0..<rows {
+      for c in 0..<classes {
+        var z = coefficients[c * width + features]
+        for f in 0..<features { z += coefficients[c * width + f] * x[row * features + f] }
+        logits[row * classes + c] = Float(z)
+      }
+    }
+    return Predictions(logits: logits, classes: classes)
+  }
+}

@@ -1,0 +1,71 @@
+import Data
+import Foundation
+
+/// One trained variant: its out-of-fold predictions over the whole training set (each
+/// example predicted by the fold model that did not train on it) and its test predictions
+/// (the fold models' probabilities averaged).
+public struct Member: Sendable {
+  public var name: String
+  public var outOfFold: Predictions
+  public var test: Predictions?
+
+  public init(name: String, outOfFold: Predictions, test: Predictions?) {
+    self.name = name
+    self.outOfFold = outOfFold
+    self.test = test
+  }
+}
+
+/// Reads the members of a run directory (logits/VARIANT/foldK.{oof,test}.npy).
+public enum MemberLibrary {
+  /// The variants whose folds are all stored; the others are listed as incomplete.
+  public static func load(runDirectory: String, variants: [String], folds: FoldAssignment, classes: Int) throws
+    -> (members: [Member], incomplete: [String])
+  {
+    var members: [Member] = []
+    var incomplete: [String] = []
+    for variant in variants {
+      if let member = try load(runDirectory: runDirectory, variant: variant, folds: folds, classes: classes) {
+        members.append(member)
+      } else {
+        incomplete.append(variant)
+      }
+    }
+    return (members, incomplete)
+  }
+
+  public static func load(runDirectory: String, variant: String, folds: FoldAssignment, classes: Int) throws -> Member? {
+    let examples = folds.fold.count
+    var outOfFold = [Float](repeating: 0, count: examples * classes)
+    var covered = [Bool](repeating: false, count: examples)
+    var tests: [Predictions] = []
+    for fold in 0..<folds.count {
+      let path = "\(runDirectory)/logits/\(variant)/fold\(fold).oof.npy"
+      guard FileManager.default.fileExists(atPath: path) else { return nil }
+      let (shape, values) = try NumPy.readFloat32(path)
+      // The fold's validation examples, in example order: exactly those the fold model
+      // never trained on (folds.npy says which).
+      let rows = folds.split(fold).validation
+      guard shape == [rows.count, classes] else {
+        throw DataError(file: path, "has shape \(shape); fold \(fold) holds \(rows.count) examples of \(classes) classes")
+      }
+      for (row, example) in rows.enumerated() {
+        precondition(Int(folds.fold[example]) == fold && !covered[example], "fold \(fold) predicts example \(example) twice or out of its fold")
+        covered[example] = true
+        for c in 0..<classes { outOfFold[example * classes + c] = values[row * classes + c] }
+      }
+      let testPath = "\(runDirectory)/logits/\(variant)/fold\(fold).test.npy"
+      if FileManager.default.fileExists(atPath: testPath) {
+        let (testShape, testValues) = try NumPy.readFloat32(testPath)
+        guard testShape.count == 2, testShape[1] == classes else { throw DataError(file: testPath, "has shape \(testShape), expected [n, \(classes)]") }
+        tests.append(Predictions(logits: testValues, classes: classes))
+      }
+    }
+    // Examples outside every fold (a holdout assignment) have no out-of-fold prediction.
+    guard covered.allSatisfy({ $0 }) else {
+      throw DataError(file: "\(runDirectory)/folds.npy", "leaves \(covered.filter { !$0 }.count) examples out of every fold: no out-of-fold predictions for them")
+    }
+    let test = tests.count == folds.count ? Predictions.mixture(tests, weights: [Double](repeating: 1, count: tests.count)) : nil
+    return Member(name: variant, outOfFold: Predictions(logits: outOfFold, classes: classes), test: test)
+  }
+}

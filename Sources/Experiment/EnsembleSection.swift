@@ -1,0 +1,54 @@
+import Ensemble
+import Yams
+
+/// The experiment file's `ensemble:` section: how the members are combined.
+///
+///     ensemble:
+///       objective: balanced_accuracy     # accuracy, balanced_accuracy or nll
+///       caruana_iterations: 50
+///       caruana_initial_members: 1
+///       caruana_bags: 0                  # > 0: bagged selection
+///       stacking_l2: 0.001
+///       submission_probabilities: false
+enum EnsembleSection {
+  static let keys = [
+    "objective", "caruana_iterations", "caruana_initial_members", "caruana_bags", "stacking_l2", "submission_probabilities",
+  ]
+
+  static func parse(_ node: Node?, file: String) throws -> EnsembleSettings {
+    var settings = EnsembleSettings()
+    guard let node else { return settings }
+    guard case .mapping(let mapping) = node else {
+      throw ExperimentError(file: file, line: node.mark?.line, "\"ensemble\" must be a mapping (\(keys.joined(separator: ", ")))")
+    }
+    for (key, value) in mapping {
+      let line = key.mark?.line
+      guard let name = key.string, keys.contains(name) else {
+        throw ExperimentError(file: file, line: line, "unknown ensemble setting \"\(key.string ?? "?")\" (known: \(keys.joined(separator: ", ")))")
+      }
+      func integer(_ range: ClosedRange<Int>) throws -> Int {
+        guard let number = value.int, range.contains(number) else {
+          throw ExperimentError(file: file, line: line, "ensemble \(name) must be a whole number in \(range.lowerBound)…\(range.upperBound)")
+        }
+        return number
+      }
+      switch name {
+      case "objective":
+        guard let text = value.string, let objective = Objective(rawValue: text) else {
+          throw ExperimentError(file: file, line: line, "ensemble objective must be \(Objective.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        settings.objective = objective
+      case "caruana_iterations": settings.caruanaIterations = try integer(1...10_000)
+      case "caruana_initial_members": settings.caruanaInitialMembers = try integer(1...1_000)
+      case "caruana_bags": settings.caruanaBags = try integer(0...1_000)
+      case "stacking_l2":
+        guard let number = value.float, number >= 0 else { throw ExperimentError(file: file, line: line, "ensemble stacking_l2 must be a number ≥ 0") }
+        settings.stackingL2 = number
+      default:
+        guard let flag = value.bool else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be true or false") }
+        settings.submissionProbabilities = flag
+      }
+    }
+    return settings
+  }
+}

@@ -1,0 +1,151 @@
+import Data
+import Ensemble
+import Foundation
+import QuorumTestSupport
+import XCTest
+
+/// The ensembling methods on libraries where the answer is known.
+final class EnsembleMethodTests: XCTestCase {
+  /// A seeded generator for the synthetic libraries.
+  struct Noise {
+    var state: UInt64
+    mutating func next() -> Double {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return Double(state >> 11) / Double(1 << 53)
+    }
+    mutating func normal() -> Double { (-2 * log(max(next(), 1e-12))).squareRoot() * cos(2 * .pi * next()) }
+  }
+
+  let classes = 3
+
+  func labels(_ count: Int) -> [Int32] { (0..<count).map { Int32($0 % 3) } }
+
+  /// A member whose logits favour the true class by `signal`, plus noise of size `noise`.
+  func member(_ labels: [Int32], signal: Double, noise: Double, seed: UInt64) -> Predictions {
+    var random = Noise(state: seed)
+    var logits: [Float] = []
+    for label in labels {
+      for c in 0..<classes { logits.append(Float((c == Int(label) ? signal : 0) + noise * random.normal())) }
+    }
+    return Predictions(logits: logits, classes: classes)
+  }
+
+  func nll(_ p: Predictions, _ labels: [Int32]) -> Double { p.metrics(labels: labels).negativeLogLikelihood }
+
+  func testCaruanaPicksAPerfectMemberAlone() {
+    let y = labels(600)
+    let library = [member(y, signal: 1, noise: 1, seed: 1), member(y, signal: 12, noise: 0.1, seed: 2), member(y, signal: 1.5, noise: 1, seed: 3)]
+    let weights = CaruanaSelection(objective: .negativeLogLikelihood, iterations: 20).fit(library, labels: y)
+    XCTAssertEqual(weights[1], 1, accuracy: 1e-12, "\(weights)")
+  }
+
+  /// Selection with replacement: a copy of a member changes nothing.
+  func testCaruanaIsUnmovedByCopies() {
+    let y = labels(600)
+    let a = member(y, signal: 2, noise: 1.5, seed: 4)
+    let b = member(y, signal: 1.5, noise: 1.5, seed: 5)
+    let selection = CaruanaSelection(objective: .negativeLogLikelihood, iterations: 30)
+    let plain = selection.fit([a, b], labels: y)
+    let copied = selection.fit([a, a, b], labels: y)
+    XCTAssertEqual(copied[0] + copied[1], plain[0], accuracy: 1e-12, "\(copied) against \(plain)")
+    XCTAssertEqual(copied[2], plain[1], accuracy: 1e-12)
+    XCTAssertEqual(nll(Predictions.mixture([a, a, b], weights: copied), y), nll(Predictions.mixture([a, b], weights: plain), y), accuracy: 1e-12)
+  }
+
+  /// Two members, each right only on its half: alone 50 % accurate at best; together they
+  /// are right everywhere, and Caruana takes both, equally.
+  func testCaruanaCombinesAnAntiCorrelatedPair() {
+    let y = labels(600)
+    func half(_ first: Bool) -> Predictions {
+      var logits: [Float] = []
+      for (row, label) in y.enumerated() {
+        let knows = (row < 300) == first
+        for c in 0..<classes { logits.append(knows ? (c == Int(label) ? 6 : 0) : (c == (Int(label) + 1) % classes ? 0.5 : 0)) }
+      }
+      return Predictions(logits: logits, classes: classes)
+    }
+    let pair = [half(true), half(false)]
+    for member in pair { XCTAssertLessThanOrEqual(member.metrics(labels: y).accuracy, 0.5 + 1e-9) }
+    for objective in [Objective.accuracy, .negativeLogLikelihood] {
+      let weights = CaruanaSelection(objective: objective, iterations: 20).fit(pair, labels: y)
+      XCTAssertEqual(weights[0], 0.5, accuracy: 0.06, "\(objective): \(weights)")
+      XCTAssertEqual(Predictions.mixture(pair, weights: weights).metrics(labels: y).accuracy, 1, "\(objective)")
+    }
+    // Bagging averages selections on random halves of the library: still both.
+    let bagged = CaruanaSelection(objective: .negativeLogLikelihood, iterations: 20, bags: 8).fit(pair + pair, labels: y)
+    XCTAssertGreaterThan(bagged[0] + bagged[2], 0.3)
+    XCTAssertGreaterThan(bagged[1] + bagged[3], 0.3)
+  }
+
+  /// The NLL-optimal simplex weights beat equal weights and every corner on the NLL they
+  /// optimise; a useless member gets (almost) nothing.
+  func testSimplexWeightsMinimiseTheNLL() {
+    let y = labels(900)
+    let library = [member(y, signal: 2.5, noise: 1, seed: 6), member(y, signal: 2, noise: 1, seed: 7), member(y, signal: 0, noise: 1, seed: 8)]
+    let weights = SimplexWeights().fit(library, labels: y)
+    XCTAssertEqual(weights.reduce(0, +), 1, accuracy: 1e-9)
+    XCTAssertLessThan(weights[2], 0.05, "\(weights)")
+    let fitted = nll(Predictions.mixture(library, weights: weights), y)
+    XCTAssertLessThanOrEqual(fitted, nll(Predictions.mixture(library, weights: [1, 1, 1]), y))
+    for corner in 0..<3 { XCTAssertLessThan(fitted, nll(library[corner], y)) }
+  }
+
+  /// Labels drawn from softmax(2·log p_A + 0.5·log p_B): stacking recovers 2 and 0.5 as
+  /// the weights of each member's log-probability of the class itself.
+  func testStackingRecoversKnownWeights() {
+    let count = 20_000
+    var random = Noise(state: 9)
+    let a = member((0..<count).map { _ in Int32(Int(random.next() * 3)) }, signal: 1, noise: 1, seed: 10)
+    let b = member((0..<count).map { _ in Int32(Int(random.next() * 3)) }, signal: 1, noise: 1, seed: 11)
+    var y: [Int32] = []
+    for row in 0..<count {
+      let scores = (0..<classes).map { 2 * a.logProbabilities[row * classes + $0] + 0.5 * b.logProbabilities[row * classes + $0] }
+      let total = scores.map(exp).reduce(0, +)
+      var u = random.next() * total
+      var label = 0
+      while label < classes - 1 && u > exp(scores[label]) { u -= exp(scores[label]); label += 1 }
+      y.append(Int32(label))
+    }
+    var stacker = LogisticStacker(members: 2, classes: classes, l2: 0)
+    stacker.fit([a, b], labels: y)
+    let width = 2 * classes + 1
+    // Softmax is unchanged by adding a constant to every class's weight on a feature, so
+    // compare each weight with its feature's mean over the classes.
+    for (m, expected) in [(0, 2.0), (1, 0.5)] {
+      for c in 0..<classes {
+        let feature = m * classes + c
+        let mean = (0..<classes).map { stacker.coefficients[$0 * width + feature] }.reduce(0, +) / Double(classes)
+        XCTAssertEqual(stacker.coefficients[c * width + feature] - mean, expected * Double(classes - 1) / Double(classes), accuracy: 0.12, "member \(m), class \(c)")
+      }
+    }
+  }
+
+  /// An overconfident member (logits ×4): temperature scaling finds T ≈ 4 and lowers the
+  /// NLL without changing a single prediction.
+  func testTemperatureScalingLowersTheNLLOfAMiscalibratedMember() {
+    let y = labels(3000)
+    var random = Noise(state: 12)
+    var calibrated: [Float] = []
+    for label in y { for c in 0..<classes { calibrated.append(Float((c == Int(label) ? 1.2 : 0) + random.normal())) } }
+    let overconfident = Predictions(logits: calibrated.map { $0 * 4 }, classes: classes)
+    let temperature = TemperatureScaling.fit(overconfident, labels: y)
+    XCTAssertEqual(temperature, 4, accuracy: 0.5)
+    let scaled = TemperatureScaling.apply(overconfident, temperature: temperature)
+    XCTAssertLessThan(nll(scaled, y), nll(overconfident, y) * 0.8)
+    XCTAssertEqual((0..<y.count).map(scaled.predictedClass), (0..<y.count).map(overconfident.predictedClass))
+  }
+
+  /// A library of independent, equally good members: every combination beats the best
+  /// member on balanced accuracy, scored out of fold (fitted methods by cross-validation).
+  func testEnsemblesBeatTheBestMemberOnIndependentMembers() throws {
+    let y = labels(1500)
+    let folds = FoldAssignment(fold: (0..<1500).map { Int32($0 % 5) }, count: 5)
+    let library = (0..<5).map { Member(name: "m\($0)", outOfFold: member(y, signal: 1, noise: 1.2, seed: 20 + UInt64($0)), test: nil) }
+    let results = EnsembleMethods(members: library, labels: y, folds: folds, settings: EnsembleSettings()).run()
+    let best = results[0].outOfFold.metrics(labels: y).balancedAccuracy
+    XCTAssertEqual(results.map(\.name).count, 7)
+    for result in results.dropFirst() {
+      XCTAssertGreaterThan(result.outOfFold.metrics(labels: y).balancedAccuracy, best + 0.03, result.name)
+    }
+  }
+}

@@ -18,7 +18,7 @@ public final class Coordinator {
   public var rejectedMessages: Int { counters.messagesRejected }
   let startTime: Double
   let socket: ZeroMQSocket
-  let settings: [String: String]
+  var settings: [String: String]
   let store: ResultStore
   let clock: () -> Double
   let log: (String) -> Void
@@ -27,6 +27,12 @@ public final class Coordinator {
   public var onTick: (() -> Void)?
   /// Called with every progress report of a current lease (the run's learning curves).
   public var onProgress: ((ProgressReport) -> Void)?
+  /// Called once, when every task but the later ones is finished: the later tasks'
+  /// settings and tensors (a student's teacher targets, made from the finished tasks'
+  /// results). A task it leaves out, or all of them when it throws, is marked failed.
+  public var prepareLaterTasks: (() throws -> [String: (settings: String, tensors: [WireTensor])])?
+  private var laterTasksPrepared = false
+  private var payloads: [String: [WireTensor]] = [:]
 
   /// `settings` maps each task to the JSON the worker needs to run it.
   public init(
@@ -122,6 +128,19 @@ public final class Coordinator {
       try scheduler.workerLost(worker)
       workers[worker] = nil
     }
+    if !laterTasksPrepared && !scheduler.later.isEmpty && scheduler.firstPhaseFinished && !scheduler.isFinished {
+      laterTasksPrepared = true
+      var prepared: [String: (settings: String, tensors: [WireTensor])] = [:]
+      do { prepared = try prepareLaterTasks?() ?? [:] } catch { log("the later tasks cannot be prepared: \(error)") }
+      for task in scheduler.order where scheduler.later.contains(task) {
+        if let payload = prepared[task] {
+          settings[task] = payload.settings
+          payloads[task] = payload.tensors
+        } else {
+          try scheduler.fail(task: task, reason: "not prepared (see the coordinator's log)")
+        }
+      }
+    }
     if now - lastHeartbeat >= scheduler.timing.heartbeatInterval {
       lastHeartbeat = now
       for worker in workers.keys { try send(.heartbeat, to: worker) }
@@ -129,7 +148,8 @@ public final class Coordinator {
     for worker in workers.keys.sorted() where workers[worker]?.busy == false {
       guard let lease = try scheduler.lease(to: worker, now: now) else { break }
       workers[worker]?.busy = true
-      try send(.task(TaskAssignment(task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}")), to: worker)
+      try send(.task(TaskAssignment(
+        task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}", tensors: payloads[lease.task] ?? [])), to: worker)
     }
   }
 

@@ -15,6 +15,9 @@ public final class Scheduler {
 
   /// Tasks in the order they are handed out.
   public let order: [String]
+  /// Tasks that wait until every other task is stored or failed (a student distilled from
+  /// the members' ensemble).
+  public let later: Set<String>
   public private(set) var states: [String: TaskState]
   public let timing: Timing
   private let journal: Journal?
@@ -23,8 +26,12 @@ public final class Scheduler {
   private var attemptBase: [String: Int]
 
   /// A fresh schedule, or one resumed from the journal's events.
-  public init(tasks: [String], timing: Timing = Timing(), journal: Journal? = nil, replaying events: [JournalEvent] = []) {
+  public init(
+    tasks: [String], later: [String] = [], timing: Timing = Timing(), journal: Journal? = nil, replaying events: [JournalEvent] = []
+  ) {
+    let tasks = tasks + later
     order = tasks
+    self.later = Set(later)
     self.timing = timing
     self.journal = journal
     var states = Dictionary(uniqueKeysWithValues: tasks.map { ($0, TaskState.pending(attemptsUsed: 0)) })
@@ -55,10 +62,29 @@ public final class Scheduler {
 
   public func count(where predicate: (TaskState) -> Bool) -> Int { states.values.filter(predicate).count }
 
+  /// Whether every task but the later ones is stored or failed.
+  public var firstPhaseFinished: Bool {
+    order.allSatisfy { task in
+      if later.contains(task) { return true }
+      if case .stored = states[task] { return true }
+      if case .failed = states[task] { return true }
+      return false
+    }
+  }
+
+  /// Marks a pending task failed without running it (it cannot be prepared).
+  public func fail(task: String, reason: String) throws {
+    guard case .pending(let used) = states[task] else { return }
+    try journal?.append(JournalEvent(.failed, task: task, attempt: used, reason: reason))
+    states[task] = .failed(attemptsUsed: used, reason: reason)
+  }
+
   /// The next pending task for `worker`, leased until now + the lease duration.
   public func lease(to worker: String, now: Double) throws -> (task: String, attempt: Int)? {
+    let laterAllowed = later.isEmpty || firstPhaseFinished
     for task in order {
       guard case .pending(let used) = states[task] else { continue }
+      if !laterAllowed && later.contains(task) { continue }
       let attempt = used + 1
       try journal?.append(JournalEvent(.leased, task: task, attempt: attempt, worker: worker))
       states[task] = .leased(worker: worker, attempt: attempt, expires: now + timing.leaseDuration)

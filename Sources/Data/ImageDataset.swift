@@ -82,6 +82,17 @@ public struct ImageDataset: Sendable {
   }
 
   /// The examples at `indices`, in that order.
+  /// This dataset followed by `other` (same image shape and classes); ids and names kept
+  /// only where both have them.
+  public func appending(_ other: ImageDataset) -> ImageDataset {
+    precondition(other.height == height && other.width == width && other.channels == channels, "appending images of another shape")
+    var joined = ImageDataset(
+      pixels: pixels + other.pixels, labels: labels + other.labels, height: height, width: width, channels: channels,
+      classes: max(classes, other.classes), classNames: classNames)
+    if let ids, let otherIDs = other.ids { joined.ids = ids + otherIDs }
+    return joined
+  }
+
   public func subset(_ indices: [Int]) -> ImageDataset {
     var subsetPixels = [UInt8]()
     subsetPixels.reserveCapacity(indices.count * imageSize)

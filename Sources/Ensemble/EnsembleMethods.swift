@@ -15,6 +15,25 @@ public struct EnsembleSettings: Codable, Equatable, Sendable {
   public init() {}
 }
 
+/// How a fitted method turns members' predictions into the ensemble's: what
+/// `quorum predict` applies to new data (ensemble/submitted.json).
+public enum Combiner: Codable, Equatable, Sendable {
+  /// The weighted mean of the probabilities, then an optional temperature.
+  case mixture(weights: [Double], temperature: Double?)
+  case hardVote
+  case stacking(LogisticStacker)
+
+  public func apply(_ members: [Predictions]) -> Predictions {
+    switch self {
+    case .mixture(let weights, let temperature):
+      let mixed = Predictions.mixture(members, weights: weights)
+      return temperature.map { TemperatureScaling.apply(mixed, temperature: $0) } ?? mixed
+    case .hardVote: return EnsembleMethods.hardVote(members)
+    case .stacking(let stacker): return stacker.predict(members)
+    }
+  }
+}
+
 /// One ensemble method's outcome: predictions for the training set scored honestly (each
 /// fold predicted by a combiner fitted without that fold, so nothing is scored on data it
 /// was fitted on), test predictions from the combiner fitted on all folds, and what it
@@ -28,6 +47,8 @@ public struct MethodResult: Sendable {
   /// The final combiner's temperature, where it has one.
   public var temperature: Double?
   public var stacker: LogisticStacker?
+  /// The final combiner, fitted on all folds.
+  public var combiner: Combiner
 }
 
 /// Builds every method from a library of members.
@@ -64,7 +85,9 @@ public struct EnsembleMethods {
   func weighted(_ name: String, _ fit: ([Predictions], [Int32]) -> [Double]) -> MethodResult {
     let oof = crossValidated(fit) { weights, parts in Predictions.mixture(parts, weights: weights) }
     let weights = fit(outOfFold, labels)
-    return MethodResult(name: name, outOfFold: oof, test: tests.map { Predictions.mixture($0, weights: weights) }, weights: weights)
+    return MethodResult(
+      name: name, outOfFold: oof, test: tests.map { Predictions.mixture($0, weights: weights) }, weights: weights,
+      combiner: .mixture(weights: weights, temperature: nil))
   }
 
   /// Every method, in the order of the report: the best single member, votes, Caruana,
@@ -75,16 +98,18 @@ public struct EnsembleMethods {
     // The best member by its own out-of-fold score.
     let scores = outOfFold.map { settings.objective.score($0.metrics(labels: labels)) }
     let best = scores.indices.max { scores[$0] < scores[$1] }!
+    let corner = (0..<count).map { $0 == best ? 1.0 : 0 }
     results.append(MethodResult(
       name: "best member (\(members[best].name))", outOfFold: outOfFold[best], test: members[best].test,
-      weights: (0..<count).map { $0 == best ? 1 : 0 }))
+      weights: corner, combiner: .mixture(weights: corner, temperature: nil)))
     guard count > 1 else { return results }
 
     let equal = [Double](repeating: 1 / Double(count), count: count)
     results.append(MethodResult(
       name: "soft vote", outOfFold: Predictions.mixture(outOfFold, weights: equal), test: tests.map { Predictions.mixture($0, weights: equal) },
-      weights: equal))
-    results.append(MethodResult(name: "hard vote", outOfFold: Self.hardVote(outOfFold), test: tests.map(Self.hardVote), weights: equal))
+      weights: equal, combiner: .mixture(weights: equal, temperature: nil)))
+    results.append(MethodResult(
+      name: "hard vote", outOfFold: Self.hardVote(outOfFold), test: tests.map(Self.hardVote), weights: equal, combiner: .hardVote))
 
     var caruana = CaruanaSelection(
       objective: settings.objective, iterations: settings.caruanaIterations, initialMembers: settings.caruanaInitialMembers,
@@ -102,7 +127,9 @@ public struct EnsembleMethods {
     }
     let stackedOOF = crossValidated(fitStacker) { $0.predict($1) }
     let stacker = fitStacker(outOfFold, labels)
-    results.append(MethodResult(name: "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) }, stacker: stacker))
+    results.append(MethodResult(
+      name: "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) }, stacker: stacker,
+      combiner: .stacking(stacker)))
 
     // Temperature scaling of the soft vote: changes confidence (NLL), never the class.
     let soft = results[1]
@@ -112,7 +139,7 @@ public struct EnsembleMethods {
     let temperature = TemperatureScaling.fit(soft.outOfFold, labels: labels)
     results.append(MethodResult(
       name: "soft vote + temperature", outOfFold: scaledOOF, test: soft.test.map { TemperatureScaling.apply($0, temperature: temperature) },
-      weights: equal, temperature: temperature))
+      weights: equal, temperature: temperature, combiner: .mixture(weights: equal, temperature: temperature)))
     return results
   }
 

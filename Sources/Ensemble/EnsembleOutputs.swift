@@ -2,6 +2,23 @@ import Data
 import Foundation
 import Training
 
+/// What `quorum predict` needs to apply the submitted method to new data.
+public struct SubmittedEnsemble: Codable, Equatable, Sendable {
+  public var method: String
+  /// The members, in the order the combiner expects them.
+  public var members: [String]
+  public var combiner: Combiner
+
+  public static func read(runDirectory: String) throws -> SubmittedEnsemble {
+    let path = runDirectory + "/ensemble/submitted.json"
+    do { return try JSONDecoder().decode(SubmittedEnsemble.self, from: Data(try FileBytes.read(path))) } catch let error as DataError {
+      throw error
+    } catch {
+      throw DataError(file: path, "is not a submitted ensemble (\(error)): run `quorum report` again")
+    }
+  }
+}
+
 /// A method's scores: out-of-fold (cross-validated where the method is fitted) and on the
 /// test set when it is labelled.
 public struct MethodScores: Sendable {
@@ -32,8 +49,19 @@ public enum EnsembleOutputs {
     return best
   }
 
+  /// Each member's scores, named "member NAME".
+  public static func scores(_ members: [Member], labels: [Int32], testLabels: [Int32]?) -> [MethodScores] {
+    members.map { member in
+      MethodScores(
+        name: "member \(member.name)", outOfFold: member.outOfFold.metrics(labels: labels),
+        test: testLabels.flatMap { labels in member.test.map { $0.metrics(labels: labels) } })
+    }
+  }
+
+  /// `memberScores` follow the methods in scores.csv.
   public static func write(
-    _ results: [MethodResult], scores: [MethodScores], chosen: Int, members: [String], classNames: [String], testIDs: [String]?,
+    _ results: [MethodResult], scores: [MethodScores], memberScores: [MethodScores] = [], chosen: Int, members: [String],
+    classNames: [String], testIDs: [String]?,
     settings: EnsembleSettings, memberTemperatures: [Double], runDirectory: String
   ) throws {
     // scores.csv
@@ -42,7 +70,7 @@ public enum EnsembleOutputs {
       guard let m else { return ",,,," }
       return String(format: "%.6f,%.6f,%.6f,%.6f,%.6f", m.accuracy, m.balancedAccuracy, m.macroF1, m.negativeLogLikelihood, m.lowestRecall)
     }
-    for score in scores { csv += "\(csvField(score.name)),\(fields(score.outOfFold)),\(fields(score.test))\n" }
+    for score in scores + memberScores { csv += "\(csvField(score.name)),\(fields(score.outOfFold)),\(fields(score.test))\n" }
     try FileBytes.writeAtomically(Array(csv.utf8), to: runDirectory + "/scores.csv")
 
     // ensemble/
@@ -59,11 +87,14 @@ public enum EnsembleOutputs {
     ]
     try FileBytes.writeAtomically(
       [UInt8](try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])), to: runDirectory + "/ensemble/weights.json")
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
     if let stacker = results.compactMap(\.stacker).first {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys]
       try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/stacker.json")
     }
+    try FileBytes.writeAtomically(
+      [UInt8](try encoder.encode(SubmittedEnsemble(method: results[chosen].name, members: members, combiner: results[chosen].combiner))),
+      to: runDirectory + "/ensemble/submitted.json")
 
     // submission.csv
     guard let test = results[chosen].test else { return }

@@ -63,6 +63,8 @@ public struct Experiment {
   public var logitsPrecision: String
   /// How the members are combined (the `ensemble:` section).
   public var ensemble: EnsembleSettings
+  /// A student distilled from the ensemble after the members (the `distill:` section).
+  public var distill: DistillPlan?
   /// Data settings as given (train, layout, test, images, long_tail_ratio, …).
   public var data: [(key: String, value: SettingValue)]
   public var foldCount: Int?
@@ -76,7 +78,7 @@ public struct Experiment {
     return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
   }
 
-  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble"]
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "distill"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -197,10 +199,13 @@ public struct Experiment {
     }
     let experiment = Experiment(
       file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
-      logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], file: file), data: data,
+      logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], file: file),
+      distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file), data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
     // Every variant's settings must make a valid configuration (types, ranges).
-    for variant in variants { _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file) }
+    for variant in variants + (experiment.distill.map { [$0.student] } ?? []) {
+      _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file)
+    }
     return experiment
   }
 

@@ -14,6 +14,11 @@ public struct SettingValue: Equatable, CustomStringConvertible {
   public var kind: Kind
   public var line: Int?
 
+  public init(kind: Kind, line: Int?) {
+    self.kind = kind
+    self.line = line
+  }
+
   public var description: String {
     switch kind {
     case .number(let value): return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)

@@ -8,11 +8,16 @@ public struct TrainingData {
   public var training: ImageDataset
   public var validation: ImageDataset?
   public var test: ImageDataset?
+  /// A target distribution per training example (row-major [training.count, classes],
+  /// rows summing to 1), trained towards instead of the labels: a teacher's probabilities
+  /// (distillation). nil: the labels.
+  public var targets: [Float]?
 
-  public init(training: ImageDataset, validation: ImageDataset? = nil, test: ImageDataset? = nil) {
+  public init(training: ImageDataset, validation: ImageDataset? = nil, test: ImageDataset? = nil, targets: [Float]? = nil) {
     self.training = training
     self.validation = validation
     self.test = test
+    self.targets = targets
   }
 }
 
@@ -75,6 +80,14 @@ public final class Trainer {
       }
     }
     guard data.training.count >= 2 else { throw TrainingError.invalidConfiguration("the training set needs at least 2 examples") }
+    if let targets = data.targets {
+      guard targets.count == data.training.count * model.classes else {
+        throw TrainingError.invalidConfiguration("\(targets.count / max(model.classes, 1)) target rows for \(data.training.count) training examples")
+      }
+      guard !configuration.mixing.isActive else {
+        throw TrainingError.invalidConfiguration("mixup/CutMix mix labels, and the training data brings its own targets (distillation): use one or the other")
+      }
+    }
     self.configuration = configuration
     self.data = data
     self.backend = backend
@@ -115,7 +128,7 @@ public final class Trainer {
         assembler: BatchAssembler(mean: statistics.mean, std: statistics.std, threads: max(prefetchThreads, 1)))
       : nil
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
-    softTargets = configuration.mixing.isActive ? Tensor(shape: [configuration.batchSize, model.classes]) : nil
+    softTargets = configuration.mixing.isActive || data.targets != nil ? Tensor(shape: [configuration.batchSize, model.classes]) : nil
   }
 
   deinit { labels.deallocate() }
@@ -175,7 +188,7 @@ public final class Trainer {
         if let prefetcher {
           let slot = prefetcher.batch(index)
           loss = step(
-            images: slot.images, labels: slot.labels, count: batch.count, epoch: epoch, step: progress.step,
+            images: slot.images, labels: slot.labels, indices: batch, epoch: epoch, step: progress.step,
             learningRate: Float(learningRate))
           prefetcher.release(index)
         } else {
@@ -224,14 +237,23 @@ public final class Trainer {
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
-    return self.step(images: images, labels: labels, count: batch.count, epoch: epoch, step: step, learningRate: learningRate)
+    return self.step(images: images, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
   }
 
-  /// One optimizer step on an assembled batch of `count` examples.
-  func step(images: Tensor, labels: UnsafeMutablePointer<Int32>, count: Int, epoch: Int, step: Int, learningRate: Float) -> Double {
-    let batch = 0..<count
+  /// One optimizer step on an assembled batch: the training examples at `indices`.
+  func step(images: Tensor, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
+    let batch = 0..<indices.count
     var mixed = false
-    if let partnerImages, let softTargets {
+    if let targets = data.targets, let softTargets {
+      // The examples' own target rows (distillation).
+      let classes = configuration.model.classes
+      targets.withUnsafeBufferPointer { rows in
+        for (slot, example) in indices.enumerated() {
+          (softTargets.data + slot * classes).update(from: rows.baseAddress! + example * classes, count: classes)
+        }
+      }
+      mixed = true
+    } else if let partnerImages, let softTargets {
       let geometry = configuration.model
       mixed = configuration.mixing.apply(
         images: images, partner: partnerImages, labels: labels, batch: batch.count, height: geometry.imageHeight,

@@ -24,6 +24,13 @@ public enum Framing {
 
   struct Reason: Codable { var reason: String }
 
+  struct TaskMetadata: Codable {
+    var task: String
+    var attempt: Int
+    var settings: String
+    var tensors: [TensorDescription]?
+  }
+
   // MARK: Encoding
 
   public static func encode(_ message: Message) throws -> [[UInt8]] {
@@ -33,7 +40,15 @@ public enum Framing {
     let metadata: Data
     switch message {
     case .hello(let hello): metadata = try encoder.encode(hello)
-    case .task(let task): metadata = try encoder.encode(task)
+    case .task(let task):
+      var descriptions: [TensorDescription] = []
+      for tensor in task.tensors {
+        let (description, frames) = try encode(tensor)
+        descriptions.append(description)
+        tensorFrames += frames
+      }
+      metadata = try encoder.encode(TaskMetadata(
+        task: task.task, attempt: task.attempt, settings: task.settings, tensors: descriptions.isEmpty ? nil : descriptions))
     case .heartbeat: metadata = Data("{}".utf8)
     case .progress(let progress): metadata = try encoder.encode(progress)
     case .acknowledgement(let acknowledgement): metadata = try encoder.encode(acknowledgement)
@@ -112,7 +127,11 @@ public enum Framing {
     }
     switch type {
     case 1: try noTensors("hello"); return .hello(try payload(Hello.self, "hello"))
-    case 2: try noTensors("task"); return .task(try payload(TaskAssignment.self, "task"))
+    case 2:
+      let task = try payload(TaskMetadata.self, "task")
+      let decoded = try decodeTensors(
+        task.tensors ?? [], files: [], frames: Array(frames.dropFirst()), label: "task \(task.task) attempt \(task.attempt)")
+      return .task(TaskAssignment(task: task.task, attempt: task.attempt, settings: task.settings, tensors: decoded.tensors))
     case 3: try noTensors("heartbeat"); return .heartbeat
     case 4: try noTensors("progress"); return .progress(try payload(ProgressReport.self, "progress"))
     case 5: return .result(try decodeResult(try payload(ResultMetadata.self, "result"), frames: Array(frames.dropFirst())))
@@ -124,11 +143,20 @@ public enum Framing {
   }
 
   static func decodeResult(_ metadata: ResultMetadata, frames: [[UInt8]]) throws -> TaskResult {
-    let label = "result of \(metadata.task) attempt \(metadata.attempt)"
+    let decoded = try decodeTensors(
+      metadata.tensors, files: metadata.files ?? [], frames: frames, label: "result of \(metadata.task) attempt \(metadata.attempt)")
+    return TaskResult(task: metadata.task, attempt: metadata.attempt, tensors: decoded.tensors, files: decoded.files)
+  }
+
+  /// The tensors and files a message's metadata declares, from its frames: every
+  /// declaration checked before anything is decoded or allocated.
+  static func decodeTensors(
+    _ descriptions: [TensorDescription], files: [FileDescription], frames: [[UInt8]], label: String
+  ) throws -> (tensors: [WireTensor], files: [WireFile]) {
+    let metadata = (tensors: descriptions, files: files)
     guard metadata.tensors.count <= maximumTensors else {
       throw WireError("\(label): \(metadata.tensors.count) tensors, at most \(maximumTensors)")
     }
-    let files = metadata.files ?? []
     guard files.count <= maximumFiles else {
       throw WireError("\(label): \(files.count) files, at most \(maximumFiles)")
     }
@@ -200,7 +228,7 @@ public enum Framing {
       tensors.append(WireTensor(name: description.name, shape: description.shape, values: values, precision: description.precision))
     }
     let decodedFiles = try files.map { WireFile(name: $0.name, bytes: try decompressChunks($0.chunks, of: "file \($0.name)")) }
-    return TaskResult(task: metadata.task, attempt: metadata.attempt, tensors: tensors, files: decodedFiles)
+    return (tensors, decodedFiles)
   }
 
   static func describe(_ error: Error) -> String {

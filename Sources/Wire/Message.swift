@@ -50,11 +50,17 @@ public struct TaskAssignment: Codable, Equatable, Sendable {
   public var attempt: Int
   /// The task's settings, a JSON object as text (the experiment's resolved variant and fold).
   public var settings: String
+  /// Tensors the task needs beyond the data (a distilled student's teacher targets); they
+  /// travel as frames after the header, like a result's.
+  public var tensors: [WireTensor] = []
 
-  public init(task: String, attempt: Int, settings: String) {
+  enum CodingKeys: String, CodingKey { case task, attempt, settings }
+
+  public init(task: String, attempt: Int, settings: String, tensors: [WireTensor] = []) {
     self.task = task
     self.attempt = attempt
     self.settings = settings
+    self.tensors = tensors
   }
 }
 

@@ -56,10 +56,10 @@ struct CoordinatorCommand: ParsableCommand {
     try socket.bind(bind)
     let coordinator = try makeCoordinator(setup: setup, socket: socket, log: log)
     let statusServer = try startStatusServer(status, coordinator: coordinator, setup: setup, log: log)
-    print("coordinator: \(setup.tasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
+    print("coordinator: \(setup.tasks.count + setup.laterTasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
     try coordinator.run()
     statusServer?.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
-    print(try OutOfFold.combine(setup: setup))
+    print(try OutOfFold.combine(setup: setup).text)
     statusServer?.stop()
     withExtendedLifetime(socket) {}
     authentication?.stop()
@@ -106,14 +106,20 @@ func startStatusServer(_ address: String, coordinator: Coordinator, setup: Exper
 func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escaping (String) -> Void = { print("coordinator: \($0)") }) throws -> Coordinator {
   let journalPath = setup.experiment.runDirectory + "/journal.jsonl"
   let events = try Journal.read(journalPath)
-  let scheduler = Scheduler(tasks: setup.tasks, journal: try Journal(path: journalPath), replaying: events)
+  let scheduler = Scheduler(tasks: setup.tasks, later: setup.laterTasks, journal: try Journal(path: journalPath), replaying: events)
   if !events.isEmpty {
     let stored = scheduler.count { if case .stored = $0 { return true }; return false }
-    log("resuming from \(journalPath): \(stored) of \(setup.tasks.count) tasks already stored")
+    log("resuming from \(journalPath): \(stored) of \(scheduler.order.count) tasks already stored")
   }
   let coordinator = Coordinator(
     socket: socket, scheduler: scheduler, settings: setup.settings,
     store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
+  if !setup.laterTasks.isEmpty {
+    coordinator.prepareLaterTasks = {
+      log("every member is done: building the ensemble that teaches the student")
+      return try setup.prepareStudents()
+    }
+  }
   // Every epoch's report, one JSON line each: the report's learning curves. Appended, not
   // fsync'd: losing the last lines in a crash costs a plot's tail, nothing else.
   if let progressLog = FileHandle(forWritingAtPath: setup.experiment.runDirectory + "/progress.jsonl")
@@ -215,7 +221,7 @@ struct Run: ParsableCommand {
     var restarts = 0
     let restartLimit = setup.tasks.count * coordinator.scheduler.timing.retryLimit
     defer { for process in processes where process.isRunning { process.terminate() } }
-    print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) students after them"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     let start = Date()
     var lastDraw = Date.distantPast
     let table = LiveTable()
@@ -230,20 +236,20 @@ struct Run: ParsableCommand {
       lastDraw = Date()
       for message in messages { table.message(message) }
       messages.removeAll()
-      table.draw(coordinator: coordinator, total: setup.tasks.count, elapsed: Date().timeIntervalSince(start))
+      table.draw(coordinator: coordinator, total: coordinator.scheduler.order.count, elapsed: Date().timeIntervalSince(start))
     }
     let statusServer = try startStatusServer(status, coordinator: coordinator, setup: setup, log: { messages.append($0) })
     defer { statusServer?.stop() }
     try coordinator.run()
     for message in messages { table.message(message) }
-    table.draw(coordinator: coordinator, total: setup.tasks.count, elapsed: Date().timeIntervalSince(start))
+    table.draw(coordinator: coordinator, total: coordinator.scheduler.order.count, elapsed: Date().timeIntervalSince(start))
     table.finish()
     // Workers leave when told the experiment is finished; one that has not within a few
     // seconds (it never got the message) is stopped rather than waited for.
     let deadline = Date().addingTimeInterval(10)
     while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     for process in processes where process.isRunning { process.terminate() }
-    print(try OutOfFold.combine(setup: setup))
+    print(try OutOfFold.combine(setup: setup).text)
     print("results: \(setup.experiment.runDirectory): scores.csv, submission.csv, ensemble/, logits/, checkpoints/, folds.npy, journal.jsonl")
     try reportFailures(coordinator)
   }

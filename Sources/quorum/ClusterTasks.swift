@@ -22,6 +22,8 @@ struct ExperimentSetup {
   let experiment: Experiment
   let data: ExperimentData
   let tasks: [String]
+  /// Tasks after every member's: the distilled student and its teacher-less twin.
+  let laterTasks: [String]
   let settings: [String: String]
 
   /// `runDirectory` overrides the file's (a run directory's own copy of its experiment).
@@ -38,7 +40,30 @@ struct ExperimentSetup {
       settings[task.id] = String(decoding: json, as: UTF8.self)
     }
     tasks = experiment.tasks.map(\.id)
+    laterTasks = experiment.distill?.taskIDs ?? []
+    for (task, variant) in zip(laterTasks, [experiment.distill?.student.name, experiment.distill?.alone.name].compactMap { $0 }) {
+      settings[task] = String(decoding: try encoder.encode(TaskSettings(experiment: text, file: file, variant: variant, fold: -1)), as: UTF8.self)
+    }
     self.settings = settings
+  }
+
+  /// The later tasks' payloads, once every member is done: the teacher's targets (the
+  /// submitted ensemble's out-of-fold probabilities on the training set, its test
+  /// probabilities on the test images) for the student; nothing for its twin.
+  func prepareStudents() throws -> [String: (settings: String, tensors: [WireTensor])] {
+    guard let plan = experiment.distill else { return [:] }
+    let (_, teacher) = try OutOfFold.combine(setup: self)
+    guard let teacher else { throw ExperimentError(file: experiment.file, line: nil, "no complete member to distill from") }
+    let training = data.training
+    let classes = training.classes
+    var tensors = [WireTensor(
+      name: "teacher_train", shape: [training.count, classes],
+      values: plan.distillation.targets(teacher: teacher.outOfFold, labels: training.labels))]
+    if plan.unlabelled, let test = teacher.test {
+      tensors.append(WireTensor(name: "teacher_test", shape: [test.rows, classes], values: plan.distillation.targets(teacher: test, labels: nil)))
+    }
+    let (student, alone) = (laterTasks[0], laterTasks[1])
+    return [student: (settings[student] ?? "{}", tensors), alone: (settings[alone] ?? "{}", [])]
   }
 
   /// The run directory's fixed files: the experiment as given and the fold assignment.
@@ -65,6 +90,7 @@ final class TaskRunner {
       cache = (settings.experiment, experiment, try ExperimentData.load(experiment))
     }
     let (_, experiment, data) = cache!
+    if settings.fold < 0 { return try runStudent(task, settings: settings, experiment: experiment, data: data, progress: progress) }
     guard let variant = experiment.variants.first(where: { $0.name == settings.variant }) else {
       throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
     }
@@ -99,31 +125,95 @@ final class TaskRunner {
   }
 }
 
+extension TaskRunner {
+  /// A student (fold -1: the whole training set): towards the teacher's targets when the
+  /// task brings them (and on the test images too, where it brings those), else on the
+  /// labels; returns its test logits and checkpoint.
+  func runStudent(
+    _ task: TaskAssignment, settings: TaskSettings, experiment: Experiment, data: ExperimentData,
+    progress: @escaping (ProgressReport) -> Void
+  ) throws -> TaskOutput {
+    guard let plan = experiment.distill, let variant = [plan.student, plan.alone].first(where: { $0.name == settings.variant }) else {
+      throw ExperimentError(file: settings.file, line: nil, "no student \(settings.variant) (the experiment has no distill: section?)")
+    }
+    var training = data.training
+    var configuration = try variant.configuration(
+      TrainingConfiguration(model: MobileNetV2Configuration(
+        inputChannels: training.channels, classes: training.classes, imageHeight: training.height, imageWidth: training.width)),
+      file: settings.file)
+    configuration.restoreBest = false
+    var targets: [Float]?
+    if let teacher = task.tensors.first(where: { $0.name == "teacher_train" }) {
+      guard teacher.shape == [training.count, training.classes] else {
+        throw ExperimentError(file: settings.file, line: nil, "task \(task.task): teacher targets of shape \(teacher.shape) for \(training.count) examples of \(training.classes) classes")
+      }
+      targets = teacher.values
+      if let unlabelled = task.tensors.first(where: { $0.name == "teacher_test" }), let test = data.test, unlabelled.shape == [test.count, training.classes] {
+        // The test images join the training set with the teacher's targets only; their
+        // "labels" (the teacher's classes) serve the samplers, not the loss.
+        let classes = training.classes
+        let labels = (0..<test.count).map { row -> Int32 in
+          let slice = unlabelled.values[(row * classes)..<((row + 1) * classes)]
+          return Int32(slice.indices.max { slice[$0] < slice[$1] }! - row * classes)
+        }
+        training = training.appending(ImageDataset(
+          pixels: test.pixels, labels: labels, height: test.height, width: test.width, channels: test.channels, classes: training.classes))
+        targets! += unlabelled.values
+      }
+    }
+    let trainer = try Trainer(
+      configuration: configuration, data: TrainingData(training: training, test: data.test, targets: targets),
+      backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil,
+      reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
+    trainer.onEpoch = { record in
+      progress(ProgressReport(
+        task: task.task, attempt: task.attempt, epoch: record.epoch, loss: record.trainingLoss, validationMetric: nil,
+        imagesPerSecond: record.imagesPerSecond))
+    }
+    let result = try trainer.run()
+    let classes = configuration.model.classes
+    var tensors: [WireTensor] = []
+    if let test = result.testLogits {
+      tensors.append(WireTensor(name: "test", shape: [test.count / classes, classes], values: test))
+    }
+    let checkpoint = WireFile(name: "checkpoint", bytes: try ModelCheckpoint.encoded(trainer.model, description: trainer.description))
+    return TaskOutput(tensors: tensors, files: [checkpoint])
+  }
+}
+
 /// The end of a run: every member's out-of-fold scores, then the ensembles built from them
 /// (Ensemble), written to the run directory.
 enum OutOfFold {
-  static func combine(setup: ExperimentSetup) throws -> String {
+  /// The report's text, and the submitted method (the teacher of a distilled student).
+  static func combine(setup: ExperimentSetup) throws -> (text: String, submitted: MethodResult?) {
     let experiment = setup.experiment
     let training = setup.data.training
     let classes = training.classes
     let (members, incomplete) = try MemberLibrary.load(
       runDirectory: experiment.runDirectory, variants: experiment.variants.map(\.name), folds: setup.data.folds, classes: classes)
-    var lines = ["| member | OOF accuracy | balanced accuracy | macro-F1 | lowest recall |", "| --- | ---: | ---: | ---: | ---: |"]
-    for member in members {
-      let m = member.outOfFold.metrics(labels: training.labels)
-      lines.append(String(format: "| %@ | %.4f | %.4f | %.4f | %.3f |", member.name, m.accuracy, m.balancedAccuracy, m.macroF1, m.lowestRecall))
+    let test = setup.data.test
+    let testLabels = test?.isLabelled == true ? test?.labels : nil
+    let memberScores = EnsembleOutputs.scores(members, labels: training.labels, testLabels: testLabels)
+    var lines = [
+      "| member | OOF accuracy | OOF balanced accuracy | OOF macro-F1 | OOF lowest recall | test balanced accuracy |",
+      "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (member, score) in zip(members, memberScores) {
+      let m = score.outOfFold
+      lines.append(String(
+        format: "| %@ | %.4f | %.4f | %.4f | %.3f | %@ |", member.name, m.accuracy, m.balancedAccuracy, m.macroF1, m.lowestRecall,
+        score.test.map { String(format: "%.4f", $0.balancedAccuracy) } ?? "—"))
     }
-    for name in incomplete { lines.append("| \(name) | incomplete (a fold failed) | | | |") }
-    guard !members.isEmpty else { return lines.joined(separator: "\n") }
+    for name in incomplete { lines.append("| \(name) | incomplete (a fold failed) | | | | |") }
+    guard !members.isEmpty else { return (lines.joined(separator: "\n"), nil) }
 
     let methods = EnsembleMethods(members: members, labels: training.labels, folds: setup.data.folds, settings: experiment.ensemble)
     let results = methods.run()
-    let test = setup.data.test
-    let scores = EnsembleOutputs.scores(results, labels: training.labels, testLabels: test?.isLabelled == true ? test?.labels : nil)
+    let scores = EnsembleOutputs.scores(results, labels: training.labels, testLabels: testLabels)
     let chosen = EnsembleOutputs.chosen(scores, objective: experiment.ensemble.objective)
     let temperatures = methods.memberTemperatures()
     try EnsembleOutputs.write(
-      results, scores: scores, chosen: chosen, members: members.map(\.name),
+      results, scores: scores, memberScores: memberScores, chosen: chosen, members: members.map(\.name),
       classNames: training.classNames ?? (0..<classes).map(String.init), testIDs: test?.ids, settings: experiment.ensemble,
       memberTemperatures: temperatures, runDirectory: experiment.runDirectory)
     let page = ReportPage(
@@ -134,6 +224,24 @@ enum OutOfFold {
     try FileBytes.writeAtomically(Array(try page.html().utf8), to: experiment.runDirectory + "/report.html")
     lines += ["", "Ensembles (fitted methods scored by cross-validation over the folds; \(experiment.ensemble.objective.rawValue) picks the submission):", ""]
     lines.append(EnsembleOutputs.table(scores, chosen: chosen))
-    return lines.joined(separator: "\n")
+    lines += studentLines(setup: setup, testLabels: testLabels)
+    return (lines.joined(separator: "\n"), results[chosen])
+  }
+
+  /// The students' test scores, where they are stored (they have no out-of-fold scores:
+  /// each was trained on the whole training set).
+  static func studentLines(setup: ExperimentSetup, testLabels: [Int32]?) -> [String] {
+    guard let plan = setup.experiment.distill, let testLabels else { return [] }
+    var lines = ["", "Students (trained on the whole training set; test scores):", "", "| student | test balanced accuracy | test lowest recall | test NLL |", "| --- | ---: | ---: | ---: |"]
+    for (variant, label) in [(plan.student.name, "distilled from the submitted ensemble"), (plan.alone.name, "the same student on the labels alone")] {
+      let path = ResultStore(runDirectory: setup.experiment.runDirectory).path(task: "\(variant)/all", tensor: "test")
+      guard let (shape, values) = try? NumPy.readFloat32(path), shape.count == 2 else {
+        lines.append("| \(variant) (\(label)) | not trained | | |")
+        continue
+      }
+      let m = Predictions(logits: values, classes: shape[1]).metrics(labels: testLabels)
+      lines.append(String(format: "| %@ (%@) | %.4f | %.3f | %.4f |", variant, label, m.balancedAccuracy, m.lowestRecall, m.negativeLogLikelihood))
+    }
+    return lines
   }
 }

@@ -82,6 +82,23 @@ final class SchedulerTests: XCTestCase {
     XCTAssertEqual(again.states["poison"], .failed(attemptsUsed: 6, reason: "out of memory"))
   }
 
+  /// Later tasks (students) wait until every other task is stored or failed.
+  func testLaterTasksWaitForEveryOtherTask() throws {
+    let scheduler = Scheduler(tasks: ["a", "b"], later: ["student"])
+    let a = try XCTUnwrap(try scheduler.lease(to: "w1", now: 0))
+    let b = try XCTUnwrap(try scheduler.lease(to: "w2", now: 0))
+    XCTAssertNil(try scheduler.lease(to: "w3", now: 0), "the student waits for a and b")
+    try scheduler.stored(task: a.task, attempt: a.attempt)
+    XCTAssertNil(try scheduler.lease(to: "w3", now: 0))
+    for attempt in 1...3 {
+      if attempt > 1 { _ = try scheduler.lease(to: "w2", now: 0) }
+      try scheduler.crashed(task: b.task, attempt: attempt, worker: "w2", reason: "crash")
+    }
+    XCTAssertTrue(scheduler.firstPhaseFinished, "b failed: the first phase is over")
+    XCTAssertEqual(try scheduler.lease(to: "w3", now: 0)?.task, "student")
+    XCTAssertFalse(scheduler.isFinished)
+  }
+
   func testALostWorkersLeasesGoBackAtOnce() throws {
     let scheduler = Scheduler(tasks: ["a", "b", "c"])
     _ = try scheduler.lease(to: "w1", now: 0)

@@ -148,4 +148,22 @@ final class EnsembleMethodTests: XCTestCase {
       XCTAssertGreaterThan(result.outOfFold.metrics(labels: y).balancedAccuracy, best + 0.03, result.name)
     }
   }
+
+  /// A student's targets: α·onehot + (1 − α)·softmax(log p / T), rows summing to 1; the
+  /// teacher alone where there is no label; T > 1 flattens the teacher.
+  func testDistillationTargetsMixLabelsWithASoftenedTeacher() {
+    let teacher = Predictions(logits: [4, 1, 0, 0, 0, 3], classes: 3)
+    let mixed = Distillation(temperature: 1, hardLabelWeight: 0.25).targets(teacher: teacher, labels: [1, 2])
+    let p = teacher.logProbabilities.map(exp)
+    for c in 0..<3 {
+      XCTAssertEqual(Double(mixed[c]), 0.75 * p[c] + (c == 1 ? 0.25 : 0), accuracy: 1e-6)
+      XCTAssertEqual(Double(mixed[3 + c]), 0.75 * p[3 + c] + (c == 2 ? 0.25 : 0), accuracy: 1e-6)
+    }
+    let unlabelled = Distillation(temperature: 1, hardLabelWeight: 0.25).targets(teacher: teacher, labels: nil)
+    for i in 0..<6 { XCTAssertEqual(Double(unlabelled[i]), p[i], accuracy: 1e-6) }
+    let soft = Distillation(temperature: 4, hardLabelWeight: 0).targets(teacher: teacher, labels: nil)
+    XCTAssertEqual(soft[0..<3].reduce(0, +), 1, accuracy: 1e-6)
+    XCTAssertLessThan(Double(soft[0]), p[0], "a higher temperature lowers the teacher's top probability")
+    XCTAssertGreaterThan(Double(soft[2]), p[2])
+  }
 }

@@ -54,10 +54,20 @@ final class ClusterCommandTests: XCTestCase {
     return text.split(separator: "\n").filter { $0.contains("\"stored\"") }.map(String.init)
   }
 
+  /// The whole path: members, every ensemble method, a student distilled from the
+  /// submitted ensemble (on the unlabelled test images too) and its teacher-less twin, the
+  /// outputs, `quorum predict`, and a resume that trains nothing.
   func testRunTrainsEveryTaskPrintsScoresAndResumes() throws {
-    let file = try experiment("clean")
+    let file = try experiment("clean", extra: "distill: {unlabelled: true, training: {width: 0.35, epochs: 1}}")
     let first = try run(["run", file, "--workers", "2", "--threads", "1"])
     XCTAssertEqual(first.status, 0, first.output)
+    XCTAssert(first.output.contains("+ 2 students after them") && first.output.contains("building the ensemble that teaches the student"), first.output)
+    for student in ["| student (distilled from the submitted ensemble) | 0.", "| student-alone (the same student on the labels alone) | 0."] {
+      XCTAssert(first.output.contains(student), "\(student) missing:\n\(first.output)")
+    }
+    for file in ["logits/student/all.test.npy", "checkpoints/student/all.safetensors", "logits/student-alone/all.test.npy"] {
+      XCTAssert(FileManager.default.fileExists(atPath: "\(folder)/runs/clean/\(file)"), file)
+    }
     XCTAssert(first.output.contains("| seed-0 |") && first.output.contains("| soft vote"), first.output)
     for method in ["best member", "hard vote", "Caruana selection", "NLL-optimal weights", "stacking", "soft vote + temperature"] {
       XCTAssert(first.output.contains(method), "\(method) missing:\n\(first.output)")
@@ -65,7 +75,8 @@ final class ClusterCommandTests: XCTestCase {
     // The outputs: scores of every method, the weights, a submission row per test image.
     let runFolder = "\(folder)/runs/clean"
     let scores = String(decoding: try FileBytes.read(runFolder + "/scores.csv"), as: UTF8.self).split(separator: "\n")
-    XCTAssertEqual(scores.count, 1 + 7, scores.joined(separator: "\n"))
+    XCTAssertEqual(scores.count, 1 + 7 + 2, "a header, 7 methods, 2 members:\n" + scores.joined(separator: "\n"))
+    XCTAssert(scores.last?.hasPrefix("member seed-1,") == true, scores.joined(separator: "\n"))
     XCTAssert(scores[0].hasPrefix("method,oof_accuracy,oof_balanced_accuracy"))
     let submission = String(decoding: try FileBytes.read(runFolder + "/submission.csv"), as: UTF8.self).split(separator: "\n")
     XCTAssertEqual(submission.first, "id,label")
@@ -73,13 +84,19 @@ final class ClusterCommandTests: XCTestCase {
     let weights = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/weights.json"))) as? [String: Any])
     XCTAssertEqual(weights["members"] as? [String], ["seed-0", "seed-1"])
     XCTAssert(FileManager.default.fileExists(atPath: runFolder + "/ensemble/stacker.json"))
-    XCTAssertEqual(try storedEvents("clean").count, 4)
+    // quorum predict runs the submitted ensemble from its checkpoints: on the same test
+    // images it reproduces the submission, row for row.
+    let predicted = try run(["predict", runFolder, fashionMNISTFolder, "--output", folder + "/predicted.csv", "--threads", "1"])
+    XCTAssertEqual(predicted.status, 0, predicted.output)
+    XCTAssert(predicted.output.contains("on 10000 labelled examples"), predicted.output)
+    XCTAssertEqual(String(decoding: try FileBytes.read(folder + "/predicted.csv"), as: UTF8.self).split(separator: "\n"), submission)
+    XCTAssertEqual(try storedEvents("clean").count, 6)
     XCTAssertEqual(try NumPy.read("\(folder)/runs/clean/folds.npy").shape, [14_886])
     // Running it again resumes from the journal: nothing is trained twice.
     let again = try run(["run", file, "--workers", "1", "--threads", "1"])
     XCTAssertEqual(again.status, 0, again.output)
-    XCTAssert(again.output.contains("4 of 4 tasks already stored"), again.output)
-    XCTAssertEqual(try storedEvents("clean").count, 4)
+    XCTAssert(again.output.contains("6 of 6 tasks already stored"), again.output)
+    XCTAssertEqual(try storedEvents("clean").count, 6)
   }
 
   /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every

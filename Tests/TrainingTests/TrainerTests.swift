@@ -55,6 +55,42 @@ final class TrainerTests: XCTestCase {
     XCTAssertGreaterThan(result.progress.history[0].trainingLoss, 1.5, "it started from chance")
   }
 
+  /// With targets (a teacher's probabilities), training follows them, not the labels: a
+  /// teacher that always says "the next class" is learnt; mixup beside targets is refused.
+  func testTrainingFollowsTheTeachersTargets() throws {
+    var data = try SmallFashionMNIST.load(training: 100, test: 10)
+    data.training = data.training.appending(data.validation!)
+    data.validation = nil
+    let classes = 10
+    var targets = [Float](repeating: 0.01 / 9, count: data.training.count * classes)
+    for (row, label) in data.training.labels.enumerated() { targets[row * classes + (Int(label) + 1) % classes] = 0.99 }
+    data.targets = targets
+    var configuration = TrainingConfiguration(model: MobileNetV2Configuration(preset: .imagenet, width: 0.35, dropout: 0))
+    configuration.epochs = 40
+    configuration.batchSize = 50
+    configuration.optimizer = .adamw
+    configuration.learningRate = 3e-3
+    configuration.weightDecay = 0
+    configuration.schedule = .warmupCosine(warmupFraction: 0.1)
+    configuration.labelSmoothing = 0
+    configuration.augmentation = .none
+    let trained = try trainer(configuration, data, output: nil)
+    _ = try trained.run()
+    let logits = trained.evaluate(data.training).logits
+    var followsTeacher = 0
+    var followsLabel = 0
+    for (row, label) in data.training.labels.enumerated() {
+      let slice = logits[(row * classes)..<((row + 1) * classes)]
+      let predicted = slice.indices.max { slice[$0] < slice[$1] }! - row * classes
+      if predicted == (Int(label) + 1) % classes { followsTeacher += 1 }
+      if predicted == Int(label) { followsLabel += 1 }
+    }
+    XCTAssertGreaterThan(followsTeacher, 90, "predictions follow the teacher's targets")
+    XCTAssertLessThan(followsLabel, 5)
+    configuration.mixing.mixup = 0.2
+    XCTAssertThrowsError(try trainer(configuration, data, output: nil)) { XCTAssert("\($0)".contains("mixup"), "\($0)") }
+  }
+
   /// Stop after epoch 1 and resume in a new trainer: the same bits as an uninterrupted run,
   /// with dropout, stochastic depth, augmentation, EMA, clipping and early stopping state.
   func testResumeAfterAnEpochEqualsAnUninterruptedRun() throws {

@@ -27,6 +27,10 @@ final class FramingTests: XCTestCase {
       .reject(reason: "unknown worker key"),
     ]
     for message in messages { XCTAssertEqual(try roundTrip(message), message) }
+    // A task may carry tensors (a student's teacher targets), as frames after the header.
+    let teaching = Message.task(TaskAssignment(task: "student/all", attempt: 1, settings: "{}", tensors: [logits]))
+    XCTAssertEqual(try Framing.encode(teaching).count, 2)
+    XCTAssertEqual(try roundTrip(teaching), teaching)
     XCTAssertEqual(try Framing.encode(.heartbeat).count, 1)
   }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The ensembles on FMNIST-LT-100 with the reference recipe (issue: ensembling): 5 folds ×
+# 3 seeds of MobileNetV2 (imagenet preset, width 1.0, 15 epochs, the defaults of
+# `quorum train`), trained by `quorum run` on this machine's CPU, then every method of
+# `quorum report`. Prints a markdown table of each method's balanced test accuracy (= test
+# accuracy: the test set is balanced) and lowest class recall, and the members' spread.
+#
+#   scripts/bench/ensemble.sh                        # about 40 minutes on 2 cores
+#   EPOCHS=4 WIDTH=0.5 scripts/bench/ensemble.sh     # a quick look
+#
+# Env: EPOCHS (15), WIDTH (1.0), SEEDS ("0, 1, 2"), THREADS (2), QUORUM
+# (.build/release/quorum), OUT (bench-results/ensemble). Running it again resumes the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+QUORUM=${QUORUM:-.build/release/quorum}
+EPOCHS=${EPOCHS:-15}
+WIDTH=${WIDTH:-1.0}
+SEEDS=${SEEDS:-0, 1, 2}
+THREADS=${THREADS:-2}
+OUT=${OUT:-bench-results/ensemble}
+[ -x "$QUORUM" ] || swift build -c release
+mkdir -p "$OUT"
+
+cat >"$OUT/experiment.yaml" <<YAML
+name: ensemble-reference
+run_directory: $OUT/run
+device: cpu
+data:
+  train: /usr/share/datasets/fashion-mnist
+  layout: idx
+  long_tail_ratio: 100
+folds:
+  k: 5
+  seed: 0
+training:
+  preset: imagenet
+  width: $WIDTH
+  epochs: $EPOCHS
+grid:
+  seed: [$SEEDS]
+ensemble:
+  objective: balanced_accuracy
+YAML
+
+start=$(date +%s)
+"$QUORUM" run "$OUT/experiment.yaml" --threads "$THREADS" | tee "$OUT/run.log"
+echo "wall clock: $(( $(date +%s) - start )) s" | tee -a "$OUT/run.log"
+
+python3 - "$OUT/run/scores.csv" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+print("| method | test balanced accuracy | test lowest recall | test macro-F1 | test NLL | OOF balanced accuracy |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for row in rows:
+    if row["method"].startswith("member "):
+        continue
+    print(f"| {row['method']} | {float(row['test_balanced_accuracy']):.4f} | {float(row['test_lowest_recall']):.3f} "
+          f"| {float(row['test_macro_f1']):.4f} | {float(row['test_nll']):.4f} | {float(row['oof_balanced_accuracy']):.4f} |")
+members = [float(r["test_balanced_accuracy"]) for r in rows if r["method"].startswith("member ")]
+lowest = [float(r["test_lowest_recall"]) for r in rows if r["method"].startswith("member ")]
+print()
+print(f"Members ({len(members)} seeds, each the 5 fold models averaged): test balanced accuracy "
+      f"{statistics.mean(members):.4f} ± {statistics.stdev(members) if len(members) > 1 else 0:.4f} "
+      f"(min {min(members):.4f}, max {max(members):.4f}); lowest recall {min(lowest):.3f}–{max(lowest):.3f}")
+PY

@@ -22,6 +22,9 @@ public enum Combiner: Codable, Equatable, Sendable {
   case mixture(weights: [Double], temperature: Double?)
   case hardVote
   case stacking(LogisticStacker)
+  /// The weighted mean divided by the training classes' prior (renormalised): post-hoc
+  /// logit adjustment (Menon et al., 2021), the Bayes-optimal rule for balanced accuracy.
+  case priorCorrected(weights: [Double], logPrior: [Double])
 
   public func apply(_ members: [Predictions]) -> Predictions {
     switch self {
@@ -30,6 +33,7 @@ public enum Combiner: Codable, Equatable, Sendable {
       return temperature.map { TemperatureScaling.apply(mixed, temperature: $0) } ?? mixed
     case .hardVote: return EnsembleMethods.hardVote(members)
     case .stacking(let stacker): return stacker.predict(members)
+    case .priorCorrected(let weights, let logPrior): return EnsembleMethods.priorCorrected(Predictions.mixture(members, weights: weights), logPrior: logPrior)
     }
   }
 }
@@ -81,6 +85,32 @@ public struct EnsembleMethods {
     return assembled
   }
 
+  /// With the balanced-accuracy objective, weights that make every class count equally
+  /// (n / (classes · count of the example's class)); nil otherwise.
+  func balancing(_ labels: [Int32]) -> [Double]? {
+    guard settings.objective == .balancedAccuracy else { return nil }
+    let classes = outOfFold[0].classes
+    var counts = [Double](repeating: 0, count: classes)
+    for label in labels { counts[Int(label)] += 1 }
+    let present = Double(counts.filter { $0 > 0 }.count)
+    return labels.map { Double(labels.count) / (present * counts[Int($0)]) }
+  }
+
+  /// log of each class's share of `labels` (an absent class counts as one example).
+  static func logPrior(_ labels: [Int32], classes: Int) -> [Double] {
+    var counts = [Double](repeating: 0, count: classes)
+    for label in labels { counts[Int(label)] += 1 }
+    let total = counts.reduce(0) { $0 + max($1, 1) }
+    return counts.map { log(max($0, 1) / total) }
+  }
+
+  /// p_c / π_c, renormalised.
+  static func priorCorrected(_ predictions: Predictions, logPrior: [Double]) -> Predictions {
+    let classes = predictions.classes
+    let logits = predictions.logProbabilities.enumerated().map { Float($0.element - logPrior[$0.offset % classes]) }
+    return Predictions(logits: logits, classes: classes)
+  }
+
   /// A weighted mixture method: cross-validated, then refitted on everything.
   func weighted(_ name: String, _ fit: ([Predictions], [Int32]) -> [Double]) -> MethodResult {
     let oof = crossValidated(fit) { weights, parts in Predictions.mixture(parts, weights: weights) }
@@ -116,19 +146,21 @@ public struct EnsembleMethods {
       bags: settings.caruanaBags)
     caruana.seed = 0
     results.append(weighted("Caruana selection (\(settings.objective.rawValue))") { caruana.fit($0, labels: $1) })
-    results.append(weighted("NLL-optimal weights") { SimplexWeights().fit($0, labels: $1) })
+    results.append(weighted(settings.objective == .balancedAccuracy ? "NLL-optimal weights (class-balanced)" : "NLL-optimal weights") {
+      SimplexWeights().fit($0, labels: $1, exampleWeights: balancing($1))
+    })
 
     let l2 = settings.stackingL2
     let classes = outOfFold[0].classes
     func fitStacker(_ parts: [Predictions], _ y: [Int32]) -> LogisticStacker {
       var stacker = LogisticStacker(members: count, classes: classes, l2: l2)
-      stacker.fit(parts, labels: y)
+      stacker.fit(parts, labels: y, exampleWeights: balancing(y))
       return stacker
     }
     let stackedOOF = crossValidated(fitStacker) { $0.predict($1) }
     let stacker = fitStacker(outOfFold, labels)
     results.append(MethodResult(
-      name: "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) }, stacker: stacker,
+      name: settings.objective == .balancedAccuracy ? "stacking (logistic regression, class-balanced)" : "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) }, stacker: stacker,
       combiner: .stacking(stacker)))
 
     // Temperature scaling of the soft vote: changes confidence (NLL), never the class.
@@ -140,6 +172,28 @@ public struct EnsembleMethods {
     results.append(MethodResult(
       name: "soft vote + temperature", outOfFold: scaledOOF, test: soft.test.map { TemperatureScaling.apply($0, temperature: temperature) },
       weights: equal, temperature: temperature, combiner: .mixture(weights: equal, temperature: temperature)))
+    // The soft vote divided by the training folds' class prior to a fitted power τ ∈ [0, 1]
+    // (p_c / π_c^τ): for balanced accuracy on imbalanced data, the correction the members'
+    // training may have lacked; τ = 0 where it does not help (members trained with
+    // balanced softmax already have it).
+    func fitPrior(_ parts: [Predictions], _ y: [Int32]) -> [Double] {
+      let logPrior = Self.logPrior(y, classes: classes)
+      let vote = Predictions.mixture(parts, weights: equal)
+      var best = (score: -Double.infinity, tau: 0.0)
+      for step in 0...20 {
+        let tau = Double(step) / 20
+        let score = settings.objective.score(Self.priorCorrected(vote, logPrior: logPrior.map { tau * $0 }).metrics(labels: y))
+        if score > best.score + 1e-12 { best = (score, tau) }
+      }
+      return logPrior.map { best.tau * $0 }
+    }
+    let priorOOF = crossValidated(fitPrior) { Self.priorCorrected(Predictions.mixture($1, weights: equal), logPrior: $0) }
+    let prior = fitPrior(outOfFold, labels)
+    let tau = Self.logPrior(labels, classes: classes).first.map { $0 == 0 ? 0 : prior[0] / $0 } ?? 0
+    results.append(MethodResult(
+      name: String(format: "soft vote + prior correction (τ = %.2f)", tau), outOfFold: priorOOF,
+      test: soft.test.map { Self.priorCorrected($0, logPrior: prior) }, weights: equal,
+      combiner: .priorCorrected(weights: equal, logPrior: prior)))
     return results
   }
 

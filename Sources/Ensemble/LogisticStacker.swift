@@ -33,8 +33,11 @@ public struct LogisticStacker: Codable, Equatable, Sendable {
     return x
   }
 
-  public mutating func fit(_ members: [Predictions], labels: [Int32]) {
+  /// `exampleWeights` (nil: all 1) weight each example's loss: class-balanced weights make
+  /// the stacker fit balanced accuracy's NLL rather than the majority classes'.
+  public mutating func fit(_ members: [Predictions], labels: [Int32], exampleWeights: [Double]? = nil) {
     let x = Self.features(members)
+    let totalWeight = exampleWeights?.reduce(0, +) ?? Double(labels.count)
     let (rows, width) = (labels.count, features + 1)
     let (classes, features, l2) = (self.classes, self.features, self.l2)
     coefficients = LBFGS().minimize(coefficients) { w in
@@ -52,15 +55,16 @@ public struct LogisticStacker: Codable, Equatable, Sendable {
         let sum = scores.reduce(0) { $0 + exp($1 - largest) }
         let logSum = largest + log(sum)
         let label = Int(labels[row])
-        loss -= scores[label] - logSum
+        let weight = exampleWeights?[row] ?? 1
+        loss -= weight * (scores[label] - logSum)
         for c in 0..<classes {
-          let error = exp(scores[c] - logSum) - (c == label ? 1 : 0)
+          let error = weight * (exp(scores[c] - logSum) - (c == label ? 1 : 0))
           for f in 0..<features { gradient[c * width + f] += error * x[base + f] }
           gradient[c * width + features] += error
         }
       }
-      loss /= Double(rows)
-      for i in gradient.indices { gradient[i] /= Double(rows) }
+      loss /= totalWeight
+      for i in gradient.indices { gradient[i] /= totalWeight }
       for c in 0..<classes {
         for f in 0..<features {
           let weight = w[c * width + f]

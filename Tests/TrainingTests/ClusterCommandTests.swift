@@ -69,13 +69,13 @@ final class ClusterCommandTests: XCTestCase {
       XCTAssert(FileManager.default.fileExists(atPath: "\(folder)/runs/clean/\(file)"), file)
     }
     XCTAssert(first.output.contains("| seed-0 |") && first.output.contains("| soft vote"), first.output)
-    for method in ["best member", "hard vote", "Caruana selection", "NLL-optimal weights", "stacking", "soft vote + temperature"] {
+    for method in ["best member", "hard vote", "Caruana selection", "NLL-optimal weights", "stacking", "soft vote + temperature", "soft vote + prior correction"] {
       XCTAssert(first.output.contains(method), "\(method) missing:\n\(first.output)")
     }
     // The outputs: scores of every method, the weights, a submission row per test image.
     let runFolder = "\(folder)/runs/clean"
     let scores = String(decoding: try FileBytes.read(runFolder + "/scores.csv"), as: UTF8.self).split(separator: "\n")
-    XCTAssertEqual(scores.count, 1 + 7 + 2, "a header, 7 methods, 2 members:\n" + scores.joined(separator: "\n"))
+    XCTAssertEqual(scores.count, 1 + 8 + 2, "a header, 8 methods, 2 members:\n" + scores.joined(separator: "\n"))
     XCTAssert(scores.last?.hasPrefix("member seed-1,") == true, scores.joined(separator: "\n"))
     XCTAssert(scores[0].hasPrefix("method,oof_accuracy,oof_balanced_accuracy"))
     let submission = String(decoding: try FileBytes.read(runFolder + "/submission.csv"), as: UTF8.self).split(separator: "\n")

@@ -8,7 +8,10 @@
 #   scripts/bench/ensemble.sh                        # about 40 minutes on 2 cores
 #   EPOCHS=4 WIDTH=0.5 scripts/bench/ensemble.sh     # a quick look
 #
-# Env: EPOCHS (15), WIDTH (1.0), SEEDS ("0, 1, 2"), THREADS (2), QUORUM
+# Then a width-0.5 student distilled from the submitted ensemble (on the unlabelled test
+# images too) and the same student trained on the labels alone.
+#
+# Env: EPOCHS (15), WIDTH (1.0), SEEDS ("0, 1, 2"), STUDENT_WIDTH (0.5), THREADS (2), QUORUM
 # (.build/release/quorum), OUT (bench-results/ensemble). Running it again resumes the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -17,6 +20,7 @@ QUORUM=${QUORUM:-.build/release/quorum}
 EPOCHS=${EPOCHS:-15}
 WIDTH=${WIDTH:-1.0}
 SEEDS=${SEEDS:-0, 1, 2}
+STUDENT_WIDTH=${STUDENT_WIDTH:-0.5}
 THREADS=${THREADS:-2}
 OUT=${OUT:-bench-results/ensemble}
 [ -x "$QUORUM" ] || swift build -c release
@@ -41,6 +45,11 @@ grid:
   seed: [$SEEDS]
 ensemble:
   objective: balanced_accuracy
+distill:
+  temperature: 2
+  hard_label_weight: 0.5
+  unlabelled: true
+  training: {width: $STUDENT_WIDTH}
 YAML
 
 start=$(date +%s)
@@ -59,6 +68,12 @@ for row in rows:
           f"| {float(row['test_macro_f1']):.4f} | {float(row['test_nll']):.4f} | {float(row['oof_balanced_accuracy']):.4f} |")
 members = [float(r["test_balanced_accuracy"]) for r in rows if r["method"].startswith("member ")]
 lowest = [float(r["test_lowest_recall"]) for r in rows if r["method"].startswith("member ")]
+import os
+print()
+run = os.path.dirname(sys.argv[1])
+for student in ("student", "student-alone"):
+    path = f"{run}/logits/{student}/all.test.npy"
+    print(f"{student}: {'trained' if os.path.exists(path) else 'missing'} ({path})")
 print()
 print(f"Members ({len(members)} seeds, each the 5 fold models averaged): test balanced accuracy "
       f"{statistics.mean(members):.4f} ± {statistics.stdev(members) if len(members) > 1 else 0:.4f} "

@@ -27,11 +27,19 @@ public final class Coordinator {
   public var onTick: (() -> Void)?
   /// Called with every progress report of a current lease (the run's learning curves).
   public var onProgress: ((ProgressReport) -> Void)?
-  /// Called once, when every task but the later ones is finished: the later tasks'
-  /// settings and tensors (a student's teacher targets, made from the finished tasks'
-  /// results). A task it leaves out, or all of them when it throws, is marked failed.
-  public var prepareLaterTasks: (() throws -> [String: (settings: String, tensors: [WireTensor])])?
-  private var laterTasksPrepared = false
+  /// Called once per later phase, when every task of the earlier phases is finished: the
+  /// phase's tasks' settings and tensors (pseudo-labels, a student's teacher targets, made
+  /// from the finished tasks' results). A task it leaves out, or all of the phase's when it
+  /// throws, is marked failed.
+  public var preparePhase: ((Int) throws -> [String: (settings: String, tensors: [WireTensor])])? {
+    didSet { scheduler.heldPhases = preparePhase == nil ? [] : Set(1..<max(scheduler.phaseCount, 1)) }
+  }
+  /// What starting a phase's preparation is logged as.
+  public var describePhase: ((Int) -> String)?
+  private var startedPhases: Set<Int> = []
+  /// A phase being prepared on its own thread (building an ensemble takes seconds to
+  /// minutes; the loop keeps answering heartbeats meanwhile), and its outcome.
+  private let preparation = PhasePreparation()
   private var payloads: [String: [WireTensor]] = [:]
 
   /// `settings` maps each task to the JSON the worker needs to run it.
@@ -128,11 +136,19 @@ public final class Coordinator {
       try scheduler.workerLost(worker)
       workers[worker] = nil
     }
-    if !laterTasksPrepared && !scheduler.later.isEmpty && scheduler.firstPhaseFinished && !scheduler.isFinished {
-      laterTasksPrepared = true
+    for phase in 1..<max(scheduler.phaseCount, 1)
+    where !startedPhases.contains(phase) && scheduler.hasUnfinishedTasks(in: phase) && scheduler.phasesFinished(before: phase) {
+      startedPhases.insert(phase)
+      log(describePhase?(phase) ?? "preparing phase \(phase)")
+      preparation.start(phase: phase, preparePhase ?? { _ in [:] })
+    }
+    if let (phase, outcome) = preparation.take() {
       var prepared: [String: (settings: String, tensors: [WireTensor])] = [:]
-      do { prepared = try prepareLaterTasks?() ?? [:] } catch { log("the later tasks cannot be prepared: \(error)") }
-      for task in scheduler.order where scheduler.later.contains(task) {
+      switch outcome {
+      case .success(let payloads): prepared = payloads
+      case .failure(let error): log("phase \(phase)'s tasks cannot be prepared: \(error)")
+      }
+      for task in scheduler.tasks(in: phase) {
         if let payload = prepared[task] {
           settings[task] = payload.settings
           payloads[task] = payload.tensors
@@ -140,6 +156,7 @@ public final class Coordinator {
           try scheduler.fail(task: task, reason: "not prepared (see the coordinator's log)")
         }
       }
+      scheduler.heldPhases.remove(phase)
     }
     if now - lastHeartbeat >= scheduler.timing.heartbeatInterval {
       lastHeartbeat = now
@@ -155,5 +172,32 @@ public final class Coordinator {
 
   func send(_ message: Message, to worker: String) throws {
     try socket.send([Array(worker.utf8)] + (try Framing.encode(message)))
+  }
+}
+
+/// One phase's preparation at a time, on its own thread.
+final class PhasePreparation: @unchecked Sendable {
+  typealias Payloads = [String: (settings: String, tensors: [WireTensor])]
+  private let lock = NSLock()
+  private var finished: (Int, Result<Payloads, Error>)?
+
+  func start(phase: Int, _ prepare: @escaping (Int) throws -> Payloads) {
+    let thread = Thread { [self] in
+      let outcome = Result { try prepare(phase) }
+      lock.lock()
+      finished = (phase, outcome)
+      lock.unlock()
+    }
+    thread.name = "quorum-phase-\(phase)"
+    thread.start()
+  }
+
+  /// The finished preparation, once.
+  func take() -> (Int, Result<Payloads, Error>)? {
+    lock.lock()
+    defer { lock.unlock() }
+    let outcome = finished
+    finished = nil
+    return outcome
   }
 }

@@ -15,9 +15,14 @@ public final class Scheduler {
 
   /// Tasks in the order they are handed out.
   public let order: [String]
-  /// Tasks that wait until every other task is stored or failed (a student distilled from
-  /// the members' ensemble).
-  public let later: Set<String>
+  /// Each task's phase: 0 for the first tasks, then 1, 2, … for the phases given as
+  /// `later`. A phase's tasks wait until every task of the earlier phases is stored or
+  /// failed (Noisy Student rounds, a student distilled from the ensemble).
+  public let phase: [String: Int]
+  public let phaseCount: Int
+  /// Phases whose tasks are not handed out yet, whatever the others' state (their
+  /// payloads are being prepared).
+  public var heldPhases: Set<Int> = []
   public private(set) var states: [String: TaskState]
   public let timing: Timing
   private let journal: Journal?
@@ -27,11 +32,14 @@ public final class Scheduler {
 
   /// A fresh schedule, or one resumed from the journal's events.
   public init(
-    tasks: [String], later: [String] = [], timing: Timing = Timing(), journal: Journal? = nil, replaying events: [JournalEvent] = []
+    tasks: [String], later: [[String]] = [], timing: Timing = Timing(), journal: Journal? = nil, replaying events: [JournalEvent] = []
   ) {
-    let tasks = tasks + later
+    var phase = Dictionary(uniqueKeysWithValues: tasks.map { ($0, 0) })
+    for (index, tasks) in later.enumerated() { for task in tasks { phase[task] = index + 1 } }
+    self.phase = phase
+    phaseCount = 1 + later.count
+    let tasks = tasks + later.flatMap { $0 }
     order = tasks
-    self.later = Set(later)
     self.timing = timing
     self.journal = journal
     var states = Dictionary(uniqueKeysWithValues: tasks.map { ($0, TaskState.pending(attemptsUsed: 0)) })
@@ -62,15 +70,28 @@ public final class Scheduler {
 
   public func count(where predicate: (TaskState) -> Bool) -> Int { states.values.filter(predicate).count }
 
-  /// Whether every task but the later ones is stored or failed.
-  public var firstPhaseFinished: Bool {
+  /// Whether every task of the phases before `phase` is stored or failed.
+  public func phasesFinished(before phase: Int) -> Bool {
     order.allSatisfy { task in
-      if later.contains(task) { return true }
+      if self.phase[task, default: 0] >= phase { return true }
       if case .stored = states[task] { return true }
       if case .failed = states[task] { return true }
       return false
     }
   }
+
+  /// Whether some task of `phase` is neither stored nor failed.
+  public func hasUnfinishedTasks(in phase: Int) -> Bool {
+    order.contains { task in
+      guard self.phase[task, default: 0] == phase else { return false }
+      if case .stored = states[task] { return false }
+      if case .failed = states[task] { return false }
+      return true
+    }
+  }
+
+  /// The tasks of `phase`, in order.
+  public func tasks(in phase: Int) -> [String] { order.filter { self.phase[$0, default: 0] == phase } }
 
   /// Marks a pending task failed without running it (it cannot be prepared).
   public func fail(task: String, reason: String) throws {
@@ -81,10 +102,11 @@ public final class Scheduler {
 
   /// The next pending task for `worker`, leased until now + the lease duration.
   public func lease(to worker: String, now: Double) throws -> (task: String, attempt: Int)? {
-    let laterAllowed = later.isEmpty || firstPhaseFinished
+    // The first phase whose tasks are not all finished is the one open for leasing.
+    let open = (0..<phaseCount).first { hasUnfinishedTasks(in: $0) } ?? 0
     for task in order {
       guard case .pending(let used) = states[task] else { continue }
-      if !laterAllowed && later.contains(task) { continue }
+      if phase[task, default: 0] > open || heldPhases.contains(phase[task, default: 0]) { continue }
       let attempt = used + 1
       try journal?.append(JournalEvent(.leased, task: task, attempt: attempt, worker: worker))
       states[task] = .leased(worker: worker, attempt: attempt, expires: now + timing.leaseDuration)

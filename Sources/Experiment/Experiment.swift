@@ -63,6 +63,8 @@ public struct Experiment {
   public var logitsPrecision: String
   /// How the members are combined (the `ensemble:` section).
   public var ensemble: EnsembleSettings
+  /// Noisy Student rounds after the members (the `noisy_student:` section).
+  public var noisyStudent: NoisyStudentPlan?
   /// A student distilled from the ensemble after the members (the `distill:` section).
   public var distill: DistillPlan?
   /// Data settings as given (train, layout, test, images, long_tail_ratio, …).
@@ -72,13 +74,22 @@ public struct Experiment {
   public var foldsFile: String?
   public var variants: [Variant]
 
+  /// Each Noisy Student round's tasks, variant-major like the members'.
+  public var noisyTasks: [[Task]] {
+    guard let foldCount, let plan = noisyStudent else { return [] }
+    return plan.variants.map { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
+  }
+
+  /// Every variant that is trained fold by fold: the members, then the Noisy Student rounds.
+  public var foldVariants: [Variant] { variants + (noisyStudent?.variants ?? []) }
+
   /// Every task, variant-major.
   public var tasks: [Task] {
     guard let foldCount else { return [] }
     return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
   }
 
-  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "distill"]
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -200,10 +211,11 @@ public struct Experiment {
     let experiment = Experiment(
       file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
       logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], file: file),
+      noisyStudent: try NoisyStudentPlan.parse(entries["noisy_student"], defaults: defaults, file: file),
       distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file), data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
     // Every variant's settings must make a valid configuration (types, ranges).
-    for variant in variants + (experiment.distill.map { [$0.student] } ?? []) {
+    for variant in variants + (experiment.distill.map { [$0.student] } ?? []) + (experiment.noisyStudent?.variants ?? []) {
       _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file)
     }
     return experiment

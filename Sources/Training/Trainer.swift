@@ -65,7 +65,8 @@ public final class Trainer {
 
   public init(
     configuration: TrainingConfiguration, data: TrainingData, backend: Backend, threads: Int,
-    outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true, prefetchThreads: Int = 1
+    outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true, prefetchThreads: Int = 1,
+    normalization: (mean: [Float], std: [Float])? = nil
   ) throws {
     try configuration.validate()
     let model = configuration.model
@@ -105,7 +106,9 @@ public final class Trainer {
       optimizer = AdamW(parameters: network.parameters, weightDecay: configuration.weightDecay)
     }
     average = configuration.emaDecay.map { ExponentialMovingAverage(model: network, decay: $0) }
-    let statistics = data.training.channelStatistics()
+    // The training images' channel statistics, or a checkpoint's (predicting with a model
+    // trained elsewhere).
+    let statistics = normalization ?? data.training.channelStatistics()
     description = ModelCheckpoint.Description(configuration: model, mean: statistics.mean, std: statistics.std)
     assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: threads)
     images = Tensor(shape: [configuration.batchSize, model.imageHeight, model.imageWidth, model.inputChannels])

@@ -106,7 +106,7 @@ func startStatusServer(_ address: String, coordinator: Coordinator, setup: Exper
 func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escaping (String) -> Void = { print("coordinator: \($0)") }) throws -> Coordinator {
   let journalPath = setup.experiment.runDirectory + "/journal.jsonl"
   let events = try Journal.read(journalPath)
-  let scheduler = Scheduler(tasks: setup.tasks, later: setup.laterTasks, journal: try Journal(path: journalPath), replaying: events)
+  let scheduler = Scheduler(tasks: setup.tasks, later: setup.laterPhases, journal: try Journal(path: journalPath), replaying: events)
   if !events.isEmpty {
     let stored = scheduler.count { if case .stored = $0 { return true }; return false }
     log("resuming from \(journalPath): \(stored) of \(scheduler.order.count) tasks already stored")
@@ -114,11 +114,15 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   let coordinator = Coordinator(
     socket: socket, scheduler: scheduler, settings: setup.settings,
     store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
-  if !setup.laterTasks.isEmpty {
-    coordinator.prepareLaterTasks = {
-      log("every member is done: building the ensemble that teaches the student")
-      return try setup.prepareStudents()
+  if !setup.laterPhases.isEmpty {
+    let rounds = setup.experiment.noisyStudent?.rounds ?? 0
+    coordinator.describePhase = { phase in
+      phase <= rounds
+        ? "the tasks before Noisy Student round \(phase) are done: pseudo-labelling the test images with their ensemble"
+        : "every member is done: building the ensemble that teaches the student"
     }
+    // On the coordinator's preparation thread: nothing here touches the loop's state.
+    coordinator.preparePhase = { phase in try setup.preparePhase(phase) }
   }
   // Every epoch's report, one JSON line each: the report's learning curves. Appended, not
   // fsync'd: losing the last lines in a crash costs a plot's tail, nothing else.
@@ -221,7 +225,7 @@ struct Run: ParsableCommand {
     var restarts = 0
     let restartLimit = setup.tasks.count * coordinator.scheduler.timing.retryLimit
     defer { for process in processes where process.isRunning { process.terminate() } }
-    print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) students after them"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     let start = Date()
     var lastDraw = Date.distantPast
     let table = LiveTable()

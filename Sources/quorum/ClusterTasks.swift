@@ -22,8 +22,10 @@ struct ExperimentSetup {
   let experiment: Experiment
   let data: ExperimentData
   let tasks: [String]
-  /// Tasks after every member's: the distilled student and its teacher-less twin.
-  let laterTasks: [String]
+  /// Phases after the members': each Noisy Student round's tasks, then the distilled
+  /// student and its teacher-less twin; a phase starts when the earlier ones are done.
+  let laterPhases: [[String]]
+  var laterTasks: [String] { laterPhases.flatMap { $0 } }
   let settings: [String: String]
 
   /// `runDirectory` overrides the file's (a run directory's own copy of its experiment).
@@ -35,16 +37,45 @@ struct ExperimentSetup {
     let text = String(decoding: try FileBytes.read(file), as: UTF8.self)
     let encoder = JSONEncoder()
     var settings: [String: String] = [:]
-    for task in experiment.tasks {
+    for task in experiment.tasks + experiment.noisyTasks.flatMap({ $0 }) {
       let json = try encoder.encode(TaskSettings(experiment: text, file: file, variant: task.variant, fold: task.fold))
       settings[task.id] = String(decoding: json, as: UTF8.self)
     }
     tasks = experiment.tasks.map(\.id)
-    laterTasks = experiment.distill?.taskIDs ?? []
-    for (task, variant) in zip(laterTasks, [experiment.distill?.student.name, experiment.distill?.alone.name].compactMap { $0 }) {
-      settings[task] = String(decoding: try encoder.encode(TaskSettings(experiment: text, file: file, variant: variant, fold: -1)), as: UTF8.self)
+    var phases = experiment.noisyTasks.map { $0.map(\.id) }
+    if let plan = experiment.distill {
+      phases.append(plan.taskIDs)
+      for (task, variant) in zip(plan.taskIDs, [plan.student.name, plan.alone.name]) {
+        settings[task] = String(decoding: try encoder.encode(TaskSettings(experiment: text, file: file, variant: variant, fold: -1)), as: UTF8.self)
+      }
     }
+    laterPhases = phases
     self.settings = settings
+  }
+
+  /// A later phase's payloads: pseudo-labels for a Noisy Student round, teacher targets
+  /// for the students.
+  func preparePhase(_ phase: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
+    let rounds = experiment.noisyStudent?.rounds ?? 0
+    return phase <= rounds ? try prepareNoisyRound(phase) : try prepareStudents()
+  }
+
+  /// Round r's pseudo-labels: the current ensemble's (members and earlier rounds) confident
+  /// test predictions, balanced over the classes, as (image index, label) rows.
+  func prepareNoisyRound(_ round: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
+    guard let plan = experiment.noisyStudent else { return [:] }
+    let (_, teacher) = try OutOfFold.combine(setup: self)
+    guard let test = teacher?.test else {
+      throw ExperimentError(file: experiment.file, line: nil, "Noisy Student needs test images to pseudo-label, and an ensemble to label them")
+    }
+    let chosen = PseudoLabels.select(test, confidence: plan.confidence, perClass: plan.perClass)
+    guard !chosen.isEmpty else {
+      throw ExperimentError(file: experiment.file, line: nil, "no test image reaches the pseudo-label confidence \(plan.confidence): lower noisy_student confidence")
+    }
+    let pseudo = WireTensor(name: "pseudo_labels", shape: [chosen.count, 2], values: chosen.flatMap { [Float($0.index), Float($0.label)] })
+    var payloads: [String: (settings: String, tensors: [WireTensor])] = [:]
+    for task in experiment.noisyTasks[round - 1] { payloads[task.id] = (settings[task.id] ?? "{}", [pseudo]) }
+    return payloads
   }
 
   /// The later tasks' payloads, once every member is done: the teacher's targets (the
@@ -62,7 +93,7 @@ struct ExperimentSetup {
     if plan.unlabelled, let test = teacher.test {
       tensors.append(WireTensor(name: "teacher_test", shape: [test.rows, classes], values: plan.distillation.targets(teacher: test, labels: nil)))
     }
-    let (student, alone) = (laterTasks[0], laterTasks[1])
+    let (student, alone) = (plan.taskIDs[0], plan.taskIDs[1])
     return [student: (settings[student] ?? "{}", tensors), alone: (settings[alone] ?? "{}", [])]
   }
 
@@ -91,7 +122,7 @@ final class TaskRunner {
     }
     let (_, experiment, data) = cache!
     if settings.fold < 0 { return try runStudent(task, settings: settings, experiment: experiment, data: data, progress: progress) }
-    guard let variant = experiment.variants.first(where: { $0.name == settings.variant }) else {
+    guard let variant = experiment.foldVariants.first(where: { $0.name == settings.variant }) else {
       throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
     }
     let training = data.training
@@ -102,9 +133,21 @@ final class TaskRunner {
     // Out-of-fold predictions must not pick their own epoch: keep the last epoch's weights.
     configuration.restoreBest = false
     let split = data.folds.split(settings.fold)
+    var foldTraining = training.subset(split.training)
+    // A Noisy Student round: the pseudo-labelled test images join the training fold.
+    if let pseudo = task.tensors.first(where: { $0.name == "pseudo_labels" }), let test = data.test {
+      guard pseudo.shape.count == 2, pseudo.shape[1] == 2,
+        pseudo.values.enumerated().allSatisfy({ $0.offset % 2 == 1 ? Int($0.element) < training.classes : Int($0.element) < test.count })
+      else { throw ExperimentError(file: settings.file, line: nil, "task \(task.task): pseudo-labels out of range") }
+      let rows = (0..<pseudo.shape[0]).map { (index: Int(pseudo.values[2 * $0]), label: Int32(pseudo.values[2 * $0 + 1])) }
+      let images = test.subset(rows.map(\.index))
+      foldTraining = foldTraining.appending(ImageDataset(
+        pixels: images.pixels, labels: rows.map(\.label), height: test.height, width: test.width, channels: test.channels,
+        classes: training.classes))
+    }
     let trainer = try Trainer(
       configuration: configuration,
-      data: TrainingData(training: training.subset(split.training), validation: training.subset(split.validation), test: data.test),
+      data: TrainingData(training: foldTraining, validation: training.subset(split.validation), test: data.test),
       backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil,
       reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
     trainer.onEpoch = { record in
@@ -189,8 +232,11 @@ enum OutOfFold {
     let experiment = setup.experiment
     let training = setup.data.training
     let classes = training.classes
-    let (members, incomplete) = try MemberLibrary.load(
-      runDirectory: experiment.runDirectory, variants: experiment.variants.map(\.name), folds: setup.data.folds, classes: classes)
+    var (members, incomplete) = try MemberLibrary.load(
+      runDirectory: experiment.runDirectory, variants: experiment.foldVariants.map(\.name), folds: setup.data.folds, classes: classes)
+    // A Noisy Student round not run yet is not missing.
+    let rounds = Set(experiment.noisyStudent?.variants.map(\.name) ?? [])
+    incomplete.removeAll { rounds.contains($0) }
     let test = setup.data.test
     let testLabels = test?.isLabelled == true ? test?.labels : nil
     let memberScores = EnsembleOutputs.scores(members, labels: training.labels, testLabels: testLabels)

@@ -35,7 +35,7 @@ struct PredictCommand: ParsableCommand {
     let training = loaded.training
     var memberPredictions: [Predictions] = []
     for name in submitted.members {
-      guard let variant = experiment.variants.first(where: { $0.name == name }) else {
+      guard let variant = experiment.foldVariants.first(where: { $0.name == name }) else {
         throw ValidationError("\(runDirectory)/ensemble/submitted.json names member \(name), which the experiment does not have")
       }
       var configuration = try variant.configuration(
@@ -46,16 +46,17 @@ struct PredictCommand: ParsableCommand {
       var folds: [Predictions] = []
       for fold in 0..<loaded.folds.count {
         let checkpoint = "\(runDirectory)/checkpoints/\(name)/fold\(fold).safetensors"
-        // The fold's own training examples give the normalisation the model was trained with.
-        let trainer = try Trainer(
-          configuration: configuration, data: TrainingData(training: training.subset(loaded.folds.split(fold).training)),
-          backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil, reporter: ProgressReporter(style: .silent, totalEpochs: 1),
-          prefetch: false)
-        try trainer.initializeWeights(from: checkpoint)
+        // The checkpoint records the normalisation its model was trained with (its fold's
+        // training images, and a Noisy Student's pseudo-labelled ones).
         let recorded = try ModelCheckpoint.description(of: checkpoint)
-        guard recorded == trainer.description else {
-          throw ValidationError("\(checkpoint) was trained with other settings or data (its description differs from the experiment's)")
+        guard recorded.configuration == configuration.model else {
+          throw ValidationError("\(checkpoint) holds another model than the experiment's \(name) (\(recorded.configuration) against \(configuration.model))")
         }
+        let trainer = try Trainer(
+          configuration: configuration, data: TrainingData(training: training), backend: CPUBackend(threads: threads), threads: threads,
+          outputFolder: nil, reporter: ProgressReporter(style: .silent, totalEpochs: 1), prefetch: false,
+          normalization: (recorded.mean, recorded.std))
+        try trainer.initializeWeights(from: checkpoint)
         folds.append(Predictions(logits: trainer.evaluate(newData, testTimeAugmentation: configuration.testTimeAugmentation).logits, classes: training.classes))
       }
       memberPredictions.append(Predictions.mixture(folds, weights: [Double](repeating: 1, count: folds.count)))

@@ -191,4 +191,20 @@ final class EnsembleMethodTests: XCTestCase {
     XCTAssertGreaterThan(try balanced("soft vote + prior correction"), try balanced("soft vote") + 0.05)
     XCTAssertGreaterThan(try balanced("stacking (logistic regression, class-balanced)"), try balanced("soft vote") + 0.05)
   }
+
+  /// Pseudo-labels: only confident images, the most confident first, the same number per
+  /// class (a short class repeated), none for a class the ensemble is never sure of.
+  func testPseudoLabelsAreConfidentAndBalanced() {
+    // Rows: class 0 sure ×3 (0.9, 0.95, 0.99), class 1 sure ×1 (0.92), class 2 unsure.
+    func row(_ p: [Double]) -> [Float] { p.map { Float(log($0)) } }
+    let logits = row([0.9, 0.05, 0.05]) + row([0.95, 0.03, 0.02]) + row([0.99, 0.005, 0.005]) + row([0.04, 0.92, 0.04])
+      + row([0.3, 0.3, 0.4]) + row([0.6, 0.2, 0.2])
+    let predictions = Predictions(logits: logits, classes: 3)
+    let chosen = PseudoLabels.select(predictions, confidence: 0.85, perClass: 0)
+    // Mean kept count over classes with any: (3 + 1) / 2 = 2 per class.
+    XCTAssertEqual(chosen.map(\.index), [2, 1, 3, 3])
+    XCTAssertEqual(chosen.map(\.label), [0, 0, 1, 1])
+    XCTAssertEqual(PseudoLabels.select(predictions, confidence: 0.85, perClass: 3).map(\.index), [2, 1, 0, 3, 3, 3])
+    XCTAssertTrue(PseudoLabels.select(predictions, confidence: 0.999, perClass: 0).isEmpty)
+  }
 }

@@ -58,10 +58,15 @@ final class ClusterCommandTests: XCTestCase {
   /// submitted ensemble (on the unlabelled test images too) and its teacher-less twin, the
   /// outputs, `quorum predict`, and a resume that trains nothing.
   func testRunTrainsEveryTaskPrintsScoresAndResumes() throws {
-    let file = try experiment("clean", extra: "distill: {unlabelled: true, training: {width: 0.35, epochs: 1}}")
+    let file = try experiment("clean", extra: """
+      distill: {unlabelled: true, training: {width: 0.35, epochs: 1}}
+      noisy_student: {rounds: 1, confidence: 0.5, training: {dropout: 0.5}}
+      """)
     let first = try run(["run", file, "--workers", "2", "--threads", "1"])
     XCTAssertEqual(first.status, 0, first.output)
-    XCTAssert(first.output.contains("+ 2 students after them") && first.output.contains("building the ensemble that teaches the student"), first.output)
+    XCTAssert(first.output.contains("+ 4 later (Noisy Student rounds, students)"), first.output)
+    XCTAssert(first.output.contains("pseudo-labelling the test images") && first.output.contains("building the ensemble that teaches the student"), first.output)
+    XCTAssert(first.output.contains("| noisy-1 | 0."), "the Noisy Student round joins the library:\n\(first.output)")
     for student in ["| student (distilled from the submitted ensemble) | 0.", "| student-alone (the same student on the labels alone) | 0."] {
       XCTAssert(first.output.contains(student), "\(student) missing:\n\(first.output)")
     }
@@ -75,14 +80,14 @@ final class ClusterCommandTests: XCTestCase {
     // The outputs: scores of every method, the weights, a submission row per test image.
     let runFolder = "\(folder)/runs/clean"
     let scores = String(decoding: try FileBytes.read(runFolder + "/scores.csv"), as: UTF8.self).split(separator: "\n")
-    XCTAssertEqual(scores.count, 1 + 8 + 2, "a header, 8 methods, 2 members:\n" + scores.joined(separator: "\n"))
-    XCTAssert(scores.last?.hasPrefix("member seed-1,") == true, scores.joined(separator: "\n"))
+    XCTAssertEqual(scores.count, 1 + 8 + 3, "a header, 8 methods, 3 members (2 seeds, 1 Noisy Student round):\n" + scores.joined(separator: "\n"))
+    XCTAssert(scores.last?.hasPrefix("member noisy-1,") == true, scores.joined(separator: "\n"))
     XCTAssert(scores[0].hasPrefix("method,oof_accuracy,oof_balanced_accuracy"))
     let submission = String(decoding: try FileBytes.read(runFolder + "/submission.csv"), as: UTF8.self).split(separator: "\n")
     XCTAssertEqual(submission.first, "id,label")
     XCTAssertEqual(submission.count, 1 + 10_000, "a row per Fashion-MNIST test image")
     let weights = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/weights.json"))) as? [String: Any])
-    XCTAssertEqual(weights["members"] as? [String], ["seed-0", "seed-1"])
+    XCTAssertEqual(weights["members"] as? [String], ["seed-0", "seed-1", "noisy-1"])
     XCTAssert(FileManager.default.fileExists(atPath: runFolder + "/ensemble/stacker.json"))
     // quorum predict runs the submitted ensemble from its checkpoints: on the same test
     // images it reproduces the submission, row for row.
@@ -90,13 +95,13 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssertEqual(predicted.status, 0, predicted.output)
     XCTAssert(predicted.output.contains("on 10000 labelled examples"), predicted.output)
     XCTAssertEqual(String(decoding: try FileBytes.read(folder + "/predicted.csv"), as: UTF8.self).split(separator: "\n"), submission)
-    XCTAssertEqual(try storedEvents("clean").count, 6)
+    XCTAssertEqual(try storedEvents("clean").count, 8)
     XCTAssertEqual(try NumPy.read("\(folder)/runs/clean/folds.npy").shape, [14_886])
     // Running it again resumes from the journal: nothing is trained twice.
     let again = try run(["run", file, "--workers", "1", "--threads", "1"])
     XCTAssertEqual(again.status, 0, again.output)
-    XCTAssert(again.output.contains("6 of 6 tasks already stored"), again.output)
-    XCTAssertEqual(try storedEvents("clean").count, 6)
+    XCTAssert(again.output.contains("8 of 8 tasks already stored"), again.output)
+    XCTAssertEqual(try storedEvents("clean").count, 8)
   }
 
   /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every

@@ -1,0 +1,27 @@
+import Foundation
+
+/// Noisy Student's pseudo-labels: the unlabelled images the ensemble is sure of, balanced
+/// over the classes.
+public enum PseudoLabels {
+  /// (image, label) pairs: per class, the images predicted as it with probability ≥
+  /// `confidence`, most confident first, cut to `perClass` (0: the mean of the kept counts
+  /// over the classes that have any) and repeated where a class has fewer. A class with no
+  /// confident image gets none.
+  public static func select(_ predictions: Predictions, confidence: Double, perClass: Int) -> [(index: Int, label: Int)] {
+    var kept = [[(index: Int, probability: Double)]](repeating: [], count: predictions.classes)
+    for row in 0..<predictions.rows {
+      let label = predictions.predictedClass(row: row)
+      let probability = exp(predictions.logProbabilities[row * predictions.classes + label])
+      if probability >= confidence { kept[label].append((row, probability)) }
+    }
+    let present = kept.filter { !$0.isEmpty }
+    guard !present.isEmpty else { return [] }
+    let target = perClass > 0 ? perClass : Int((Double(present.map(\.count).reduce(0, +)) / Double(present.count)).rounded())
+    var selected: [(index: Int, label: Int)] = []
+    for (label, images) in kept.enumerated() where !images.isEmpty {
+      let ranked = images.sorted { $0.probability > $1.probability || ($0.probability == $1.probability && $0.index < $1.index) }
+      for slot in 0..<target { selected.append((ranked[slot % ranked.count].index, label)) }
+    }
+    return selected
+  }
+}

@@ -54,10 +54,11 @@ struct SVGPlot {
   /// Horizontal bars, one per label, with the value written at the end.
   func bars(_ values: [(label: String, value: Double, color: String)], xLabel: String, range: ClosedRange<Double>) -> String {
     let rowHeight = 22.0
-    let labelWidth = 250.0
+    // Room for the longest label at ~6.5 px a character (11–12 px sans-serif).
+    let labelWidth = min(460, max(120, Double(values.map(\.label.count).max() ?? 0) * 6.5 + 12))
     let total = Double(values.count) * rowHeight + 40
-    var svg = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(width + 120))' height='\(Int(total))' class='plot'>"
-    let barWidth = width - labelWidth + 100
+    let barWidth = 300.0
+    var svg = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(labelWidth + barWidth + 80))' height='\(Int(total))' class='plot'>"
     for (index, item) in values.enumerated() {
       let y = 8 + Double(index) * rowHeight
       let length = max(0, (item.value - range.lowerBound) / (range.upperBound - range.lowerBound)) * barWidth

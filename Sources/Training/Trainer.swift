@@ -146,16 +146,27 @@ public final class Trainer {
   var statePath: String? { outputFolder.map { $0 + "/state.safetensors" } }
   var bestPath: String? { outputFolder.map { $0 + "/best.safetensors" } }
 
-  /// Mini-batches of an epoch: a seeded permutation cut into batches; a last batch of
-  /// one example is dropped (batch normalisation needs two).
+  /// Mini-batches of an epoch: a seeded permutation cut into as few batches of at most
+  /// the batch size as hold it, of sizes that differ by one at most. A ragged last batch
+  /// (11,909 examples in batches of 128 leave 5) gives batch normalisation statistics of
+  /// a handful of examples and one wild step an epoch: at the reference recipe's learning
+  /// rate it made training on a 4/5 fold of FMNIST-LT diverge (test accuracy 0.45 against
+  /// 0.81 on the whole set). A batch of one is dropped (batch normalisation needs two).
   public func batches(epoch: Int) -> [ArraySlice<Int>] {
     let order = configuration.sampling.order(
       labels: data.training.labels, classes: data.training.classes, seed: configuration.seed, epoch: epoch,
       growTo: configuration.growClassesTo)
-    return stride(from: 0, to: order.count, by: configuration.batchSize).compactMap { start in
-      let batch = order[start..<min(start + configuration.batchSize, order.count)]
-      return batch.count >= 2 ? batch : nil
+    let count = (order.count + configuration.batchSize - 1) / configuration.batchSize
+    guard count > 0 else { return [] }
+    let (base, extra) = order.count.quotientAndRemainder(dividingBy: count)
+    var batches: [ArraySlice<Int>] = []
+    var start = 0
+    for index in 0..<count {
+      let size = base + (index < extra ? 1 : 0)
+      if size >= 2 { batches.append(order[start..<(start + size)]) }
+      start += size
     }
+    return batches
   }
 
   /// Runs the remaining epochs. With `resume`, continues from the output folder's state.

@@ -14,8 +14,6 @@ public final class Coordinator {
   public private(set) var workers: [String: WorkerRecord] = [:]
   /// Events since the start: messages, results stored and discarded, leases expired.
   public private(set) var counters = CoordinatorCounters()
-  /// Messages dropped as malformed (the coordinator keeps serving).
-  public var rejectedMessages: Int { counters.messagesRejected }
   let startTime: Double
   let socket: ZeroMQSocket
   var settings: [String: String]

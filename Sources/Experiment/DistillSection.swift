@@ -30,7 +30,7 @@ public struct DistillPlan: Equatable {
     }
     var distillation = Distillation()
     var unlabelled = false
-    var overrides: [(key: String, value: SettingValue)] = []
+    var settings = defaults
     for (key, value) in mapping {
       let line = key.mark?.line
       guard let name = key.string, keys.contains(name) else {
@@ -49,15 +49,9 @@ public struct DistillPlan: Equatable {
         guard let flag = value.bool else { throw ExperimentError(file: file, line: line, "distill unlabelled must be true or false") }
         unlabelled = flag
       default:
-        guard case .mapping(let training) = value else {
-          throw ExperimentError(file: file, line: line, "distill training must be a mapping of training settings")
-        }
-        for (settingKey, settingValue) in training {
-          overrides.append((try Experiment.settingKey(settingKey, file: file), try Experiment.settingValue(settingValue, file: file)))
-        }
+        settings = try Experiment.settings(defaults, overriddenBy: value, section: "distill training", file: file)
       }
     }
-    let settings = defaults.filter { d in !overrides.contains { $0.key == d.key } } + overrides
     return DistillPlan(
       distillation: distillation, unlabelled: unlabelled, student: Experiment.Variant(name: "student", settings: settings),
       alone: Experiment.Variant(name: "student-alone", settings: settings))

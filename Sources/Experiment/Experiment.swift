@@ -221,6 +221,19 @@ public struct Experiment {
     return experiment
   }
 
+  /// `defaults` with the training settings of a section's mapping (`distill.training`,
+  /// `noisy_student.training`) put over them.
+  static func settings(
+    _ defaults: [(key: String, value: SettingValue)], overriddenBy node: Node, section: String, file: String
+  ) throws -> [(key: String, value: SettingValue)] {
+    guard case .mapping(let training) = node else {
+      throw ExperimentError(file: file, line: node.mark?.line, "\(section) must be a mapping of training settings")
+    }
+    var overrides: [(key: String, value: SettingValue)] = []
+    for (key, value) in training { overrides.append((try settingKey(key, file: file), try settingValue(value, file: file))) }
+    return defaults.filter { d in !overrides.contains { $0.key == d.key } } + overrides
+  }
+
   static func settingKey(_ key: Node, file: String) throws -> String {
     guard let name = key.string, TrainingSettings.all[name] != nil else {
       let known = TrainingSettings.all.keys.sorted().joined(separator: ", ")

@@ -29,7 +29,7 @@ public struct NoisyStudentPlan: Equatable {
     var rounds = 1
     var confidence = 0.8
     var perClass = 0
-    var overrides: [(key: String, value: SettingValue)] = []
+    var settings = defaults
     for (key, value) in mapping {
       let line = key.mark?.line
       guard let name = key.string, keys.contains(name) else {
@@ -48,15 +48,9 @@ public struct NoisyStudentPlan: Equatable {
         guard let number = value.int, number >= 0 else { throw ExperimentError(file: file, line: line, "noisy_student per_class must be a whole number ≥ 0") }
         perClass = number
       default:
-        guard case .mapping(let training) = value else {
-          throw ExperimentError(file: file, line: line, "noisy_student training must be a mapping of training settings")
-        }
-        for (settingKey, settingValue) in training {
-          overrides.append((try Experiment.settingKey(settingKey, file: file), try Experiment.settingValue(settingValue, file: file)))
-        }
+        settings = try Experiment.settings(defaults, overriddenBy: value, section: "noisy_student training", file: file)
       }
     }
-    let settings = defaults.filter { d in !overrides.contains { $0.key == d.key } } + overrides
     return NoisyStudentPlan(
       rounds: rounds, confidence: confidence, perClass: perClass,
       variants: (1...rounds).map { Experiment.Variant(name: "noisy-\($0)", settings: settings) })

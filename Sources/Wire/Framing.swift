@@ -41,12 +41,7 @@ public enum Framing {
     switch message {
     case .hello(let hello): metadata = try encoder.encode(hello)
     case .task(let task):
-      var descriptions: [TensorDescription] = []
-      for tensor in task.tensors {
-        let (description, frames) = try encode(tensor)
-        descriptions.append(description)
-        tensorFrames += frames
-      }
+      let descriptions = try task.tensors.map { try encode($0, into: &tensorFrames) }
       metadata = try encoder.encode(TaskMetadata(
         task: task.task, attempt: task.attempt, settings: task.settings, tensors: descriptions.isEmpty ? nil : descriptions))
     case .heartbeat: metadata = Data("{}".utf8)
@@ -54,12 +49,7 @@ public enum Framing {
     case .acknowledgement(let acknowledgement): metadata = try encoder.encode(acknowledgement)
     case .disconnect(let reason), .reject(let reason): metadata = try encoder.encode(Reason(reason: reason))
     case .result(let result):
-      var descriptions: [TensorDescription] = []
-      for tensor in result.tensors {
-        let (description, frames) = try encode(tensor)
-        descriptions.append(description)
-        tensorFrames += frames
-      }
+      let descriptions = try result.tensors.map { try encode($0, into: &tensorFrames) }
       var fileDescriptions: [FileDescription] = []
       for file in result.files {
         let (chunks, frames) = try compressChunks(file.bytes)
@@ -70,6 +60,13 @@ public enum Framing {
         task: result.task, attempt: result.attempt, tensors: descriptions, files: fileDescriptions.isEmpty ? nil : fileDescriptions))
     }
     return [magic + [version, message.type] + [UInt8](metadata)] + tensorFrames
+  }
+
+  /// A tensor's description; its frames are appended to `frames`.
+  static func encode(_ tensor: WireTensor, into frames: inout [[UInt8]]) throws -> TensorDescription {
+    let (description, tensorFrames) = try encode(tensor)
+    frames += tensorFrames
+    return description
   }
 
   static func encode(_ tensor: WireTensor) throws -> (TensorDescription, [[UInt8]]) {

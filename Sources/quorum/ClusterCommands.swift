@@ -59,7 +59,7 @@ struct CoordinatorCommand: ParsableCommand {
     print("coordinator: \(setup.tasks.count + setup.laterTasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
     try coordinator.run()
     statusServer?.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
-    print(try OutOfFold.combine(setup: setup).text)
+    print(try RunReport.combine(setup: setup).text)
     statusServer?.stop()
     withExtendedLifetime(socket) {}
     authentication?.stop()
@@ -253,7 +253,7 @@ struct Run: ParsableCommand {
     let deadline = Date().addingTimeInterval(10)
     while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     for process in processes where process.isRunning { process.terminate() }
-    print(try OutOfFold.combine(setup: setup).text)
+    print(try RunReport.combine(setup: setup).text)
     print("results: \(setup.experiment.runDirectory): scores.csv, submission.csv, ensemble/, logits/, checkpoints/, folds.npy, journal.jsonl")
     try reportFailures(coordinator)
   }

@@ -64,7 +64,7 @@ struct ExperimentSetup {
   /// test predictions, balanced over the classes, as (image index, label) rows.
   func prepareNoisyRound(_ round: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
     guard let plan = experiment.noisyStudent else { return [:] }
-    let (_, teacher) = try OutOfFold.combine(setup: self)
+    let (_, teacher) = try RunReport.combine(setup: self)
     guard let test = teacher?.test else {
       throw ExperimentError(file: experiment.file, line: nil, "Noisy Student needs test images to pseudo-label, and an ensemble to label them")
     }
@@ -83,7 +83,7 @@ struct ExperimentSetup {
   /// probabilities on the test images) for the student; nothing for its twin.
   func prepareStudents() throws -> [String: (settings: String, tensors: [WireTensor])] {
     guard let plan = experiment.distill else { return [:] }
-    let (_, teacher) = try OutOfFold.combine(setup: self)
+    let (_, teacher) = try RunReport.combine(setup: self)
     guard let teacher else { throw ExperimentError(file: experiment.file, line: nil, "no complete member to distill from") }
     let training = data.training
     let classes = training.classes
@@ -126,12 +126,7 @@ final class TaskRunner {
       throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
     }
     let training = data.training
-    var configuration = try variant.configuration(
-      TrainingConfiguration(model: MobileNetV2Configuration(
-        inputChannels: training.channels, classes: training.classes, imageHeight: training.height, imageWidth: training.width)),
-      file: settings.file)
-    // Out-of-fold predictions must not pick their own epoch: keep the last epoch's weights.
-    configuration.restoreBest = false
+    let configuration = try Self.configuration(of: variant, for: training, file: settings.file)
     let split = data.folds.split(settings.fold)
     var foldTraining = training.subset(split.training)
     // A Noisy Student round: the pseudo-labelled test images join the training fold.
@@ -145,10 +140,33 @@ final class TaskRunner {
         pixels: images.pixels, labels: rows.map(\.label), height: test.height, width: test.width, channels: test.channels,
         classes: training.classes))
     }
-    let trainer = try Trainer(
-      configuration: configuration,
+    return try train(
+      task, configuration: configuration,
       data: TrainingData(training: foldTraining, validation: training.subset(split.validation), test: data.test),
-      backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil,
+      precision: WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32, progress: progress)
+  }
+
+  /// A variant's configuration for the data's images. Task outputs must not pick their
+  /// own epoch (out-of-fold predictions would be selected on themselves): the last
+  /// epoch's weights are kept.
+  static func configuration(of variant: Experiment.Variant, for training: ImageDataset, file: String) throws -> TrainingConfiguration {
+    var configuration = try variant.configuration(
+      TrainingConfiguration(model: MobileNetV2Configuration(
+        inputChannels: training.channels, classes: training.classes, imageHeight: training.height, imageWidth: training.width)),
+      file: file)
+    configuration.restoreBest = false
+    return configuration
+  }
+
+  /// Trains, reporting every epoch, and returns the task's outputs: the validation logits
+  /// ("oof", when there is a validation set), the test logits ("test") and the final
+  /// weights ("checkpoint", those that made the logits; loadable by torchvision).
+  func train(
+    _ task: TaskAssignment, configuration: TrainingConfiguration, data: TrainingData, precision: WirePrecision,
+    progress: @escaping (ProgressReport) -> Void
+  ) throws -> TaskOutput {
+    let trainer = try Trainer(
+      configuration: configuration, data: data, backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil,
       reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
     trainer.onEpoch = { record in
       progress(ProgressReport(
@@ -157,12 +175,13 @@ final class TaskRunner {
     }
     let result = try trainer.run()
     let classes = configuration.model.classes
-    let precision = WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32
-    var tensors = [WireTensor(name: "oof", shape: [split.validation.count, classes], values: result.validationLogits ?? [], precision: precision)]
+    var tensors: [WireTensor] = []
+    if let validation = data.validation {
+      tensors.append(WireTensor(name: "oof", shape: [validation.count, classes], values: result.validationLogits ?? [], precision: precision))
+    }
     if let test = result.testLogits {
       tensors.append(WireTensor(name: "test", shape: [test.count / classes, classes], values: test, precision: precision))
     }
-    // The final weights (those that made the out-of-fold logits), loadable by torchvision.
     let checkpoint = WireFile(name: "checkpoint", bytes: try ModelCheckpoint.encoded(trainer.model, description: trainer.description))
     return TaskOutput(tensors: tensors, files: [checkpoint])
   }
@@ -180,11 +199,7 @@ extension TaskRunner {
       throw ExperimentError(file: settings.file, line: nil, "no student \(settings.variant) (the experiment has no distill: section?)")
     }
     var training = data.training
-    var configuration = try variant.configuration(
-      TrainingConfiguration(model: MobileNetV2Configuration(
-        inputChannels: training.channels, classes: training.classes, imageHeight: training.height, imageWidth: training.width)),
-      file: settings.file)
-    configuration.restoreBest = false
+    let configuration = try Self.configuration(of: variant, for: training, file: settings.file)
     var targets: [Float]?
     if let teacher = task.tensors.first(where: { $0.name == "teacher_train" }) {
       guard teacher.shape == [training.count, training.classes] else {
@@ -204,29 +219,15 @@ extension TaskRunner {
         targets! += unlabelled.values
       }
     }
-    let trainer = try Trainer(
-      configuration: configuration, data: TrainingData(training: training, test: data.test, targets: targets),
-      backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil,
-      reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
-    trainer.onEpoch = { record in
-      progress(ProgressReport(
-        task: task.task, attempt: task.attempt, epoch: record.epoch, loss: record.trainingLoss, validationMetric: nil,
-        imagesPerSecond: record.imagesPerSecond))
-    }
-    let result = try trainer.run()
-    let classes = configuration.model.classes
-    var tensors: [WireTensor] = []
-    if let test = result.testLogits {
-      tensors.append(WireTensor(name: "test", shape: [test.count / classes, classes], values: test))
-    }
-    let checkpoint = WireFile(name: "checkpoint", bytes: try ModelCheckpoint.encoded(trainer.model, description: trainer.description))
-    return TaskOutput(tensors: tensors, files: [checkpoint])
+    return try train(
+      task, configuration: configuration, data: TrainingData(training: training, test: data.test, targets: targets),
+      precision: WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32, progress: progress)
   }
 }
 
 /// The end of a run: every member's out-of-fold scores, then the ensembles built from them
 /// (Ensemble), written to the run directory.
-enum OutOfFold {
+enum RunReport {
   /// The report's text, and the submitted method (the teacher of a distilled student).
   static func combine(setup: ExperimentSetup) throws -> (text: String, submitted: MethodResult?) {
     let experiment = setup.experiment

@@ -22,7 +22,7 @@ struct ReportCommand: ParsableCommand {
     }
     let setup = isDirectory.boolValue
       ? try ExperimentSetup(file: path + "/experiment.yaml", runDirectory: path) : try ExperimentSetup(file: path)
-    print(try OutOfFold.combine(setup: setup).text)
+    print(try RunReport.combine(setup: setup).text)
     print("wrote \(setup.experiment.runDirectory)/report.html, scores.csv, submission.csv, ensemble/")
   }
 }

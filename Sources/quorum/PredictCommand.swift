@@ -38,11 +38,7 @@ struct PredictCommand: ParsableCommand {
       guard let variant = experiment.foldVariants.first(where: { $0.name == name }) else {
         throw ValidationError("\(runDirectory)/ensemble/submitted.json names member \(name), which the experiment does not have")
       }
-      var configuration = try variant.configuration(
-        TrainingConfiguration(model: MobileNetV2Configuration(
-          inputChannels: training.channels, classes: training.classes, imageHeight: training.height, imageWidth: training.width)),
-        file: experiment.file)
-      configuration.restoreBest = false
+      let configuration = try TaskRunner.configuration(of: variant, for: training, file: experiment.file)
       var folds: [Predictions] = []
       for fold in 0..<loaded.folds.count {
         let checkpoint = "\(runDirectory)/checkpoints/\(name)/fold\(fold).safetensors"

@@ -32,14 +32,11 @@ final class TrainerTests: XCTestCase {
   }
 
   /// The memorisation check: 100 examples, no regularisation, the loss must fall under 0.05.
-  func testOverfitsOneHundredExamples() throws {
-    var data = try SmallFashionMNIST.load(training: 100, test: 10)
-    data.training = ImageDataset(
-      pixels: data.training.pixels + data.validation!.pixels, labels: data.training.labels + data.validation!.labels,
-      height: 28, width: 28, channels: 1, classes: 10)
-    data.validation = nil
+  /// A configuration that memorises a hundred examples: AdamW, no regularisation, no
+  /// augmentation.
+  static func memorising(epochs: Int) -> TrainingConfiguration {
     var configuration = TrainingConfiguration(model: MobileNetV2Configuration(preset: .imagenet, width: 0.35, dropout: 0))
-    configuration.epochs = 100
+    configuration.epochs = epochs
     configuration.batchSize = 50
     configuration.optimizer = .adamw
     configuration.learningRate = 3e-3
@@ -48,6 +45,16 @@ final class TrainerTests: XCTestCase {
     configuration.schedule = .warmupCosine(warmupFraction: 0.1)
     configuration.labelSmoothing = 0
     configuration.augmentation = .none
+    return configuration
+  }
+
+  func testOverfitsOneHundredExamples() throws {
+    var data = try SmallFashionMNIST.load(training: 100, test: 10)
+    data.training = ImageDataset(
+      pixels: data.training.pixels + data.validation!.pixels, labels: data.training.labels + data.validation!.labels,
+      height: 28, width: 28, channels: 1, classes: 10)
+    data.validation = nil
+    let configuration = Self.memorising(epochs: 100)
     let result = try trainer(configuration, data, output: nil).run()
     XCTAssertEqual(data.training.count, 100)
     let finalLoss = try XCTUnwrap(result.progress.history.last?.trainingLoss)
@@ -82,15 +89,7 @@ final class TrainerTests: XCTestCase {
     var targets = [Float](repeating: 0.01 / 9, count: data.training.count * classes)
     for (row, label) in data.training.labels.enumerated() { targets[row * classes + (Int(label) + 1) % classes] = 0.99 }
     data.targets = targets
-    var configuration = TrainingConfiguration(model: MobileNetV2Configuration(preset: .imagenet, width: 0.35, dropout: 0))
-    configuration.epochs = 40
-    configuration.batchSize = 50
-    configuration.optimizer = .adamw
-    configuration.learningRate = 3e-3
-    configuration.weightDecay = 0
-    configuration.schedule = .warmupCosine(warmupFraction: 0.1)
-    configuration.labelSmoothing = 0
-    configuration.augmentation = .none
+    var configuration = Self.memorising(epochs: 40)
     let trained = try trainer(configuration, data, output: nil)
     _ = try trained.run()
     let logits = trained.evaluate(data.training).logits

@@ -103,7 +103,8 @@ public final class Scheduler {
   /// The next pending task for `worker`, leased until now + the lease duration.
   public func lease(to worker: String, now: Double) throws -> (task: String, attempt: Int)? {
     // The first phase whose tasks are not all finished is the one open for leasing.
-    let open = (0..<phaseCount).first { hasUnfinishedTasks(in: $0) } ?? 0
+    // (One phase, the common case: no second scan of the tasks.)
+    let open = phaseCount == 1 ? 0 : (0..<phaseCount).first { hasUnfinishedTasks(in: $0) } ?? 0
     for task in order {
       guard case .pending(let used) = states[task] else { continue }
       if phase[task, default: 0] > open || heldPhases.contains(phase[task, default: 0]) { continue }

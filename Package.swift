@@ -59,7 +59,7 @@ let modules: [Target] = [
     ]),
   // Combining members: out-of-fold assembly, voting, Caruana selection, NLL-optimal
   // weights, stacking, temperature scaling, the submission and the report.
-  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor"], swiftSettings: computeSettings),
+  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.

@@ -9,6 +9,9 @@ public struct EnsembleSettings: Codable, Equatable, Sendable {
   public var caruanaInitialMembers = 1
   public var caruanaBags = 0
   public var stackingL2 = 1e-3
+  /// Hidden units of the dense meta-learner (0: no MLP stacking) and its L2 penalty.
+  public var mlpHidden = 32
+  public var mlpL2 = 1e-2
   /// Write each class's probability into submission.csv beside the label.
   public var submissionProbabilities = false
 
@@ -22,6 +25,7 @@ public enum Combiner: Codable, Equatable, Sendable {
   case mixture(weights: [Double], temperature: Double?)
   case hardVote
   case stacking(LogisticStacker)
+  case mlpStacking(MLPStacker)
   /// The weighted mean divided by the training classes' prior (renormalised): post-hoc
   /// logit adjustment (Menon et al., 2021), the Bayes-optimal rule for balanced accuracy.
   case priorCorrected(weights: [Double], logPrior: [Double])
@@ -33,6 +37,7 @@ public enum Combiner: Codable, Equatable, Sendable {
       return temperature.map { TemperatureScaling.apply(mixed, temperature: $0) } ?? mixed
     case .hardVote: return EnsembleMethods.hardVote(members)
     case .stacking(let stacker): return stacker.predict(members)
+    case .mlpStacking(let stacker): return stacker.predict(members)
     case .priorCorrected(let weights, let logPrior): return EnsembleMethods.priorCorrected(Predictions.mixture(members, weights: weights), logPrior: logPrior)
     }
   }
@@ -162,6 +167,19 @@ public struct EnsembleMethods {
     results.append(MethodResult(
       name: settings.objective == .balancedAccuracy ? "stacking (logistic regression, class-balanced)" : "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) }, stacker: stacker,
       combiner: .stacking(stacker)))
+    if settings.mlpHidden > 0 {
+      let (hidden, mlpL2) = (settings.mlpHidden, settings.mlpL2)
+      func fitMLP(_ parts: [Predictions], _ y: [Int32]) -> MLPStacker {
+        var stacker = MLPStacker(members: count, classes: classes, hidden: hidden, l2: mlpL2)
+        stacker.fit(parts, labels: y, exampleWeights: balancing(y))
+        return stacker
+      }
+      let mlpOOF = crossValidated(fitMLP) { $0.predict($1) }
+      let mlp = fitMLP(outOfFold, labels)
+      results.append(MethodResult(
+        name: "stacking (MLP, \(hidden) hidden\(settings.objective == .balancedAccuracy ? ", class-balanced" : ""))", outOfFold: mlpOOF,
+        test: tests.map { mlp.predict($0) }, combiner: .mlpStacking(mlp)))
+    }
 
     // Temperature scaling of the soft vote: changes confidence (NLL), never the class.
     let soft = results[1]
@@ -195,6 +213,24 @@ public struct EnsembleMethods {
       test: soft.test.map { Self.priorCorrected($0, logPrior: prior) }, weights: equal,
       combiner: .priorCorrected(weights: equal, logPrior: prior)))
     return results
+  }
+
+  /// `method` with each member's test predictions from its model retrained on all the
+  /// training data where there is one (the fold models' average where not): the same
+  /// combiner, fitted on the out-of-fold predictions, so its out-of-fold score is the
+  /// method's. Nil when no member was refit.
+  public static func refitted(_ method: MethodResult, members: [Member]) -> MethodResult? {
+    guard members.contains(where: { $0.refitTest != nil }) else { return nil }
+    var tests: [Predictions] = []
+    for member in members {
+      guard let test = member.refitTest ?? member.test else { return nil }
+      tests.append(test)
+    }
+    var result = method
+    let refit = members.filter { $0.refitTest != nil }.count
+    result.name = "\(method.name), refit on all data" + (refit < members.count ? " (\(refit) of \(members.count) members)" : "")
+    result.test = method.combiner.apply(tests)
+    return result
   }
 
   /// Majority of the members' predicted classes; ties, and the probabilities, from the

@@ -8,6 +8,16 @@ public struct SubmittedEnsemble: Codable, Equatable, Sendable {
   /// The members, in the order the combiner expects them.
   public var members: [String]
   public var combiner: Combiner
+  /// The members whose model retrained on all the training data replaces their fold
+  /// models (absent: none).
+  public var refit: [String]?
+
+  public init(method: String, members: [String], combiner: Combiner, refit: [String]? = nil) {
+    self.method = method
+    self.members = members
+    self.combiner = combiner
+    self.refit = refit
+  }
 
   public static func read(runDirectory: String) throws -> SubmittedEnsemble {
     let path = runDirectory + "/ensemble/submitted.json"
@@ -30,7 +40,7 @@ public struct MethodScores: Sendable {
 /// Writes what the ensembling produced into the run directory:
 /// - scores.csv: every method's out-of-fold and test scores;
 /// - ensemble/weights.json: each method's member weights and temperatures;
-///   ensemble/stacker.json: the stacking meta-learner's coefficients;
+///   ensemble/stacker.json and mlp-stacker.json: the stacking meta-learners' parameters;
 /// - submission.csv: id,label (and each class's probability if asked) of the method with
 ///   the best out-of-fold objective.
 public enum EnsembleOutputs {
@@ -62,7 +72,7 @@ public enum EnsembleOutputs {
   public static func write(
     _ results: [MethodResult], scores: [MethodScores], memberScores: [MethodScores] = [], chosen: Int, members: [String],
     classNames: [String], testIDs: [String]?,
-    settings: EnsembleSettings, memberTemperatures: [Double], runDirectory: String
+    settings: EnsembleSettings, memberTemperatures: [Double], refit: [String]? = nil, runDirectory: String
   ) throws {
     // scores.csv
     var csv = "method,oof_accuracy,oof_balanced_accuracy,oof_macro_f1,oof_nll,oof_lowest_recall,test_accuracy,test_balanced_accuracy,test_macro_f1,test_nll,test_lowest_recall\n"
@@ -92,8 +102,11 @@ public enum EnsembleOutputs {
     if let stacker = results.compactMap(\.stacker).first {
       try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/stacker.json")
     }
+    for case .mlpStacking(let stacker) in results.map(\.combiner) {
+      try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/mlp-stacker.json")
+    }
     try FileBytes.writeAtomically(
-      [UInt8](try encoder.encode(SubmittedEnsemble(method: results[chosen].name, members: members, combiner: results[chosen].combiner))),
+      [UInt8](try encoder.encode(SubmittedEnsemble(method: results[chosen].name, members: members, combiner: results[chosen].combiner, refit: refit))),
       to: runDirectory + "/ensemble/submitted.json")
 
     // submission.csv

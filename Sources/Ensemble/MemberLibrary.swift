@@ -8,11 +8,15 @@ public struct Member: Sendable {
   public var name: String
   public var outOfFold: Predictions
   public var test: Predictions?
+  /// The test predictions of the variant retrained on the whole training set, where it was
+  /// (logits/VARIANT/all.test.npy).
+  public var refitTest: Predictions?
 
-  public init(name: String, outOfFold: Predictions, test: Predictions?) {
+  public init(name: String, outOfFold: Predictions, test: Predictions?, refitTest: Predictions? = nil) {
     self.name = name
     self.outOfFold = outOfFold
     self.test = test
+    self.refitTest = refitTest
   }
 }
 
@@ -66,6 +70,15 @@ public enum MemberLibrary {
       throw DataError(file: "\(runDirectory)/folds.npy", "leaves \(covered.filter { !$0 }.count) examples out of every fold: no out-of-fold predictions for them")
     }
     let test = tests.count == folds.count ? Predictions.mixture(tests, weights: [Double](repeating: 1, count: tests.count)) : nil
-    return Member(name: variant, outOfFold: Predictions(logits: outOfFold, classes: classes), test: test)
+    var refitTest: Predictions?
+    let refitPath = "\(runDirectory)/logits/\(variant)/all.test.npy"
+    if FileManager.default.fileExists(atPath: refitPath) {
+      let (shape, values) = try NumPy.readFloat32(refitPath)
+      guard shape.count == 2, shape[1] == classes, test.map({ $0.rows == shape[0] }) ?? true else {
+        throw DataError(file: refitPath, "has shape \(shape), expected [\(test?.rows ?? 0), \(classes)] like the fold models' test predictions")
+      }
+      refitTest = Predictions(logits: values, classes: classes)
+    }
+    return Member(name: variant, outOfFold: Predictions(logits: outOfFold, classes: classes), test: test, refitTest: refitTest)
   }
 }

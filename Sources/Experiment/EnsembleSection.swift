@@ -9,10 +9,13 @@ import Yams
 ///       caruana_initial_members: 1
 ///       caruana_bags: 0                  # > 0: bagged selection
 ///       stacking_l2: 0.001
+///       mlp_hidden: 32                   # the dense meta-learner's width (0: none)
+///       mlp_l2: 0.01
 ///       submission_probabilities: false
 enum EnsembleSection {
   static let keys = [
-    "objective", "caruana_iterations", "caruana_initial_members", "caruana_bags", "stacking_l2", "submission_probabilities",
+    "objective", "caruana_iterations", "caruana_initial_members", "caruana_bags", "stacking_l2", "mlp_hidden", "mlp_l2",
+    "submission_probabilities",
   ]
 
   static func parse(_ node: Node?, file: String) throws -> EnsembleSettings {
@@ -41,9 +44,10 @@ enum EnsembleSection {
       case "caruana_iterations": settings.caruanaIterations = try integer(1...10_000)
       case "caruana_initial_members": settings.caruanaInitialMembers = try integer(1...1_000)
       case "caruana_bags": settings.caruanaBags = try integer(0...1_000)
-      case "stacking_l2":
-        guard let number = value.float, number >= 0 else { throw ExperimentError(file: file, line: line, "ensemble stacking_l2 must be a number ≥ 0") }
-        settings.stackingL2 = number
+      case "stacking_l2", "mlp_l2":
+        guard let number = value.float, number >= 0 else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be a number ≥ 0") }
+        if name == "mlp_l2" { settings.mlpL2 = number } else { settings.stackingL2 = number }
+      case "mlp_hidden": settings.mlpHidden = try integer(0...4_096)
       default:
         guard let flag = value.bool else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be true or false") }
         settings.submissionProbabilities = flag

@@ -67,6 +67,8 @@ public struct Experiment {
   public var noisyStudent: NoisyStudentPlan?
   /// A student distilled from the ensemble after the members (the `distill:` section).
   public var distill: DistillPlan?
+  /// Variants retrained on the whole training set (the `refit:` section).
+  public var refit: RefitPlan?
   /// Data settings as given (train, layout, test, images, long_tail_ratio, …).
   public var data: [(key: String, value: SettingValue)]
   public var foldCount: Int?
@@ -89,7 +91,7 @@ public struct Experiment {
     return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
   }
 
-  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill"]
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -212,7 +214,8 @@ public struct Experiment {
       file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
       logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], file: file),
       noisyStudent: try NoisyStudentPlan.parse(entries["noisy_student"], defaults: defaults, file: file),
-      distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file), data: data,
+      distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file),
+      refit: try RefitPlan.parse(entries["refit"], variants: variants.map(\.name), file: file), data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
     // Every variant's settings must make a valid configuration (types, ranges).
     for variant in variants + (experiment.distill.map { [$0.student] } ?? []) + (experiment.noisyStudent?.variants ?? []) {

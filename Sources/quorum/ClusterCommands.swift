@@ -225,7 +225,8 @@ struct Run: ParsableCommand {
     var restarts = 0
     let restartLimit = setup.tasks.count * coordinator.scheduler.timing.retryLimit
     defer { for process in processes where process.isRunning { process.terminate() } }
-    print("\(setup.experiment.name): \(setup.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    let refits = setup.experiment.refit?.variants.count ?? 0
+    print("\(setup.experiment.name): \(setup.experiment.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(refits == 0 ? "" : " + \(refits) refit on all data")\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     let start = Date()
     var lastDraw = Date.distantPast
     let table = LiveTable()

@@ -41,7 +41,11 @@ struct ExperimentSetup {
       let json = try encoder.encode(TaskSettings(experiment: text, file: file, variant: task.variant, fold: task.fold))
       settings[task.id] = String(decoding: json, as: UTF8.self)
     }
-    tasks = experiment.tasks.map(\.id)
+    // Refits need nothing from the ensemble: they run beside the members.
+    tasks = experiment.tasks.map(\.id) + (experiment.refit?.taskIDs ?? [])
+    for (task, variant) in zip(experiment.refit?.taskIDs ?? [], experiment.refit?.variants ?? []) {
+      settings[task] = String(decoding: try encoder.encode(TaskSettings(experiment: text, file: file, variant: variant, fold: -1)), as: UTF8.self)
+    }
     var phases = experiment.noisyTasks.map { $0.map(\.id) }
     if let plan = experiment.distill {
       phases.append(plan.taskIDs)
@@ -121,6 +125,15 @@ final class TaskRunner {
       cache = (settings.experiment, experiment, try ExperimentData.load(experiment))
     }
     let (_, experiment, data) = cache!
+    if settings.fold < 0, experiment.refit?.variants.contains(settings.variant) == true,
+      let variant = experiment.variants.first(where: { $0.name == settings.variant })
+    {
+      // A refit: the variant on the whole training set; test logits only.
+      return try train(
+        task, configuration: try Self.configuration(of: variant, for: data.training, file: settings.file),
+        data: TrainingData(training: data.training, test: data.test), precision: WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32,
+        progress: progress)
+    }
     if settings.fold < 0 { return try runStudent(task, settings: settings, experiment: experiment, data: data, progress: progress) }
     guard let variant = experiment.foldVariants.first(where: { $0.name == settings.variant }) else {
       throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
@@ -255,14 +268,24 @@ enum RunReport {
     guard !members.isEmpty else { return (lines.joined(separator: "\n"), nil) }
 
     let methods = EnsembleMethods(members: members, labels: training.labels, folds: setup.data.folds, settings: experiment.ensemble)
-    let results = methods.run()
-    let scores = EnsembleOutputs.scores(results, labels: training.labels, testLabels: testLabels)
-    let chosen = EnsembleOutputs.chosen(scores, objective: experiment.ensemble.objective)
+    var results = methods.run()
+    var scores = EnsembleOutputs.scores(results, labels: training.labels, testLabels: testLabels)
+    var chosen = EnsembleOutputs.chosen(scores, objective: experiment.ensemble.objective)
+    // The chosen combiner on the members retrained on all data (refit:), submitted if asked.
+    var refitMembers: [String]?
+    if let plan = experiment.refit, let refitted = EnsembleMethods.refitted(results[chosen], members: members) {
+      results.append(refitted)
+      scores += EnsembleOutputs.scores([refitted], labels: training.labels, testLabels: testLabels)
+      if plan.submit {
+        chosen = results.count - 1
+        refitMembers = members.filter { $0.refitTest != nil }.map(\.name)
+      }
+    }
     let temperatures = methods.memberTemperatures()
     try EnsembleOutputs.write(
       results, scores: scores, memberScores: memberScores, chosen: chosen, members: members.map(\.name),
       classNames: training.classNames ?? (0..<classes).map(String.init), testIDs: test?.ids, settings: experiment.ensemble,
-      memberTemperatures: temperatures, runDirectory: experiment.runDirectory)
+      memberTemperatures: temperatures, refit: refitMembers, runDirectory: experiment.runDirectory)
     let page = ReportPage(
       experiment: experiment.name, version: Quorum.version, commandLine: CommandLine.arguments.joined(separator: " "),
       experimentText: String(decoding: (try? FileBytes.read(experiment.file)) ?? [], as: UTF8.self),

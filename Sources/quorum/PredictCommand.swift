@@ -10,11 +10,13 @@ import Training
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict",
-    abstract: "Run a finished run's submitted ensemble on new data: every member's fold models, then the ensemble's combiner.",
+    abstract: "Run a finished run's submitted ensemble (or its distilled student) on new data.",
     discussion: """
       DATA takes the place of the experiment's test data, read with the experiment's layout (an IDX \
-      folder with t10k files, a .npy of images, a CSV, …). Each fold model normalises with its own \
-      training fold's statistics and applies the variant's test-time augmentation, as in training. \
+      folder with t10k files, a .npy of images, a CSV, …). The ensemble: every member's fold models \
+      (or its model refit on all data, where the submission used it), then the ensemble's combiner. \
+      Each model normalises with the statistics its checkpoint records and applies its variant's \
+      test-time augmentation, as in training, unless --tta-flips or --tta-shift say otherwise. \
       Writes id,label (and, with --probabilities, each class's probability).
       """)
 
@@ -23,6 +25,15 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "Where the predictions go.") var output: String = "predictions.csv"
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Flag(help: "Also write each class's probability.") var probabilities = false
+  @Flag(help: "Run the distilled student (checkpoints/student/all.safetensors) instead of the ensemble.") var student = false
+  @Option(help: "Test-time augmentation for every model: also average over left-right flips (true/false; default: each variant's).")
+  var ttaFlips: Bool?
+  @Option(help: "Test-time augmentation for every model: also average over shifts by this many pixels (default: each variant's).")
+  var ttaShift: Int?
+
+  func validate() throws {
+    if let ttaShift, ttaShift < 0 { throw ValidationError("--tta-shift must be ≥ 0") }
+  }
 
   func run() throws {
     var experiment = try Experiment.read(runDirectory + "/experiment.yaml")
@@ -31,49 +42,87 @@ struct PredictCommand: ParsableCommand {
     experiment.data.append((key: "test", value: SettingValue(kind: .text(data), line: nil)))
     let loaded = try ExperimentData.load(experiment)
     guard let newData = loaded.test else { throw ValidationError("\(data): no data read (is it in the experiment's test layout?)") }
-    let submitted = try SubmittedEnsemble.read(runDirectory: runDirectory)
     let training = loaded.training
-    var memberPredictions: [Predictions] = []
-    for name in submitted.members {
-      guard let variant = experiment.foldVariants.first(where: { $0.name == name }) else {
-        throw ValidationError("\(runDirectory)/ensemble/submitted.json names member \(name), which the experiment does not have")
-      }
-      let configuration = try TaskRunner.configuration(of: variant, for: training, file: experiment.file)
-      var folds: [Predictions] = []
-      for fold in 0..<loaded.folds.count {
-        let checkpoint = "\(runDirectory)/checkpoints/\(name)/fold\(fold).safetensors"
-        // The checkpoint records the normalisation its model was trained with (its fold's
-        // training images, and a Noisy Student's pseudo-labelled ones).
-        let recorded = try ModelCheckpoint.description(of: checkpoint)
-        guard recorded.configuration == configuration.model else {
-          throw ValidationError("\(checkpoint) holds another model than the experiment's \(name) (\(recorded.configuration) against \(configuration.model))")
+    let predictor = CheckpointPredictor(
+      runDirectory: runDirectory, experiment: experiment, training: training, data: newData, threads: threads,
+      testTimeAugmentation: { variant in
+        TestTimeAugmentation(flips: ttaFlips ?? variant.flips, shift: ttaShift ?? variant.shift)
+      })
+    let predictions: Predictions
+    let method: String
+    if student {
+      guard let plan = experiment.distill else { throw ValidationError("\(runDirectory)/experiment.yaml has no distill: section: there is no student") }
+      predictions = try predictor.predict(variant: plan.student, checkpoints: ["\(runDirectory)/checkpoints/\(plan.student.name)/all.safetensors"])
+      method = "the distilled student"
+    } else {
+      let submitted = try SubmittedEnsemble.read(runDirectory: runDirectory)
+      var memberPredictions: [Predictions] = []
+      for name in submitted.members {
+        guard let variant = experiment.foldVariants.first(where: { $0.name == name }) else {
+          throw ValidationError("\(runDirectory)/ensemble/submitted.json names member \(name), which the experiment does not have")
         }
-        let trainer = try Trainer(
-          configuration: configuration, data: TrainingData(training: training), backend: CPUBackend(threads: threads), threads: threads,
-          outputFolder: nil, reporter: ProgressReporter(style: .silent, totalEpochs: 1), prefetch: false,
-          normalization: (recorded.mean, recorded.std))
-        try trainer.initializeWeights(from: checkpoint)
-        folds.append(Predictions(logits: trainer.evaluate(newData, testTimeAugmentation: configuration.testTimeAugmentation).logits, classes: training.classes))
+        let refit = submitted.refit?.contains(name) == true
+        let checkpoints = refit
+          ? ["\(runDirectory)/checkpoints/\(name)/all.safetensors"]
+          : (0..<loaded.folds.count).map { "\(runDirectory)/checkpoints/\(name)/fold\($0).safetensors" }
+        memberPredictions.append(try predictor.predict(variant: variant, checkpoints: checkpoints))
+        FileHandle.standardError.write(Data("predict: \(name): \(refit ? "refit on all data" : "\(checkpoints.count) fold models")\n".utf8))
       }
-      memberPredictions.append(Predictions.mixture(folds, weights: [Double](repeating: 1, count: folds.count)))
-      FileHandle.standardError.write(Data("predict: \(name): \(folds.count) fold models\n".utf8))
+      predictions = submitted.combiner.apply(memberPredictions)
+      method = submitted.method
     }
-    let ensemble = submitted.combiner.apply(memberPredictions)
     let classNames = training.classNames ?? (0..<training.classes).map(String.init)
     var text = "id,label" + (probabilities ? classNames.map { ",\($0)" }.joined() : "") + "\n"
-    for row in 0..<ensemble.rows {
-      text += "\(newData.ids?[row] ?? String(row)),\(classNames[ensemble.predictedClass(row: row)])"
+    for row in 0..<predictions.rows {
+      text += "\(newData.ids?[row] ?? String(row)),\(classNames[predictions.predictedClass(row: row)])"
       if probabilities {
-        for c in 0..<ensemble.classes { text += String(format: ",%.6f", exp(ensemble.logProbabilities[row * ensemble.classes + c])) }
+        for c in 0..<predictions.classes { text += String(format: ",%.6f", exp(predictions.logProbabilities[row * predictions.classes + c])) }
       }
       text += "\n"
     }
     try FileBytes.writeAtomically(Array(text.utf8), to: output)
     if newData.isLabelled {
-      let metrics = ensemble.metrics(labels: newData.labels)
+      let metrics = predictions.metrics(labels: newData.labels)
       print(String(format: "%@ on %d labelled examples: accuracy %.4f, balanced accuracy %.4f, lowest recall %.3f",
-        submitted.method, newData.count, metrics.accuracy, metrics.balancedAccuracy, metrics.lowestRecall))
+        method, newData.count, metrics.accuracy, metrics.balancedAccuracy, metrics.lowestRecall))
     }
-    print("wrote \(output) (\(ensemble.rows) rows, \(submitted.method))")
+    print("wrote \(output) (\(predictions.rows) rows, \(method))")
+  }
+}
+
+/// Runs stored models on new data: each checkpoint with the normalisation it records (its
+/// training data's), the variant's configuration and a test-time augmentation; the
+/// checkpoints' probabilities averaged.
+struct CheckpointPredictor {
+  let runDirectory: String
+  let experiment: Experiment
+  let training: ImageDataset
+  let data: ImageDataset
+  let threads: Int
+  /// The augmentation for a variant's own.
+  let testTimeAugmentation: (TestTimeAugmentation) -> TestTimeAugmentation
+
+  func predict(variant: Experiment.Variant, checkpoints: [String]) throws -> Predictions {
+    let configuration = try TaskRunner.configuration(of: variant, for: training, file: experiment.file)
+    var models: [Predictions] = []
+    for checkpoint in checkpoints {
+      guard FileManager.default.fileExists(atPath: checkpoint) else {
+        throw ValidationError("\(checkpoint): no such checkpoint (was \(variant.name)'s task stored?)")
+      }
+      // The checkpoint records the normalisation its model was trained with (its fold's
+      // training images, and a Noisy Student's pseudo-labelled ones).
+      let recorded = try ModelCheckpoint.description(of: checkpoint)
+      guard recorded.configuration == configuration.model else {
+        throw ValidationError("\(checkpoint) holds another model than the experiment's \(variant.name) (\(recorded.configuration) against \(configuration.model))")
+      }
+      let trainer = try Trainer(
+        configuration: configuration, data: TrainingData(training: training), backend: CPUBackend(threads: threads), threads: threads,
+        outputFolder: nil, reporter: ProgressReporter(style: .silent, totalEpochs: 1), prefetch: false,
+        normalization: (recorded.mean, recorded.std))
+      try trainer.initializeWeights(from: checkpoint)
+      let augmentation = testTimeAugmentation(configuration.testTimeAugmentation)
+      models.append(Predictions(logits: trainer.evaluate(data, testTimeAugmentation: augmentation).logits, classes: training.classes))
+    }
+    return Predictions.mixture(models, weights: [Double](repeating: 1, count: models.count))
   }
 }

@@ -143,7 +143,7 @@ final class EnsembleMethodTests: XCTestCase {
     let library = (0..<5).map { Member(name: "m\($0)", outOfFold: member(y, signal: 1, noise: 1.2, seed: 20 + UInt64($0)), test: nil) }
     let results = EnsembleMethods(members: library, labels: y, folds: folds, settings: EnsembleSettings()).run()
     let best = results[0].outOfFold.metrics(labels: y).balancedAccuracy
-    XCTAssertEqual(results.map(\.name).count, 8)
+    XCTAssertEqual(results.map(\.name).count, 9)
     for result in results.dropFirst() {
       XCTAssertGreaterThan(result.outOfFold.metrics(labels: y).balancedAccuracy, best + 0.03, result.name)
     }

@@ -88,6 +88,24 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\ndata:\n  train: y\ntraining:\n  sampling: sometimes\n", line: 5, mentions: ["sampling", "class-balanced"])
   }
 
+  /// `refit:` names grid variants (all by default) and whether they are submitted;
+  /// `ensemble:` sets the meta-learners; mistakes name the key and the line.
+  func testRefitAndMetaLearnerSettings() throws {
+    let base = "name: x\ndata:\n  train: y\ngrid:\n  seed: [0, 1]\n"
+    let all = try Experiment.parse(base + "refit: true\n", file: "exp.yaml")
+    XCTAssertEqual(all.refit, RefitPlan(variants: ["seed-0", "seed-1"], submit: true))
+    XCTAssertEqual(all.refit?.taskIDs, ["seed-0/all", "seed-1/all"])
+    XCTAssertNil(try Experiment.parse(base + "refit: false\n", file: "exp.yaml").refit)
+    let one = try Experiment.parse(base + "refit: {variants: [seed-1], submit: false}\nensemble: {mlp_hidden: 0, mlp_l2: 0.5}\n", file: "exp.yaml")
+    XCTAssertEqual(one.refit, RefitPlan(variants: ["seed-1"], submit: false))
+    XCTAssertEqual(one.ensemble.mlpHidden, 0)
+    XCTAssertEqual(one.ensemble.mlpL2, 0.5)
+    assertError(base + "refit:\n  variants: [seed-2]\n", line: 7, mentions: ["refit variant \"seed-2\"", "seed-0, seed-1"])
+    assertError(base + "refit: {submitt: true}\n", line: 6, mentions: ["unknown refit setting \"submitt\""])
+    assertError(base + "refit: 3\n", line: 6, mentions: ["\"refit\" must be true, false or a mapping"])
+    assertError(base + "ensemble: {mlp_hidden: -1}\n", line: 6, mentions: ["mlp_hidden", "0…4096"])
+  }
+
   func testFoldsFromAFileAndTheShippedExample() throws {
     let folder = try temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -54,33 +54,43 @@ final class ClusterCommandTests: XCTestCase {
     return text.split(separator: "\n").filter { $0.contains("\"stored\"") }.map(String.init)
   }
 
-  /// The whole path: members, every ensemble method, a student distilled from the
-  /// submitted ensemble (on the unlabelled test images too) and its teacher-less twin, the
-  /// outputs, `quorum predict`, and a resume that trains nothing.
+  /// The whole path: members and their refits on all data, every ensemble method, a
+  /// Noisy Student round, a student distilled from the submitted ensemble (on the
+  /// unlabelled test images too) and its teacher-less twin, the outputs, `quorum predict`
+  /// of the ensemble and of the student, and a resume that trains nothing.
   func testRunTrainsEveryTaskPrintsScoresAndResumes() throws {
     let file = try experiment("clean", extra: """
       distill: {unlabelled: true, training: {width: 0.35, epochs: 1}}
       noisy_student: {rounds: 1, confidence: 0.5, training: {dropout: 0.5}}
+      refit: true
       """)
     let first = try run(["run", file, "--workers", "2", "--threads", "1"])
     XCTAssertEqual(first.status, 0, first.output)
-    XCTAssert(first.output.contains("+ 4 later (Noisy Student rounds, students)"), first.output)
+    XCTAssert(first.output.contains("4 tasks (2 variants × 2 folds) + 2 refit on all data + 4 later (Noisy Student rounds, students)"), first.output)
     XCTAssert(first.output.contains("pseudo-labelling the test images") && first.output.contains("building the ensemble that teaches the student"), first.output)
     XCTAssert(first.output.contains("| noisy-1 | 0."), "the Noisy Student round joins the library:\n\(first.output)")
     for student in ["| student (distilled from the submitted ensemble) | 0.", "| student-alone (the same student on the labels alone) | 0."] {
       XCTAssert(first.output.contains(student), "\(student) missing:\n\(first.output)")
     }
-    for file in ["logits/student/all.test.npy", "checkpoints/student/all.safetensors", "logits/student-alone/all.test.npy"] {
+    for file in [
+      "logits/student/all.test.npy", "checkpoints/student/all.safetensors", "logits/student-alone/all.test.npy", "logits/seed-1/all.test.npy",
+      "checkpoints/seed-0/all.safetensors", "ensemble/mlp-stacker.json",
+    ] {
       XCTAssert(FileManager.default.fileExists(atPath: "\(folder)/runs/clean/\(file)"), file)
     }
     XCTAssert(first.output.contains("| seed-0 |") && first.output.contains("| soft vote"), first.output)
-    for method in ["best member", "hard vote", "Caruana selection", "NLL-optimal weights", "stacking", "soft vote + temperature", "soft vote + prior correction"] {
+    for method in [
+      "best member", "hard vote", "Caruana selection", "NLL-optimal weights", "stacking (logistic regression", "stacking (MLP, 32 hidden",
+      "soft vote + temperature", "soft vote + prior correction", "refit on all data (2 of 3 members) (submitted)",
+    ] {
       XCTAssert(first.output.contains(method), "\(method) missing:\n\(first.output)")
     }
     // The outputs: scores of every method, the weights, a submission row per test image.
     let runFolder = "\(folder)/runs/clean"
     let scores = String(decoding: try FileBytes.read(runFolder + "/scores.csv"), as: UTF8.self).split(separator: "\n")
-    XCTAssertEqual(scores.count, 1 + 8 + 3, "a header, 8 methods, 3 members (2 seeds, 1 Noisy Student round):\n" + scores.joined(separator: "\n"))
+    XCTAssertEqual(
+      scores.count, 1 + 9 + 1 + 3,
+      "a header, 9 methods, the chosen one on refit members, 3 members (2 seeds, 1 Noisy Student round):\n" + scores.joined(separator: "\n"))
     XCTAssert(scores.last?.hasPrefix("member noisy-1,") == true, scores.joined(separator: "\n"))
     XCTAssert(scores[0].hasPrefix("method,oof_accuracy,oof_balanced_accuracy"))
     let submission = String(decoding: try FileBytes.read(runFolder + "/submission.csv"), as: UTF8.self).split(separator: "\n")
@@ -89,19 +99,28 @@ final class ClusterCommandTests: XCTestCase {
     let weights = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/weights.json"))) as? [String: Any])
     XCTAssertEqual(weights["members"] as? [String], ["seed-0", "seed-1", "noisy-1"])
     XCTAssert(FileManager.default.fileExists(atPath: runFolder + "/ensemble/stacker.json"))
-    // quorum predict runs the submitted ensemble from its checkpoints: on the same test
-    // images it reproduces the submission, row for row.
+    let submitted = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/submitted.json"))) as? [String: Any])
+    XCTAssertEqual(submitted["refit"] as? [String], ["seed-0", "seed-1"])
+    // quorum predict runs the submitted ensemble from its checkpoints (the seeds' refit
+    // models, the Noisy Student round's fold models): on the same test images it
+    // reproduces the submission, row for row.
     let predicted = try run(["predict", runFolder, fashionMNISTFolder, "--output", folder + "/predicted.csv", "--threads", "1"])
     XCTAssertEqual(predicted.status, 0, predicted.output)
     XCTAssert(predicted.output.contains("on 10000 labelled examples"), predicted.output)
     XCTAssertEqual(String(decoding: try FileBytes.read(folder + "/predicted.csv"), as: UTF8.self).split(separator: "\n"), submission)
-    XCTAssertEqual(try storedEvents("clean").count, 8)
+    // And the distilled student alone: the test score the run printed for it.
+    let student = try run(["predict", runFolder, fashionMNISTFolder, "--student", "--output", folder + "/student.csv", "--threads", "1"])
+    XCTAssertEqual(student.status, 0, student.output)
+    let printed = try XCTUnwrap(first.output.split(separator: "\n").first { $0.hasPrefix("| student (distilled") })
+    let studentAccuracy = try XCTUnwrap(student.output.firstMatch(of: #/balanced accuracy (0\.\d{4})/#)?.1)
+    XCTAssert(printed.contains("| \(studentAccuracy) |"), "predict --student: \(student.output); run: \(printed)")
+    XCTAssertEqual(try storedEvents("clean").count, 10)
     XCTAssertEqual(try NumPy.read("\(folder)/runs/clean/folds.npy").shape, [14_886])
     // Running it again resumes from the journal: nothing is trained twice.
     let again = try run(["run", file, "--workers", "1", "--threads", "1"])
     XCTAssertEqual(again.status, 0, again.output)
-    XCTAssert(again.output.contains("8 of 8 tasks already stored"), again.output)
-    XCTAssertEqual(try storedEvents("clean").count, 8)
+    XCTAssert(again.output.contains("10 of 10 tasks already stored"), again.output)
+    XCTAssertEqual(try storedEvents("clean").count, 10)
   }
 
   /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every

@@ -5,11 +5,13 @@
 # `quorum report`. Prints a markdown table of each method's balanced test accuracy (= test
 # accuracy: the test set is balanced) and lowest class recall, and the members' spread.
 #
-#   scripts/bench/ensemble.sh                        # about 40 minutes on 2 cores
+#   scripts/bench/ensemble.sh                        # about an hour on 2 cores
 #   EPOCHS=4 WIDTH=0.5 scripts/bench/ensemble.sh     # a quick look
 #
-# Then a width-0.5 student distilled from the submitted ensemble (on the unlabelled test
-# images too) and the same student trained on the labels alone.
+# Then one Noisy Student round (5 fold students on their fold plus the confidently
+# pseudo-labelled test images, with dropout and stochastic depth as noise), a width-0.5
+# student distilled from the submitted ensemble (on the unlabelled test images too) and the
+# same student trained on the labels alone.
 #
 # Env: EPOCHS (15), WIDTH (1.0), SEEDS ("0, 1, 2"), STUDENT_WIDTH (0.5), THREADS (2), QUORUM
 # (.build/release/quorum), OUT (bench-results/ensemble). Running it again resumes the run.
@@ -45,6 +47,10 @@ grid:
   seed: [$SEEDS]
 ensemble:
   objective: balanced_accuracy
+noisy_student:
+  rounds: 1
+  confidence: 0.8
+  training: {dropout: 0.5, stochastic_depth: 0.2}
 distill:
   temperature: 2
   hard_label_weight: 0.5

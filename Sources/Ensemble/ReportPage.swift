@@ -28,6 +28,12 @@ public struct ReportPage {
   public var chosen: Int
   public var memberTemperatures: [Double]
   public var epochs: [Epoch]
+  /// A heat map of where a model saw the predicted class in a training example (row,
+  /// class), at the model's resolution; nil where there is none to show.
+  public typealias Explanation = (_ row: Int, _ predictedClass: Int) -> (values: [Float], height: Int, width: Int)?
+  public var explain: Explanation?
+  /// Which model the heat maps come from, for the caption.
+  public var explainedBy: String?
 
   public init(
     experiment: String, version: String, commandLine: String, experimentText: String, classNames: [String], training: ImageDataset,
@@ -45,6 +51,13 @@ public struct ReportPage {
     self.chosen = chosen
     self.memberTemperatures = memberTemperatures
     self.epochs = epochs
+  }
+
+  public func explained(by model: String, _ explain: @escaping Explanation) -> ReportPage {
+    var page = self
+    page.explain = explain
+    page.explainedBy = model
+    return page
   }
 
   /// Reads progress.jsonl (missing: no learning curves; a torn last line is skipped).
@@ -129,7 +142,7 @@ public struct ReportPage {
       body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1100px; }
       table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; text-align: right; }
       td:first-child, th:first-child { text-align: left; } tr.chosen { background: #fff3c4; }
-      .mistakes { display: flex; flex-wrap: wrap; gap: 10px; } figure { margin: 0; font-size: 11px; width: 120px; }
+      .mistakes { display: flex; flex-wrap: wrap; gap: 10px; } figure { margin: 0; font-size: 11px; width: 236px; }
       figure img { width: 112px; height: 112px; image-rendering: pixelated; border: 1px solid #ccc; }
       pre { background: #f6f6f6; padding: 1em; font-size: 12px; overflow-x: auto; }
       </style></head>
@@ -177,10 +190,42 @@ public struct ReportPage {
       let size = training.imageSize
       let pixels = Array(training.pixels[(mistake.row * size)..<((mistake.row + 1) * size)])
       let png = try ImageCodec.encodePNG(DecodedImage(pixels: pixels, height: training.height, width: training.width, channels: training.channels))
-      html += String(format: "<figure><img alt='example %d' src='data:image/png;base64,%@'><figcaption>#%d: %@, predicted %@ (%.2f)</figcaption></figure>",
-        mistake.row, Data(png).base64EncodedString(), mistake.row, SVGPlot.escape(classNames[Int(labels[mistake.row])]),
+      var overlay = ""
+      if let map = explain?(mistake.row, mistake.predicted) {
+        overlay = String(format: "<img class='cam' alt='Grad-CAM of example %d' src='data:image/png;base64,%@'>", mistake.row,
+          Data(try Self.overlayPNG(pixels: pixels, height: training.height, width: training.width, channels: training.channels, heat: map)).base64EncodedString())
+      }
+      html += String(format: "<figure><img alt='example %d' src='data:image/png;base64,%@'>%@<figcaption>#%d: %@, predicted %@ (%.2f)</figcaption></figure>",
+        mistake.row, Data(png).base64EncodedString(), overlay, mistake.row, SVGPlot.escape(classNames[Int(labels[mistake.row])]),
         SVGPlot.escape(classNames[mistake.predicted]), mistake.confidence)
     }
-    return html + "</div><p>Grad-CAM overlays are not drawn yet.</p>"
+    let caption = explainedBy.map {
+      "<p>Beside each image, its Grad-CAM heat map for the predicted class (red: the strongest evidence), from \(SVGPlot.escape($0)): the fold model that did not train on the example.</p>"
+    } ?? "<p>No Grad-CAM heat maps: the checkpoints are not in the run directory.</p>"
+    return html + "</div>" + caption
+  }
+
+  /// The image in grey with the heat map (bilinearly upsampled) laid over it in a blue →
+  /// red colour scale, as an RGB PNG.
+  static func overlayPNG(pixels: [UInt8], height: Int, width: Int, channels: Int, heat: (values: [Float], height: Int, width: Int)) throws -> [UInt8] {
+    var rgb = [UInt8](repeating: 0, count: height * width * 3)
+    for y in 0..<height {
+      for x in 0..<width {
+        // Pixel centres mapped onto the map's grid.
+        let fy = min(max((Float(y) + 0.5) * Float(heat.height) / Float(height) - 0.5, 0), Float(heat.height - 1))
+        let fx = min(max((Float(x) + 0.5) * Float(heat.width) / Float(width) - 0.5, 0), Float(heat.width - 1))
+        let (y0, x0) = (Int(fy), Int(fx))
+        let (y1, x1) = (min(y0 + 1, heat.height - 1), min(x0 + 1, heat.width - 1))
+        let (dy, dx) = (fy - Float(y0), fx - Float(x0))
+        func at(_ r: Int, _ c: Int) -> Float { heat.values[r * heat.width + c] }
+        let t = (1 - dy) * ((1 - dx) * at(y0, x0) + dx * at(y0, x1)) + dy * ((1 - dx) * at(y1, x0) + dx * at(y1, x1))
+        var grey: Float = 0
+        for c in 0..<channels { grey += Float(pixels[(y * width + x) * channels + c]) }
+        grey /= Float(channels)
+        let colour = [1.5 - abs(4 * t - 3), 1.5 - abs(4 * t - 2), 1.5 - abs(4 * t - 1)].map { min(max($0, 0), 1) * 255 }
+        for c in 0..<3 { rgb[(y * width + x) * 3 + c] = UInt8(min(max(0.45 * grey + 0.55 * colour[c], 0), 255)) }
+      }
+    }
+    return try ImageCodec.encodePNG(DecodedImage(pixels: rgb, height: height, width: width, channels: 3))
   }
 }

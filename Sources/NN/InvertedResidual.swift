@@ -130,7 +130,7 @@ final class InvertedResidual {
   /// (nil: parameter gradients only). Uses the two shared scratch tensors.
   func backward(
     input x: Tensor, outputGradient: Tensor, inputGradient: Tensor?, batch: Int,
-    workspace: BackwardWorkspace, backend: Backend
+    workspace: BackwardWorkspace, training: Bool = true, backend: Backend
   ) {
     let inRows = batch * input.height * input.width
     let outRows = batch * outputGeometry.height * outputGeometry.width
@@ -143,13 +143,13 @@ final class InvertedResidual {
       branchGradient = workspace.scaled
     }
     let (first, second) = (workspace.first, workspace.second)
-    projectNorm.backward(input: project.output, outputGradient: branchGradient, inputGradient: first, rows: outRows, backend: backend)
+    projectNorm.backward(input: project.output, outputGradient: branchGradient, inputGradient: first, rows: outRows, training: training, backend: backend)
     project.backward(input: depthwiseNorm.output, outputGradient: first, inputGradient: second, rows: outRows, backend: backend)
-    depthwiseNorm.backward(input: depthwise.output, outputGradient: second, inputGradient: second, rows: outRows, backend: backend)
+    depthwiseNorm.backward(input: depthwise.output, outputGradient: second, inputGradient: second, rows: outRows, training: training, backend: backend)
     let expandedGeometry = ImageGeometry(batch: batch, height: input.height, width: input.width, channels: expanded)
     if let expand, let expandNorm {
       depthwise.backward(input: expandNorm.output, expandedGeometry, outputGradient: second, inputGradient: first, backend: backend)
-      expandNorm.backward(input: expand.output, outputGradient: first, inputGradient: first, rows: inRows, backend: backend)
+      expandNorm.backward(input: expand.output, outputGradient: first, inputGradient: first, rows: inRows, training: training, backend: backend)
       expand.backward(input: x, outputGradient: first, inputGradient: inputGradient, rows: inRows, backend: backend)
     } else if let inputGradient {
       depthwise.backward(input: x, expandedGeometry, outputGradient: second, inputGradient: inputGradient, backend: backend)

@@ -153,7 +153,14 @@ public final class BatchNormalization {
   }
 
   /// `inputGradient` may be `outputGradient` (computed in place).
-  func backward(input: Tensor, outputGradient: Tensor, inputGradient: Tensor, rows: Int, backend: Backend) {
+  /// `training: false`: the gradient of the evaluation-mode forward (running statistics
+  /// held constant; no parameter gradients), for explanations.
+  func backward(input: Tensor, outputGradient: Tensor, inputGradient: Tensor, rows: Int, training: Bool = true, backend: Backend) {
+    guard training else {
+      return backend.batchNormInferenceBackward(
+        output: output, rows: rows, channels: channels, scale: scale.value, runningVariance: runningVariance.value,
+        epsilon: Self.epsilon, activation: activation, outputGradient: outputGradient, inputGradient: inputGradient)
+    }
     backend.batchNormBackward(
       input: input, output: output, rows: rows, channels: channels, scale: scale.value,
       batchMean: batchMean, batchVariance: batchVariance, epsilon: Self.epsilon,

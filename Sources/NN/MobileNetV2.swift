@@ -141,6 +141,10 @@ public final class MobileNetV2 {
   /// The number of trainable values.
   public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
+  /// Each block's output geometry (batch 1) and its latest output [batch, h, w, c].
+  public func blockOutput(_ index: Int) -> (geometry: ImageGeometry, values: Tensor) { (blocks[index].outputGeometry, blocks[index].output) }
+  public var blockCount: Int { blocks.count }
+
   /// Spatial size of the last feature map.
   public var featureGeometry: ImageGeometry { headGeometry }
 
@@ -180,32 +184,45 @@ public final class MobileNetV2 {
 
   /// Gradients of every parameter for the loss whose logit gradient is given, after a
   /// training-mode `forward` of the same batch. With `inputGradient`, also ∂loss/∂images.
-  public func backward(logitGradient: Tensor, batch: Int, inputGradient: Tensor? = nil) {
+  ///
+  /// `training: false` differentiates an evaluation-mode forward instead (running
+  /// statistics held constant, no dropout): what explanations need, not training (the
+  /// parameter gradients are then meaningless). `blockGradient` sees ∂loss/∂(block i's
+  /// output) as the pass reaches it.
+  public func backward(
+    logitGradient: Tensor, batch: Int, inputGradient: Tensor? = nil, training: Bool = true,
+    blockGradient: ((_ block: Int, _ gradient: Tensor) -> Void)? = nil
+  ) {
     precondition(!inferenceOnly, "an inference-only model keeps no activations for a backward pass")
     let lastChannels = configuration.lastChannels
-    let features = configuration.dropout > 0 ? dropped : pooled
+    let dropout = training && configuration.dropout > 0
+    let features = dropout ? dropped : pooled
     classifier.backward(
       input: features, outputGradient: logitGradient, inputGradient: featureGradient, batch: batch,
       backend: backend)
-    if configuration.dropout > 0 {
+    if dropout {
       backend.dropoutBackward(gradient: featureGradient, count: batch * lastChannels, mask: dropoutMask)
     }
     let headBatch = headGeometry.with(batch: batch)
     backend.globalAveragePoolBackward(outputGradient: featureGradient, headBatch, inputGradient: workspace.first)
-    headNorm.backward(input: head.output, outputGradient: workspace.first, inputGradient: workspace.first, rows: headBatch.rows, backend: backend)
+    headNorm.backward(
+      input: head.output, outputGradient: workspace.first, inputGradient: workspace.first, rows: headBatch.rows, training: training,
+      backend: backend)
     var gradient = workspace.boundaries.0
     var spare = workspace.boundaries.1
     let lastOutput = blocks.last!.output
     head.backward(input: lastOutput, outputGradient: workspace.first, inputGradient: gradient, rows: headBatch.rows, backend: backend)
     for i in stride(from: blocks.count - 1, through: 0, by: -1) {
+      blockGradient?(i, gradient)
       let blockInput = i == 0 ? stemNorm.output : blocks[i - 1].output
       blocks[i].backward(
         input: blockInput, outputGradient: gradient, inputGradient: spare, batch: batch,
-        workspace: workspace, backend: backend)
+        workspace: workspace, training: training, backend: backend)
       swap(&gradient, &spare)
     }
     let stemRows = batch * stemGeometry.height * stemGeometry.width
-    stemNorm.backward(input: stem.output, outputGradient: gradient, inputGradient: workspace.first, rows: stemRows, backend: backend)
+    stemNorm.backward(
+      input: stem.output, outputGradient: gradient, inputGradient: workspace.first, rows: stemRows, training: training, backend: backend)
     stem.backward(
       inputGeometry.with(batch: batch), outputGradient: workspace.first, inputGradient: inputGradient,
       backend: backend)

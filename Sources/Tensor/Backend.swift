@@ -95,6 +95,13 @@ public protocol Backend: AnyObject {
     outputGradient: Tensor, inputGradient: Tensor, scaleGradient: Tensor,
     shiftGradient: Tensor)
 
+  /// Gradient of the evaluation-mode forward with respect to its input (running
+  /// statistics are constants): dx = mask·dy·γ/√(σ²+ε). For explanations (Grad-CAM), not
+  /// training; `inputGradient` may be the same tensor as `outputGradient`.
+  func batchNormInferenceBackward(
+    output: Tensor, rows: Int, channels: Int, scale: Tensor, runningVariance: Tensor, epsilon: Float,
+    activation: Activation, outputGradient: Tensor, inputGradient: Tensor)
+
   // MARK: Element-wise and pooling
 
   /// output = input + branch · sampleScale[n] (sampleScale nil means 1): the residual

@@ -99,6 +99,23 @@ extension CPUBackend {
       output: output)
   }
 
+  public func batchNormInferenceBackward(
+    output: Tensor, rows: Int, channels: Int, scale: Tensor, runningVariance: Tensor, epsilon: Float,
+    activation: Activation, outputGradient: Tensor, inputGradient: Tensor
+  ) {
+    let factors = (0..<channels).map { scale[$0] / (runningVariance[$0] + epsilon).squareRoot() }
+    let (y, dy, dx) = (output.data, outputGradient.data, inputGradient.data)
+    let masked = activation == .relu6
+    parallel.forEachChunk(rows, grain: 256) { _, range in
+      for row in range {
+        for c in 0..<channels {
+          let i = row * channels + c
+          dx[i] = masked && (y[i] <= 0 || y[i] >= 6) ? 0 : dy[i] * factors[c]
+        }
+      }
+    }
+  }
+
   /// output = activation(x · a + b) with a = γ/√(σ²+ε), b = β − μ·a per channel.
   private func normalize(
     input: Tensor, rows: Int, channels: Int, scale: Tensor, shift: Tensor, mean: Tensor,

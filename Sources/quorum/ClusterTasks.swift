@@ -291,7 +291,15 @@ enum RunReport {
       experimentText: String(decoding: (try? FileBytes.read(experiment.file)) ?? [], as: UTF8.self),
       classNames: training.classNames ?? (0..<classes).map(String.init), training: training, members: members, results: results,
       scores: scores, chosen: chosen, memberTemperatures: temperatures, epochs: ReportPage.epochs(runDirectory: experiment.runDirectory))
-    try FileBytes.writeAtomically(Array(try page.html().utf8), to: experiment.runDirectory + "/report.html")
+    // Grad-CAM of the mistakes: from the member the submitted method leans on most (the
+    // best member where it has no weights), each example by its fold's model.
+    let weights = results[chosen].weights ?? results[0].weights ?? []
+    let leading = members[weights.indices.max { weights[$0] < weights[$1] } ?? 0].name
+    let explainer = experiment.foldVariants.first { $0.name == leading }.flatMap {
+      try? FoldModelExplainer(runDirectory: experiment.runDirectory, variant: $0, training: training, folds: setup.data.folds, file: experiment.file)
+    }
+    let explained = explainer.map { explainer in page.explained(by: "\(leading)'s fold models") { explainer.heatMap(row: $0, classIndex: $1) } } ?? page
+    try FileBytes.writeAtomically(Array(try explained.html().utf8), to: experiment.runDirectory + "/report.html")
     lines += ["", "Ensembles (fitted methods scored by cross-validation over the folds; \(experiment.ensemble.objective.rawValue) picks the submission):", ""]
     lines.append(EnsembleOutputs.table(scores, chosen: chosen))
     lines += studentLines(setup: setup, testLabels: testLabels)
@@ -313,5 +321,48 @@ enum RunReport {
       lines.append(String(format: "| %@ (%@) | %.4f | %.3f | %.4f |", variant, label, m.balancedAccuracy, m.lowestRecall, m.negativeLogLikelihood))
     }
     return lines
+  }
+}
+
+/// Grad-CAM heat maps of training examples, each from the fold model of a variant that did
+/// not train on it (checkpoints/VARIANT/foldK.safetensors), with that checkpoint's
+/// normalisation.
+final class FoldModelExplainer {
+  let runDirectory: String
+  let variant: Experiment.Variant
+  let training: ImageDataset
+  let folds: FoldAssignment
+  let configuration: MobileNetV2Configuration
+  private var loaded: [Int: (cam: GradCAM, mean: [Float], std: [Float])] = [:]
+
+  /// Nil when the variant's checkpoints are not all in the run directory.
+  init?(runDirectory: String, variant: Experiment.Variant, training: ImageDataset, folds: FoldAssignment, file: String) throws {
+    let paths = (0..<folds.count).map { "\(runDirectory)/checkpoints/\(variant.name)/fold\($0).safetensors" }
+    guard paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { return nil }
+    self.runDirectory = runDirectory
+    self.variant = variant
+    self.training = training
+    self.folds = folds
+    configuration = try TaskRunner.configuration(of: variant, for: training, file: file).model
+  }
+
+  func heatMap(row: Int, classIndex: Int) -> (values: [Float], height: Int, width: Int)? {
+    let fold = Int(folds.fold[row])
+    if loaded[fold] == nil {
+      let path = "\(runDirectory)/checkpoints/\(variant.name)/fold\(fold).safetensors"
+      guard let description = try? ModelCheckpoint.description(of: path), description.configuration == configuration,
+        let model = try? MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1)),
+        (try? ModelCheckpoint.load(path, into: model)) != nil
+      else { return nil }
+      loaded[fold] = (GradCAM(model: model), description.mean, description.std)
+    }
+    guard let (cam, mean, std) = loaded[fold] else { return nil }
+    let size = training.imageSize
+    let image = Tensor(shape: [size])
+    for i in 0..<size {
+      let c = i % training.channels
+      image[i] = (Float(training.pixels[row * size + i]) / 255 - mean[c]) / std[c]
+    }
+    return cam.heatMap(image, classIndex: classIndex)
   }
 }

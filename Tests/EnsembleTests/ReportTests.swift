@@ -43,8 +43,15 @@ final class ReportTests: XCTestCase {
     for m in 0..<3 {
       var logits: [Float] = []
       for (row, label) in labels.enumerated() {
-        // The true class ahead by 1.5, plus deterministic noise of range 4: mistakes abound.
-        for c in 0..<classes { logits.append((c == Int(label) ? 1.5 : 0) + Float((row * 7_919 + c * 104_729 + m * 31) % 1000) / 250) }
+        // The true class ahead by 1.5, plus seeded noise of range 4: mistakes abound. (Noise
+        // that is a function of the row would tell a meta-learner the label, row mod 4.)
+        for c in 0..<classes {
+          var state = UInt64(row * 64 + c * 8 + m) &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+          state ^= state >> 29
+          state = state &* 0xBF58_476D_1CE4_E5B9
+          state ^= state >> 32
+          logits.append((c == Int(label) ? 1.5 : 0) + Float(state % 1000) / 250)
+        }
       }
       let predictions = Predictions(logits: logits, classes: classes)
       members.append(Member(name: "seed-\(m)", outOfFold: predictions, test: predictions.rows(Array(0..<50))))
@@ -60,7 +67,11 @@ final class ReportTests: XCTestCase {
     let page = ReportPage(
       experiment: "synthetic", version: "test", commandLine: "quorum run synthetic.yaml", experimentText: "name: synthetic\n",
       classNames: images.classNames!, training: images, members: members, results: results, scores: scores,
-      chosen: EnsembleOutputs.chosen(scores, objective: .balancedAccuracy), memberTemperatures: methods.memberTemperatures(), epochs: epochs)
+      chosen: EnsembleOutputs.chosen(scores, objective: .balancedAccuracy), memberTemperatures: methods.memberTemperatures(), epochs: epochs
+    ).explained(by: "a left-to-right ramp") { _, _ in
+      // Cold on the left, hot on the right: the overlay must show it.
+      (values: (0..<16).map { Float($0 % 4) / 3 }, height: 4, width: 4)
+    }
     let path = folder + "/report.html"
     try FileBytes.writeAtomically(Array(try page.html().utf8), to: path)
     return path
@@ -78,7 +89,19 @@ final class ReportTests: XCTestCase {
     // The DOM after the page's script ran: every plot has a size.
     let dom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "file://" + path])
     XCTAssert(dom.output.contains("data-rendered-plots=\"\(plots)\""), "the page's check did not see \(plots) rendered plots:\n\(dom.output.suffix(300))\n\(dom.errors.suffix(2000))")
-    XCTAssertEqual(dom.output.components(separatedBy: "data:image/png;base64,").count - 1, 12, "12 confident mistakes as images")
+    XCTAssertEqual(dom.output.components(separatedBy: "data:image/png;base64,").count - 1, 24, "12 confident mistakes as images, each with its heat map")
+    XCTAssertEqual(html.components(separatedBy: "alt='Grad-CAM of example").count - 1, 12)
+    // The overlay: the map's hot (right) side red, its cold (left) side blue.
+    let overlayStart = try XCTUnwrap(html.range(of: "alt='Grad-CAM of example")).upperBound
+    let base64 = html[overlayStart...].drop { $0 != "," }.dropFirst().prefix { $0 != "'" }
+    let overlay = try ImageCodec.decode([UInt8](try XCTUnwrap(Data(base64Encoded: String(base64)))), path: "overlay", channels: 3)
+    func pixel(_ x: Int) -> (red: Int, blue: Int) {
+      let i = ((overlay.height / 2) * overlay.width + x) * 3
+      return (Int(overlay.pixels[i]), Int(overlay.pixels[i + 2]))
+    }
+    let (left, right) = (pixel(0), pixel(overlay.width - 1))
+    XCTAssertGreaterThan(right.red - right.blue, 60, "hot side")
+    XCTAssertGreaterThan(left.blue - left.red, 60, "cold side")
 
     // A screenshot that is not blank, and no console errors.
     let screenshot = folder + "/page.png"

@@ -99,6 +99,8 @@ final class ClusterCommandTests: XCTestCase {
     let weights = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/weights.json"))) as? [String: Any])
     XCTAssertEqual(weights["members"] as? [String], ["seed-0", "seed-1", "noisy-1"])
     XCTAssert(FileManager.default.fileExists(atPath: runFolder + "/ensemble/stacker.json"))
+    let report = String(decoding: try FileBytes.read(runFolder + "/report.html"), as: UTF8.self)
+    XCTAssertEqual(report.components(separatedBy: "alt='Grad-CAM of example").count - 1, 12, "a heat map beside each confident mistake")
     let submitted = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/ensemble/submitted.json"))) as? [String: Any])
     XCTAssertEqual(submitted["refit"] as? [String], ["seed-0", "seed-1"])
     // quorum predict runs the submitted ensemble from its checkpoints (the seeds' refit

@@ -59,6 +59,26 @@ let modules: [Target] = [
     ]),
   // Combining members: out-of-fold assembly, voting, Caruana selection, NLL-optimal
   // weights, stacking, temperature scaling, the submission and the report.
+  // The CUDA backend's loader and kernels: the driver API, NVRTC and cuBLASLt opened with
+  // dlopen at run time (nothing CUDA is linked), kernels compiled for the device by NVRTC.
+  .target(
+    name: "CUDA",
+    resources: [
+      .embedInCode("Kernels/batchnorm_statistics.cu"),
+      .embedInCode("Kernels/batchnorm_apply.cu"),
+      .embedInCode("Kernels/batchnorm_backward.cu"),
+      .embedInCode("Kernels/depthwise.cu"),
+      .embedInCode("Kernels/im2col3x3.cu"),
+      .embedInCode("Kernels/global_average_pool.cu"),
+      .embedInCode("Kernels/residual.cu"),
+      .embedInCode("Kernels/dropout.cu"),
+      .embedInCode("Kernels/softmax_cross_entropy.cu"),
+      .embedInCode("Kernels/optimizer.cu"),
+      .embedInCode("Kernels/convert.cu"),
+      .embedInCode("Kernels/philox.cuh"),
+      .embedInCode("Kernels/bfloat16.cuh"),
+    ],
+    swiftSettings: computeSettings),
   .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
@@ -85,6 +105,7 @@ let tests: [Target] = [
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
   .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
+  .testTarget(name: "CUDATests", dependencies: ["CUDA", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# NVRTC for the CUDA kernels' compilation check (pip's wheel; no GPU needed).
+nvrtc=$(scripts/cuda-tools.sh)
+export LD_LIBRARY_PATH="$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)

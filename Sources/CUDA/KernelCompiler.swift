@@ -1,0 +1,50 @@
+import Foundation
+
+/// Compiles kernel sources to CUBINs with NVRTC, caching each on disk under
+/// (source hash, architecture, NVRTC version): a worker compiles once per GPU model and
+/// toolkit, then starts in milliseconds. A damaged cache file is recompiled, not trusted.
+public struct KernelCompiler {
+  public let nvrtc: NVRTC
+  /// nil: no cache.
+  public let cacheFolder: String?
+
+  /// `$QUORUM_KERNEL_CACHE`, else `$XDG_CACHE_HOME/quorum/kernels`, else `~/.cache/quorum/kernels`.
+  public static func defaultCacheFolder(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    if let folder = environment["QUORUM_KERNEL_CACHE"] { return folder.isEmpty ? nil : folder }
+    if let cache = environment["XDG_CACHE_HOME"], !cache.isEmpty { return cache + "/quorum/kernels" }
+    return environment["HOME"].map { $0 + "/.cache/quorum/kernels" }
+  }
+
+  public init(nvrtc: NVRTC, cacheFolder: String? = KernelCompiler.defaultCacheFolder()) {
+    self.nvrtc = nvrtc
+    self.cacheFolder = cacheFolder
+  }
+
+  /// The cache file's name for a source: its hash (with the headers'), the architecture
+  /// and NVRTC's version.
+  public func cacheKey(_ source: KernelSources.Source, architecture: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+    for byte in (source.text + KernelSources.headers.map(\.text).joined()).utf8 {
+      hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+    }
+    let stem = source.file.replacingOccurrences(of: ".cu", with: "")
+    return "\(stem)-\(String(hash, radix: 16))-\(architecture)-nvrtc\(nvrtc.version.major).\(nvrtc.version.minor).cubin"
+  }
+
+  /// The CUBIN of `source` for `architecture`, from the cache or freshly compiled.
+  public func cubin(_ source: KernelSources.Source, architecture: String) throws -> (bytes: [UInt8], cached: Bool) {
+    let path = cacheFolder.map { $0 + "/" + cacheKey(source, architecture: architecture) }
+    // A CUBIN is an ELF file: anything else in the cache (a torn write) is recompiled.
+    if let path, let bytes = FileManager.default.contents(atPath: path), bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
+      return ([UInt8](bytes), true)
+    }
+    let bytes = try nvrtc.compile(source.text, name: source.file, architecture: architecture, headers: KernelSources.headers)
+    if let path, let folder = cacheFolder {
+      // Written beside, then renamed: a reader never sees half a file.
+      try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      let temporary = path + ".\(getpid()).tmp"
+      if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) { _ = rename(temporary, path) }
+    }
+    return (bytes, false)
+  }
+}

@@ -1,0 +1,54 @@
+// Batch normalisation backward (training mode), NHWC. Per channel, with g = dy masked by
+// the ReLU6 (0 < y < 6) and x̂ = (x − μ)/σ:
+//   dβ = Σg, dγ = Σg·x̂, dx = γ/σ · (g − dβ/n − x̂·dγ/n).
+// batchnorm_backward_sums reduces in a fixed order (one block per channel, no atomics);
+// batchnorm_backward_input applies the formula element-wise.
+extern "C" __global__ void batchnorm_backward_sums(const float* __restrict__ x, const float* __restrict__ y,
+                                                   const float* __restrict__ dy, int rows, int channels, int relu6,
+                                                   const float* __restrict__ mean, const float* __restrict__ variance,
+                                                   float epsilon, float* __restrict__ scale_gradient,
+                                                   float* __restrict__ shift_gradient) {
+  __shared__ float sum_g[256];
+  __shared__ float sum_gx[256];
+  int c = blockIdx.x;
+  float inv = rsqrtf(variance[c] + epsilon);
+  float g_total = 0.f, gx_total = 0.f;
+  for (int row = threadIdx.x; row < rows; row += blockDim.x) {
+    long long i = (long long)row * channels + c;
+    float g = dy[i];
+    if (relu6 && (y[i] <= 0.f || y[i] >= 6.f)) g = 0.f;
+    g_total += g;
+    gx_total += g * (x[i] - mean[c]) * inv;
+  }
+  sum_g[threadIdx.x] = g_total;
+  sum_gx[threadIdx.x] = gx_total;
+  __syncthreads();
+  for (int width = blockDim.x / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) {
+      sum_g[threadIdx.x] += sum_g[threadIdx.x + width];
+      sum_gx[threadIdx.x] += sum_gx[threadIdx.x + width];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    shift_gradient[c] = sum_g[0];
+    scale_gradient[c] = sum_gx[0];
+  }
+}
+
+// shift_sum and scale_sum are batchnorm_backward_sums' Σg and Σg·x̂ (the parameter gradients).
+extern "C" __global__ void batchnorm_backward_input(const float* __restrict__ x, const float* __restrict__ y,
+                                                    const float* __restrict__ dy, long long count, int rows, int channels,
+                                                    int relu6, const float* __restrict__ scale, const float* __restrict__ mean,
+                                                    const float* __restrict__ variance, float epsilon,
+                                                    const float* __restrict__ shift_sum, const float* __restrict__ scale_sum,
+                                                    float* __restrict__ dx) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+    int c = (int)(i % channels);
+    float inv = rsqrtf(variance[c] + epsilon);
+    float g = dy[i];
+    if (relu6 && (y[i] <= 0.f || y[i] >= 6.f)) g = 0.f;
+    float xhat = (x[i] - mean[c]) * inv;
+    dx[i] = scale[c] * inv * (g - shift_sum[c] / rows - xhat * scale_sum[c] / rows);
+  }
+}

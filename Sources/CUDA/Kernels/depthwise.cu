@@ -1,0 +1,78 @@
+// Depthwise 3×3 convolution, padding 1, stride 1 or 2, NHWC; weight [3, 3, C]. One thread
+// per output value (consecutive threads, consecutive channels: coalesced).
+extern "C" __global__ void depthwise_forward(const float* __restrict__ x, int batch, int height, int width, int channels,
+                                             const float* __restrict__ weight, int stride, int out_height, int out_width,
+                                             float* __restrict__ y) {
+  long long count = (long long)batch * out_height * out_width * channels;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+    int c = (int)(i % channels);
+    long long p = i / channels;
+    int ox = (int)(p % out_width), oy = (int)((p / out_width) % out_height), n = (int)(p / ((long long)out_width * out_height));
+    float sum = 0.f;
+#pragma unroll
+    for (int ky = 0; ky < 3; ++ky) {
+      int iy = oy * stride + ky - 1;
+      if (iy < 0 || iy >= height) continue;
+#pragma unroll
+      for (int kx = 0; kx < 3; ++kx) {
+        int ix = ox * stride + kx - 1;
+        if (ix < 0 || ix >= width) continue;
+        sum += x[(((long long)n * height + iy) * width + ix) * channels + c] * weight[(ky * 3 + kx) * channels + c];
+      }
+    }
+    y[i] = sum;
+  }
+}
+
+// ∂/∂input: each input value gathers from the outputs whose window covers it (no atomics).
+extern "C" __global__ void depthwise_backward_input(const float* __restrict__ dy, int batch, int height, int width, int channels,
+                                                    const float* __restrict__ weight, int stride, int out_height, int out_width,
+                                                    float* __restrict__ dx) {
+  long long count = (long long)batch * height * width * channels;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+    int c = (int)(i % channels);
+    long long p = i / channels;
+    int ix = (int)(p % width), iy = (int)((p / width) % height), n = (int)(p / ((long long)width * height));
+    float sum = 0.f;
+#pragma unroll
+    for (int ky = 0; ky < 3; ++ky) {
+      int ty = iy + 1 - ky;
+      if (ty < 0 || ty % stride != 0) continue;
+      int oy = ty / stride;
+      if (oy >= out_height) continue;
+#pragma unroll
+      for (int kx = 0; kx < 3; ++kx) {
+        int tx = ix + 1 - kx;
+        if (tx < 0 || tx % stride != 0) continue;
+        int ox = tx / stride;
+        if (ox >= out_width) continue;
+        sum += dy[(((long long)n * out_height + oy) * out_width + ox) * channels + c] * weight[(ky * 3 + kx) * channels + c];
+      }
+    }
+    dx[i] = sum;
+  }
+}
+
+// ∂/∂weight: one block per (tap, channel), a fixed-order reduction over N·H'·W'.
+extern "C" __global__ void depthwise_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, int batch, int height,
+                                                     int width, int channels, int stride, int out_height, int out_width,
+                                                     float* __restrict__ weight_gradient) {
+  __shared__ float partial[256];
+  int c = blockIdx.x % channels, tap = blockIdx.x / channels;
+  int ky = tap / 3, kx = tap % 3;
+  long long positions = (long long)batch * out_height * out_width;
+  float sum = 0.f;
+  for (long long p = threadIdx.x; p < positions; p += blockDim.x) {
+    int ox = (int)(p % out_width), oy = (int)((p / out_width) % out_height), n = (int)(p / ((long long)out_width * out_height));
+    int iy = oy * stride + ky - 1, ix = ox * stride + kx - 1;
+    if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+    sum += x[(((long long)n * height + iy) * width + ix) * channels + c] * dy[p * channels + c];
+  }
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) partial[threadIdx.x] += partial[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) weight_gradient[tap * channels + c] = partial[0];
+}

@@ -1,0 +1,17 @@
+// Inverted dropout with the CPU backend's stream: mask = (u ≥ p)/(1 − p), u the Philox
+// uniform at each index (purpose dropout = 3), so both backends drop the same units.
+#include "philox.cuh"
+
+extern "C" __global__ void dropout_forward(const float* __restrict__ x, long long count, float p, unsigned long long seed,
+                                           unsigned int stream, float* __restrict__ mask, float* __restrict__ y) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+    float keep = philox_uniform((unsigned long long)i, stream, 3u, seed) >= p ? 1.f / (1.f - p) : 0.f;
+    mask[i] = keep;
+    y[i] = x[i] * keep;
+  }
+}
+
+extern "C" __global__ void dropout_backward(float* __restrict__ gradient, const float* __restrict__ mask, long long count) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+    gradient[i] *= mask[i];
+}

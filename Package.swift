@@ -86,7 +86,7 @@ let modules: [Target] = [
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble",
+      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "CUDA",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),

@@ -19,6 +19,7 @@ public final class CUDADriverAPI {
   private let primaryContextRetain: @convention(c) (UnsafeMutablePointer<Context>, Device) -> Status
   private let contextSetCurrent: @convention(c) (Context) -> Status
   private let moduleLoadData: @convention(c) (UnsafeMutablePointer<Module>, UnsafeRawPointer) -> Status
+  private let deviceTotalMemory: @convention(c) (UnsafeMutablePointer<Int>, Device) -> Status
 
   static let hint = "no NVIDIA driver on this machine (in a container: the NVIDIA Container Toolkit and --gpus)"
 
@@ -38,6 +39,7 @@ public final class CUDADriverAPI {
     primaryContextRetain = try library.function("cuDevicePrimaryCtxRetain")
     contextSetCurrent = try library.function("cuCtxSetCurrent")
     moduleLoadData = try library.function("cuModuleLoadData")
+    deviceTotalMemory = try library.function("cuDeviceTotalMem_v2")
   }
 
   /// Every driver status goes through here: the call's name, the driver's words, a hint.
@@ -87,6 +89,30 @@ public final class CUDADriverAPI {
     try check(deviceGetAttribute(&major, 75, device), "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MAJOR)")
     try check(deviceGetAttribute(&minor, 76, device), "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MINOR)")
     return "sm_\(major)\(minor)"
+  }
+
+  public func totalMemory(of device: Device) throws -> Int {
+    var bytes = 0
+    try check(deviceTotalMemory(&bytes, device), "cuDeviceTotalMem")
+    return bytes
+  }
+
+  /// One GPU as the driver describes it.
+  public struct GPU: Sendable {
+    public var index: Int
+    public var name: String
+    public var memoryBytes: Int
+    /// "sm_90"
+    public var architecture: String
+  }
+
+  /// Every GPU the driver sees (after cuInit).
+  public func gpus() throws -> [GPU] {
+    try initialise()
+    return try (0..<deviceCount()).map { index in
+      let device = try self.device(index)
+      return GPU(index: index, name: try name(of: device), memoryBytes: try totalMemory(of: device), architecture: try architecture(of: device))
+    }
   }
 
   public func useDevice(_ device: Device) throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDA
 import Cluster
 import Data
 import Experiment
@@ -157,7 +158,18 @@ struct WorkerCommand: ParsableCommand {
       throw ValidationError("--device is auto, cpu, cuda or cuda:N, not \(device)")
     }
     if device.hasPrefix("cuda") {
-      throw ValidationError("--device \(device): the CUDA backend is not in this build yet (docs/status.md); use --device cpu or auto")
+      // The reason first: no driver, no such GPU, or (where both are there) the backend.
+      let reason: String
+      do {
+        let gpus = try CUDADriverAPI().gpus()
+        let wanted = device.hasPrefix("cuda:") ? Int(device.dropFirst(5))! : 0
+        reason = wanted < gpus.count
+          ? "\(gpus[wanted].name) found, but training on the GPU is not finished in this build (docs/cuda.md)"
+          : "no GPU \(wanted) (this machine has \(gpus.count))"
+      } catch {
+        reason = "\(error)"
+      }
+      throw ValidationError("--device \(device): \(reason); use --device cpu or auto")
     }
     if (key == nil) != (serverKey == nil) {
       throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
@@ -172,7 +184,11 @@ struct WorkerCommand: ParsableCommand {
     }
     let runner = TaskRunner(threads: threads)
     let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
-    if device == "auto" { log("device auto: training on the CPU, \(threads) threads (this build has no CUDA backend)") }
+    if device == "auto" {
+      let why = (try? CUDADriverAPI().gpus()).map { $0.isEmpty ? "the driver sees no GPU" : "GPU training is not finished in this build (docs/cuda.md)" }
+        ?? "no CUDA driver"
+      log("device auto: training on the CPU, \(threads) threads (\(why))")
+    }
     // Fault injection for the cluster's tests: the process dies as it starts this task.
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(

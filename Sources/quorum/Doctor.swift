@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDA
 import CLZ4
 import COpenBLAS
 import CZeroMQ
@@ -51,23 +52,34 @@ struct Doctor: ParsableCommand {
     if device == "cpu" {
       report(.skipped, "CUDA driver", "--device cpu")
     } else {
-      let probe = CUDADriverProbe.run()
-      if let version = probe.driverVersion {
-        report(.ok, "CUDA driver", "supports CUDA \(version / 1000).\(version % 1000 / 10)")
-      }
-      if let problem = probe.problem {
-        report(.failed, "GPU", "none usable: \(problem). A worker here would train on the CPU: run it with --device cpu, or install the NVIDIA driver")
-      } else {
+      do {
+        let driver = try CUDADriverAPI()
+        let version = try driver.driverVersion()
+        report(.ok, "CUDA driver", "supports CUDA \(version / 1000).\(version % 1000 / 10) (\(driver.library.path))")
+        let gpus = try driver.gpus()
         let wanted = device.hasPrefix("cuda:") ? Int(device.dropFirst(5)) : nil
-        if let wanted, !probe.devices.contains(where: { $0.index == wanted }) {
-          report(.failed, "GPU", "no device \(wanted): this machine has \(probe.devices.count) (cuda:0…cuda:\(probe.devices.count - 1))")
+        if gpus.isEmpty {
+          report(.failed, "GPU", "none usable: the driver sees no GPU. A worker here would train on the CPU: run it with --device cpu")
+        } else if let wanted, !gpus.contains(where: { $0.index == wanted }) {
+          report(.failed, "GPU", "no device \(wanted): this machine has \(gpus.count) (cuda:0…cuda:\(gpus.count - 1))")
         }
-        for gpu in probe.devices where wanted == nil || gpu.index == wanted {
+        for gpu in gpus where wanted == nil || gpu.index == wanted {
           let gib = Double(gpu.memoryBytes) / Double(1 << 30)
           report(gpu.memoryBytes >= memoryNeeded ? .ok : .warning, "GPU \(gpu.index)",
-            String(format: "%@, %.1f GiB%@", gpu.name, gib, gpu.memoryBytes >= memoryNeeded ? "" : " (under 4 GiB: use smaller batches or widths)"))
+            String(format: "%@ (%@), %.1f GiB%@", gpu.name, gpu.architecture, gib, gpu.memoryBytes >= memoryNeeded ? "" : " (under 4 GiB: use smaller batches or widths)"))
         }
-        report(.warning, "CUDA backend", "not in this build yet: workers train on the CPU (docs/status.md)")
+        // Compiling the kernels for this machine's GPUs fills the cache a worker starts from.
+        do {
+          let compiler = KernelCompiler(nvrtc: try NVRTC())
+          let architectures = Array(Set(gpus.map(\.architecture))).sorted()
+          for architecture in architectures { for source in KernelSources.all { _ = try compiler.cubin(source, architecture: architecture) } }
+          report(.ok, "CUDA kernels", "\(KernelSources.all.count) compiled for \(architectures.joined(separator: ", ")) by NVRTC \(compiler.nvrtc.version.major).\(compiler.nvrtc.version.minor) (\(compiler.nvrtc.library.path); cache \(compiler.cacheFolder ?? "off"))")
+        } catch {
+          report(.failed, "CUDA kernels", "\(error)")
+        }
+        report(.warning, "CUDA backend", "training on the GPU is not finished in this build: workers train on the CPU (docs/cuda.md)")
+      } catch {
+        report(.failed, "GPU", "none usable: \(error). A worker here would train on the CPU: run it with --device cpu, or install the NVIDIA driver")
       }
     }
 

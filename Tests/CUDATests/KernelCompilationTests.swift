@@ -65,6 +65,20 @@ final class KernelCompilationTests: XCTestCase {
     }
   }
 
+  /// cuBLASLt missing (as in CI): the message names the file names tried and the pip
+  /// package that provides it.
+  func testAMissingCuBLASLtSaysWhereToGetIt() throws {
+    guard CUBLASLt.libraryNames.allSatisfy({ dlopen($0, RTLD_NOW) == nil }) else {
+      throw XCTSkip("cuBLASLt is installed on this machine: its missing-library message cannot be shown here (CI shows it)")
+    }
+    XCTAssertThrowsError(try CUBLASLt(folders: ["/nonexistent/cuda/lib64"])) {
+      let text = "\($0)"
+      XCTAssert(
+        text.hasPrefix("cuBLASLt not found (tried libcublasLt.so.13, libcublasLt.so.12, libcublasLt.so in /nonexistent/cuda/lib64")
+          && text.contains("pip install nvidia-cublas"), text)
+    }
+  }
+
   /// A library that opens but is not NVRTC (zlib): the first entry point missing is named.
   func testAMissingEntryPointIsNamed() throws {
     let zlib = try DynamicLibrary.open("NVRTC", names: ["libz.so.1"], folders: [], hint: "")

@@ -328,7 +328,11 @@ final class ClusterCommandTests: XCTestCase {
     let gpu = try run(["doctor"])
     if dlopen("libcuda.so.1", RTLD_NOW) == nil {
       XCTAssertEqual(gpu.status, 1, gpu.output)
-      XCTAssert(gpu.output.contains("GPU") && gpu.output.contains("none usable: libcuda.so.1 not found") && gpu.output.contains("--device cpu"), gpu.output)
+      XCTAssert(gpu.output.contains("GPU") && gpu.output.contains("none usable: the CUDA driver not found (tried libcuda.so.1") && gpu.output.contains("--device cpu"), gpu.output)
+      // A worker asked for a GPU refuses with the same reason, before connecting.
+      let worker = try run(["worker", "--connect", "tcp://127.0.0.1:1", "--device", "cuda:0"])
+      XCTAssertEqual(worker.status, 64, worker.output)
+      XCTAssert(worker.output.contains("--device cuda:0: the CUDA driver not found") && worker.output.contains("use --device cpu or auto"), worker.output)
     }
   }
 }

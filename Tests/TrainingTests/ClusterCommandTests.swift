@@ -92,6 +92,18 @@ final class ClusterCommandTests: XCTestCase {
       scores.count, 1 + 9 + 1 + 3,
       "a header, 9 methods, the chosen one on refit members, 3 members (2 seeds, 1 Noisy Student round):\n" + scores.joined(separator: "\n"))
     XCTAssert(scores.last?.hasPrefix("member noisy-1,") == true, scores.joined(separator: "\n"))
+    // The best ensemble beats the best single member on the (balanced) test set.
+    func fields(_ line: Substring) -> [String] {  // CSV: method names with commas are quoted
+      var (fields, field, quoted) = ([String](), "", false)
+      for character in line {
+        if character == "\"" { quoted.toggle() } else if character == "," && !quoted { fields.append(field); field = "" } else { field.append(character) }
+      }
+      return fields + [field]
+    }
+    let testBalanced = scores.dropFirst().map(fields).map { (name: $0[0], value: Double($0[7]) ?? 0) }
+    let bestMember = try XCTUnwrap(testBalanced.first { $0.name.hasPrefix("best member") }).value
+    let bestEnsemble = testBalanced.filter { !$0.name.hasPrefix("best member") && !$0.name.hasPrefix("member ") }.map(\.value).max() ?? 0
+    XCTAssertGreaterThan(bestEnsemble, bestMember, scores.joined(separator: "\n"))
     XCTAssert(scores[0].hasPrefix("method,oof_accuracy,oof_balanced_accuracy"))
     let submission = String(decoding: try FileBytes.read(runFolder + "/submission.csv"), as: UTF8.self).split(separator: "\n")
     XCTAssertEqual(submission.first, "id,label")

@@ -72,8 +72,15 @@ for row in rows:
         continue
     print(f"| {row['method']} | {float(row['test_balanced_accuracy']):.4f} | {float(row['test_lowest_recall']):.3f} "
           f"| {float(row['test_macro_f1']):.4f} | {float(row['test_nll']):.4f} | {float(row['oof_balanced_accuracy']):.4f} |")
-members = [float(r["test_balanced_accuracy"]) for r in rows if r["method"].startswith("member ")]
-lowest = [float(r["test_lowest_recall"]) for r in rows if r["method"].startswith("member ")]
+def grid_member(row):
+    return row["method"].startswith("member ") and not row["method"].startswith("member noisy-")
+members = [float(r["test_balanced_accuracy"]) for r in rows if grid_member(r)]
+lowest = [float(r["test_lowest_recall"]) for r in rows if grid_member(r)]
+for r in rows:
+    if r["method"].startswith("member noisy-"):
+        print(f"Noisy Student round {r['method'][len('member noisy-'):]}: test balanced accuracy "
+              f"{float(r['test_balanced_accuracy']):.4f}, lowest recall {float(r['test_lowest_recall']):.3f}, "
+              f"OOF balanced accuracy {float(r['oof_balanced_accuracy']):.4f}")
 import os
 print()
 run = os.path.dirname(sys.argv[1])

@@ -7,6 +7,18 @@ public enum PseudoLabels {
   /// `confidence`, most confident first, cut to `perClass` (0: the mean of the kept counts
   /// over the classes that have any) and repeated where a class has fewer. A class with no
   /// confident image gets none.
+  /// Per class, how many images the ensemble predicts as it with probability ≥
+  /// `confidence`: a class at 0 gets no pseudo-label, and the round leans towards the rest
+  /// (a prior-corrected teacher is rarely confident about the head classes).
+  public static func confidentCounts(_ predictions: Predictions, confidence: Double) -> [Int] {
+    var counts = [Int](repeating: 0, count: predictions.classes)
+    for row in 0..<predictions.rows {
+      let label = predictions.predictedClass(row: row)
+      if exp(predictions.logProbabilities[row * predictions.classes + label]) >= confidence { counts[label] += 1 }
+    }
+    return counts
+  }
+
   public static func select(_ predictions: Predictions, confidence: Double, perClass: Int) -> [(index: Int, label: Int)] {
     var kept = [[(index: Int, probability: Double)]](repeating: [], count: predictions.classes)
     for row in 0..<predictions.rows {

@@ -73,6 +73,17 @@ struct ExperimentSetup {
       throw ExperimentError(file: experiment.file, line: nil, "Noisy Student needs test images to pseudo-label, and an ensemble to label them")
     }
     let chosen = PseudoLabels.select(test, confidence: plan.confidence, perClass: plan.perClass)
+    // What the round will see, and the classes it will not: said before hours are spent.
+    let counts = PseudoLabels.confidentCounts(test, confidence: plan.confidence)
+    let classNames = data.training.classNames ?? (0..<counts.count).map(String.init)
+    var summary = "Noisy Student round \(round): \(chosen.count) pseudo-labels from the test images the ensemble gives ≥ \(plan.confidence); "
+      + "confident images per class: " + zip(classNames, counts).map { "\($0) \($1)" }.joined(separator: ", ")
+    let missing = zip(classNames, counts).filter { $0.1 == 0 }.map(\.0)
+    if !missing.isEmpty {
+      summary += "\nwarning: no pseudo-label for \(missing.joined(separator: ", ")): the round's students see extra images of the other classes only "
+        + "and lean towards them; lower noisy_student confidence (Xie et al. used 0.3)"
+    }
+    print(summary)
     guard !chosen.isEmpty else {
       throw ExperimentError(file: experiment.file, line: nil, "no test image reaches the pseudo-label confidence \(plan.confidence): lower noisy_student confidence")
     }

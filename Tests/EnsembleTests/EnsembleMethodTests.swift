@@ -206,5 +206,8 @@ final class EnsembleMethodTests: XCTestCase {
     XCTAssertEqual(chosen.map(\.label), [0, 0, 1, 1])
     XCTAssertEqual(PseudoLabels.select(predictions, confidence: 0.85, perClass: 3).map(\.index), [2, 1, 0, 3, 3, 3])
     XCTAssertTrue(PseudoLabels.select(predictions, confidence: 0.999, perClass: 0).isEmpty)
+    // Class 2 has no confident image: the count that warns the user is 0.
+    XCTAssertEqual(PseudoLabels.confidentCounts(predictions, confidence: 0.85), [3, 1, 0])
+    XCTAssertEqual(PseudoLabels.confidentCounts(predictions, confidence: 0.35), [4, 1, 1])
   }
 }

@@ -69,6 +69,7 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssert(first.output.contains("4 tasks (2 variants × 2 folds) + 2 refit on all data + 4 later (Noisy Student rounds, students)"), first.output)
     XCTAssert(first.output.contains("pseudo-labelling the test images") && first.output.contains("building the ensemble that teaches the student"), first.output)
     XCTAssert(first.output.contains("| noisy-1 | 0."), "the Noisy Student round joins the library:\n\(first.output)")
+    XCTAssert(first.output.contains("Noisy Student round 1: ") && first.output.contains("confident images per class: 0 "), first.output)
     for student in ["| student (distilled from the submitted ensemble) | 0.", "| student-alone (the same student on the labels alone) | 0."] {
       XCTAssert(first.output.contains(student), "\(student) missing:\n\(first.output)")
     }

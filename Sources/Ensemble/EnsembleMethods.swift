@@ -12,6 +12,9 @@ public struct EnsembleSettings: Codable, Equatable, Sendable {
   /// Hidden units of the dense meta-learner (0: no MLP stacking) and its L2 penalty.
   public var mlpHidden = 32
   public var mlpL2 = 1e-2
+  /// The user's own member weights (the `weights:` mapping; a member left out weighs 0):
+  /// a soft vote with these weights is scored beside the fitted methods.
+  public var userWeights: [String: Double]?
   /// Write each class's probability into submission.csv beside the label.
   public var submissionProbabilities = false
 
@@ -145,6 +148,18 @@ public struct EnsembleMethods {
       weights: equal, combiner: .mixture(weights: equal, temperature: nil)))
     results.append(MethodResult(
       name: "hard vote", outOfFold: Self.hardVote(outOfFold), test: tests.map(Self.hardVote), weights: equal, combiner: .hardVote))
+
+    if let user = settings.userWeights {
+      let weights = members.map { user[$0.name] ?? 0 }
+      let total = weights.reduce(0, +)
+      if total > 0 {
+        let normalised = weights.map { $0 / total }
+        results.append(MethodResult(
+          name: "user-weighted vote", outOfFold: Predictions.mixture(outOfFold, weights: normalised),
+          test: tests.map { Predictions.mixture($0, weights: normalised) }, weights: normalised,
+          combiner: .mixture(weights: normalised, temperature: nil)))
+      }
+    }
 
     var caruana = CaruanaSelection(
       objective: settings.objective, iterations: settings.caruanaIterations, initialMembers: settings.caruanaInitialMembers,

@@ -11,11 +11,12 @@ import Yams
 ///       stacking_l2: 0.001
 ///       mlp_hidden: 32                   # the dense meta-learner's width (0: none)
 ///       mlp_l2: 0.01
+///       weights: {seed-0: 2, seed-1: 1}  # a user-weighted vote (members left out weigh 0)
 ///       submission_probabilities: false
 enum EnsembleSection {
   static let keys = [
     "objective", "caruana_iterations", "caruana_initial_members", "caruana_bags", "stacking_l2", "mlp_hidden", "mlp_l2",
-    "submission_probabilities",
+    "weights", "submission_probabilities",
   ]
 
   static func parse(_ node: Node?, file: String) throws -> EnsembleSettings {
@@ -48,6 +49,21 @@ enum EnsembleSection {
         guard let number = value.float, number >= 0 else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be a number ≥ 0") }
         if name == "mlp_l2" { settings.mlpL2 = number } else { settings.stackingL2 = number }
       case "mlp_hidden": settings.mlpHidden = try integer(0...4_096)
+      case "weights":
+        guard case .mapping(let pairs) = value else {
+          throw ExperimentError(file: file, line: line, "ensemble weights must be a mapping of variant names to weights ≥ 0")
+        }
+        var weights: [String: Double] = [:]
+        for (name, weight) in pairs {
+          guard let variant = name.string, let number = weight.float, number >= 0 else {
+            throw ExperimentError(file: file, line: name.mark?.line ?? line, "ensemble weights: \"\(name.string ?? "?")\" needs a weight ≥ 0")
+          }
+          weights[variant] = number
+        }
+        guard weights.values.contains(where: { $0 > 0 }) else {
+          throw ExperimentError(file: file, line: line, "ensemble weights must give some member a weight > 0")
+        }
+        settings.userWeights = weights
       default:
         guard let flag = value.bool else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be true or false") }
         settings.submissionProbabilities = flag

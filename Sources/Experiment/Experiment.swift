@@ -217,6 +217,13 @@ public struct Experiment {
       distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file),
       refit: try RefitPlan.parse(entries["refit"], variants: variants.map(\.name), file: file), data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
+    // User weights name members: the grid's variants and the Noisy Student rounds.
+    if let weights = experiment.ensemble.userWeights {
+      let members = experiment.foldVariants.map(\.name)
+      for name in weights.keys.sorted() where !members.contains(name) {
+        throw ExperimentError(file: file, line: nil, "ensemble weights name \"\(name)\", which is not a member (\(members.joined(separator: ", ")))")
+      }
+    }
     // Every variant's settings must make a valid configuration (types, ranges).
     for variant in variants + (experiment.distill.map { [$0.student] } ?? []) + (experiment.noisyStudent?.variants ?? []) {
       _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file)

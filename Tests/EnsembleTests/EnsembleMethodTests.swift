@@ -149,6 +149,21 @@ final class EnsembleMethodTests: XCTestCase {
     }
   }
 
+  /// User weights: a member left out weighs nothing, the rest are normalised, and the
+  /// vote is the weighted mean of the probabilities.
+  func testUserWeightedVote() {
+    let y = labels(300)
+    let folds = FoldAssignment(fold: (0..<300).map { Int32($0 % 3) }, count: 3)
+    let library = (0..<3).map { Member(name: "m\($0)", outOfFold: member(y, signal: 1, noise: 1, seed: 40 + UInt64($0)), test: nil) }
+    var settings = EnsembleSettings()
+    settings.userWeights = ["m0": 3, "m2": 1]
+    let results = EnsembleMethods(members: library, labels: y, folds: folds, settings: settings).run()
+    let user = results.first { $0.name == "user-weighted vote" }!
+    XCTAssertEqual(user.weights, [0.75, 0, 0.25])
+    XCTAssertEqual(user.outOfFold.logProbabilities, Predictions.mixture([library[0].outOfFold, library[2].outOfFold], weights: [3, 1]).logProbabilities)
+    XCTAssertNil(EnsembleMethods(members: library, labels: y, folds: folds, settings: EnsembleSettings()).run().first { $0.name == "user-weighted vote" })
+  }
+
   /// A student's targets: α·onehot + (1 − α)·softmax(log p / T), rows summing to 1; the
   /// teacher alone where there is no label; T > 1 flattens the teacher.
   func testDistillationTargetsMixLabelsWithASoftenedTeacher() {

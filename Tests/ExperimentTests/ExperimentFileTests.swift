@@ -104,6 +104,9 @@ final class ExperimentFileTests: XCTestCase {
     assertError(base + "refit: {submitt: true}\n", line: 6, mentions: ["unknown refit setting \"submitt\""])
     assertError(base + "refit: 3\n", line: 6, mentions: ["\"refit\" must be true, false or a mapping"])
     assertError(base + "ensemble: {mlp_hidden: -1}\n", line: 6, mentions: ["mlp_hidden", "0…4096"])
+    XCTAssertEqual(try Experiment.parse(base + "ensemble: {weights: {seed-0: 2, seed-1: 0.5}}\n", file: "exp.yaml").ensemble.userWeights, ["seed-0": 2, "seed-1": 0.5])
+    assertError(base + "ensemble: {weights: {seed-7: 1}}\n", line: nil, mentions: ["ensemble weights name \"seed-7\"", "seed-0, seed-1"])
+    assertError(base + "ensemble: {weights: {seed-0: -1}}\n", line: 6, mentions: ["\"seed-0\" needs a weight ≥ 0"])
   }
 
   func testFoldsFromAFileAndTheShippedExample() throws {

@@ -77,6 +77,7 @@ let modules: [Target] = [
       .embedInCode("Kernels/convert.cu"),
       .embedInCode("Kernels/philox.cuh"),
       .embedInCode("Kernels/bfloat16.cuh"),
+      .embedInCode("Kernels/nhwc.cuh"),
     ],
     swiftSettings: computeSettings),
   .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),

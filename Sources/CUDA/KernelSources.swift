@@ -26,5 +26,6 @@ public enum KernelSources {
   /// Headers a kernel may #include.
   public static let headers: [(name: String, text: String)] = [
     ("philox.cuh", text(PackageResources.philox_cuh)), ("bfloat16.cuh", text(PackageResources.bfloat16_cuh)),
+    ("nhwc.cuh", text(PackageResources.nhwc_cuh)),
   ]
 }

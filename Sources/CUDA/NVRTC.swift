@@ -67,7 +67,7 @@ public final class NVRTC {
       }
     }
     defer { _ = destroyProgram(&program) }
-    let status = withCStringArray(allOptions) { compileProgram(program, Int32(allOptions.count), $0) }
+    let status = withCStrings(allOptions) { compileProgram(program, Int32(allOptions.count), $0) }
     if status != 0 {
       var size = 0
       _ = getProgramLogSize(program, &size)
@@ -89,8 +89,4 @@ func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<C
   defer { copies.forEach { free($0) } }
   let pointers = copies.map { UnsafePointer($0) }
   return try pointers.withUnsafeBufferPointer { try body(strings.isEmpty ? nil : $0.baseAddress) }
-}
-
-func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-  withCStrings(strings, body)
 }

@@ -58,7 +58,6 @@ public struct MethodResult: Sendable {
   public var weights: [Double]?
   /// The final combiner's temperature, where it has one.
   public var temperature: Double?
-  public var stacker: LogisticStacker?
   /// The final combiner, fitted on all folds.
   public var combiner: Combiner
 }
@@ -180,7 +179,7 @@ public struct EnsembleMethods {
     let stackedOOF = crossValidated(fitStacker) { $0.predict($1) }
     let stacker = fitStacker(outOfFold, labels)
     results.append(MethodResult(
-      name: settings.objective == .balancedAccuracy ? "stacking (logistic regression, class-balanced)" : "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) }, stacker: stacker,
+      name: settings.objective == .balancedAccuracy ? "stacking (logistic regression, class-balanced)" : "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) },
       combiner: .stacking(stacker)))
     if settings.mlpHidden > 0 {
       let (hidden, mlpL2) = (settings.mlpHidden, settings.mlpL2)

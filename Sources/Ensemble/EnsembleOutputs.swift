@@ -99,11 +99,12 @@ public enum EnsembleOutputs {
       [UInt8](try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])), to: runDirectory + "/ensemble/weights.json")
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    if let stacker = results.compactMap(\.stacker).first {
-      try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/stacker.json")
-    }
-    for case .mlpStacking(let stacker) in results.map(\.combiner) {
-      try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/mlp-stacker.json")
+    for result in results {
+      switch result.combiner {
+      case .stacking(let stacker): try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/stacker.json")
+      case .mlpStacking(let stacker): try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/mlp-stacker.json")
+      default: break
+      }
     }
     try FileBytes.writeAtomically(
       [UInt8](try encoder.encode(SubmittedEnsemble(method: results[chosen].name, members: members, combiner: results[chosen].combiner, refit: refit))),

@@ -50,9 +50,11 @@ public struct MLPStacker: Codable, Equatable, Sendable {
   var outputBiasOffset: Int { outputWeightOffset + classes * hidden }
 
   /// The standardised inputs, row-major rows × features.
-  func inputs(_ members: [Predictions]) -> [Double] {
-    var x = LogisticStacker.features(members)
-    for i in x.indices { x[i] = (x[i] - mean[i % features]) / scale[i % features] }
+  func inputs(_ members: [Predictions]) -> [Double] { standardised(LogisticStacker.features(members)) }
+
+  func standardised(_ features: [Double]) -> [Double] {
+    var x = features
+    for i in x.indices { x[i] = (x[i] - mean[i % self.features]) / scale[i % self.features] }
     return x
   }
 
@@ -67,7 +69,7 @@ public struct MLPStacker: Codable, Equatable, Sendable {
       for row in 0..<rows { squares += (raw[row * features + f] - mean[f]) * (raw[row * features + f] - mean[f]) }
       scale[f] = max(sqrt(squares / Double(rows)), 1e-3)
     }
-    let x = inputs(members)
+    let x = standardised(raw)
     let weights = exampleWeights ?? [Double](repeating: 1, count: rows)
     var optimizer = LBFGS()
     optimizer.maximumIterations = iterations

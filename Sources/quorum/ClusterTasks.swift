@@ -142,8 +142,7 @@ final class TaskRunner {
       // A refit: the variant on the whole training set; test logits only.
       return try train(
         task, configuration: try Self.configuration(of: variant, for: data.training, file: settings.file),
-        data: TrainingData(training: data.training, test: data.test), precision: WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32,
-        progress: progress)
+        data: TrainingData(training: data.training, test: data.test), experiment: experiment, progress: progress)
     }
     if settings.fold < 0 { return try runStudent(task, settings: settings, experiment: experiment, data: data, progress: progress) }
     guard let variant = experiment.foldVariants.first(where: { $0.name == settings.variant }) else {
@@ -167,7 +166,7 @@ final class TaskRunner {
     return try train(
       task, configuration: configuration,
       data: TrainingData(training: foldTraining, validation: training.subset(split.validation), test: data.test),
-      precision: WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32, progress: progress)
+      experiment: experiment, progress: progress)
   }
 
   /// A variant's configuration for the data's images. Task outputs must not pick their
@@ -186,7 +185,7 @@ final class TaskRunner {
   /// ("oof", when there is a validation set), the test logits ("test") and the final
   /// weights ("checkpoint", those that made the logits; loadable by torchvision).
   func train(
-    _ task: TaskAssignment, configuration: TrainingConfiguration, data: TrainingData, precision: WirePrecision,
+    _ task: TaskAssignment, configuration: TrainingConfiguration, data: TrainingData, experiment: Experiment,
     progress: @escaping (ProgressReport) -> Void
   ) throws -> TaskOutput {
     let trainer = try Trainer(
@@ -199,6 +198,7 @@ final class TaskRunner {
     }
     let result = try trainer.run()
     let classes = configuration.model.classes
+    let precision = WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32
     var tensors: [WireTensor] = []
     if let validation = data.validation {
       tensors.append(WireTensor(name: "oof", shape: [validation.count, classes], values: result.validationLogits ?? [], precision: precision))
@@ -245,7 +245,7 @@ extension TaskRunner {
     }
     return try train(
       task, configuration: configuration, data: TrainingData(training: training, test: data.test, targets: targets),
-      precision: WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32, progress: progress)
+      experiment: experiment, progress: progress)
   }
 }
 
@@ -344,7 +344,7 @@ final class FoldModelExplainer {
   let training: ImageDataset
   let folds: FoldAssignment
   let configuration: MobileNetV2Configuration
-  private var loaded: [Int: (cam: GradCAM, mean: [Float], std: [Float])] = [:]
+  private var loaded: [Int: (cam: GradCAM, assembler: BatchAssembler)] = [:]
 
   /// Nil when the variant's checkpoints are not all in the run directory.
   init?(runDirectory: String, variant: Experiment.Variant, training: ImageDataset, folds: FoldAssignment, file: String) throws {
@@ -365,15 +365,13 @@ final class FoldModelExplainer {
         let model = try? MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1)),
         (try? ModelCheckpoint.load(path, into: model)) != nil
       else { return nil }
-      loaded[fold] = (GradCAM(model: model), description.mean, description.std)
+      loaded[fold] = (GradCAM(model: model), BatchAssembler(mean: description.mean, std: description.std, threads: 1))
     }
-    guard let (cam, mean, std) = loaded[fold] else { return nil }
-    let size = training.imageSize
-    let image = Tensor(shape: [size])
-    for i in 0..<size {
-      let c = i % training.channels
-      image[i] = (Float(training.pixels[row * size + i]) / 255 - mean[c]) / std[c]
-    }
+    guard let (cam, assembler) = loaded[fold] else { return nil }
+    // Normalised as in training, by the assembler training uses (no augmentation).
+    let image = Tensor(shape: [training.imageSize])
+    var label: Int32 = 0
+    assembler.assemble(training, indices: [row], augmentation: .none, seed: 0, epoch: 0, images: image, labels: &label)
     return cam.heatMap(image, classIndex: classIndex)
   }
 }

@@ -1,5 +1,7 @@
 // Depthwise 3×3 convolution, padding 1, stride 1 or 2, NHWC; weight [3, 3, C]. One thread
 // per output value (consecutive threads, consecutive channels: coalesced).
+#include "nhwc.cuh"
+
 extern "C" __global__ void depthwise_forward(const float* __restrict__ x, int batch, int height, int width, int channels,
                                              const float* __restrict__ weight, int stride, int out_height, int out_width,
                                              float* __restrict__ y) {
@@ -7,7 +9,8 @@ extern "C" __global__ void depthwise_forward(const float* __restrict__ x, int ba
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
     int c = (int)(i % channels);
     long long p = i / channels;
-    int ox = (int)(p % out_width), oy = (int)((p / out_width) % out_height), n = (int)(p / ((long long)out_width * out_height));
+    Pixel o = pixel_at(p, out_height, out_width);
+    int n = o.n, oy = o.y, ox = o.x;
     float sum = 0.f;
 #pragma unroll
     for (int ky = 0; ky < 3; ++ky) {
@@ -32,7 +35,8 @@ extern "C" __global__ void depthwise_backward_input(const float* __restrict__ dy
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
     int c = (int)(i % channels);
     long long p = i / channels;
-    int ix = (int)(p % width), iy = (int)((p / width) % height), n = (int)(p / ((long long)width * height));
+    Pixel in = pixel_at(p, height, width);
+    int n = in.n, iy = in.y, ix = in.x;
     float sum = 0.f;
 #pragma unroll
     for (int ky = 0; ky < 3; ++ky) {
@@ -63,7 +67,8 @@ extern "C" __global__ void depthwise_backward_weight(const float* __restrict__ x
   long long positions = (long long)batch * out_height * out_width;
   float sum = 0.f;
   for (long long p = threadIdx.x; p < positions; p += blockDim.x) {
-    int ox = (int)(p % out_width), oy = (int)((p / out_width) % out_height), n = (int)(p / ((long long)out_width * out_height));
+    Pixel o = pixel_at(p, out_height, out_width);
+    int n = o.n, oy = o.y, ox = o.x;
     int iy = oy * stride + ky - 1, ix = ox * stride + kx - 1;
     if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
     sum += x[(((long long)n * height + iy) * width + ix) * channels + c] * dy[p * channels + c];

@@ -34,6 +34,7 @@ final class InvertedResidual {
     expanded = Int((Double(input.channels) * Double(expansion)).rounded())
     outputGeometry = input.convolved3x3(stride: stride, channels: outputChannels)
     hasResidual = stride == 1 && input.channels == outputChannels
+    precondition((0..<1).contains(dropProbability), "block \(index): stochastic depth drop probability \(dropProbability) outside [0, 1)")
     self.dropProbability = hasResidual ? dropProbability : 0
     let prefix = "features.\(index).conv"
     let outputRows = outputGeometry.rows

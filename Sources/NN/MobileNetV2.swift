@@ -130,10 +130,12 @@ public final class MobileNetV2 {
     var channels = configuration.stemChannels
     for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
       let output = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
-      for i in 0..<setting.blocks where (i == 0 ? configuration.stageStrides[stage] : 1) == 1 && channels == output {
-        count += 1
+      for i in 0..<setting.blocks {
+        // A block's input has the previous block's channels: the stage's input for its
+        // first block, the stage's output for the rest.
+        if (i == 0 ? configuration.stageStrides[stage] : 1) == 1 && channels == output { count += 1 }
+        channels = output
       }
-      channels = output
     }
     return max(count, 1)
   }

@@ -67,4 +67,46 @@ final class PyTorchParityTests: XCTestCase {
     }
     assertClose(inputGradient.array(), try file.floats("input_gradient"), tolerance: 2e-3, "input gradient")
   }
+
+  /// The same training step with Noisy Student's noise on (dropout before the classifier,
+  /// stochastic depth on the residual branches): the fixture drew Quorum's masks from the
+  /// same Philox streams at (seed 21, step 34), so logits, loss and every gradient must
+  /// match PyTorch's float64 autograd of the masked network.
+  func testNoisyTrainingStepMatchesPyTorchWithTheSameMasks() throws {
+    let file = try fixture()
+    let metadata = file.metadata
+    let dropout = Float(try XCTUnwrap(metadata["noisy_dropout"]))!
+    let depth = Float(try XCTUnwrap(metadata["noisy_stochastic_depth"]))!
+    XCTAssertGreaterThan(Int(metadata["noisy_dropped_branches"] ?? "") ?? 0, 0, "the fixture dropped no branch")
+    let configuration = MobileNetV2Configuration(
+      preset: .cifar, width: 0.35, inputChannels: 2, classes: 4, imageHeight: 12, imageWidth: 12, dropout: dropout,
+      stochasticDepth: depth)
+    let backend = CPUBackend(threads: 2)
+    let batch = 6
+    let model = try MobileNetV2(configuration, capacity: batch, backend: backend)
+    try ModelCheckpoint.load(model, from: file, prefix: "weights/")
+    let images = Tensor(shape: [batch, 12, 12, 2], values: try file.floats("input"))
+    var labels = try file.floats("labels").map { Int32($0) }
+
+    let logits = model.forward(
+      images, batch: batch, training: true, seed: UInt64(metadata["noisy_seed"]!)!, step: UInt64(metadata["noisy_step"]!)!)
+    assertClose(logits.array(count: batch * 4), try file.floats("noisy/train_logits"), tolerance: 1e-4, "noisy train logits")
+    let logitGradient = Tensor(shape: [batch, 4])
+    let loss = labels.withUnsafeMutableBufferPointer {
+      backend.softmaxCrossEntropy(
+        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil),
+        logitGradient: logitGradient)
+    }
+    XCTAssertEqual(loss, Double(metadata["noisy_loss"]!)!, accuracy: 1e-4)
+    let inputGradient = Tensor(shape: [images.capacity])
+    model.backward(logitGradient: logitGradient, batch: batch, inputGradient: inputGradient)
+    let gradientScale = try model.parameters.map { try file.floats("noisy/gradients/" + $0.name).map(abs).max() ?? 0 }.max() ?? 0
+    for parameter in model.parameters {
+      let reference = try file.floats("noisy/gradients/" + parameter.name, shape: parameter.checkpointShape)
+      assertClose(
+        ModelCheckpoint.toCheckpointLayout(parameter.gradient.data, of: parameter), reference, tolerance: 2e-3,
+        floor: 1e-3 * gradientScale, "noisy " + parameter.name)
+    }
+    assertClose(inputGradient.array(), try file.floats("noisy/input_gradient"), tolerance: 2e-3, "noisy input gradient")
+  }
 }

@@ -4,6 +4,7 @@
 
     python3 scripts/bench/pytorch_accuracy.py --seed 0                    # FMNIST-LT-100, 15 epochs
     python3 scripts/bench/pytorch_accuracy.py --long-tail-ratio 1 --seed 0  # full Fashion-MNIST
+    python3 scripts/bench/pytorch_accuracy.py --dropout 0.5 --stochastic-depth 0.2  # Noisy Student's noise
 
 What `quorum train --validation-fraction 0` does, step for step: the long-tailed training
 set (class c keeps its first floor(6000 · R^(−c/9)) examples in file order); pixels/255
@@ -131,6 +132,20 @@ def metrics(predictions, labels, classes):
     }
 
 
+def add_stochastic_depth(model, probability):
+    """torchvision's StochasticDepth("row") on every residual branch: the i-th of B
+    residual blocks drops its branch per example with probability p·i/B (Quorum's
+    MobileNetV2Configuration.stochasticDepth)."""
+    from torchvision.ops import stochastic_depth
+    residual = [block for block in model.features if getattr(block, "use_res_connect", False)]
+    for number, block in enumerate(residual, start=1):
+        p = probability * number / len(residual)
+
+        def forward(x, block=block, p=p):
+            return x + stochastic_depth(block.conv(x), p, "row", block.training)
+        block.forward = forward
+
+
 def evaluate(model, images, labels, batch=1000):
     model.eval()
     predictions = []
@@ -179,6 +194,9 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=0.1, help="one-cycle peak")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sampling", choices=["shuffle", "class-balanced"], default="shuffle")
+    parser.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
+    parser.add_argument("--stochastic-depth", type=float, default=0.0,
+                        help="drop probability of the last residual block (earlier ones scale linearly), as quorum's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
     args = parser.parse_args()
@@ -222,7 +240,9 @@ def main():
     train_targets = torch.from_numpy(train_labels)
     test_inputs = normalise(torch.from_numpy(test_images.astype(np.float32)), mean, std)
 
-    model = mobilenet_reference.build_preset(args.preset, args.width, 1, CLASSES, dropout=0.2)
+    model = mobilenet_reference.build_preset(args.preset, args.width, 1, CLASSES, dropout=args.dropout)
+    if args.stochastic_depth > 0:
+        add_stochastic_depth(model, args.stochastic_depth)
     model = model.to(memory_format=torch.channels_last)
     model.train()
 
@@ -284,6 +304,8 @@ def main():
         "width": args.width,
         "epochs": args.epochs,
         "seed": args.seed,
+        "dropout": args.dropout,
+        "stochastic_depth": args.stochastic_depth,
         "threads": args.threads,
         "train_examples": int(len(train_labels)),
         "seconds_total": seconds_total,

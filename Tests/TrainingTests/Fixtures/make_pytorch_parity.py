@@ -14,7 +14,14 @@ with random batch-norm parameters and running statistics, run in float64:
   input_gradient               d loss / d input, NHWC
   updated/<name>               running_mean / running_var after the training forward
                                (momentum 0.1, unbiased batch variance)
-metadata: loss (cross-entropy, label smoothing 0.1, mean over the batch) and the settings.
+  noisy/train_logits, noisy/gradients/<name>, noisy/input_gradient
+                               the same training step with Noisy Student's noise on:
+                               dropout 0.5 before the classifier and stochastic depth 0.6,
+                               with the masks Quorum draws at seed 21, step 34 (its Philox
+                               streams, re-implemented below and checked against the
+                               Random123 known answers)
+metadata: loss and noisy_loss (cross-entropy, label smoothing 0.1, mean over the batch)
+and the settings.
 
 Run from the project root:  python3 Tests/TrainingTests/Fixtures/make_pytorch_parity.py
 """
@@ -27,6 +34,34 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "scripts", "bench"))
 from mobilenet_reference import PRESETS, build  # noqa: E402
+
+NOISY_SEED, NOISY_STEP, NOISY_DROPOUT, NOISY_DEPTH = 21, 34, 0.5, 0.6
+DROPOUT_PURPOSE, DEPTH_PURPOSE = 3, 4  # Quorum's RandomPurpose
+MASK32 = 0xFFFFFFFF
+
+
+def philox(counter, key):
+    """Philox4x32-10, as Quorum's Philox.block."""
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for round_ in range(10):
+        if round_ > 0:
+            k0, k1 = (k0 + 0x9E3779B9) & MASK32, (k1 + 0xBB67AE85) & MASK32
+        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0) & MASK32, p1 & MASK32, ((p0 >> 32) ^ c3 ^ k1) & MASK32, p0 & MASK32
+    return c0, c1, c2, c3
+
+
+assert philox((0, 0, 0, 0), (0, 0)) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
+assert philox((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0)) == \
+    (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)
+
+
+def uniform(seed, purpose, stream, index):
+    """Quorum's RandomStream(seed, purpose, stream).uniform(at: index)."""
+    word = philox((index & MASK32, index >> 32, stream & MASK32, purpose), (seed & MASK32, seed >> 32))[0]
+    return (word >> 8) / 16777216.0
+
 
 torch.manual_seed(20261122)
 stem_stride, stage_strides = PRESETS["cifar"]
@@ -56,21 +91,56 @@ x = images.double().requires_grad_(True)
 logits = model(x)
 loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
 loss.backward()
+updated = {k: v.clone() for k, v in model.state_dict().items()}
+gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+input_gradient = x.grad.clone()
+
+# The same step with the noise on: every residual block i of B drops its branch per
+# example with probability 0.6·i/B (its keep draw: the block's 1-based index in the
+# network << 32 | example), the pooled features are dropped with probability 0.5 (draw:
+# example · channels + channel); kept values are scaled by 1/(1 − p).
+for parameter in model.parameters():
+    parameter.grad = None
+residual = [i for i in range(1, len(model.features) - 1) if model.features[i].use_res_connect]
+for number, i in enumerate(residual, start=1):
+    block = model.features[i]
+    p = NOISY_DEPTH * number / len(residual)
+    scale = torch.tensor([
+        (1 / (1 - p)) if uniform(NOISY_SEED, DEPTH_PURPOSE, NOISY_STEP, (i << 32) | n) >= p else 0.0
+        for n in range(len(labels))], dtype=torch.float64).view(-1, 1, 1, 1)
+    block.forward = lambda x, block=block, scale=scale: x + block.conv(x) * scale
+channels = model.classifier[1].in_features
+dropout_mask = torch.tensor([
+    [(1 / (1 - NOISY_DROPOUT)) if uniform(NOISY_SEED, DROPOUT_PURPOSE, NOISY_STEP, n * channels + c) >= NOISY_DROPOUT else 0.0
+     for c in range(channels)] for n in range(len(labels))], dtype=torch.float64)
+model.classifier[0].forward = lambda features: features * dropout_mask
+noisy_x = images.double().requires_grad_(True)
+noisy_logits = model(noisy_x)
+noisy_loss = F.cross_entropy(noisy_logits, labels, label_smoothing=0.1)
+noisy_loss.backward()
+dropped_blocks = sum(int((model.features[i].forward.__defaults__[1] == 0).sum()) for i in residual)
+assert dropped_blocks > 0, "the noise must drop some branch, or the check is an ordinary one"
 
 tensors = {"weights/" + k: v for k, v in weights.items()}
 tensors["input"] = images.permute(0, 2, 3, 1).contiguous()
 tensors["labels"] = labels.float()
 tensors["eval_logits"] = eval_logits.float()
 tensors["train_logits"] = logits.detach().float()
+for name, gradient in gradients.items():
+    tensors["gradients/" + name] = gradient.float().contiguous()
+tensors["input_gradient"] = input_gradient.float().permute(0, 2, 3, 1).contiguous()
+tensors["noisy/train_logits"] = noisy_logits.detach().float()
 for name, parameter in model.named_parameters():
-    tensors["gradients/" + name] = parameter.grad.float().contiguous()
-tensors["input_gradient"] = x.grad.float().permute(0, 2, 3, 1).contiguous()
-for name, buffer in model.state_dict().items():
+    tensors["noisy/gradients/" + name] = parameter.grad.float().contiguous()
+tensors["noisy/input_gradient"] = noisy_x.grad.float().permute(0, 2, 3, 1).contiguous()
+for name, buffer in updated.items():
     if name.endswith("running_mean") or name.endswith("running_var"):
         tensors["updated/" + name] = buffer.float().contiguous()
 out = os.path.join(os.path.dirname(__file__), "pytorch_parity.safetensors")
 save_file(tensors, out, metadata={
-    "loss": repr(loss.item()), "preset": "cifar", "width": "0.35", "input_channels": "2",
+    "loss": repr(loss.item()), "noisy_loss": repr(noisy_loss.item()),
+    "noisy_seed": str(NOISY_SEED), "noisy_step": str(NOISY_STEP), "noisy_dropout": str(NOISY_DROPOUT),
+    "noisy_stochastic_depth": str(NOISY_DEPTH), "noisy_dropped_branches": str(dropped_blocks), "preset": "cifar", "width": "0.35", "input_channels": "2",
     "classes": "4", "image_size": "12", "label_smoothing": "0.1",
     "torch": torch.__version__})
-print(f"wrote {out}: loss {loss.item():.6f}")
+print(f"wrote {out}: loss {loss.item():.6f}, noisy {noisy_loss.item():.6f} ({dropped_blocks} branches dropped)")

@@ -53,25 +53,16 @@ public final class MobileNetV2 {
 
     var blocks: [InvertedResidual] = []
     var geometry = stemGeometry
-    let residualCount = Self.residualBlockCount(configuration)
-    var residualSeen = 0
-    for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
-      let channels = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
-      for i in 0..<setting.blocks {
-        let stride = i == 0 ? configuration.stageStrides[stage] : 1
-        let residual = stride == 1 && geometry.channels == channels
-        if residual { residualSeen += 1 }
-        let probability = residual ? configuration.stochasticDepth * Float(residualSeen) / Float(residualCount) : 0
-        // Inference: the two pool buffers that do not hold this block's input.
-        let current = blocks.last?.output ?? stemNorm.output
-        let others = pool.filter { $0 !== current }
-        let block = InvertedResidual(
-          index: blocks.count + 1, input: geometry, outputChannels: channels, stride: stride,
-          expansion: setting.expansion, dropProbability: probability,
-          shared: inferenceOnly ? (others[0], others[1]) : nil)
-        blocks.append(block)
-        geometry = block.outputGeometry
-      }
+    for plan in configuration.blockPlans {
+      // Inference: the two pool buffers that do not hold this block's input.
+      let current = blocks.last?.output ?? stemNorm.output
+      let others = pool.filter { $0 !== current }
+      let block = InvertedResidual(
+        index: plan.index, input: geometry, outputChannels: plan.outputChannels, stride: plan.stride,
+        expansion: plan.expansion, dropProbability: plan.dropProbability,
+        shared: inferenceOnly ? (others[0], others[1]) : nil)
+      blocks.append(block)
+      geometry = block.outputGeometry
     }
     self.blocks = blocks
     let headIndex = blocks.count + 1
@@ -111,33 +102,14 @@ public final class MobileNetV2 {
   static func inferenceBuffers(_ configuration: MobileNetV2Configuration, input: ImageGeometry) -> [Tensor] {
     var geometry = input.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
     var largest = geometry.count
-    for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
-      let channels = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
-      for i in 0..<setting.blocks {
-        let stride = i == 0 ? configuration.stageStrides[stage] : 1
-        let counts = InvertedResidual.activationCounts(
-          input: geometry, outputChannels: channels, stride: stride, expansion: setting.expansion)
-        largest = max(largest, counts.max()!)
-        geometry = geometry.convolved3x3(stride: stride, channels: channels)
-      }
+    for plan in configuration.blockPlans {
+      let counts = InvertedResidual.activationCounts(
+        input: geometry, outputChannels: plan.outputChannels, stride: plan.stride, expansion: plan.expansion)
+      largest = max(largest, counts.max()!)
+      geometry = geometry.convolved3x3(stride: plan.stride, channels: plan.outputChannels)
     }
     largest = max(largest, geometry.rows * configuration.lastChannels)
     return (0..<3).map { _ in Tensor(shape: [largest]) }
-  }
-
-  static func residualBlockCount(_ configuration: MobileNetV2Configuration) -> Int {
-    var count = 0
-    var channels = configuration.stemChannels
-    for (stage, setting) in MobileNetV2Configuration.stages.enumerated() {
-      let output = MobileNetV2Configuration.makeDivisible(Double(setting.channels) * configuration.width)
-      for i in 0..<setting.blocks {
-        // A block's input has the previous block's channels: the stage's input for its
-        // first block, the stage's output for the rest.
-        if (i == 0 ? configuration.stageStrides[stage] : 1) == 1 && channels == output { count += 1 }
-        channels = output
-      }
-    }
-    return max(count, 1)
   }
 
   /// The number of trainable values.

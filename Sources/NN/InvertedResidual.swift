@@ -22,20 +22,20 @@ final class InvertedResidual {
   let sampleScale: Tensor
   private var stochasticDepthActive = false
 
-  /// `index` is the block's position in `features` (1…17); geometries are at capacity.
-  /// With `shared` buffers (inference-only models), the block writes its intermediates
-  /// into them and normalises in place instead of keeping everything for a backward pass.
-  init(
-    index: Int, input: ImageGeometry, outputChannels: Int, stride: Int, expansion: Int, dropProbability: Float,
-    shared: (Tensor, Tensor)? = nil
-  ) {
+  /// The block `plan` lays out, at the input geometry (at capacity; its channels are the
+  /// plan's). With `shared` buffers (inference-only models), the block writes its
+  /// intermediates into them and normalises in place instead of keeping everything for a
+  /// backward pass.
+  init(_ plan: BlockPlan, input: ImageGeometry, shared: (Tensor, Tensor)? = nil) {
+    precondition(input.channels == plan.inputChannels, "block \(plan.index): \(input.channels) input channels, planned \(plan.inputChannels)")
+    precondition((0..<1).contains(plan.dropProbability), "block \(plan.index): stochastic depth drop probability \(plan.dropProbability) outside [0, 1)")
+    let (index, outputChannels, stride, expansion) = (plan.index, plan.outputChannels, plan.stride, plan.expansion)
     self.index = index
     self.input = input
     expanded = Int((Double(input.channels) * Double(expansion)).rounded())
     outputGeometry = input.convolved3x3(stride: stride, channels: outputChannels)
-    hasResidual = stride == 1 && input.channels == outputChannels
-    precondition((0..<1).contains(dropProbability), "block \(index): stochastic depth drop probability \(dropProbability) outside [0, 1)")
-    self.dropProbability = hasResidual ? dropProbability : 0
+    hasResidual = plan.hasResidual
+    dropProbability = plan.dropProbability
     let prefix = "features.\(index).conv"
     let outputRows = outputGeometry.rows
     // Training keeps every intermediate; inference alternates between the two shared
@@ -88,9 +88,9 @@ final class InvertedResidual {
   var largestIntermediate: Int { input.rows * expanded }
 
   /// The sizes of everything the block writes, at capacity (for inference buffers).
-  static func activationCounts(input: ImageGeometry, outputChannels: Int, stride: Int, expansion: Int) -> [Int] {
-    let expanded = Int((Double(input.channels) * Double(expansion)).rounded())
-    let output = input.convolved3x3(stride: stride, channels: outputChannels)
+  static func activationCounts(_ plan: BlockPlan, input: ImageGeometry) -> [Int] {
+    let expanded = Int((Double(input.channels) * Double(plan.expansion)).rounded())
+    let output = input.convolved3x3(stride: plan.stride, channels: plan.outputChannels)
     return [input.rows * expanded, output.rows * expanded, output.count]
   }
 

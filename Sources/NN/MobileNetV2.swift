@@ -57,10 +57,7 @@ public final class MobileNetV2 {
       // Inference: the two pool buffers that do not hold this block's input.
       let current = blocks.last?.output ?? stemNorm.output
       let others = pool.filter { $0 !== current }
-      let block = InvertedResidual(
-        index: plan.index, input: geometry, outputChannels: plan.outputChannels, stride: plan.stride,
-        expansion: plan.expansion, dropProbability: plan.dropProbability,
-        shared: inferenceOnly ? (others[0], others[1]) : nil)
+      let block = InvertedResidual(plan, input: geometry, shared: inferenceOnly ? (others[0], others[1]) : nil)
       blocks.append(block)
       geometry = block.outputGeometry
     }
@@ -103,8 +100,7 @@ public final class MobileNetV2 {
     var geometry = input.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
     var largest = geometry.count
     for plan in configuration.blockPlans {
-      let counts = InvertedResidual.activationCounts(
-        input: geometry, outputChannels: plan.outputChannels, stride: plan.stride, expansion: plan.expansion)
+      let counts = InvertedResidual.activationCounts(plan, input: geometry)
       largest = max(largest, counts.max()!)
       geometry = geometry.convolved3x3(stride: plan.stride, channels: plan.outputChannels)
     }

@@ -26,46 +26,66 @@ final class PyTorchParityTests: XCTestCase {
     XCTAssertLessThanOrEqual(difference, tolerance * scale, "\(label): max difference \(difference), max |reference| \(scale)", file: file, line: line)
   }
 
+  static let batch = 6
+
+  /// The fixture's network (cifar preset, width 0.35, 2 input channels, 4 classes, 12×12)
+  /// with its weights, and its batch.
+  func fixtureModel(_ file: Safetensors, dropout: Float = 0, stochasticDepth: Float = 0) throws -> (MobileNetV2, Tensor, [Int32]) {
+    let configuration = MobileNetV2Configuration(
+      preset: .cifar, width: 0.35, inputChannels: 2, classes: 4, imageHeight: 12, imageWidth: 12, dropout: dropout,
+      stochasticDepth: stochasticDepth)
+    let model = try MobileNetV2(configuration, capacity: Self.batch, backend: CPUBackend(threads: 2))
+    try ModelCheckpoint.load(model, from: file, prefix: "weights/")
+    let images = Tensor(shape: [Self.batch, 12, 12, 2], values: try file.floats("input"))
+    return (model, images, try file.floats("labels").map { Int32($0) })
+  }
+
+  /// One training step (forward at `seed`, `step`; label-smoothed cross-entropy; backward)
+  /// against the fixture's `prefix`train_logits, `lossKey`, `prefix`gradients/ and
+  /// `prefix`input_gradient.
+  func assertTrainingStep(
+    _ model: MobileNetV2, images: Tensor, labels: [Int32], file: Safetensors, prefix: String, lossKey: String,
+    seed: UInt64 = 0, step: UInt64 = 0
+  ) throws {
+    let batch = Self.batch
+    let logits = model.forward(images, batch: batch, training: true, seed: seed, step: step)
+    assertClose(logits.array(count: batch * 4), try file.floats(prefix + "train_logits"), tolerance: 1e-4, prefix + "train logits")
+    let logitGradient = Tensor(shape: [batch, 4])
+    var labels = labels
+    let loss = labels.withUnsafeMutableBufferPointer {
+      model.backend.softmaxCrossEntropy(
+        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil),
+        logitGradient: logitGradient)
+    }
+    XCTAssertEqual(loss, Double(try XCTUnwrap(file.metadata[lossKey]))!, accuracy: 1e-4, lossKey)
+
+    let inputGradient = Tensor(shape: [images.capacity])
+    model.backward(logitGradient: logitGradient, batch: batch, inputGradient: inputGradient)
+    let gradientScale = try model.parameters.map { try file.floats(prefix + "gradients/" + $0.name).map(abs).max() ?? 0 }.max() ?? 0
+    for parameter in model.parameters {
+      let reference = try file.floats(prefix + "gradients/" + parameter.name, shape: parameter.checkpointShape)
+      assertClose(
+        ModelCheckpoint.toCheckpointLayout(parameter.gradient.data, of: parameter), reference, tolerance: 2e-3,
+        floor: 1e-3 * gradientScale, prefix + parameter.name)
+    }
+    assertClose(inputGradient.array(), try file.floats(prefix + "input_gradient"), tolerance: 2e-3, prefix + "input gradient")
+  }
+
   func testForwardAndBackwardMatchPyTorchFloat64() throws {
     let file = try fixture()
-    let configuration = MobileNetV2Configuration(
-      preset: .cifar, width: 0.35, inputChannels: 2, classes: 4, imageHeight: 12, imageWidth: 12, dropout: 0)
-    let backend = CPUBackend(threads: 2)
-    let batch = 6
-    let model = try MobileNetV2(configuration, capacity: batch, backend: backend)
-    try ModelCheckpoint.load(model, from: file, prefix: "weights/")
-    let images = Tensor(shape: [batch, 12, 12, 2], values: try file.floats("input"))
-    var labels = try file.floats("labels").map { Int32($0) }
+    let (model, images, labels) = try fixtureModel(file)
+    let evaluation = model.forward(images, batch: Self.batch, training: false)
+    assertClose(evaluation.array(count: Self.batch * 4), try file.floats("eval_logits"), tolerance: 1e-4, "eval logits")
 
-    let evaluation = model.forward(images, batch: batch, training: false)
-    assertClose(evaluation.array(count: batch * 4), try file.floats("eval_logits"), tolerance: 1e-4, "eval logits")
-
-    let logits = model.forward(images, batch: batch, training: true)
-    assertClose(logits.array(count: batch * 4), try file.floats("train_logits"), tolerance: 1e-4, "train logits")
-    // The training forward moved the running statistics as PyTorch does.
+    try assertTrainingStep(model, images: images, labels: labels, file: file, prefix: "", lossKey: "loss")
+    // The training forward moved the running statistics as PyTorch does (the backward
+    // pass leaves them alone).
     for norm in model.norms {
       for buffer in [norm.runningMean, norm.runningVariance] {
         assertClose(buffer.value.array(), try file.floats("updated/" + buffer.name), tolerance: 1e-4, buffer.name)
       }
       XCTAssertEqual(norm.batchesTracked, try file.int64("weights/" + norm.prefix + ".num_batches_tracked") + 1)
     }
-    let logitGradient = Tensor(shape: [batch, 4])
-    let loss = labels.withUnsafeMutableBufferPointer {
-      backend.softmaxCrossEntropy(
-        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: logitGradient)
-    }
-    XCTAssertEqual(loss, Double(file.metadata["loss"]!)!, accuracy: 1e-4)
-
-    let inputGradient = Tensor(shape: [images.capacity])
-    model.backward(logitGradient: logitGradient, batch: batch, inputGradient: inputGradient)
-    let gradientScale = try model.parameters.map { try file.floats("gradients/" + $0.name).map(abs).max() ?? 0 }.max() ?? 0
-    for parameter in model.parameters {
-      let reference = try file.floats("gradients/" + parameter.name, shape: parameter.checkpointShape)
-      assertClose(
-        ModelCheckpoint.toCheckpointLayout(parameter.gradient.data, of: parameter), reference, tolerance: 2e-3,
-        floor: 1e-3 * gradientScale, parameter.name)
-    }
-    assertClose(inputGradient.array(), try file.floats("input_gradient"), tolerance: 2e-3, "input gradient")
   }
 
   /// The same training step with Noisy Student's noise on (dropout before the classifier,
@@ -75,38 +95,12 @@ final class PyTorchParityTests: XCTestCase {
   func testNoisyTrainingStepMatchesPyTorchWithTheSameMasks() throws {
     let file = try fixture()
     let metadata = file.metadata
-    let dropout = Float(try XCTUnwrap(metadata["noisy_dropout"]))!
-    let depth = Float(try XCTUnwrap(metadata["noisy_stochastic_depth"]))!
     XCTAssertGreaterThan(Int(metadata["noisy_dropped_branches"] ?? "") ?? 0, 0, "the fixture dropped no branch")
-    let configuration = MobileNetV2Configuration(
-      preset: .cifar, width: 0.35, inputChannels: 2, classes: 4, imageHeight: 12, imageWidth: 12, dropout: dropout,
-      stochasticDepth: depth)
-    let backend = CPUBackend(threads: 2)
-    let batch = 6
-    let model = try MobileNetV2(configuration, capacity: batch, backend: backend)
-    try ModelCheckpoint.load(model, from: file, prefix: "weights/")
-    let images = Tensor(shape: [batch, 12, 12, 2], values: try file.floats("input"))
-    var labels = try file.floats("labels").map { Int32($0) }
-
-    let logits = model.forward(
-      images, batch: batch, training: true, seed: UInt64(metadata["noisy_seed"]!)!, step: UInt64(metadata["noisy_step"]!)!)
-    assertClose(logits.array(count: batch * 4), try file.floats("noisy/train_logits"), tolerance: 1e-4, "noisy train logits")
-    let logitGradient = Tensor(shape: [batch, 4])
-    let loss = labels.withUnsafeMutableBufferPointer {
-      backend.softmaxCrossEntropy(
-        logits: logits, labels: $0.baseAddress!, batch: batch, classes: 4, options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil),
-        logitGradient: logitGradient)
-    }
-    XCTAssertEqual(loss, Double(metadata["noisy_loss"]!)!, accuracy: 1e-4)
-    let inputGradient = Tensor(shape: [images.capacity])
-    model.backward(logitGradient: logitGradient, batch: batch, inputGradient: inputGradient)
-    let gradientScale = try model.parameters.map { try file.floats("noisy/gradients/" + $0.name).map(abs).max() ?? 0 }.max() ?? 0
-    for parameter in model.parameters {
-      let reference = try file.floats("noisy/gradients/" + parameter.name, shape: parameter.checkpointShape)
-      assertClose(
-        ModelCheckpoint.toCheckpointLayout(parameter.gradient.data, of: parameter), reference, tolerance: 2e-3,
-        floor: 1e-3 * gradientScale, "noisy " + parameter.name)
-    }
-    assertClose(inputGradient.array(), try file.floats("noisy/input_gradient"), tolerance: 2e-3, "noisy input gradient")
+    let (model, images, labels) = try fixtureModel(
+      file, dropout: Float(try XCTUnwrap(metadata["noisy_dropout"]))!,
+      stochasticDepth: Float(try XCTUnwrap(metadata["noisy_stochastic_depth"]))!)
+    try assertTrainingStep(
+      model, images: images, labels: labels, file: file, prefix: "noisy/", lossKey: "noisy_loss",
+      seed: UInt64(try XCTUnwrap(metadata["noisy_seed"]))!, step: UInt64(try XCTUnwrap(metadata["noisy_step"]))!)
   }
 }

@@ -61,8 +61,16 @@ let modules: [Target] = [
   // weights, stacking, temperature scaling, the submission and the report.
   // The CUDA backend's loader and kernels: the driver API, NVRTC and cuBLASLt opened with
   // dlopen at run time (nothing CUDA is linked), kernels compiled for the device by NVRTC.
+  // The emulated CUDA device: the driver, NVRTC and cuBLASLt stood in for on the CPU,
+  // running the same kernel files (compiled as C++ with a prelude of CUDA's built-ins), with
+  // checks a GPU does not make. Warnings are errors: every kernel must compile cleanly in
+  // both modes (NVRTC's is checked by CUDATests).
+  .target(
+    name: "CUDAEmulator", dependencies: ["COpenBLAS"],
+    cxxSettings: [.unsafeFlags(["-Wall", "-Werror", "-Wno-unknown-pragmas"])]),
   .target(
     name: "CUDA",
+    dependencies: ["CUDAEmulator", "Tensor"],
     resources: [
       .embedInCode("Kernels/batchnorm_statistics.cu"),
       .embedInCode("Kernels/batchnorm_apply.cu"),
@@ -75,6 +83,8 @@ let modules: [Target] = [
       .embedInCode("Kernels/softmax_cross_entropy.cu"),
       .embedInCode("Kernels/optimizer.cu"),
       .embedInCode("Kernels/convert.cu"),
+      .embedInCode("Kernels/reduce.cu"),
+      .embedInCode("Kernels/launch_rules.cuh"),
       .embedInCode("Kernels/philox.cuh"),
       .embedInCode("Kernels/bfloat16.cuh"),
       .embedInCode("Kernels/nhwc.cuh"),
@@ -106,7 +116,9 @@ let tests: [Target] = [
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
   .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
-  .testTarget(name: "CUDATests", dependencies: ["CUDA", "QuorumTestSupport"]),
+  // Deliberately broken kernels that the emulator's checks must catch.
+  .target(name: "CUDAEmulatorFixtures", dependencies: ["CUDAEmulator"], path: "Tests/CUDAEmulatorFixtures"),
+  .testTarget(name: "CUDATests", dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
@@ -125,5 +137,6 @@ let package = Package(
     .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
   ],
   targets: systemLibraries + modules + tests,
-  swiftLanguageModes: [.v5]
+  swiftLanguageModes: [.v5],
+  cxxLanguageStandard: .cxx17
 )

@@ -30,6 +30,9 @@ public final class CUBLASLt {
     try self.init(library: DynamicLibrary.open("cuBLASLt", names: Self.libraryNames, folders: folders, hint: Self.hint))
   }
 
+  /// The emulated device's cuBLASLt: the same descriptors and epilogues, on OpenBLAS.
+  public static func emulated() throws -> CUBLASLt { try CUBLASLt(library: .emulated("cuBLASLt", library: "cublasLt")) }
+
   public init(library: DynamicLibrary) throws {
     self.library = library
     getStatusString = try library.function("cublasLtGetStatusString")
@@ -56,7 +59,10 @@ public final class CUBLASLt {
 
   func check(_ status: Status, _ call: String) throws {
     guard status != 0 else { return }
-    let hints: [Status: String] = [1: "no CUDA context: the driver is not initialised", 3: "out of GPU memory", 13: "no algorithm for these shapes and types"]
+    let hints: [Status: String] = [
+      1: "no CUDA context: the driver is not initialised", 3: "out of GPU memory", 7: "a shape, a leading dimension or a pointer is wrong",
+      13: "the GEMM failed to run on the GPU", 15: "no algorithm for these shapes, types and epilogue",
+    ]
     throw CUDAError.call(
       name: call, status: status, message: getStatusString(status).map { String(cString: $0) } ?? "unknown cuBLASLt status", hint: hints[status] ?? "")
   }

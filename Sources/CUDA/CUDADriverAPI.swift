@@ -7,6 +7,11 @@ public final class CUDADriverAPI {
   public typealias Device = Int32
   public typealias Context = OpaquePointer?
   public typealias Module = OpaquePointer?
+  public typealias Function = OpaquePointer?
+  public typealias Stream = OpaquePointer?
+  public typealias Event = OpaquePointer?
+  /// A device address (CUdeviceptr).
+  public typealias Address = UInt64
 
   public let library: DynamicLibrary
   private let getErrorString: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
@@ -20,11 +25,36 @@ public final class CUDADriverAPI {
   private let contextSetCurrent: @convention(c) (Context) -> Status
   private let moduleLoadData: @convention(c) (UnsafeMutablePointer<Module>, UnsafeRawPointer) -> Status
   private let deviceTotalMemory: @convention(c) (UnsafeMutablePointer<Int>, Device) -> Status
+  private let moduleGetFunction: @convention(c) (UnsafeMutablePointer<Function>, Module, UnsafePointer<CChar>) -> Status
+  private let launchKernel: @convention(c) (
+    Function, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, Stream, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+  ) -> Status
+  private let memoryAllocate: @convention(c) (UnsafeMutablePointer<Address>, Int) -> Status
+  private let memoryFree: @convention(c) (Address) -> Status
+  private let memoryInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Status
+  private let copyHostToDevice: @convention(c) (Address, UnsafeRawPointer, Int, Stream) -> Status
+  private let copyDeviceToHost: @convention(c) (UnsafeMutableRawPointer, Address, Int, Stream) -> Status
+  private let copyDeviceToDevice: @convention(c) (Address, Address, Int, Stream) -> Status
+  private let memset32: @convention(c) (Address, UInt32, Int, Stream) -> Status
+  private let streamCreate: @convention(c) (UnsafeMutablePointer<Stream>, UInt32) -> Status
+  private let streamDestroy: @convention(c) (Stream) -> Status
+  private let streamSynchronize: @convention(c) (Stream) -> Status
+  private let eventCreate: @convention(c) (UnsafeMutablePointer<Event>, UInt32) -> Status
+  private let eventDestroy: @convention(c) (Event) -> Status
+  private let eventRecord: @convention(c) (Event, Stream) -> Status
+  private let eventSynchronize: @convention(c) (Event) -> Status
+  private let eventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, Event, Event) -> Status
 
   static let hint = "no NVIDIA driver on this machine (in a container: the NVIDIA Container Toolkit and --gpus)"
 
   public convenience init(folders: [String] = DynamicLibrary.searchFolders()) throws {
     try self.init(library: DynamicLibrary.open("the CUDA driver", names: ["libcuda.so.1", "libcuda.so"], folders: folders, hint: Self.hint))
+  }
+
+  /// The emulated device's driver (Sources/CUDAEmulator).
+  public static func emulated() throws -> CUDADriverAPI {
+    try CUDADriverAPI(library: .emulated("the CUDA driver", library: "cuda"))
   }
 
   public init(library: DynamicLibrary) throws {
@@ -40,7 +70,27 @@ public final class CUDADriverAPI {
     contextSetCurrent = try library.function("cuCtxSetCurrent")
     moduleLoadData = try library.function("cuModuleLoadData")
     deviceTotalMemory = try library.function("cuDeviceTotalMem_v2")
+    moduleGetFunction = try library.function("cuModuleGetFunction")
+    launchKernel = try library.function("cuLaunchKernel")
+    memoryAllocate = try library.function("cuMemAlloc_v2")
+    memoryFree = try library.function("cuMemFree_v2")
+    memoryInfo = try library.function("cuMemGetInfo_v2")
+    copyHostToDevice = try library.function("cuMemcpyHtoDAsync_v2")
+    copyDeviceToHost = try library.function("cuMemcpyDtoHAsync_v2")
+    copyDeviceToDevice = try library.function("cuMemcpyDtoDAsync_v2")
+    memset32 = try library.function("cuMemsetD32Async")
+    streamCreate = try library.function("cuStreamCreate")
+    streamDestroy = try library.function("cuStreamDestroy_v2")
+    streamSynchronize = try library.function("cuStreamSynchronize")
+    eventCreate = try library.function("cuEventCreate")
+    eventDestroy = try library.function("cuEventDestroy_v2")
+    eventRecord = try library.function("cuEventRecord")
+    eventSynchronize = try library.function("cuEventSynchronize")
+    eventElapsedTime = try library.function("cuEventElapsedTime")
   }
+
+  /// Whether this is the emulated device's driver.
+  public var isEmulated: Bool { library.isEmulated }
 
   /// Every driver status goes through here: the call's name, the driver's words, a hint.
   func check(_ status: Status, _ call: String) throws {
@@ -52,6 +102,9 @@ public final class CUDADriverAPI {
       35: "the driver is older than this CUDA runtime: update the NVIDIA driver",
       209: "the kernel was compiled for another GPU architecture",
       2: "out of GPU memory: a smaller batch, or fewer members on this GPU",
+      700: "a kernel was given an address outside device memory",
+      710: "a kernel's launch rule was broken (see the kernel's header comment)",
+      719: "a kernel failed",
     ]
     throw CUDAError.call(name: call, status: status, message: text.map { String(cString: $0) } ?? "unknown CUDA error", hint: hints[status] ?? "")
   }
@@ -126,5 +179,90 @@ public final class CUDADriverAPI {
     var module: Module = nil
     try cubin.withUnsafeBytes { try check(moduleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(name))") }
     return module
+  }
+
+  // MARK: Kernels
+
+  /// The kernel `name` of a loaded module.
+  public func function(_ name: String, in module: Module) throws -> Function {
+    var function: Function = nil
+    try check(moduleGetFunction(&function, module, name), "cuModuleGetFunction(\(name))")
+    return function
+  }
+
+  /// Launches `function` with `parameters` (one pointer to each argument's value, as the
+  /// kernel declares them) on `stream`.
+  public func launch(
+    _ function: Function, name: String, grid: (x: Int, y: Int, z: Int), block: (x: Int, y: Int, z: Int), sharedBytes: Int = 0,
+    stream: Stream, parameters: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+  ) throws {
+    try check(
+      launchKernel(
+        function, UInt32(grid.x), UInt32(grid.y), UInt32(grid.z), UInt32(block.x), UInt32(block.y), UInt32(block.z), UInt32(sharedBytes),
+        stream, parameters, nil), "cuLaunchKernel(\(name), grid \(grid.x)×\(grid.y)×\(grid.z), block \(block.x)×\(block.y)×\(block.z))")
+  }
+
+  // MARK: Memory
+
+  public func allocate(bytes: Int) throws -> Address {
+    var address: Address = 0
+    try check(memoryAllocate(&address, bytes), "cuMemAlloc(\(bytes) bytes)")
+    return address
+  }
+
+  public func free(_ address: Address) throws { try check(memoryFree(address), "cuMemFree") }
+
+  /// (free, total) bytes of the current device.
+  public func memoryInformation() throws -> (free: Int, total: Int) {
+    var (free, total) = (0, 0)
+    try check(memoryInfo(&free, &total), "cuMemGetInfo")
+    return (free, total)
+  }
+
+  public func copy(to destination: Address, from source: UnsafeRawPointer, bytes: Int, stream: Stream) throws {
+    try check(copyHostToDevice(destination, source, bytes, stream), "cuMemcpyHtoDAsync(\(bytes) bytes)")
+  }
+
+  public func copy(to destination: UnsafeMutableRawPointer, from source: Address, bytes: Int, stream: Stream) throws {
+    try check(copyDeviceToHost(destination, source, bytes, stream), "cuMemcpyDtoHAsync(\(bytes) bytes)")
+  }
+
+  public func copy(to destination: Address, from source: Address, bytes: Int, stream: Stream) throws {
+    try check(copyDeviceToDevice(destination, source, bytes, stream), "cuMemcpyDtoDAsync(\(bytes) bytes)")
+  }
+
+  /// Sets `count` 32-bit words to `value` (a float's bit pattern fills a float buffer).
+  public func fill(_ destination: Address, words value: UInt32, count: Int, stream: Stream) throws {
+    try check(memset32(destination, value, count, stream), "cuMemsetD32Async(\(count) words)")
+  }
+
+  // MARK: Streams and events
+
+  public func createStream() throws -> Stream {
+    var stream: Stream = nil
+    try check(streamCreate(&stream, 1), "cuStreamCreate")  // CU_STREAM_NON_BLOCKING
+    return stream
+  }
+
+  public func destroy(stream: Stream) { _ = streamDestroy(stream) }
+
+  public func synchronize(_ stream: Stream) throws { try check(streamSynchronize(stream), "cuStreamSynchronize") }
+
+  public func createEvent() throws -> Event {
+    var event: Event = nil
+    try check(eventCreate(&event, 0), "cuEventCreate")
+    return event
+  }
+
+  public func destroy(event: Event) { _ = eventDestroy(event) }
+
+  public func record(_ event: Event, on stream: Stream) throws { try check(eventRecord(event, stream), "cuEventRecord") }
+
+  /// Milliseconds between two recorded events, once `end` has completed.
+  public func elapsed(from start: Event, to end: Event) throws -> Float {
+    try check(eventSynchronize(end), "cuEventSynchronize")
+    var milliseconds: Float = 0
+    try check(eventElapsedTime(&milliseconds, start, end), "cuEventElapsedTime")
+    return milliseconds
   }
 }

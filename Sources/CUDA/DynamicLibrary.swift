@@ -1,17 +1,43 @@
+import CUDAEmulator
 import Foundation
 
 /// A shared library opened at run time (nothing CUDA is linked at build time), and where
 /// to look for it: `CUDA_HOME`, `LD_LIBRARY_PATH`, pip's `nvidia/*/lib` folders (the CUDA
-/// wheels PyTorch installs), then the system paths through the dynamic linker.
+/// wheels PyTorch installs), then the system paths through the dynamic linker. Or the
+/// emulated device's stand-in for it (`emulated`): the same entry points by the same
+/// names, so every caller runs unchanged on either.
 public final class DynamicLibrary {
   public let name: String
   public let path: String
-  let handle: UnsafeMutableRawPointer
+  private enum Symbols {
+    case opened(UnsafeMutableRawPointer)
+    /// The emulator's table for "cuda", "nvrtc" or "cublasLt".
+    case emulated(String)
+  }
+  private let symbols: Symbols
 
   init(name: String, path: String, handle: UnsafeMutableRawPointer) {
     self.name = name
     self.path = path
-    self.handle = handle
+    self.symbols = .opened(handle)
+  }
+
+  private init(name: String, emulating library: String) {
+    self.name = name
+    self.path = "the emulated CUDA device"
+    self.symbols = .emulated(library)
+  }
+
+  /// The emulated device's stand-in for one of the three libraries: "cuda", "nvrtc" or
+  /// "cublasLt" (Sources/CUDAEmulator).
+  public static func emulated(_ name: String, library: String) -> DynamicLibrary {
+    DynamicLibrary(name: name, emulating: library)
+  }
+
+  /// Whether this is the emulator's stand-in rather than a real library.
+  public var isEmulated: Bool {
+    if case .emulated = symbols { return true }
+    return false
   }
 
   /// The folders searched before the system paths, in order, for an environment.
@@ -53,7 +79,12 @@ public final class DynamicLibrary {
 
   /// The entry point `symbol` as a C function of type `T`.
   public func function<T>(_ symbol: String, as type: T.Type = T.self) throws -> T {
-    guard let address = dlsym(handle, symbol) else { throw CUDAError.symbolMissing(library: name, path: path, symbol: symbol) }
+    let found: UnsafeMutableRawPointer?
+    switch symbols {
+    case .opened(let handle): found = dlsym(handle, symbol)
+    case .emulated(let library): found = quorum_emulator_symbol(library, symbol)
+    }
+    guard let address = found else { throw CUDAError.symbolMissing(library: name, path: path, symbol: symbol) }
     return unsafeBitCast(address, to: type)
   }
 

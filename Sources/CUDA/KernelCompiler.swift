@@ -17,7 +17,9 @@ public struct KernelCompiler {
 
   public init(nvrtc: NVRTC, cacheFolder: String? = KernelCompiler.defaultCacheFolder()) {
     self.nvrtc = nvrtc
-    self.cacheFolder = cacheFolder
+    // The emulator's "CUBINs" name CPU builds: nothing worth caching, and nothing that may
+    // ever reach a real GPU's cache.
+    self.cacheFolder = nvrtc.library.isEmulated ? nil : cacheFolder
   }
 
   /// The cache file's name for a source: its hash (with the headers'), the architecture

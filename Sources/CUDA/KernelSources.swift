@@ -21,11 +21,24 @@ public enum KernelSources {
     Source(file: "softmax_cross_entropy.cu", text: text(PackageResources.softmax_cross_entropy_cu)),
     Source(file: "optimizer.cu", text: text(PackageResources.optimizer_cu)),
     Source(file: "convert.cu", text: text(PackageResources.convert_cu)),
+    Source(file: "reduce.cu", text: text(PackageResources.reduce_cu)),
   ]
 
   /// Headers a kernel may #include.
   public static let headers: [(name: String, text: String)] = [
     ("philox.cuh", text(PackageResources.philox_cuh)), ("bfloat16.cuh", text(PackageResources.bfloat16_cuh)),
-    ("nhwc.cuh", text(PackageResources.nhwc_cuh)),
+    ("nhwc.cuh", text(PackageResources.nhwc_cuh)), ("launch_rules.cuh", text(PackageResources.launch_rules_cuh)),
   ]
+
+  /// The kernels a file defines: every `extern "C" __global__ void NAME(`.
+  public static func kernelNames(in source: Source) -> [String] {
+    let marker = "__global__ void "
+    var names: [String] = []
+    var rest = Substring(source.text)
+    while let found = rest.range(of: marker) {
+      rest = rest[found.upperBound...]
+      if let open = rest.firstIndex(of: "(") { names.append(String(rest[..<open]).trimmingCharacters(in: .whitespaces)) }
+    }
+    return names
+  }
 }

@@ -28,6 +28,9 @@ public final class NVRTC {
     try self.init(library: DynamicLibrary.open("NVRTC", names: Self.libraryNames, folders: folders, hint: Self.hint))
   }
 
+  /// The emulated device's NVRTC: it finds the CPU build of a kernel file by its name.
+  public static func emulated() throws -> NVRTC { try NVRTC(library: .emulated("NVRTC", library: "nvrtc")) }
+
   public init(library: DynamicLibrary) throws {
     self.library = library
     getErrorString = try library.function("nvrtcGetErrorString")

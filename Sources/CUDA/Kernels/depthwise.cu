@@ -1,5 +1,13 @@
+// CPU twin: CPUBackend.depthwiseForward and depthwiseBackward (CPUBackend+Depthwise.swift).
 // Depthwise 3×3 convolution, padding 1, stride 1 or 2, NHWC; weight [3, 3, C]. One thread
 // per output value (consecutive threads, consecutive channels: coalesced).
+// Napkin maths per output: 9 multiply-adds (18 FLOP) against 4 B written and, with the
+// window's rows in L1/L2, ~4·stride² B read: 2 FLOP a byte, memory-bound (an H100 needs
+// ~20 FLOP/B to be compute-bound). The weight gradient is one reduction per (tap, channel)
+// over N·H'·W', each reading x and dy once: 9·2 reads of the activations per step.
+// Launch: forward and input gradient, any grid-stride; weight gradient, grid = 9·channels
+// and a power-of-two block ≤ 256.
+#include "launch_rules.cuh"
 #include "nhwc.cuh"
 
 extern "C" __global__ void depthwise_forward(const float* __restrict__ x, int batch, int height, int width, int channels,
@@ -61,6 +69,9 @@ extern "C" __global__ void depthwise_backward_input(const float* __restrict__ dy
 extern "C" __global__ void depthwise_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, int batch, int height,
                                                      int width, int channels, int stride, int out_height, int out_width,
                                                      float* __restrict__ weight_gradient) {
+  REQUIRE_REDUCTION_BLOCK("depthwise_backward_weight");
+  KERNEL_REQUIRE(gridDim.x == 9u * (unsigned)channels, "depthwise_backward_weight",
+                 "needs one block per tap and channel (gridDim.x = 9·channels)");
   __shared__ float partial[256];
   int c = blockIdx.x % channels, tap = blockIdx.x / channels;
   int ky = tap / 3, kx = tap % 3;

@@ -1,0 +1,170 @@
+import Foundation
+
+/// One GPU (or the emulated device) ready to run Quorum's kernels: its driver, its primary
+/// context, a stream, and every kernel file compiled for its architecture (through the
+/// CUBIN cache) and loaded. Kernels are found by name and launched with typed arguments.
+public final class CUDADevice {
+  public let driver: CUDADriverAPI
+  public let architecture: String
+  public let name: String
+  /// The stream every launch and copy of this device goes on, in order.
+  public let stream: CUDADriverAPI.Stream
+  private var modules: [String: CUDADriverAPI.Module] = [:]
+  private var functions: [String: CUDADriverAPI.Function] = [:]
+  /// Kernel name → the file it is defined in.
+  private let kernelFiles: [String: String]
+
+  /// The emulated device: the stand-in driver, NVRTC and kernels of Sources/CUDAEmulator.
+  public static func emulated() throws -> CUDADevice {
+    try CUDADevice(driver: .emulated(), compiler: KernelCompiler(nvrtc: .emulated()), ordinal: 0)
+  }
+
+  /// GPU `ordinal`, with its kernels compiled by `compiler` (or read from its cache).
+  public init(driver: CUDADriverAPI, compiler: KernelCompiler, ordinal: Int) throws {
+    self.driver = driver
+    try driver.initialise()
+    let device = try driver.device(ordinal)
+    try driver.useDevice(device)
+    architecture = try driver.architecture(of: device)
+    name = try driver.name(of: device)
+    stream = try driver.createStream()
+    var files: [String: String] = [:]
+    for source in KernelSources.all {
+      let cubin = try compiler.cubin(source, architecture: architecture).bytes
+      modules[source.file] = try driver.loadModule(cubin, name: source.file)
+      for kernel in KernelSources.kernelNames(in: source) { files[kernel] = source.file }
+    }
+    kernelFiles = files
+  }
+
+  deinit { driver.destroy(stream: stream) }
+
+  /// The kernel `name` from whichever kernel file defines it (or from `file`, for a module
+  /// loaded with `load(_:file:)`).
+  public func function(_ name: String, file: String? = nil) throws -> CUDADriverAPI.Function {
+    if let function = functions[name] { return function }
+    guard let file = file ?? kernelFiles[name], let module = modules[file] else {
+      throw CUDAError.call(name: "kernel \(name)", status: 500, message: "no kernel file defines it", hint: "see Sources/CUDA/Kernels")
+    }
+    let function = try driver.function(name, in: module)
+    functions[name] = function
+    return function
+  }
+
+  /// Loads another module (the emulator's test fixtures).
+  public func load(_ image: [UInt8], file: String) throws { modules[file] = try driver.loadModule(image, name: file) }
+
+  /// Launches kernel `name` over `grid` blocks of `block` threads with `arguments` in the
+  /// kernel's parameter order and types.
+  public func launch(_ name: String, file: String? = nil, grid: Int, block: Int, _ arguments: [KernelArgument]) throws {
+    let function = try function(name, file: file)
+    // Each argument's value in its own 8-byte slot; the kernel reads each through a pointer.
+    let slots = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+    let pointers = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: max(arguments.count, 1))
+    defer {
+      slots.deallocate()
+      pointers.deallocate()
+    }
+    for (index, argument) in arguments.enumerated() {
+      let slot = slots + index * 8
+      argument.store(at: slot)
+      pointers[index] = slot
+    }
+    try driver.launch(function, name: name, grid: (grid, 1, 1), block: (block, 1, 1), stream: stream, parameters: pointers)
+  }
+
+  public func synchronize() throws { try driver.synchronize(stream) }
+
+  // MARK: Buffers
+
+  /// A new buffer of `count` floats (its contents undefined: NaN on the emulated device).
+  public func buffer(floats count: Int) throws -> DeviceBuffer { try DeviceBuffer(device: self, bytes: max(count, 1) * 4) }
+
+  public func buffer(_ values: [Float]) throws -> DeviceBuffer {
+    let buffer = try self.buffer(floats: values.count)
+    try buffer.upload(values)
+    return buffer
+  }
+
+  public func buffer(_ values: [Int32]) throws -> DeviceBuffer {
+    let buffer = try DeviceBuffer(device: self, bytes: max(values.count, 1) * 4)
+    try values.withUnsafeBytes { try driver.copy(to: buffer.address, from: $0.baseAddress!, bytes: $0.count, stream: stream) }
+    return buffer
+  }
+
+  public func buffer(_ values: [UInt16]) throws -> DeviceBuffer {
+    let buffer = try DeviceBuffer(device: self, bytes: max(values.count, 1) * 2)
+    try values.withUnsafeBytes { try driver.copy(to: buffer.address, from: $0.baseAddress!, bytes: $0.count, stream: stream) }
+    return buffer
+  }
+}
+
+/// Device memory, freed when the last reference goes.
+public final class DeviceBuffer {
+  public unowned let device: CUDADevice
+  public let address: CUDADriverAPI.Address
+  public let bytes: Int
+
+  init(device: CUDADevice, bytes: Int) throws {
+    self.device = device
+    self.bytes = bytes
+    address = try device.driver.allocate(bytes: bytes)
+  }
+
+  deinit { try? device.driver.free(address) }
+
+  public var floatCount: Int { bytes / 4 }
+
+  public func upload(_ values: [Float]) throws {
+    precondition(values.count * 4 <= bytes, "\(values.count) floats into a \(bytes)-byte buffer")
+    try values.withUnsafeBytes { try device.driver.copy(to: address, from: $0.baseAddress!, bytes: $0.count, stream: device.stream) }
+  }
+
+  /// The first `count` floats (all by default), after the stream's work so far.
+  public func floats(_ count: Int? = nil) throws -> [Float] {
+    let n = count ?? floatCount
+    var values = [Float](repeating: 0, count: n)
+    try values.withUnsafeMutableBytes { try device.driver.copy(to: $0.baseAddress!, from: address, bytes: $0.count, stream: device.stream) }
+    try device.synchronize()
+    return values
+  }
+
+  public func halves(_ count: Int) throws -> [UInt16] {
+    var values = [UInt16](repeating: 0, count: count)
+    try values.withUnsafeMutableBytes { try device.driver.copy(to: $0.baseAddress!, from: address, bytes: $0.count, stream: device.stream) }
+    try device.synchronize()
+    return values
+  }
+
+  /// Sets every float to `value` (NaN to poison an output before a kernel writes it).
+  public func fill(_ value: Float) throws {
+    try device.driver.fill(address, words: value.bitPattern, count: bytes / 4, stream: device.stream)
+  }
+}
+
+/// One kernel argument, of the C type the kernel declares.
+public enum KernelArgument {
+  case buffer(DeviceBuffer?)
+  /// A raw address (the emulator's checks are tested with host and freed addresses).
+  case address(UInt64)
+  case int32(Int32)
+  case int64(Int64)
+  case uint32(UInt32)
+  case uint64(UInt64)
+  case float(Float)
+
+  public static func int(_ value: Int) -> KernelArgument { .int32(Int32(value)) }
+  public static func long(_ value: Int) -> KernelArgument { .int64(Int64(value)) }
+
+  func store(at slot: UnsafeMutableRawPointer) {
+    switch self {
+    case .buffer(let buffer): slot.storeBytes(of: buffer?.address ?? 0, as: UInt64.self)
+    case .address(let address): slot.storeBytes(of: address, as: UInt64.self)
+    case .int32(let value): slot.storeBytes(of: value, as: Int32.self)
+    case .int64(let value): slot.storeBytes(of: value, as: Int64.self)
+    case .uint32(let value): slot.storeBytes(of: value, as: UInt32.self)
+    case .uint64(let value): slot.storeBytes(of: value, as: UInt64.self)
+    case .float(let value): slot.storeBytes(of: value, as: Float.self)
+    }
+  }
+}

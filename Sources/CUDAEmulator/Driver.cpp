@@ -1,0 +1,548 @@
+// The CUDA driver's subset that Quorum uses, on the CPU: one device, its primary context,
+// device memory (host memory, tracked and NaN-filled), copies and memsets, streams and
+// events (work runs at the call, in order, which is a legal schedule of a stream), modules
+// (the CPU builds of the kernel files) and launches, with the checks a GPU does not make.
+#include <sys/sysinfo.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "CUDAEmulator.h"
+#include "Emulator.h"
+
+namespace emulator {
+namespace {
+
+using CUresult = int;
+using CUdeviceptr = unsigned long long;
+
+constexpr CUresult success = 0, invalid_value = 1, out_of_memory = 2, not_initialized = 3, invalid_device = 101,
+                   invalid_image = 200, invalid_handle = 400, not_found = 500, illegal_address = 700,
+                   launch_out_of_resources = 701, launch_failed = 719;
+
+// MARK: Memory
+
+struct Memory {
+  std::mutex lock;
+  std::map<uintptr_t, size_t> live;  // base → bytes
+  std::map<uintptr_t, size_t> freed;  // recently freed, to name them in errors
+  size_t live_bytes = 0;
+  size_t capacity = 0;
+};
+
+Memory& memory() {
+  static Memory* instance = [] {
+    auto* m = new Memory;
+    // QUORUM_EMULATOR_MEMORY bytes (tests of out-of-memory handling set it small), else
+    // half the machine's memory.
+    if (const char* text = std::getenv("QUORUM_EMULATOR_MEMORY")) m->capacity = std::strtoull(text, nullptr, 10);
+    if (m->capacity == 0) {
+      struct sysinfo info;
+      sysinfo(&info);
+      m->capacity = (size_t)info.totalram * info.mem_unit / 2;
+    }
+    return m;
+  }();
+  return *instance;
+}
+
+/// The live allocation holding `address`, if any (lock held).
+const std::pair<const uintptr_t, size_t>* find_live(Memory& m, uintptr_t address) {
+  auto next = m.live.upper_bound(address);
+  if (next == m.live.begin()) return nullptr;
+  auto candidate = std::prev(next);
+  return address < candidate->first + candidate->second ? &*candidate : nullptr;
+}
+
+std::string describe_outside(Memory& m, uintptr_t address) {
+  auto next = m.freed.upper_bound(address);
+  if (next != m.freed.begin()) {
+    auto candidate = std::prev(next);
+    if (address < candidate->first + candidate->second) return "a freed device buffer";
+  }
+  return "host memory, not device memory";
+}
+
+thread_local std::string last_detail;
+thread_local int last_status = 0;
+
+bool initialised = false;
+bool race_check = [] {
+  const char* setting = std::getenv("QUORUM_EMULATOR_CHECKS");
+  return !(setting && std::strcmp(setting, "fast") == 0);
+}();
+
+char hex_name(CUdeviceptr pointer, char* text, size_t size) {
+  std::snprintf(text, size, "0x%llx", pointer);
+  return 0;
+}
+
+/// Checks that [pointer, pointer + bytes) is device memory; fails the call otherwise.
+bool require_device(CUdeviceptr pointer, size_t bytes, const char* call, const char* what) {
+  std::string why;
+  if (is_device_range((uintptr_t)pointer, bytes, &why)) return true;
+  char address[32];
+  hex_name(pointer, address, sizeof address);
+  fail(invalid_value, std::string(call) + ": " + what + " " + address + " (" + std::to_string(bytes) + " bytes) is " + why);
+  return false;
+}
+
+// MARK: Entry points
+
+CUresult cuGetErrorString(CUresult status, const char** text) {
+  if (const char* detail = detail_for(status)) {
+    *text = detail;
+    return success;
+  }
+  switch (status) {
+    case success: *text = "no error"; break;
+    case invalid_value: *text = "invalid argument"; break;
+    case out_of_memory: *text = "out of memory"; break;
+    case not_initialized: *text = "initialization error"; break;
+    case invalid_device: *text = "invalid device ordinal"; break;
+    case invalid_image: *text = "device kernel image is invalid"; break;
+    case invalid_handle: *text = "invalid resource handle"; break;
+    case not_found: *text = "named symbol not found"; break;
+    case illegal_address: *text = "an illegal memory access was encountered"; break;
+    case launch_out_of_resources: *text = "too many resources requested for launch"; break;
+    case 710: *text = "device-side assert triggered"; break;
+    case launch_failed: *text = "unspecified launch failure"; break;
+    default: *text = nullptr; return invalid_value;
+  }
+  return success;
+}
+
+CUresult cuInit(unsigned flags) {
+  if (flags != 0) return invalid_value;
+  initialised = true;
+  return success;
+}
+
+CUresult cuDriverGetVersion(int* version) {
+  *version = 13000;
+  return success;
+}
+
+CUresult cuDeviceGetCount(int* count) {
+  if (!initialised) return not_initialized;
+  *count = 1;
+  return success;
+}
+
+CUresult cuDeviceGet(int* device, int ordinal) {
+  if (!initialised) return not_initialized;
+  if (ordinal != 0) return invalid_device;
+  *device = 0;
+  return success;
+}
+
+CUresult cuDeviceGetName(char* name, int length, int device) {
+  if (device != 0) return invalid_device;
+  std::snprintf(name, (size_t)length, "Quorum emulated CUDA device (CPU)");
+  return success;
+}
+
+CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
+  if (device != 0) return invalid_device;
+  switch (attribute) {
+    case 1: *value = 1024; break;  // MAX_THREADS_PER_BLOCK
+    case 2: *value = 1024; break;  // MAX_BLOCK_DIM_X
+    case 5: *value = 2147483647; break;  // MAX_GRID_DIM_X
+    case 8: *value = 48 * 1024; break;  // MAX_SHARED_MEMORY_PER_BLOCK
+    case 10: *value = 32; break;  // WARP_SIZE
+    case 16: *value = 1; break;  // MULTIPROCESSOR_COUNT
+    // Compute capability 9.0: the kernels are compiled for sm_90 as for an H100.
+    case 75: *value = 9; break;
+    case 76: *value = 0; break;
+    default: return invalid_value;
+  }
+  return success;
+}
+
+CUresult cuDeviceTotalMem(size_t* bytes, int device) {
+  if (device != 0) return invalid_device;
+  *bytes = memory().capacity;
+  return success;
+}
+
+// One context, the device's primary one.
+int primary_context;
+CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
+  if (!initialised) return not_initialized;
+  if (device != 0) return invalid_device;
+  *context = &primary_context;
+  return success;
+}
+CUresult cuDevicePrimaryCtxRelease(int device) { return device == 0 ? success : invalid_device; }
+CUresult cuCtxSetCurrent(void* context) { return context == &primary_context || !context ? success : invalid_handle; }
+CUresult cuCtxGetCurrent(void** context) {
+  *context = &primary_context;
+  return success;
+}
+CUresult cuCtxSynchronize() { return success; }
+
+CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
+  if (!initialised) return not_initialized;
+  if (bytes == 0) return invalid_value;
+  Memory& m = memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  if (m.live_bytes + bytes > m.capacity) {
+    fail(out_of_memory, "cuMemAlloc: " + std::to_string(bytes) + " bytes asked, " + std::to_string(m.capacity - m.live_bytes) +
+                            " of the emulated device's " + std::to_string(m.capacity) + " free");
+    return out_of_memory;
+  }
+  void* storage = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!storage) return out_of_memory;
+  // NaN everywhere: a kernel that reads memory nobody wrote gives NaNs the tests see.
+  std::memset(storage, poison_byte, bytes);
+  uintptr_t base = (uintptr_t)storage;
+  m.live[base] = bytes;
+  m.freed.erase(base);
+  m.live_bytes += bytes;
+  *pointer = base;
+  return success;
+}
+
+CUresult cuMemFree(CUdeviceptr pointer) {
+  Memory& m = memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  auto found = m.live.find((uintptr_t)pointer);
+  if (found == m.live.end()) {
+    char address[32];
+    hex_name(pointer, address, sizeof address);
+    fail(invalid_value, std::string("cuMemFree: ") + address + " is " + describe_outside(m, (uintptr_t)pointer));
+    return invalid_value;
+  }
+  // Poisoned again before it is released, so a kernel still holding it reads NaNs.
+  std::memset((void*)found->first, poison_byte, found->second);
+  m.live_bytes -= found->second;
+  m.freed[found->first] = found->second;
+  m.live.erase(found);
+  std::free((void*)pointer);
+  return success;
+}
+
+CUresult cuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  Memory& m = memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  *free_bytes = m.capacity - m.live_bytes;
+  *total_bytes = m.capacity;
+  return success;
+}
+
+// Pinned host memory is host memory; it is not device memory (a launch refuses it).
+CUresult cuMemAllocHost(void** pointer, size_t bytes) {
+  *pointer = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  return *pointer ? success : out_of_memory;
+}
+CUresult cuMemFreeHost(void* pointer) {
+  std::free(pointer);
+  return success;
+}
+
+CUresult cuMemcpyHtoD(CUdeviceptr destination, const void* source, size_t bytes) {
+  if (!require_device(destination, bytes, "cuMemcpyHtoD", "the destination")) return invalid_value;
+  std::memcpy((void*)destination, source, bytes);
+  return success;
+}
+CUresult cuMemcpyDtoH(void* destination, CUdeviceptr source, size_t bytes) {
+  if (!require_device(source, bytes, "cuMemcpyDtoH", "the source")) return invalid_value;
+  std::memcpy(destination, (const void*)source, bytes);
+  return success;
+}
+CUresult cuMemcpyDtoD(CUdeviceptr destination, CUdeviceptr source, size_t bytes) {
+  if (!require_device(source, bytes, "cuMemcpyDtoD", "the source")) return invalid_value;
+  if (!require_device(destination, bytes, "cuMemcpyDtoD", "the destination")) return invalid_value;
+  std::memmove((void*)destination, (const void*)source, bytes);
+  return success;
+}
+CUresult cuMemcpyHtoDAsync(CUdeviceptr destination, const void* source, size_t bytes, void*) {
+  return cuMemcpyHtoD(destination, source, bytes);
+}
+CUresult cuMemcpyDtoHAsync(void* destination, CUdeviceptr source, size_t bytes, void*) {
+  return cuMemcpyDtoH(destination, source, bytes);
+}
+CUresult cuMemcpyDtoDAsync(CUdeviceptr destination, CUdeviceptr source, size_t bytes, void*) {
+  return cuMemcpyDtoD(destination, source, bytes);
+}
+CUresult cuMemsetD8(CUdeviceptr destination, unsigned char value, size_t count) {
+  if (!require_device(destination, count, "cuMemsetD8", "the destination")) return invalid_value;
+  std::memset((void*)destination, value, count);
+  return success;
+}
+CUresult cuMemsetD32(CUdeviceptr destination, unsigned value, size_t count) {
+  if (!require_device(destination, count * 4, "cuMemsetD32", "the destination")) return invalid_value;
+  auto* words = (unsigned*)destination;
+  for (size_t i = 0; i < count; ++i) words[i] = value;
+  return success;
+}
+CUresult cuMemsetD8Async(CUdeviceptr destination, unsigned char value, size_t count, void*) {
+  return cuMemsetD8(destination, value, count);
+}
+CUresult cuMemsetD32Async(CUdeviceptr destination, unsigned value, size_t count, void*) {
+  return cuMemsetD32(destination, value, count);
+}
+
+// MARK: Streams and events
+
+struct Stream {
+  unsigned flags;
+};
+CUresult cuStreamCreate(void** stream, unsigned flags) {
+  *stream = new Stream{flags};
+  return success;
+}
+CUresult cuStreamDestroy(void* stream) {
+  delete (Stream*)stream;
+  return success;
+}
+CUresult cuStreamSynchronize(void*) { return success; }
+
+struct Event {
+  std::chrono::steady_clock::time_point when;
+  bool recorded = false;
+};
+CUresult cuEventCreate(void** event, unsigned) {
+  *event = new Event;
+  return success;
+}
+CUresult cuEventDestroy(void* event) {
+  delete (Event*)event;
+  return success;
+}
+CUresult cuEventRecord(void* event, void*) {
+  auto* e = (Event*)event;
+  if (!e) return invalid_handle;
+  e->when = std::chrono::steady_clock::now();
+  e->recorded = true;
+  return success;
+}
+CUresult cuEventSynchronize(void* event) { return event ? success : invalid_handle; }
+CUresult cuEventElapsedTime(float* milliseconds, void* start, void* end) {
+  auto *from = (Event*)start, *to = (Event*)end;
+  if (!from || !to || !from->recorded || !to->recorded) return invalid_handle;
+  *milliseconds = std::chrono::duration<float, std::milli>(to->when - from->when).count();
+  return success;
+}
+
+// MARK: Modules and launches
+
+/// What nvrtcGetCUBIN hands out on the emulated device: a tag and the kernel file's name.
+constexpr char image_tag[] = "QUORUM-EMULATED-MODULE";
+
+CUresult cuModuleLoadData(void** module, const void* image) {
+  if (!initialised) return not_initialized;
+  const char* text = (const char*)image;
+  if (std::strncmp(text, image_tag, sizeof image_tag - 1) != 0) {
+    fail(invalid_image, "cuModuleLoadData: the emulated device loads only the images of its own NVRTC, not a real CUBIN");
+    return invalid_image;
+  }
+  const char* file = text + sizeof image_tag;
+  const Module* found = find_module(file);
+  if (!found) {
+    fail(invalid_image, std::string("cuModuleLoadData: the emulated device has no CPU build of ") + file);
+    return invalid_image;
+  }
+  *module = (void*)found;
+  return success;
+}
+
+CUresult cuModuleUnload(void* module) { return module ? success : invalid_handle; }
+
+CUresult cuModuleGetFunction(void** function, void* module, const char* name) {
+  auto* found = (const Module*)module;
+  if (!found) return invalid_handle;
+  auto kernel = found->kernels.find(name);
+  if (kernel == found->kernels.end()) {
+    fail(not_found, std::string("cuModuleGetFunction: ") + found->file + " has no kernel " + name);
+    return not_found;
+  }
+  *function = (void*)&kernel->second;
+  return success;
+}
+
+/// The allocations a launch may write, copied, for the race check's second run.
+struct Snapshot {
+  std::vector<Allocation> allocations;
+  std::vector<std::vector<unsigned char>> bytes;
+
+  void take(const std::vector<Allocation>& which) {
+    allocations = which;
+    bytes.clear();
+    for (const Allocation& a : which) bytes.emplace_back((unsigned char*)a.base, (unsigned char*)a.base + a.bytes);
+  }
+  void restore() const {
+    for (size_t i = 0; i < allocations.size(); ++i) std::memcpy((void*)allocations[i].base, bytes[i].data(), allocations[i].bytes);
+  }
+};
+
+/// The allocations holding `pointers`, each once.
+std::vector<Allocation> allocations_of(const std::vector<uintptr_t>& pointers) {
+  Memory& m = memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  std::map<uintptr_t, size_t> found;
+  for (uintptr_t p : pointers)
+    if (auto* a = find_live(m, p)) found[a->first] = a->second;
+  std::vector<Allocation> result;
+  for (auto& [base, bytes] : found) result.push_back({base, bytes});
+  return result;
+}
+
+CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shared_bytes, void*, void** params, void** extra) {
+  auto* kernel = (const Kernel*)function;
+  if (!kernel) return invalid_handle;
+  if (extra) {
+    fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): the emulated device takes kernelParams, not extra");
+    return invalid_value;
+  }
+  Dim3 grid{gx, gy, gz}, block{bx, by, bz};
+  if (grid.count() == 0 || block.count() == 0 || block.count() > 1024 || bz > 64 || shared_bytes > 48 * 1024) {
+    fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): a block of " + std::to_string(block.count()) +
+                            " threads (at most 1024), a grid of " + std::to_string(grid.count()) + " blocks");
+    return invalid_value;
+  }
+  if (kernel->parameter_count > 0 && !params) {
+    fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): no kernelParams");
+    return invalid_value;
+  }
+  std::vector<uintptr_t> writable;
+  std::string why;
+  if (!kernel->inspect(params, &writable, &why)) {
+    fail(illegal_address, "cuLaunchKernel(" + kernel->name + "): " + why);
+    return illegal_address;
+  }
+  if (!race_check) return run_grid(*kernel, grid, block, params, false);
+  // The race check: the same launch from the same memory in the reverse order of blocks
+  // and threads must write the same bits. A kernel whose threads read what others write
+  // without a barrier between, or whose blocks depend on each other, differs.
+  Snapshot before, forward;
+  std::vector<Allocation> outputs = allocations_of(writable);
+  before.take(outputs);
+  if (CUresult status = run_grid(*kernel, grid, block, params, false)) return status;
+  forward.take(outputs);
+  before.restore();
+  if (CUresult status = run_grid(*kernel, grid, block, params, true)) return status;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const unsigned char* reversed = (const unsigned char*)outputs[i].base;
+    const std::vector<unsigned char>& expected = forward.bytes[i];
+    for (size_t offset = 0; offset < outputs[i].bytes; ++offset) {
+      if (reversed[offset] == expected[offset]) continue;
+      size_t word = offset / 4 * 4;
+      float first = 0, second = 0;
+      if (word + 4 <= outputs[i].bytes) {
+        std::memcpy(&first, expected.data() + word, 4);
+        std::memcpy(&second, reversed + word, 4);
+      }
+      char text[300];
+      std::snprintf(text, sizeof text,
+                    "%s: a race: run with blocks and threads in reverse order, it wrote other bits at byte %zu of the "
+                    "%zu-byte buffer 0x%llx (as float32: %.9g in order, %.9g reversed)",
+                    kernel->name.c_str(), offset, outputs[i].bytes, (unsigned long long)outputs[i].base, first, second);
+      fail(launch_failed, text);
+      return launch_failed;
+    }
+  }
+  return success;
+}
+
+}  // namespace
+
+// MARK: - Shared with the other parts
+
+void fail(int status, const std::string& detail) {
+  last_status = status;
+  last_detail = "emulator: " + detail;
+}
+
+const char* detail_for(int status) { return status == last_status && !last_detail.empty() ? last_detail.c_str() : nullptr; }
+
+bool is_device_range(uintptr_t address, size_t bytes, std::string* why) {
+  Memory& m = memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  auto* a = find_live(m, address);
+  if (!a) {
+    *why = describe_outside(m, address);
+    return false;
+  }
+  if (address + bytes > a->first + a->second) {
+    *why = "past the end of its " + std::to_string(a->second) + "-byte device buffer";
+    return false;
+  }
+  return true;
+}
+
+bool is_device_pointer(uintptr_t address, std::string* why) { return is_device_range(address, 1, why); }
+
+std::vector<Allocation> live_allocations() {
+  Memory& m = memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  std::vector<Allocation> result;
+  for (auto& [base, bytes] : m.live) result.push_back({base, bytes});
+  return result;
+}
+
+bool race_check_enabled() { return race_check; }
+void set_race_check(bool enabled) { race_check = enabled; }
+
+void add_driver_symbols(SymbolTable& table) {
+  table["cuGetErrorString"] = (void*)&cuGetErrorString;
+  table["cuInit"] = (void*)&cuInit;
+  table["cuDriverGetVersion"] = (void*)&cuDriverGetVersion;
+  table["cuDeviceGetCount"] = (void*)&cuDeviceGetCount;
+  table["cuDeviceGet"] = (void*)&cuDeviceGet;
+  table["cuDeviceGetName"] = (void*)&cuDeviceGetName;
+  table["cuDeviceGetAttribute"] = (void*)&cuDeviceGetAttribute;
+  table["cuDeviceTotalMem_v2"] = (void*)&cuDeviceTotalMem;
+  table["cuDevicePrimaryCtxRetain"] = (void*)&cuDevicePrimaryCtxRetain;
+  table["cuDevicePrimaryCtxRelease_v2"] = (void*)&cuDevicePrimaryCtxRelease;
+  table["cuCtxSetCurrent"] = (void*)&cuCtxSetCurrent;
+  table["cuCtxGetCurrent"] = (void*)&cuCtxGetCurrent;
+  table["cuCtxSynchronize"] = (void*)&cuCtxSynchronize;
+  table["cuMemAlloc_v2"] = (void*)&cuMemAlloc;
+  table["cuMemFree_v2"] = (void*)&cuMemFree;
+  table["cuMemGetInfo_v2"] = (void*)&cuMemGetInfo;
+  table["cuMemAllocHost_v2"] = (void*)&cuMemAllocHost;
+  table["cuMemFreeHost"] = (void*)&cuMemFreeHost;
+  table["cuMemcpyHtoD_v2"] = (void*)&cuMemcpyHtoD;
+  table["cuMemcpyDtoH_v2"] = (void*)&cuMemcpyDtoH;
+  table["cuMemcpyDtoD_v2"] = (void*)&cuMemcpyDtoD;
+  table["cuMemcpyHtoDAsync_v2"] = (void*)&cuMemcpyHtoDAsync;
+  table["cuMemcpyDtoHAsync_v2"] = (void*)&cuMemcpyDtoHAsync;
+  table["cuMemcpyDtoDAsync_v2"] = (void*)&cuMemcpyDtoDAsync;
+  table["cuMemsetD8_v2"] = (void*)&cuMemsetD8;
+  table["cuMemsetD32_v2"] = (void*)&cuMemsetD32;
+  table["cuMemsetD8Async"] = (void*)&cuMemsetD8Async;
+  table["cuMemsetD32Async"] = (void*)&cuMemsetD32Async;
+  table["cuStreamCreate"] = (void*)&cuStreamCreate;
+  table["cuStreamDestroy_v2"] = (void*)&cuStreamDestroy;
+  table["cuStreamSynchronize"] = (void*)&cuStreamSynchronize;
+  table["cuEventCreate"] = (void*)&cuEventCreate;
+  table["cuEventDestroy_v2"] = (void*)&cuEventDestroy;
+  table["cuEventRecord"] = (void*)&cuEventRecord;
+  table["cuEventSynchronize"] = (void*)&cuEventSynchronize;
+  table["cuEventElapsedTime"] = (void*)&cuEventElapsedTime;
+  table["cuModuleLoadData"] = (void*)&cuModuleLoadData;
+  table["cuModuleUnload"] = (void*)&cuModuleUnload;
+  table["cuModuleGetFunction"] = (void*)&cuModuleGetFunction;
+  table["cuLaunchKernel"] = (void*)&cuLaunchKernel;
+}
+
+}  // namespace emulator
+
+extern "C" {
+
+void quorum_emulator_set_race_check(int enabled) { emulator::set_race_check(enabled != 0); }
+int quorum_emulator_race_check(void) { return emulator::race_check_enabled() ? 1 : 0; }
+unsigned long long quorum_emulator_live_bytes(void) {
+  emulator::Memory& m = emulator::memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  return m.live_bytes;
+}
+}

@@ -1,0 +1,121 @@
+import CUDA
+import CUDAEmulator
+import CUDAEmulatorFixtures
+import XCTest
+
+/// The checks the emulated device makes that a GPU does not, each seen to fire on a kernel
+/// with the bug (Tests/CUDAEmulatorFixtures/BrokenKernels.cpp) or a bad argument.
+final class EmulatorChecksTests: XCTestCase {
+  static let device: CUDADevice = {
+    quorum_emulator_register_broken_kernels()
+    let device = try! CUDADevice.emulated()
+    try! device.load(Array("QUORUM-EMULATED-MODULE\0broken_kernels.cu\0".utf8), file: "broken_kernels.cu")
+    return device
+  }()
+  var device: CUDADevice { Self.device }
+
+  func launchError(_ body: () throws -> Void) -> String {
+    do {
+      try body()
+      return "no error"
+    } catch { return "\(error)" }
+  }
+
+  func testNewAllocationsAreNaNAndAKernelReadingThemGivesNaN() throws {
+    let fresh = try device.buffer(floats: 33)
+    XCTAssert(try fresh.floats().allSatisfy(\.isNaN))
+    // accumulate reads a and b: an unwritten b makes every sum NaN.
+    let a = try device.buffer([Float](repeating: 1, count: 33))
+    try device.launch("accumulate", grid: 2, block: 32, [.buffer(a), .buffer(fresh), .long(33)])
+    XCTAssert(try a.floats().allSatisfy(\.isNaN))
+  }
+
+  func testAHostPointerOrAFreedBufferPassedToALaunchIsRefused() throws {
+    let a = try device.buffer([Float](repeating: 1, count: 8))
+    var host = [Float](repeating: 2, count: 8)
+    let hostAddress = host.withUnsafeMutableBufferPointer { UInt64(UInt(bitPattern: $0.baseAddress!)) }
+    let hostError = launchError { try device.launch("accumulate", grid: 1, block: 8, [.buffer(a), .address(hostAddress), .long(8)]) }
+    XCTAssert(hostError.contains("cuLaunchKernel(accumulate") && hostError.contains("parameter 1 is host memory, not device memory"), hostError)
+    var freedAddress: UInt64 = 0
+    do {
+      let freed = try device.buffer([Float](repeating: 3, count: 8))
+      freedAddress = freed.address
+    }
+    let freedError = launchError { try device.launch("accumulate", grid: 1, block: 8, [.buffer(a), .address(freedAddress), .long(8)]) }
+    XCTAssert(freedError.contains("parameter 1 is a freed device buffer"), freedError)
+    XCTAssertEqual(try a.floats(), [Float](repeating: 1, count: 8), "a refused launch must not run")
+    host[0] = 0
+  }
+
+  func testARaceIsCaughtByTheReversedSchedule() throws {
+    let values = try device.buffer((0..<65).map(Float.init))
+    let error = launchError { try device.launch("racy_neighbour_sum", file: "broken_kernels.cu", grid: 1, block: 64, [.buffer(values), .int(65)]) }
+    XCTAssert(error.contains("racy_neighbour_sum: a race") && error.contains("reverse order"), error)
+    // A correct kernel run with the same check passes, bit for bit.
+    let a = try device.buffer((0..<65).map(Float.init))
+    let b = try device.buffer([Float](repeating: 0.5, count: 65))
+    try device.launch("accumulate", grid: 3, block: 32, [.buffer(a), .buffer(b), .long(65)])
+    XCTAssertEqual(try a.floats(), (0..<65).map { Float($0) + 0.5 })
+  }
+
+  func testABarrierReachedByPartOfABlockIsReported() throws {
+    let values = try device.buffer(floats: 64)
+    let error = launchError { try device.launch("partial_barrier", file: "broken_kernels.cu", grid: 1, block: 64, [.buffer(values)]) }
+    XCTAssert(error.contains("__syncthreads reached by only 32 of the 64 threads of block (0, 0, 0)"), error)
+  }
+
+  func testAShuffleMaskNamingLanesThatAreNotThereIsReported() throws {
+    let values = try device.buffer([Float](repeating: 1, count: 16))
+    let error = launchError { try device.launch("short_warp_shuffle", file: "broken_kernels.cu", grid: 1, block: 16, [.buffer(values)]) }
+    XCTAssert(error.contains("mask 0xffffffff names lanes that are not there") && error.contains("0x0000ffff"), error)
+  }
+
+  func testABarrierInAKernelRegisteredAsALoopIsReported() throws {
+    let values = try device.buffer(floats: 32)
+    let error = launchError { try device.launch("barrier_in_loop_kernel", file: "broken_kernels.cu", grid: 1, block: 32, [.buffer(values)]) }
+    XCTAssert(error.contains("calls __syncthreads but is registered to run as a plain loop"), error)
+  }
+
+  func testWarpShufflesExchangeValuesAsOnAGPU() throws {
+    let input = (0..<64).map { Float($0 % 7) }
+    let values = try device.buffer(input)
+    let sums = try device.buffer(floats: 64)
+    try device.launch("warp_sum_fixture", file: "broken_kernels.cu", grid: 1, block: 64, [.buffer(values), .buffer(sums)])
+    let first = input[0..<32].reduce(0, +), second = input[32..<64].reduce(0, +)
+    XCTAssertEqual(try sums.floats(), [Float](repeating: first, count: 32) + [Float](repeating: second, count: 32))
+  }
+
+  /// The reductions' launch rules are asserted by the kernels: 100 threads once gave a
+  /// wrong mean with no error, 512 wrote past their shared array, and a grid other than one
+  /// block per channel left channels unwritten.
+  func testReductionLaunchRulesAreAsserted() throws {
+    let x = try device.buffer((0..<(50 * 3)).map { Float($0) })
+    let mean = try device.buffer(floats: 3), variance = try device.buffer(floats: 3)
+    for (grid, block, rule) in [(3, 100, "a power of two"), (3, 512, "at most 256"), (2, 128, "one block per channel")] {
+      let error = launchError {
+        try device.launch("batchnorm_statistics", grid: grid, block: block, [.buffer(x), .int(50), .int(3), .buffer(mean), .buffer(variance)])
+      }
+      XCTAssert(error.contains("batchnorm_statistics: needs") && error.contains(rule) && error.contains("error 710"), "\(grid)×\(block): \(error)")
+    }
+    let logits = try device.buffer(floats: 40), labels = try device.buffer([Int32](repeating: 0, count: 4))
+    let error = launchError {
+      try device.launch(
+        "softmax_cross_entropy", grid: 1, block: 48,
+        [.buffer(logits), .buffer(labels), .buffer(nil), .buffer(nil), .buffer(logits), .buffer(logits), .int(4), .int(10), .float(0), .float(0), .buffer(logits), .buffer(logits)])
+    }
+    XCTAssert(error.contains("softmax_cross_entropy: needs whole warps"), error)
+  }
+
+  func testTheEmulatedNVRTCRefusesASourceItHasNoCPUBuildOf() throws {
+    XCTAssertThrowsError(try NVRTC.emulated().compile("extern \"C\" __global__ void k() {}", name: "new_kernel.cu", architecture: "sm_90")) {
+      XCTAssert("\($0)".contains("no CPU build of this file"), "\($0)")
+    }
+  }
+
+  func testOutOfDeviceMemoryIsAnErrorNamingTheSize() throws {
+    let (free, _) = try device.driver.memoryInformation()
+    XCTAssertThrowsError(try device.buffer(floats: free / 4 + 1024)) {
+      XCTAssert("\($0)".contains("error 2") && "\($0)".contains("out of GPU memory"), "\($0)")
+    }
+  }
+}

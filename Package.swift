@@ -118,7 +118,7 @@ let tests: [Target] = [
   .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
   // Deliberately broken kernels that the emulator's checks must catch.
   .target(name: "CUDAEmulatorFixtures", dependencies: ["CUDAEmulator"], path: "Tests/CUDAEmulatorFixtures"),
-  .testTarget(name: "CUDATests", dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "QuorumTestSupport"]),
+  .testTarget(name: "CUDATests", dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Wire", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],

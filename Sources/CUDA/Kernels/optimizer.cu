@@ -1,6 +1,12 @@
+// CPU twins: SGD.step and AdamW.step (Sources/NN/Optimizer.swift), written with the same
+// operations in the same order, so that without FMA contraction they agree bit for bit.
 // The optimizer steps on float32 master weights, one thread per value. SGD with momentum
 // (PyTorch's form: v = μ·v + g, Nesterov g + μ·v) and coupled weight decay; AdamW with
-// decoupled decay and bias correction. `decay` is 0 for parameters that take none.
+// decoupled decay (w·(1 − lr·λ)) and bias correction (step size lr/(1 − β₁ᵗ), √(1 − β₂ᵗ)
+// computed once on the host). For parameters that take no decay (batch norm, biases), SGD's
+// `decay` is 0 and AdamW's `decay_factor` 1.
+// Napkin maths: SGD reads w, g, v and writes w, v (20 B a value, 4 FLOP); AdamW 28 B:
+// memory-bound, 3.5 M parameters (width 1.0) ≈ 100 MB, ~35 µs a step at 3 TB/s.
 extern "C" __global__ void sgd_step(float* __restrict__ weight, const float* __restrict__ gradient, float* __restrict__ velocity,
                                     long long count, float learning_rate, float momentum, float decay, int nesterov) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
@@ -12,14 +18,14 @@ extern "C" __global__ void sgd_step(float* __restrict__ weight, const float* __r
 }
 
 extern "C" __global__ void adamw_step(float* __restrict__ weight, const float* __restrict__ gradient, float* __restrict__ first,
-                                      float* __restrict__ second, long long count, float learning_rate, float beta1, float beta2,
-                                      float epsilon, float decay, float correction1, float correction2) {
+                                      float* __restrict__ second, long long count, float beta1, float beta2, float epsilon,
+                                      float decay_factor, float step_size, float root_correction2) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
     float g = gradient[i];
     float m = beta1 * first[i] + (1.f - beta1) * g;
     float v = beta2 * second[i] + (1.f - beta2) * g * g;
     first[i] = m;
     second[i] = v;
-    weight[i] -= learning_rate * (decay * weight[i] + (m / correction1) / (sqrtf(v / correction2) + epsilon));
+    weight[i] = weight[i] * decay_factor - step_size * m / (sqrtf(v) / root_correction2 + epsilon);
   }
 }

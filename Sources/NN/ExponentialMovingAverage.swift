@@ -11,19 +11,22 @@ public final class ExponentialMovingAverage {
   let values: [Tensor]
   let shadows: [Tensor]
   let stash: [Tensor]
+  let backend: Backend
 
   public init(model: MobileNetV2, decay: Float) {
     self.decay = decay
+    let backend = model.backend
+    self.backend = backend
     parameters = model.parameters
     buffers = model.norms.flatMap { [$0.runningMean, $0.runningVariance] }
     let values = parameters.map { $0.value } + buffers.map { $0.value }
     self.values = values
     shadows = values.map { value in
-      let shadow = Tensor(shape: [value.capacity])
-      shadow.copy(from: value)
+      let shadow = backend.makeTensor(shape: [value.capacity])
+      backend.copy(value, to: shadow, count: value.capacity)
       return shadow
     }
-    stash = values.map { Tensor(shape: [$0.capacity]) }
+    stash = values.map { backend.makeTensor(shape: [$0.capacity]) }
   }
 
   /// Named shadows for checkpoints.
@@ -33,28 +36,27 @@ public final class ExponentialMovingAverage {
 
   /// Restarts the average at the live values (after the weights were replaced).
   public func reset() {
-    for (value, shadow) in zip(values, shadows) { shadow.copy(from: value) }
+    for (value, shadow) in zip(values, shadows) { backend.copy(value, to: shadow, count: value.capacity) }
   }
 
   public func update() {
     for (value, shadow) in zip(values, shadows) {
-      let (v, s, d) = (value.data, shadow.data, decay)
-      for i in 0..<value.capacity { s[i] = d * s[i] + (1 - d) * v[i] }
+      backend.exponentialMovingAverage(shadow: shadow, value: value, count: value.capacity, decay: decay)
     }
   }
 
   /// Runs `body` with the averaged weights in the model, then puts the live ones back.
   public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
     for (index, value) in values.enumerated() {
-      stash[index].copy(from: value)
-      value.copy(from: shadows[index])
+      backend.copy(value, to: stash[index], count: value.capacity)
+      backend.copy(shadows[index], to: value, count: value.capacity)
     }
-    defer { for (index, value) in values.enumerated() { value.copy(from: stash[index]) } }
+    defer { for (index, value) in values.enumerated() { backend.copy(stash[index], to: value, count: value.capacity) } }
     return try body()
   }
 
   /// Replaces the live weights by the averaged ones for good (at the end of training).
   public func copyToModel() {
-    for (value, shadow) in zip(values, shadows) { value.copy(from: shadow) }
+    for (value, shadow) in zip(values, shadows) { backend.copy(shadow, to: value, count: value.capacity) }
   }
 }

@@ -17,21 +17,24 @@ public struct GradCAM {
     self.model = model
     let sides = (0..<model.blockCount).map { model.blockOutput($0).geometry }.map { min($0.height, $0.width) }
     block = sides.lastIndex { $0 >= minimumSide } ?? model.blockCount - 1
-    logitGradient = Tensor(shape: [model.configuration.classes])
+    logitGradient = model.backend.makeTensor(shape: [model.configuration.classes])
   }
 
   /// The heat map of `classIndex` for one normalised image [1, H, W, C], at the block's
   /// resolution (row-major height × width, values in 0…1; all zero where no location
   /// speaks for the class).
   public func heatMap(_ image: Tensor, classIndex: Int) -> (values: [Float], height: Int, width: Int) {
+    let backend = model.backend
     model.forward(image, batch: 1, training: false)
-    for c in 0..<model.configuration.classes { logitGradient[c] = c == classIndex ? 1 : 0 }
-    let (geometry, activations) = model.blockOutput(block)
+    backend.upload((0..<model.configuration.classes).map { $0 == classIndex ? 1 : 0 }, to: logitGradient)
+    let (geometry, output) = model.blockOutput(block)
     let (positions, channels) = (geometry.height * geometry.width, geometry.channels)
+    let activations = backend.download(output, count: positions * channels)
     var weights = [Float](repeating: 0, count: channels)
     model.backward(logitGradient: logitGradient, batch: 1, training: false) { index, gradient in
       guard index == block else { return }
-      for p in 0..<positions { for c in 0..<channels { weights[c] += gradient[p * channels + c] } }
+      let values = backend.download(gradient, count: positions * channels)
+      for p in 0..<positions { for c in 0..<channels { weights[c] += values[p * channels + c] } }
     }
     var map = (0..<positions).map { p -> Float in
       var sum: Float = 0

@@ -1,23 +1,23 @@
 import Tensor
 
 /// Scales all gradients together so that their global L2 norm is at most `maximumNorm`
-/// (PyTorch's `clip_grad_norm_`). Returns the norm before clipping.
-@discardableResult
-public func clipGradientNorm(_ parameters: [Parameter], maximumNorm: Float) -> Double {
-  var sumOfSquares = 0.0
-  for parameter in parameters {
-    let g = parameter.gradient.data
-    var partial: Float = 0
-    for i in 0..<parameter.count { partial += g[i] * g[i] }
-    sumOfSquares += Double(partial)
+/// (PyTorch's `clip_grad_norm_`), on the backend that holds them: nothing is read back, so
+/// a step does not wait for the norm. `norm` reads the norm before the last clip.
+public final class GradientClipper {
+  public let maximumNorm: Float
+  private let gradients: [Tensor]
+  private let backend: Backend
+  private let normValue: Tensor
+
+  public init(_ parameters: [Parameter], maximumNorm: Float, backend: Backend) {
+    self.maximumNorm = maximumNorm
+    self.backend = backend
+    gradients = parameters.map(\.gradient)
+    normValue = backend.makeTensor(shape: [1])
   }
-  let norm = sumOfSquares.squareRoot()
-  let factor = Float(Double(maximumNorm) / (norm + 1e-6))
-  if factor < 1 {
-    for parameter in parameters {
-      let g = parameter.gradient.data
-      for i in 0..<parameter.count { g[i] *= factor }
-    }
-  }
-  return norm
+
+  public func clip() { backend.clipGradientNorm(gradients, maximumNorm: maximumNorm, norm: normValue) }
+
+  /// The global norm before the last `clip` (a synchronisation point).
+  public var norm: Float { backend.download(normValue, count: 1)[0] }
 }

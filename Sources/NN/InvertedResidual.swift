@@ -26,7 +26,7 @@ final class InvertedResidual {
   /// plan's). With `shared` buffers (inference-only models), the block writes its
   /// intermediates into them and normalises in place instead of keeping everything for a
   /// backward pass.
-  init(_ plan: BlockPlan, input: ImageGeometry, shared: (Tensor, Tensor)? = nil) {
+  init(_ plan: BlockPlan, input: ImageGeometry, shared: (Tensor, Tensor)? = nil, backend: Backend) {
     precondition(input.channels == plan.inputChannels, "block \(plan.index): \(input.channels) input channels, planned \(plan.inputChannels)")
     precondition((0..<1).contains(plan.dropProbability), "block \(plan.index): stochastic depth drop probability \(plan.dropProbability) outside [0, 1)")
     let (index, outputChannels, stride, expansion) = (plan.index, plan.outputChannels, plan.stride, plan.expansion)
@@ -40,16 +40,16 @@ final class InvertedResidual {
     let outputRows = outputGeometry.rows
     // Training keeps every intermediate; inference alternates between the two shared
     // buffers (the block's input stays untouched in a third for the residual).
-    func fresh(_ count: Int) -> Tensor { Tensor(shape: [count]) }
+    func fresh(_ count: Int) -> Tensor { backend.makeTensor(shape: [count]) }
     var layer = 0
     var depthwiseOutput = fresh(0)
     if expansion != 1 {
       let expandOutput = shared?.0 ?? fresh(input.rows * expanded)
       expand = PointwiseConvolution(
-        name: "\(prefix).0.0.weight", inputChannels: input.channels, outputChannels: expanded, output: expandOutput)
+        name: "\(prefix).0.0.weight", inputChannels: input.channels, outputChannels: expanded, output: expandOutput, backend: backend)
       expandNorm = BatchNormalization(
         name: "\(prefix).0.1", channels: expanded, activation: .relu6,
-        output: shared == nil ? fresh(input.rows * expanded) : expandOutput)
+        output: shared == nil ? fresh(input.rows * expanded) : expandOutput, backend: backend)
       depthwiseOutput = shared?.1 ?? fresh(outputRows * expanded)
       layer = 1
     } else {
@@ -59,19 +59,19 @@ final class InvertedResidual {
     }
     let expandedGeometry = ImageGeometry(batch: input.batch, height: input.height, width: input.width, channels: expanded)
     depthwise = DepthwiseConvolution(
-      name: "\(prefix).\(layer).0.weight", input: expandedGeometry, stride: stride, output: depthwiseOutput)
+      name: "\(prefix).\(layer).0.weight", input: expandedGeometry, stride: stride, output: depthwiseOutput, backend: backend)
     depthwiseNorm = BatchNormalization(
       name: "\(prefix).\(layer).1", channels: expanded, activation: .relu6,
-      output: shared == nil ? fresh(outputRows * expanded) : depthwiseOutput)
+      output: shared == nil ? fresh(outputRows * expanded) : depthwiseOutput, backend: backend)
     let projectOutput: Tensor
     if let shared { projectOutput = depthwiseOutput === shared.0 ? shared.1 : shared.0 } else { projectOutput = fresh(outputRows * outputChannels) }
     project = PointwiseConvolution(
-      name: "\(prefix).\(layer + 1).weight", inputChannels: expanded, outputChannels: outputChannels, output: projectOutput)
+      name: "\(prefix).\(layer + 1).weight", inputChannels: expanded, outputChannels: outputChannels, output: projectOutput, backend: backend)
     projectNorm = BatchNormalization(
       name: "\(prefix).\(layer + 2)", channels: outputChannels, activation: .none,
-      output: shared == nil ? fresh(outputRows * outputChannels) : projectOutput)
+      output: shared == nil ? fresh(outputRows * outputChannels) : projectOutput, backend: backend)
     sum = hasResidual ? (shared == nil ? fresh(outputGeometry.count) : projectOutput) : nil
-    sampleScale = Tensor(shape: [input.batch])
+    sampleScale = backend.makeTensor(shape: [input.batch])
   }
 
   var parameters: [Parameter] {
@@ -115,10 +115,7 @@ final class InvertedResidual {
     if stochasticDepthActive, let random {
       // torchvision's StochasticDepth("row"): keep each example's branch with
       // probability 1 − p and scale it by 1/(1 − p).
-      for n in 0..<batch {
-        let keep = random.uniform(at: UInt64(index) << 32 | UInt64(n)) >= dropProbability
-        sampleScale[n] = keep ? 1 / (1 - dropProbability) : 0
-      }
+      backend.stochasticDepthScales(random: random, block: index, batch: batch, dropProbability: dropProbability, output: sampleScale)
     }
     backend.residualForward(
       input: x, branch: projectNorm.output, sampleScale: stochasticDepthActive ? sampleScale : nil,
@@ -173,10 +170,10 @@ public final class BackwardWorkspace {
   /// Gradients at block boundaries, alternated from block to block.
   let boundaries: (Tensor, Tensor)
 
-  init(scratchCount: Int, boundaryCount: Int) {
-    first = Tensor(shape: [scratchCount])
-    second = Tensor(shape: [scratchCount])
-    scaled = Tensor(shape: [boundaryCount])
-    boundaries = (Tensor(shape: [boundaryCount]), Tensor(shape: [boundaryCount]))
+  init(scratchCount: Int, boundaryCount: Int, backend: Backend) {
+    first = backend.makeTensor(shape: [scratchCount])
+    second = backend.makeTensor(shape: [scratchCount])
+    scaled = backend.makeTensor(shape: [boundaryCount])
+    boundaries = (backend.makeTensor(shape: [boundaryCount]), backend.makeTensor(shape: [boundaryCount]))
   }
 }

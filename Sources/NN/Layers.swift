@@ -8,33 +8,33 @@ public final class PointwiseConvolution {
   /// [rows, Cout] at the planned capacity.
   public let output: Tensor
 
-  init(name: String, inputChannels: Int, outputChannels: Int, output: Tensor) {
+  init(name: String, inputChannels: Int, outputChannels: Int, output: Tensor, backend: Backend) {
     self.inputChannels = inputChannels
     self.outputChannels = outputChannels
     weight = Parameter(
       name: name, shape: [outputChannels, inputChannels],
-      checkpointShape: [outputChannels, inputChannels, 1, 1], decays: true)
+      checkpointShape: [outputChannels, inputChannels, 1, 1], decays: true, backend: backend)
     self.output = output
   }
 
   func forward(_ input: Tensor, rows: Int, backend: Backend) {
     backend.gemm(
       transposeA: false, transposeB: true, m: rows, n: outputChannels, k: inputChannels,
-      alpha: 1, a: input.data, lda: inputChannels, b: weight.value.data, ldb: inputChannels,
-      beta: 0, c: output.data, ldc: outputChannels)
+      alpha: 1, a: input, lda: inputChannels, b: weight.value, ldb: inputChannels,
+      beta: 0, c: output, ldc: outputChannels)
   }
 
   /// weight gradient = gᵀ·x; input gradient = g·W (skipped when nil).
   func backward(input: Tensor, outputGradient: Tensor, inputGradient: Tensor?, rows: Int, backend: Backend) {
     backend.gemm(
       transposeA: true, transposeB: false, m: outputChannels, n: inputChannels, k: rows,
-      alpha: 1, a: outputGradient.data, lda: outputChannels, b: input.data, ldb: inputChannels,
-      beta: 0, c: weight.gradient.data, ldc: inputChannels)
+      alpha: 1, a: outputGradient, lda: outputChannels, b: input, ldb: inputChannels,
+      beta: 0, c: weight.gradient, ldc: inputChannels)
     guard let inputGradient else { return }
     backend.gemm(
       transposeA: false, transposeB: false, m: rows, n: inputChannels, k: outputChannels,
-      alpha: 1, a: outputGradient.data, lda: outputChannels, b: weight.value.data,
-      ldb: inputChannels, beta: 0, c: inputGradient.data, ldc: inputChannels)
+      alpha: 1, a: outputGradient, lda: outputChannels, b: weight.value,
+      ldb: inputChannels, beta: 0, c: inputGradient, ldc: inputChannels)
   }
 }
 
@@ -46,16 +46,16 @@ public final class Convolution3x3 {
   public let output: Tensor
   let columns: Tensor
 
-  init(name: String, input: ImageGeometry, outputChannels: Int, stride: Int, output: Tensor) {
+  init(name: String, input: ImageGeometry, outputChannels: Int, stride: Int, output: Tensor, backend: Backend) {
     self.stride = stride
     self.outputChannels = outputChannels
     weight = Parameter(
       name: name, shape: [outputChannels, 3, 3, input.channels],
       checkpointShape: [outputChannels, input.channels, 3, 3], decays: true,
-      layout: .convolution3x3)
+      layout: .convolution3x3, backend: backend)
     let out = input.convolved3x3(stride: stride, channels: outputChannels)
     self.output = output
-    columns = Tensor(shape: [out.rows * 9 * input.channels])
+    columns = backend.makeTensor(shape: [out.rows * 9 * input.channels])
   }
 
   func forward(_ input: Tensor, _ geometry: ImageGeometry, backend: Backend) {
@@ -78,11 +78,11 @@ public final class DepthwiseConvolution {
   public let stride: Int
   public let output: Tensor
 
-  init(name: String, input: ImageGeometry, stride: Int, output: Tensor) {
+  init(name: String, input: ImageGeometry, stride: Int, output: Tensor, backend: Backend) {
     self.stride = stride
     weight = Parameter(
       name: name, shape: [3, 3, input.channels], checkpointShape: [input.channels, 1, 3, 3],
-      decays: true, layout: .depthwise)
+      decays: true, layout: .depthwise, backend: backend)
     self.output = output
   }
 
@@ -116,19 +116,19 @@ public final class BatchNormalization {
   static let momentum: Float = 0.1
 
   /// `output` may be the input tensor itself in inference-only models (normalised in place).
-  init(name prefix: String, channels: Int, activation: Activation, output: Tensor) {
+  init(name prefix: String, channels: Int, activation: Activation, output: Tensor, backend: Backend) {
     self.prefix = prefix
     self.channels = channels
     self.activation = activation
-    scale = Parameter(name: prefix + ".weight", shape: [channels], decays: false)
-    shift = Parameter(name: prefix + ".bias", shape: [channels], decays: false)
-    runningMean = Buffer(name: prefix + ".running_mean", count: channels)
-    runningVariance = Buffer(name: prefix + ".running_var", count: channels)
+    scale = Parameter(name: prefix + ".weight", shape: [channels], decays: false, backend: backend)
+    shift = Parameter(name: prefix + ".bias", shape: [channels], decays: false, backend: backend)
+    runningMean = Buffer(name: prefix + ".running_mean", count: channels, backend: backend)
+    runningVariance = Buffer(name: prefix + ".running_var", count: channels, backend: backend)
     self.output = output
-    batchMean = Tensor(shape: [channels])
-    batchVariance = Tensor(shape: [channels])
-    scale.value.fill(1)
-    runningVariance.value.fill(1)
+    batchMean = backend.makeTensor(shape: [channels])
+    batchVariance = backend.makeTensor(shape: [channels])
+    backend.fill(scale.value, with: 1)
+    backend.fill(runningVariance.value, with: 1)
   }
 
   func forward(_ input: Tensor, rows: Int, training: Bool, backend: Backend) {
@@ -137,12 +137,9 @@ public final class BatchNormalization {
         input: input, rows: rows, channels: channels, scale: scale.value, shift: shift.value,
         epsilon: Self.epsilon, activation: activation, output: output, batchMean: batchMean,
         batchVariance: batchVariance)
-      let unbiased = Float(rows) / Float(max(rows - 1, 1))
-      let m = Self.momentum
-      for c in 0..<channels {
-        runningMean.value[c] = (1 - m) * runningMean.value[c] + m * batchMean[c]
-        runningVariance.value[c] = (1 - m) * runningVariance.value[c] + m * batchVariance[c] * unbiased
-      }
+      backend.updateRunningStatistics(
+        runningMean: runningMean.value, runningVariance: runningVariance.value, batchMean: batchMean, batchVariance: batchVariance,
+        channels: channels, momentum: Self.momentum, unbiasing: Float(rows) / Float(max(rows - 1, 1)))
       batchesTracked += 1
     } else {
       backend.batchNormInferenceForward(
@@ -177,12 +174,12 @@ public final class Linear {
   public let outputFeatures: Int
   public let output: Tensor
 
-  init(name: String, inputFeatures: Int, outputFeatures: Int, capacity: Int) {
+  init(name: String, inputFeatures: Int, outputFeatures: Int, capacity: Int, backend: Backend) {
     self.inputFeatures = inputFeatures
     self.outputFeatures = outputFeatures
-    weight = Parameter(name: name + ".weight", shape: [outputFeatures, inputFeatures], decays: true)
-    bias = Parameter(name: name + ".bias", shape: [outputFeatures], decays: false)
-    output = Tensor(shape: [capacity, outputFeatures])
+    weight = Parameter(name: name + ".weight", shape: [outputFeatures, inputFeatures], decays: true, backend: backend)
+    bias = Parameter(name: name + ".bias", shape: [outputFeatures], decays: false, backend: backend)
+    output = backend.makeTensor(shape: [capacity, outputFeatures])
   }
 
   func forward(_ input: Tensor, batch: Int, backend: Backend) {

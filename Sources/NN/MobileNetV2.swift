@@ -42,14 +42,14 @@ public final class MobileNetV2 {
       batch: capacity, height: configuration.imageHeight, width: configuration.imageWidth,
       channels: configuration.inputChannels)
     stemGeometry = inputGeometry.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
-    let pool = inferenceOnly ? Self.inferenceBuffers(configuration, input: inputGeometry) : []
-    func fresh(_ count: Int) -> Tensor { Tensor(shape: [count]) }
+    let pool = inferenceOnly ? Self.inferenceBuffers(configuration, input: inputGeometry, backend: backend) : []
+    func fresh(_ count: Int) -> Tensor { backend.makeTensor(shape: [count]) }
     stem = Convolution3x3(
       name: "features.0.0.weight", input: inputGeometry, outputChannels: configuration.stemChannels,
-      stride: configuration.stemStride, output: pool.first ?? fresh(stemGeometry.count))
+      stride: configuration.stemStride, output: pool.first ?? fresh(stemGeometry.count), backend: backend)
     stemNorm = BatchNormalization(
       name: "features.0.1", channels: configuration.stemChannels, activation: .relu6,
-      output: pool.first ?? fresh(stemGeometry.count))
+      output: pool.first ?? fresh(stemGeometry.count), backend: backend)
 
     var blocks: [InvertedResidual] = []
     var geometry = stemGeometry
@@ -57,7 +57,7 @@ public final class MobileNetV2 {
       // Inference: the two pool buffers that do not hold this block's input.
       let current = blocks.last?.output ?? stemNorm.output
       let others = pool.filter { $0 !== current }
-      let block = InvertedResidual(plan, input: geometry, shared: inferenceOnly ? (others[0], others[1]) : nil)
+      let block = InvertedResidual(plan, input: geometry, shared: inferenceOnly ? (others[0], others[1]) : nil, backend: backend)
       blocks.append(block)
       geometry = block.outputGeometry
     }
@@ -66,25 +66,25 @@ public final class MobileNetV2 {
     let headOutput = pool.first { $0 !== blocks.last!.output } ?? fresh(geometry.rows * configuration.lastChannels)
     head = PointwiseConvolution(
       name: "features.\(headIndex).0.weight", inputChannels: geometry.channels,
-      outputChannels: configuration.lastChannels, output: headOutput)
+      outputChannels: configuration.lastChannels, output: headOutput, backend: backend)
     headNorm = BatchNormalization(
       name: "features.\(headIndex).1", channels: configuration.lastChannels, activation: .relu6,
-      output: inferenceOnly ? headOutput : fresh(geometry.rows * configuration.lastChannels))
+      output: inferenceOnly ? headOutput : fresh(geometry.rows * configuration.lastChannels), backend: backend)
     headGeometry = ImageGeometry(
       batch: capacity, height: geometry.height, width: geometry.width, channels: configuration.lastChannels)
-    pooled = Tensor(shape: [capacity, configuration.lastChannels])
-    dropoutMask = Tensor(shape: [capacity, configuration.lastChannels])
-    dropped = Tensor(shape: [capacity, configuration.lastChannels])
-    featureGradient = Tensor(shape: [capacity, configuration.lastChannels])
+    pooled = backend.makeTensor(shape: [capacity, configuration.lastChannels])
+    dropoutMask = backend.makeTensor(shape: [capacity, configuration.lastChannels])
+    dropped = backend.makeTensor(shape: [capacity, configuration.lastChannels])
+    featureGradient = backend.makeTensor(shape: [capacity, configuration.lastChannels])
     classifier = Linear(
       name: "classifier.1", inputFeatures: configuration.lastChannels,
-      outputFeatures: configuration.classes, capacity: capacity)
+      outputFeatures: configuration.classes, capacity: capacity, backend: backend)
 
     let boundaryCount = ([stemGeometry.count] + blocks.map { $0.outputGeometry.count }).max()!
     let scratchCount = ([stemGeometry.count, headGeometry.count] + blocks.map { $0.largestIntermediate }).max()!
     workspace = inferenceOnly
-      ? BackwardWorkspace(scratchCount: 0, boundaryCount: 0)
-      : BackwardWorkspace(scratchCount: scratchCount, boundaryCount: boundaryCount)
+      ? BackwardWorkspace(scratchCount: 0, boundaryCount: 0, backend: backend)
+      : BackwardWorkspace(scratchCount: scratchCount, boundaryCount: boundaryCount, backend: backend)
 
     parameters = [stem.weight, stemNorm.scale, stemNorm.shift]
       + blocks.flatMap { $0.parameters }
@@ -96,7 +96,7 @@ public final class MobileNetV2 {
   public let inferenceOnly: Bool
 
   /// Three buffers, each as large as the largest activation of the network.
-  static func inferenceBuffers(_ configuration: MobileNetV2Configuration, input: ImageGeometry) -> [Tensor] {
+  static func inferenceBuffers(_ configuration: MobileNetV2Configuration, input: ImageGeometry, backend: Backend) -> [Tensor] {
     var geometry = input.convolved3x3(stride: configuration.stemStride, channels: configuration.stemChannels)
     var largest = geometry.count
     for plan in configuration.blockPlans {
@@ -105,7 +105,7 @@ public final class MobileNetV2 {
       geometry = geometry.convolved3x3(stride: plan.stride, channels: plan.outputChannels)
     }
     largest = max(largest, geometry.rows * configuration.lastChannels)
-    return (0..<3).map { _ in Tensor(shape: [largest]) }
+    return (0..<3).map { _ in backend.makeTensor(shape: [largest]) }
   }
 
   /// The number of trainable values.
@@ -212,16 +212,14 @@ public final class MobileNetV2 {
         // PyTorch's fan-out: output maps × receptive field (not divided by groups).
         standardDeviation = (2 / Float(shape[0] * shape[2] * shape[3])).squareRoot()
       } else {
-        parameter.value.fill(parameter.name.hasSuffix(".weight") ? 1 : 0)
+        backend.fill(parameter.value, with: parameter.name.hasSuffix(".weight") ? 1 : 0)
         continue
       }
-      for i in 0..<parameter.count {
-        parameter.value[i] = standardDeviation * random.normal(at: UInt64(i))
-      }
+      backend.upload((0..<parameter.count).map { standardDeviation * random.normal(at: UInt64($0)) }, to: parameter.value)
     }
     for norm in norms {
-      norm.runningMean.value.fill(0)
-      norm.runningVariance.value.fill(1)
+      backend.fill(norm.runningMean.value, with: 0)
+      backend.fill(norm.runningVariance.value, with: 1)
       norm.batchesTracked = 0
     }
   }

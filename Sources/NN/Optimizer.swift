@@ -1,8 +1,8 @@
 import Foundation
 import Tensor
 
-/// Updates parameters from their gradients. State tensors are named so that a checkpoint
-/// can store and restore them exactly.
+/// Updates parameters from their gradients, on the backend that holds them. State tensors
+/// are the backend's, named so that a checkpoint can store and restore them exactly.
 public protocol Optimizer: AnyObject {
   /// One update with this learning rate.
   func step(_ parameters: [Parameter], learningRate: Float)
@@ -22,12 +22,14 @@ public final class SGD: Optimizer {
   public let weightDecay: Float
   private let velocities: [Tensor]
   private let names: [String]
+  private let backend: Backend
 
-  public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = true, weightDecay: Float = 0) {
+  public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = true, weightDecay: Float = 0, backend: Backend) {
     self.momentum = momentum
     self.nesterov = nesterov
     self.weightDecay = weightDecay
-    velocities = parameters.map { Tensor(shape: [$0.count]) }
+    self.backend = backend
+    velocities = parameters.map { backend.makeTensor(shape: [$0.count]) }
     names = parameters.map { "momentum/" + $0.name }
   }
 
@@ -36,15 +38,9 @@ public final class SGD: Optimizer {
 
   public func step(_ parameters: [Parameter], learningRate: Float) {
     for (parameter, velocity) in zip(parameters, velocities) {
-      let (w, g, v) = (parameter.value.data, parameter.gradient.data, velocity.data)
-      let decay = parameter.decays ? weightDecay : 0
-      let (mu, lr, nesterov) = (momentum, learningRate, self.nesterov)
-      for i in 0..<parameter.count {
-        let gradient = g[i] + decay * w[i]
-        let updated = mu * v[i] + gradient
-        v[i] = updated
-        w[i] -= lr * (nesterov ? gradient + mu * updated : updated)
-      }
+      backend.sgdStep(
+        weight: parameter.value, gradient: parameter.gradient, velocity: velocity, count: parameter.count, learningRate: learningRate,
+        momentum: momentum, decay: parameter.decays ? weightDecay : 0, nesterov: nesterov)
     }
   }
 }
@@ -60,14 +56,18 @@ public final class AdamW: Optimizer {
   private let secondMoments: [Tensor]
   private let names: [String]
   private var steps = 0
+  private let backend: Backend
 
-  public init(parameters: [Parameter], beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+  public init(
+    parameters: [Parameter], beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01, backend: Backend
+  ) {
     self.beta1 = beta1
     self.beta2 = beta2
     self.epsilon = epsilon
     self.weightDecay = weightDecay
-    firstMoments = parameters.map { Tensor(shape: [$0.count]) }
-    secondMoments = parameters.map { Tensor(shape: [$0.count]) }
+    self.backend = backend
+    firstMoments = parameters.map { backend.makeTensor(shape: [$0.count]) }
+    secondMoments = parameters.map { backend.makeTensor(shape: [$0.count]) }
     names = parameters.map { $0.name }
   }
 
@@ -85,17 +85,11 @@ public final class AdamW: Optimizer {
     let correction1 = 1 - Float(pow(Double(beta1), Double(steps)))
     let correction2 = 1 - Float(pow(Double(beta2), Double(steps)))
     for (index, parameter) in parameters.enumerated() {
-      let (w, g) = (parameter.value.data, parameter.gradient.data)
-      let (m, v) = (firstMoments[index].data, secondMoments[index].data)
-      let decay = parameter.decays ? 1 - learningRate * weightDecay : 1
-      let (b1, b2, eps) = (beta1, beta2, epsilon)
-      let stepSize = learningRate / correction1
-      let root2 = correction2.squareRoot()
-      for i in 0..<parameter.count {
-        m[i] = b1 * m[i] + (1 - b1) * g[i]
-        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-        w[i] = w[i] * decay - stepSize * m[i] / (v[i].squareRoot() / root2 + eps)
-      }
+      backend.adamWStep(
+        weight: parameter.value, gradient: parameter.gradient, first: firstMoments[index], second: secondMoments[index],
+        count: parameter.count, beta1: beta1, beta2: beta2, epsilon: epsilon,
+        decayFactor: parameter.decays ? 1 - learningRate * weightDecay : 1, stepSize: learningRate / correction1,
+        rootCorrection2: correction2.squareRoot())
     }
   }
 }

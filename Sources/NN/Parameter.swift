@@ -23,10 +23,13 @@ public final class Parameter {
   /// The shape PyTorch gives this parameter.
   public let checkpointShape: [Int]
 
-  public init(name: String, shape: [Int], checkpointShape: [Int]? = nil, decays: Bool, layout: CheckpointLayout = .identity) {
+  /// A parameter whose value and gradient are `backend`'s tensors (zero-filled).
+  public init(
+    name: String, shape: [Int], checkpointShape: [Int]? = nil, decays: Bool, layout: CheckpointLayout = .identity, backend: Backend
+  ) {
     self.name = name
-    value = Tensor(shape: shape)
-    gradient = Tensor(shape: shape)
+    value = backend.makeTensor(shape: shape)
+    gradient = backend.makeTensor(shape: shape)
     self.decays = decays
     self.layout = layout
     self.checkpointShape = checkpointShape ?? shape
@@ -40,8 +43,8 @@ public final class Parameter {
 public final class Buffer {
   public let name: String
   public let value: Tensor
-  public init(name: String, count: Int) {
+  public init(name: String, count: Int, backend: Backend) {
     self.name = name
-    value = Tensor(shape: [count])
+    value = backend.makeTensor(shape: [count])
   }
 }

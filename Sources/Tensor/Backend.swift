@@ -32,24 +32,70 @@ public enum Activation: Sendable {
   case relu6
 }
 
-/// The operations MobileNetV2 training needs, coarse and fused where it pays.
+/// The operations MobileNetV2 training needs, coarse and fused where it pays, over
+/// buffers the backend owns. The contract, in one page (docs/compute-core.md has it too):
 ///
-/// Conventions for every backend: tensors are NHWC float32; weights are in the layouts
-/// named per operation; gradients of weights are *overwritten* (each parameter is used
-/// once per step, so nothing needs zeroing); an optional input gradient is skipped when
-/// nil (the first layer needs none). The CPU backend is the reference; any other backend
-/// must match it operation by operation.
+/// - **Memory.** Every tensor NN and Training compute with comes from `makeTensor` (zero-
+///   filled) and is read and written only by the backend: `upload`, `download`, `fill`,
+///   `copy` and the operations below. A CPU backend's tensors are host memory and these
+///   are plain copies (or nothing: `staging(for:)` is the tensor itself); a device backend's
+///   are device buffers, with no host pointer (`Tensor.data` is nil). Host tensors made with
+///   `Tensor(shape:)` belong to the data pipeline and reach the backend only through
+///   `upload` or `commit(staging:to:count:)`.
+/// - **Layout.** Float32 words, NHWC images; weights in the layout named per operation.
+///   Labels are int32 words in a tensor of as many words (`uploadLabels`).
+/// - **Aliasing.** Inputs and outputs of an operation are distinct tensors unless the
+///   operation says otherwise: batch-norm backward (both modes) and dropout backward run in
+///   place; `accumulate` adds into its first operand. No operation reads an output before
+///   writing it, so outputs need not be cleared; weight gradients are *overwritten*, never
+///   accumulated (each parameter is used once per step).
+/// - **Ordering.** Operations run in the order they are called, as on one stream. A device
+///   backend may return before they finish: `download` and `synchronize` are the only
+///   points where the host waits, so a training step waits only where a value is read
+///   back (the loss when it is logged, the logits of an evaluation).
+/// - **Sizes.** The batch (or row or element count) is an argument of every operation, so a
+///   tensor sized for the largest batch serves smaller ones; an optional input gradient is
+///   skipped when nil (the first layer needs none).
+/// - **Determinism.** The same inputs give the same bits on the same backend: fixed
+///   reduction orders, no atomics, random numbers from `RandomStream` keyed by position.
+///
+/// The CPU backend is the reference; any other backend must match it operation by
+/// operation (CUDATests checks the CUDA kernels against it on the emulated device).
 public protocol Backend: AnyObject {
   /// A short name for logs ("cpu (2 threads)").
   var name: String { get }
+
+  // MARK: Memory
+
+  /// A zero-filled tensor of this backend.
+  func makeTensor(shape: [Int]) -> Tensor
+  /// values → tensor[offset…].
+  func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor, offset: Int)
+  /// Labels as int32 words → tensor[0…].
+  func uploadLabels(_ labels: UnsafeBufferPointer<Int32>, to tensor: Tensor)
+  /// tensor[offset…] → values, after every operation called before (a synchronisation
+  /// point).
+  func download(_ tensor: Tensor, offset: Int, into values: UnsafeMutableBufferPointer<Float>)
+  /// tensor[0..<count] = value.
+  func fill(_ tensor: Tensor, with value: Float, count: Int)
+  /// destination[0..<count] = source[0..<count].
+  func copy(_ source: Tensor, to destination: Tensor, count: Int)
+  /// A host tensor the data pipeline writes `tensor`'s next contents into: the tensor
+  /// itself where the backend computes in host memory (no copy), else a host buffer of the
+  /// same size kept for the purpose (pinned, where the device has such memory).
+  func staging(for tensor: Tensor) -> Tensor
+  /// Moves what was written into `staging(for: tensor)` into `tensor` (nothing to do when
+  /// they are the same tensor).
+  func commit(staging: Tensor, to tensor: Tensor, count: Int)
+  /// Waits until every operation called so far has finished.
+  func synchronize()
 
   // MARK: Matrix products
 
   /// c[m, n] = alpha · op(a) · op(b) + beta · c, all row-major, op = optional transpose.
   func gemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
-    c: UnsafeMutablePointer<Float>, ldc: Int)
+    a: Tensor, lda: Int, b: Tensor, ldb: Int, beta: Float, c: Tensor, ldc: Int)
 
   // MARK: Convolutions
 
@@ -143,11 +189,70 @@ public protocol Backend: AnyObject {
     outputGradient: Tensor, inputGradient: Tensor, weightGradient: Tensor,
     biasGradient: Tensor)
 
-  /// Softmax cross-entropy, writing ∂loss/∂logits and returning the loss (see
-  /// `CrossEntropyOptions` for smoothing, class weights, logit adjustment and focus).
+  /// Softmax cross-entropy, writing ∂loss/∂logits and the loss into `loss[0]` (read it
+  /// back with `download` only when it is logged). `labels` holds int32 words; the
+  /// options' tensors are this backend's (see `CrossEntropyOptions` for smoothing, class
+  /// weights, logit adjustment and focus).
   func softmaxCrossEntropy(
-    logits: Tensor, labels: UnsafePointer<Int32>, batch: Int, classes: Int, options: CrossEntropyOptions,
-    logitGradient: Tensor) -> Double
+    logits: Tensor, labels: Tensor, batch: Int, classes: Int, options: CrossEntropyOptions,
+    logitGradient: Tensor, loss: Tensor)
+
+  // MARK: What else a training step does
+
+  /// Batch norm's running statistics (PyTorch's momentum m):
+  /// mean ← (1 − m)·mean + m·batchMean, variance ← (1 − m)·variance + m·batchVariance·unbiasing.
+  func updateRunningStatistics(
+    runningMean: Tensor, runningVariance: Tensor, batchMean: Tensor, batchVariance: Tensor, channels: Int, momentum: Float,
+    unbiasing: Float)
+
+  /// Stochastic depth's per-example factors for residual block `block`: 1/(1 − p) where
+  /// `random.uniform(at: block << 32 | n) ≥ p`, else 0 (torchvision's "row" mode).
+  func stochasticDepthScales(random: RandomStream, block: Int, batch: Int, dropProbability: Float, output: Tensor)
+
+  /// SGD with momentum on one parameter (PyTorch's form): g' = g + decay·w,
+  /// v ← μ·v + g', w ← w − lr·(Nesterov ? g' + μ·v : v).
+  func sgdStep(
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: Float, momentum: Float, decay: Float,
+    nesterov: Bool)
+
+  /// AdamW on one parameter: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g²,
+  /// w ← w·decayFactor − stepSize·m/(√v/rootCorrection2 + ε), with decayFactor = 1 − lr·λ
+  /// (1 without decay), stepSize = lr/(1 − β₁ᵗ), rootCorrection2 = √(1 − β₂ᵗ).
+  func adamWStep(
+    weight: Tensor, gradient: Tensor, first: Tensor, second: Tensor, count: Int, beta1: Float, beta2: Float, epsilon: Float,
+    decayFactor: Float, stepSize: Float, rootCorrection2: Float)
+
+  /// Scales every gradient by min(1, maximumNorm/(‖g‖ + 10⁻⁶)) for the global L2 norm ‖g‖
+  /// over all of them (PyTorch's clip_grad_norm_), which it writes to `norm[0]`.
+  func clipGradientNorm(_ gradients: [Tensor], maximumNorm: Float, norm: Tensor)
+
+  /// shadow ← decay·shadow + (1 − decay)·value over `count` values (the weight average).
+  func exponentialMovingAverage(shadow: Tensor, value: Tensor, count: Int, decay: Float)
+}
+
+extension Backend {
+  public func makeTensor(count: Int) -> Tensor { makeTensor(shape: [count]) }
+
+  /// A tensor of this backend holding `values`.
+  public func makeTensor(shape: [Int], values: [Float]) -> Tensor {
+    let tensor = makeTensor(shape: shape)
+    precondition(values.count == tensor.capacity, "\(values.count) values for shape \(shape)")
+    values.withUnsafeBufferPointer { upload($0, to: tensor, offset: 0) }
+    return tensor
+  }
+
+  public func upload(_ values: [Float], to tensor: Tensor, offset: Int = 0) {
+    values.withUnsafeBufferPointer { upload($0, to: tensor, offset: offset) }
+  }
+
+  /// The first `count` values (all by default), read back.
+  public func download(_ tensor: Tensor, count: Int? = nil, offset: Int = 0) -> [Float] {
+    var values = [Float](repeating: 0, count: count ?? tensor.capacity - offset)
+    values.withUnsafeMutableBufferPointer { download(tensor, offset: offset, into: $0) }
+    return values
+  }
+
+  public func fill(_ tensor: Tensor, with value: Float) { fill(tensor, with: value, count: tensor.capacity) }
 }
 
 /// The variants of softmax cross-entropy Quorum trains with. With targets

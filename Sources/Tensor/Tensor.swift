@@ -1,26 +1,56 @@
-/// A dense float32 buffer with a shape, in row-major order. Images are NHWC.
+/// A dense buffer of 4-byte words (float32, or int32 for labels) with a shape, in
+/// row-major order. Images are NHWC.
 ///
-/// A tensor owns its memory (64-byte aligned, so SIMD loads never straddle a cache line)
-/// and frees it in `deinit`. Layers allocate their tensors once, for the largest batch
-/// they will see, and then run smaller batches in the same storage: the batch size is
-/// passed to every operation, so a training step allocates nothing.
+/// Either host memory (64-byte aligned, so SIMD loads never straddle a cache line), which
+/// the tensor owns and frees in `deinit`: the CPU backend's tensors, and the host buffers
+/// of the data pipeline; or a device backend's buffer (`storage`), which only that backend
+/// reads and writes (`data` is nil). NN and Training go through `Backend` for both, so the
+/// same model code runs on either (docs/compute-core.md, "The Backend contract").
+///
+/// Layers allocate their tensors once, for the largest batch they will see, and then run
+/// smaller batches in the same storage: the batch size is passed to every operation, so a
+/// training step allocates nothing.
 public final class Tensor {
   /// The shape the tensor was allocated with (the largest it can hold).
   public let shape: [Int]
-  /// Number of floats the storage holds.
+  /// Number of words the storage holds.
   public let capacity: Int
-  /// The storage; valid for the tensor's lifetime.
-  public let data: UnsafeMutablePointer<Float>
+  /// The host storage, valid for the tensor's lifetime; nil for a device tensor.
+  private let host: UnsafeMutablePointer<Float>?
+  /// A device backend's buffer; nil for a host tensor.
+  public let storage: AnyObject?
 
+  /// The host storage. A device tensor has none: reaching for it is a bug of the caller
+  /// (only the tensor's backend reads and writes it), and stops the program.
+  public var data: UnsafeMutablePointer<Float> {
+    guard let host else { preconditionFailure("a device tensor \(shape) has no host memory: read and write it through its Backend") }
+    return host
+  }
+
+  /// A host tensor, zero-filled.
   public init(shape: [Int]) {
     precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
     self.shape = shape
     self.capacity = shape.reduce(1, *)
     let bytes = max(capacity, 1) * MemoryLayout<Float>.stride
-    data = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    let data = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
       .bindMemory(to: Float.self, capacity: max(capacity, 1))
     data.initialize(repeating: 0, count: max(capacity, 1))
+    host = data
+    storage = nil
   }
+
+  /// A device backend's tensor over `storage` (a buffer of at least `capacity` words).
+  public init(shape: [Int], storage: AnyObject) {
+    precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+    self.shape = shape
+    self.capacity = shape.reduce(1, *)
+    host = nil
+    self.storage = storage
+  }
+
+  /// Whether the tensor is host memory (`data` is valid).
+  public var isHost: Bool { storage == nil }
 
   public convenience init(shape: [Int], values: [Float]) {
     self.init(shape: shape)
@@ -28,7 +58,7 @@ public final class Tensor {
     values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: capacity) }
   }
 
-  deinit { UnsafeMutableRawPointer(data).deallocate() }
+  deinit { if let host { UnsafeMutableRawPointer(host).deallocate() } }
 
   public subscript(index: Int) -> Float {
     get { data[index] }

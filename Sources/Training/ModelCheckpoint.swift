@@ -22,12 +22,16 @@ public enum ModelCheckpoint {
   /// Adds the model's tensors in state_dict order under `prefix`.
   static func append(_ model: MobileNetV2, to file: inout Safetensors, prefix: String = "") {
     let normsByShift = Dictionary(uniqueKeysWithValues: model.norms.map { ($0.prefix + ".bias", $0) })
+    let backend = model.backend
     for parameter in model.parameters {
-      let values = toCheckpointLayout(parameter.value.data, of: parameter)
+      let values = toCheckpointLayout(backend.download(parameter.value), of: parameter)
       values.withUnsafeBufferPointer { file.append(prefix + parameter.name, shape: parameter.checkpointShape, floats: $0.baseAddress!) }
       if let norm = normsByShift[parameter.name] {
-        file.append(prefix + norm.runningMean.name, shape: [norm.channels], floats: norm.runningMean.value.data)
-        file.append(prefix + norm.runningVariance.name, shape: [norm.channels], floats: norm.runningVariance.value.data)
+        for buffer in [norm.runningMean, norm.runningVariance] {
+          backend.download(buffer.value, count: norm.channels).withUnsafeBufferPointer {
+            file.append(prefix + buffer.name, shape: [norm.channels], floats: $0.baseAddress!)
+          }
+        }
         file.append(prefix + norm.prefix + ".num_batches_tracked", int64: norm.batchesTracked)
       }
     }
@@ -46,12 +50,11 @@ public enum ModelCheckpoint {
     }
     for parameter in model.parameters {
       let values = try file.floats(prefix + parameter.name, shape: parameter.checkpointShape)
-      fromCheckpointLayout(values, into: parameter)
+      model.backend.upload(fromCheckpointLayout(values, of: parameter), to: parameter.value)
     }
     for norm in model.norms {
       for buffer in [norm.runningMean, norm.runningVariance] {
-        let values = try file.floats(prefix + buffer.name, shape: [norm.channels])
-        values.withUnsafeBufferPointer { buffer.value.data.update(from: $0.baseAddress!, count: norm.channels) }
+        model.backend.upload(try file.floats(prefix + buffer.name, shape: [norm.channels]), to: buffer.value)
       }
       norm.batchesTracked = try file.int64(prefix + norm.prefix + ".num_batches_tracked")
     }
@@ -115,7 +118,7 @@ public enum ModelCheckpoint {
   }
 
   /// Reorders values stored like `parameter` (its value or its gradient) into PyTorch's layout.
-  public static func toCheckpointLayout(_ source: UnsafePointer<Float>, of parameter: Parameter) -> [Float] {
+  public static func toCheckpointLayout(_ source: [Float], of parameter: Parameter) -> [Float] {
     var result = [Float](repeating: 0, count: parameter.count)
     switch parameter.layout {
     case .identity:
@@ -132,9 +135,9 @@ public enum ModelCheckpoint {
     return result
   }
 
-  /// Writes values in PyTorch's layout into a parameter.
-  static func fromCheckpointLayout(_ values: [Float], into parameter: Parameter) {
-    let destination = parameter.value.data
+  /// Reorders values in PyTorch's layout into the way `parameter` stores them.
+  static func fromCheckpointLayout(_ values: [Float], of parameter: Parameter) -> [Float] {
+    var destination = [Float](repeating: 0, count: parameter.count)
     switch parameter.layout {
     case .identity:
       for i in 0..<parameter.count { destination[i] = values[i] }
@@ -147,5 +150,6 @@ public enum ModelCheckpoint {
         destination[(o * 9 + k) * inputs + i] = values[(o * inputs + i) * 9 + k]
       } } }
     }
+    return destination
   }
 }

@@ -45,13 +45,24 @@ public final class Trainer {
   /// The weight average, when the configuration keeps one.
   public let average: ExponentialMovingAverage?
   let assembler: BatchAssembler
+  /// The model's input, the backend's tensor, and the host tensor the batch is assembled
+  /// in (the same tensor on the CPU backend).
+  let modelImages: Tensor
   let images: Tensor
+  /// The batch's labels as assembled, and as the loss reads them.
   let labels: UnsafeMutablePointer<Int32>
+  let labelTensor: Tensor
   let classWeights: Tensor?
   let logitAdjustment: Tensor?
   let logitGradient: Tensor
-  /// Mixing scratch: the batch's own images, and the mixed labels as soft targets.
+  /// The step's loss, on the backend, and read back.
+  let lossValue: Tensor
+  var lossRead: Float = 0
+  let clipper: GradientClipper?
+  /// Mixing scratch: the batch's own images (host), and the mixed labels or distillation
+  /// targets as soft targets (the backend's tensor and its host staging).
   let partnerImages: Tensor?
+  let softTargetTensor: Tensor?
   let softTargets: Tensor?
   public let description: ModelCheckpoint.Description
 
@@ -101,29 +112,33 @@ public final class Trainer {
     case .sgd:
       optimizer = SGD(
         parameters: network.parameters, momentum: configuration.momentum, nesterov: configuration.nesterov,
-        weightDecay: configuration.weightDecay)
+        weightDecay: configuration.weightDecay, backend: backend)
     case .adamw:
-      optimizer = AdamW(parameters: network.parameters, weightDecay: configuration.weightDecay)
+      optimizer = AdamW(parameters: network.parameters, weightDecay: configuration.weightDecay, backend: backend)
     }
+    clipper = configuration.gradientClipNorm.map { GradientClipper(network.parameters, maximumNorm: $0, backend: backend) }
     average = configuration.emaDecay.map { ExponentialMovingAverage(model: network, decay: $0) }
     // The training images' channel statistics, or a checkpoint's (predicting with a model
     // trained elsewhere).
     let statistics = normalization ?? data.training.channelStatistics()
     description = ModelCheckpoint.Description(configuration: model, mean: statistics.mean, std: statistics.std)
     assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: threads)
-    images = Tensor(shape: [configuration.batchSize, model.imageHeight, model.imageWidth, model.inputChannels])
+    modelImages = backend.makeTensor(shape: [configuration.batchSize, model.imageHeight, model.imageWidth, model.inputChannels])
+    images = backend.staging(for: modelImages)
     labels = .allocate(capacity: configuration.batchSize)
+    labelTensor = backend.makeTensor(shape: [configuration.batchSize])
     let counts = data.training.classCounts + [Int](repeating: 0, count: max(0, model.classes - data.training.classes))
-    classWeights = configuration.classWeighting.weights(counts: counts).map { Tensor(shape: [$0.count], values: $0) }
+    classWeights = configuration.classWeighting.weights(counts: counts).map { backend.makeTensor(shape: [$0.count], values: $0) }
     if configuration.logitAdjustment > 0 {
       // τ·log π_c; an absent class gets the prior of a single example.
       let total = Double(counts.reduce(0, +))
-      logitAdjustment = Tensor(
+      logitAdjustment = backend.makeTensor(
         shape: [model.classes], values: counts.map { Float(configuration.logitAdjustment * log(Double(max($0, 1)) / total)) })
     } else {
       logitAdjustment = nil
     }
-    logitGradient = Tensor(shape: [configuration.batchSize, model.classes])
+    logitGradient = backend.makeTensor(shape: [configuration.batchSize, model.classes])
+    lossValue = backend.makeTensor(shape: [1])
     self.prefetch = prefetch
     prefetcher = prefetch
       ? BatchPrefetcher(
@@ -131,7 +146,8 @@ public final class Trainer {
         assembler: BatchAssembler(mean: statistics.mean, std: statistics.std, threads: max(prefetchThreads, 1)))
       : nil
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
-    softTargets = configuration.mixing.isActive || data.targets != nil ? Tensor(shape: [configuration.batchSize, model.classes]) : nil
+    softTargetTensor = configuration.mixing.isActive || data.targets != nil ? backend.makeTensor(shape: [configuration.batchSize, model.classes]) : nil
+    softTargets = softTargetTensor.map { backend.staging(for: $0) }
   }
 
   deinit { labels.deallocate() }
@@ -274,20 +290,29 @@ public final class Trainer {
         width: geometry.imageWidth, channels: geometry.inputChannels, classes: geometry.classes, targets: softTargets,
         seed: configuration.seed, step: step) != nil
     }
-    let logits = model.forward(images, batch: batch.count, training: true, seed: configuration.seed, step: UInt64(step))
+    let classes = configuration.model.classes
+    // The assembled batch to the backend (nothing to move on the CPU but the labels).
+    backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
+    backend.uploadLabels(UnsafeBufferPointer(start: labels, count: batch.count), to: labelTensor)
+    if mixed, let softTargets, let softTargetTensor {
+      backend.commit(staging: softTargets, to: softTargetTensor, count: batch.count * classes)
+    }
+    let logits = model.forward(modelImages, batch: batch.count, training: true, seed: configuration.seed, step: UInt64(step))
     // Deferred re-weighting: the class weights join at their epoch (epochs are 1-based there).
     let weighted = configuration.reweightFromEpoch.map { epoch + 1 >= $0 } ?? true
     let options = CrossEntropyOptions(
       labelSmoothing: configuration.labelSmoothing, classWeights: weighted ? classWeights : nil,
-      logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma, softTargets: mixed ? softTargets : nil)
-    let loss = backend.softmaxCrossEntropy(
-      logits: logits, labels: labels, batch: batch.count, classes: configuration.model.classes, options: options,
-      logitGradient: logitGradient)
+      logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma, softTargets: mixed ? softTargetTensor : nil)
+    backend.softmaxCrossEntropy(
+      logits: logits, labels: labelTensor, batch: batch.count, classes: classes, options: options, logitGradient: logitGradient,
+      loss: lossValue)
     model.backward(logitGradient: logitGradient, batch: batch.count)
-    if let clip = configuration.gradientClipNorm { clipGradientNorm(model.parameters, maximumNorm: clip) }
+    clipper?.clip()
     optimizer.step(model.parameters, learningRate: learningRate)
     average?.update()
-    return loss
+    // The one value a step reads back, for the progress line and the divergence check.
+    withUnsafeMutablePointer(to: &lossRead) { backend.download(lossValue, offset: 0, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+    return Double(lossRead)
   }
 
   /// Early stopping, best-epoch checkpoint and reduce-on-plateau from a finished epoch.
@@ -366,19 +391,23 @@ public final class Trainer {
       for transform in transforms {
         assembler.assemble(
           dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels, fixed: transform)
-        let output = model.forward(images, batch: batch.count, training: false)
+        backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
+        let output = model.forward(modelImages, batch: batch.count, training: false)
         if transforms.count == 1 {
-          logits.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * classes).update(from: output.data, count: batch.count * classes) }
+          logits.withUnsafeMutableBufferPointer {
+            backend.download(output, offset: 0, into: UnsafeMutableBufferPointer(rebasing: $0[(start * classes)..<((start + batch.count) * classes)]))
+          }
           continue
         }
+        let rows = backend.download(output, count: batch.count * classes)
         for n in 0..<batch.count {
-          let row = output.data + n * classes
+          let row = n * classes
           var largest = -Float.infinity
-          for c in 0..<classes { largest = max(largest, row[c]) }
+          for c in 0..<classes { largest = max(largest, rows[row + c]) }
           var sum = 0.0
-          for c in 0..<classes { sum += exp(Double(row[c] - largest)) }
+          for c in 0..<classes { sum += exp(Double(rows[row + c] - largest)) }
           for c in 0..<classes {
-            probabilities[(start + n) * classes + c] += exp(Double(row[c] - largest)) / sum / Double(transforms.count)
+            probabilities[(start + n) * classes + c] += exp(Double(rows[row + c] - largest)) / sum / Double(transforms.count)
           }
         }
       }

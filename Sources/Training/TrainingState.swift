@@ -54,7 +54,9 @@ enum TrainingStateFile {
     ])
     ModelCheckpoint.append(model, to: &file, prefix: modelPrefix)
     for (name, tensor) in optimizer.state + (average?.state ?? []) {
-      file.append("optimizer/" + name, shape: [tensor.capacity], floats: tensor.data)
+      model.backend.download(tensor).withUnsafeBufferPointer {
+        file.append("optimizer/" + name, shape: [tensor.capacity], floats: $0.baseAddress!)
+      }
     }
     try file.write(to: path)
   }
@@ -78,8 +80,7 @@ enum TrainingStateFile {
     }
     try ModelCheckpoint.load(model, from: file, prefix: modelPrefix)
     for (name, tensor) in optimizer.state + (average?.state ?? []) {
-      let values = try file.floats("optimizer/" + name, shape: [tensor.capacity])
-      values.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.capacity) }
+      model.backend.upload(try file.floats("optimizer/" + name, shape: [tensor.capacity]), to: tensor)
     }
     optimizer.counters = try decoder.decode([String: Int].self, from: Data(countersText.utf8))
     return try decoder.decode(TrainingProgress.self, from: Data(progressText.utf8))

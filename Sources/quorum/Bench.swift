@@ -31,7 +31,7 @@ struct Bench: ParsableCommand {
       let model = try MobileNetV2(configuration, capacity: batch, backend: backend, inferenceOnly: mode == "inference")
       model.initialize(seed: 1)
       // Inference needs no optimizer state; allocating it would inflate the peak memory.
-      let optimizer = mode == "train" ? SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4) : nil
+      let optimizer = mode == "train" ? SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: backend) : nil
       let images = Tensor(shape: [batch, 28, 28, 1])
       let noise = RandomStream(seed: 2, purpose: .augmentation)
       for i in 0..<images.capacity { images[i] = noise.normal(at: UInt64(i)) }

@@ -425,7 +425,7 @@ final class KernelParityTests: XCTestCase {
   // MARK: Optimizers
 
   func parameter(_ name: String, count: Int, decays: Bool, seed: UInt64) -> Parameter {
-    let parameter = Parameter(name: name, shape: [count], decays: decays)
+    let parameter = Parameter(name: name, shape: [count], decays: decays, backend: cpu)
     parameter.value.copy(from: randomTensor([count], seed: seed))
     parameter.gradient.copy(from: randomTensor([count], seed: seed + 1, scale: 0.1))
     return parameter
@@ -435,7 +435,7 @@ final class KernelParityTests: XCTestCase {
     let parameters = [parameter("conv.weight", count: 301, decays: true, seed: 40), parameter("bn.weight", count: 37, decays: false, seed: 42)]
     let deviceWeights = try parameters.map { try upload($0.value) }
     let deviceGradients = try parameters.map { try upload($0.gradient) }
-    let sgd = SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+    let sgd = SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: cpu)
     let velocities = try parameters.map { try device.buffer([Float](repeating: 0, count: $0.count)) }
     for step in 0..<3 {
       sgd.step(parameters, learningRate: 0.1)
@@ -446,7 +446,7 @@ final class KernelParityTests: XCTestCase {
         try assertClose(deviceWeights[index], parameter.value, tolerance: 1e-6, "SGD step \(step) of \(parameter.name)")
       }
     }
-    let adam = AdamW(parameters: parameters, weightDecay: 0.05)
+    let adam = AdamW(parameters: parameters, weightDecay: 0.05, backend: cpu)
     let moments = try parameters.map { p in try (device.buffer([Float](repeating: 0, count: p.count)), device.buffer([Float](repeating: 0, count: p.count))) }
     for step in 1...3 {
       adam.step(parameters, learningRate: 0.01)

@@ -84,6 +84,7 @@ let modules: [Target] = [
       .embedInCode("Kernels/optimizer.cu"),
       .embedInCode("Kernels/convert.cu"),
       .embedInCode("Kernels/reduce.cu"),
+      .embedInCode("Kernels/training.cu"),
       .embedInCode("Kernels/launch_rules.cuh"),
       .embedInCode("Kernels/philox.cuh"),
       .embedInCode("Kernels/bfloat16.cuh"),

@@ -73,14 +73,18 @@ public final class CUBLASLt {
     if handle != nil { _ = destroy(handle) }
   }
 
+  /// What to do about a cuBLASLt status (cublas_api.h: 1 NOT_INITIALIZED, 3 ALLOC_FAILED,
+  /// 7 INVALID_VALUE, 13 EXECUTION_FAILED, 15 NOT_SUPPORTED).
+  public static let statusHints: [Int32: String] = [
+    1: "no CUDA context: the driver is not initialised", 3: "out of GPU memory", 7: "a shape, a leading dimension or a pointer is wrong",
+    13: "the GEMM failed to run on the GPU", 15: "no algorithm for these shapes, types and epilogue",
+  ]
+
   func check(_ status: Status, _ call: String) throws {
     guard status != 0 else { return }
-    let hints: [Status: String] = [
-      1: "no CUDA context: the driver is not initialised", 3: "out of GPU memory", 7: "a shape, a leading dimension or a pointer is wrong",
-      13: "the GEMM failed to run on the GPU", 15: "no algorithm for these shapes, types and epilogue",
-    ]
     throw CUDAError.call(
-      name: call, status: status, message: getStatusString(status).map { String(cString: $0) } ?? "unknown cuBLASLt status", hint: hints[status] ?? "")
+      name: call, status: status, message: getStatusString(status).map { String(cString: $0) } ?? "unknown cuBLASLt status",
+      hint: Self.statusHints[status] ?? "")
   }
 
   // MARK: GEMMs

@@ -1,4 +1,3 @@
-import Foundation
 import Tensor
 
 /// Every operation of the `Backend` contract as the CUDA backend runs it: kernels and
@@ -272,17 +271,54 @@ public final class DeviceOperations {
       [.buffer(weight), .buffer(gradient), .buffer(velocity), .long(count), .float(learningRate), .float(momentum), .float(decay), .int(nesterov ? 1 : 0)])
   }
 
-  /// One AdamW step of a parameter at step `step` (1-based; `AdamW.step`'s arithmetic).
+  /// One AdamW step of a parameter (`Backend.adamWStep`'s arithmetic).
   public func adamWStep(
-    weight: DeviceBuffer, gradient: DeviceBuffer, first: DeviceBuffer, second: DeviceBuffer, count: Int, learningRate: Float, beta1: Float,
-    beta2: Float, epsilon: Float, weightDecay: Float, decays: Bool, step: Int
+    weight: DeviceBuffer, gradient: DeviceBuffer, first: DeviceBuffer, second: DeviceBuffer, count: Int, beta1: Float, beta2: Float,
+    epsilon: Float, decayFactor: Float, stepSize: Float, rootCorrection2: Float
   ) throws {
-    let correction1 = 1 - Float(pow(Double(beta1), Double(step)))
-    let correction2 = 1 - Float(pow(Double(beta2), Double(step)))
     try elementwise(
       "adamw_step", count: count,
       [.buffer(weight), .buffer(gradient), .buffer(first), .buffer(second), .long(count), .float(beta1), .float(beta2), .float(epsilon),
-       .float(decays ? 1 - learningRate * weightDecay : 1), .float(learningRate / correction1), .float(correction2.squareRoot())])
+       .float(decayFactor), .float(stepSize), .float(rootCorrection2)])
+  }
+
+  // MARK: The rest of a training step
+
+  public func updateRunningStatistics(
+    runningMean: DeviceBuffer, runningVariance: DeviceBuffer, batchMean: DeviceBuffer, batchVariance: DeviceBuffer, channels: Int,
+    momentum: Float, unbiasing: Float
+  ) throws {
+    try elementwise(
+      "running_statistics", count: channels,
+      [.buffer(runningMean), .buffer(runningVariance), .buffer(batchMean), .buffer(batchVariance), .int(channels), .float(momentum), .float(unbiasing)])
+  }
+
+  public func stochasticDepthScales(random: RandomStream, block: Int, batch: Int, dropProbability: Float, output: DeviceBuffer) throws {
+    precondition(random.purpose == .stochasticDepth, "stochastic_depth_scales draws from the stochastic-depth purpose's stream")
+    try elementwise(
+      "stochastic_depth_scales", count: batch,
+      [.uint64(random.seed), .uint32(random.stream), .int(block), .int(batch), .float(dropProbability), .buffer(output)])
+  }
+
+  /// Global-norm clipping over `gradients` (with their value counts); `partials` holds a
+  /// float per gradient, `norm` receives the norm.
+  public func clipGradientNorm(
+    _ gradients: [(buffer: DeviceBuffer, count: Int)], maximumNorm: Float, partials: DeviceBuffer, norm: DeviceBuffer
+  ) throws {
+    for (slot, gradient) in gradients.enumerated() {
+      try device.launch(
+        "sum_of_squares", grid: 1, block: reductionBlock, [.buffer(gradient.buffer), .long(gradient.count), .buffer(partials), .int(slot)])
+    }
+    for (slot, gradient) in gradients.enumerated() {
+      try elementwise(
+        "scale_to_norm", count: gradient.count,
+        [.buffer(gradient.buffer), .long(gradient.count), .buffer(partials), .int(gradients.count), .float(maximumNorm), .buffer(norm),
+         .int(slot == 0 ? 1 : 0)])
+    }
+  }
+
+  public func exponentialMovingAverage(shadow: DeviceBuffer, value: DeviceBuffer, count: Int, decay: Float) throws {
+    try elementwise("exponential_moving_average", count: count, [.buffer(shadow), .buffer(value), .long(count), .float(decay)])
   }
 
   // MARK: Precision

@@ -22,6 +22,7 @@ public enum KernelSources {
     Source(file: "optimizer.cu", text: text(PackageResources.optimizer_cu)),
     Source(file: "convert.cu", text: text(PackageResources.convert_cu)),
     Source(file: "reduce.cu", text: text(PackageResources.reduce_cu)),
+    Source(file: "training.cu", text: text(PackageResources.training_cu)),
   ]
 
   /// Headers a kernel may #include.

@@ -20,6 +20,7 @@ void emulator_register_softmax_cross_entropy();
 void emulator_register_optimizer();
 void emulator_register_convert();
 void emulator_register_reduce();
+void emulator_register_training();
 
 namespace emulator {
 
@@ -36,6 +37,7 @@ void register_kernel_modules() {
   emulator_register_optimizer();
   emulator_register_convert();
   emulator_register_reduce();
+  emulator_register_training();
 }
 
 }  // namespace emulator

@@ -118,4 +118,46 @@ final class EmulatorChecksTests: XCTestCase {
       XCTAssert("\($0)".contains("error 2") && "\($0)".contains("out of GPU memory"), "\($0)")
     }
   }
+
+  /// Every kernel of every kernel file has its CPU build, registered under the file's
+  /// name (Sources/CUDAEmulator/Kernels.cpp): a kernel added to a .cu file but not there
+  /// fails here.
+  func testEveryKernelOfEveryFileRunsOnTheEmulatedDevice() throws {
+    var count = 0
+    for source in KernelSources.all {
+      let names = KernelSources.kernelNames(in: source)
+      XCTAssertFalse(names.isEmpty, source.file)
+      for name in names {
+        XCTAssertNoThrow(try device.function(name, file: source.file), "\(source.file): \(name)")
+        count += 1
+      }
+    }
+    XCTAssertGreaterThan(count, 25)
+  }
+
+  /// Kernels the model calls in place (dx = dy) must not promise the compiler that those
+  /// operands do not alias: batchnorm_backward_input once marked both __restrict__.
+  func testKernelsCalledInPlaceDeclareNoRestrictOnTheAliasedOperands() throws {
+    let inPlace: [(file: String, kernel: String, operands: [String])] = [
+      ("batchnorm_backward.cu", "batchnorm_backward_input", ["dy", "dx"]),
+      ("batchnorm_backward.cu", "batchnorm_inference_backward", ["dy", "dx"]),
+    ]
+    for (file, kernel, operands) in inPlace {
+      let source = try XCTUnwrap(KernelSources.all.first { $0.file == file }).text
+      let start = try XCTUnwrap(source.range(of: "void \(kernel)("), kernel)
+      let signature = source[start.upperBound...].prefix { $0 != ")" }
+      for operand in operands {
+        let declaration = signature.components(separatedBy: ",").first { $0.hasSuffix(" " + operand) || $0.hasSuffix("*" + operand) }
+        let text = try XCTUnwrap(declaration, "\(kernel) has no parameter \(operand)")
+        XCTAssertFalse(text.contains("__restrict__"), "\(kernel): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+      }
+    }
+  }
+
+  /// cuBLASLt's statuses by their real numbers: 13 is EXECUTION_FAILED and 15
+  /// NOT_SUPPORTED (the hint once called 13 "no algorithm").
+  func testCuBLASLtStatusesAreNamedByTheirRealNumbers() {
+    XCTAssert(CUBLASLt.statusHints[15]?.contains("no algorithm") == true)
+    XCTAssert(CUBLASLt.statusHints[13]?.contains("failed to run") == true)
+  }
 }

@@ -24,6 +24,9 @@ final class KernelCompilationTests: XCTestCase {
     XCTAssertEqual(Set(KernelSources.headers.map(\.name)), Set(files.filter { $0.hasSuffix(".cuh") }))
     for architecture in ["sm_80", "sm_90"] {
       for source in KernelSources.all {
+        // Warnings are errors, as for the emulator's C++ build of the same file.
+        _ = try compiler.nvrtc.compile(
+          source.text, name: source.file, architecture: architecture, headers: KernelSources.headers, options: ["-Werror=all-warnings"])
         let (cubin, cached) = try compiler.cubin(source, architecture: architecture)
         XCTAssertFalse(cached)
         XCTAssert(cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]), "\(source.file) for \(architecture) is not an ELF CUBIN")

@@ -451,9 +451,11 @@ final class KernelParityTests: XCTestCase {
     for step in 1...3 {
       adam.step(parameters, learningRate: 0.01)
       for (index, parameter) in parameters.enumerated() {
+        let (correction1, correction2) = (1 - Float(pow(Double(Float(0.9)), Double(step))), 1 - Float(pow(Double(Float(0.999)), Double(step))))
         try operations.adamWStep(
           weight: deviceWeights[index], gradient: deviceGradients[index], first: moments[index].0, second: moments[index].1, count: parameter.count,
-          learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.05, decays: parameter.decays, step: step)
+          beta1: 0.9, beta2: 0.999, epsilon: 1e-8, decayFactor: parameter.decays ? 1 - 0.01 * 0.05 : 1, stepSize: 0.01 / correction1,
+          rootCorrection2: correction2.squareRoot())
         try assertClose(deviceWeights[index], parameter.value, tolerance: 1e-6, "AdamW step \(step) of \(parameter.name)")
       }
     }

@@ -1,3 +1,7 @@
+// CPU twin: CPUBackend.globalAveragePoolForward / Backward (CPUBackend+Elementwise.swift).
+// Napkin maths: the head's output is read once (N·H·W·1280·4 B: 1.3 MB at batch 256 and
+// 1×1, the imagenet preset at 28×28; 64 MB at 7×7) and N·C values written: memory-bound;
+// a thread per (n, c) walks H·W in order (no atomics). Launch: any grid-stride.
 // [N, H, W, C] → [N, C], the mean over H·W (fixed summation order), and its gradient.
 extern "C" __global__ void global_average_pool_forward(const float* __restrict__ x, int batch, int positions, int channels,
                                                        float* __restrict__ y) {

@@ -86,6 +86,7 @@ let modules: [Target] = [
       .embedInCode("Kernels/reduce.cu"),
       .embedInCode("Kernels/training.cu"),
       .embedInCode("Kernels/launch_rules.cuh"),
+      .embedInCode("Kernels/block_reduce.cuh"),
       .embedInCode("Kernels/philox.cuh"),
       .embedInCode("Kernels/bfloat16.cuh"),
       .embedInCode("Kernels/nhwc.cuh"),

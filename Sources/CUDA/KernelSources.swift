@@ -29,6 +29,7 @@ public enum KernelSources {
   public static let headers: [(name: String, text: String)] = [
     ("philox.cuh", text(PackageResources.philox_cuh)), ("bfloat16.cuh", text(PackageResources.bfloat16_cuh)),
     ("nhwc.cuh", text(PackageResources.nhwc_cuh)), ("launch_rules.cuh", text(PackageResources.launch_rules_cuh)),
+    ("block_reduce.cuh", text(PackageResources.block_reduce_cuh)),
   ]
 
   /// The kernels a file defines: every `extern "C" __global__ void NAME(`.

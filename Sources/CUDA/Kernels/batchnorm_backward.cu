@@ -10,6 +10,7 @@
 // (16 B), ~12 FLOP: memory-bound, 28 B an element in all (the fused kernels of the CUDA
 // backend keep x̂ from the forward to read less).
 // Launch: sums, grid = channels and a power-of-two block ≤ 256; the rest, any grid-stride.
+#include "block_reduce.cuh"
 #include "launch_rules.cuh"
 
 extern "C" __global__ void batchnorm_backward_sums(const float* __restrict__ x, const float* __restrict__ y,
@@ -19,8 +20,6 @@ extern "C" __global__ void batchnorm_backward_sums(const float* __restrict__ x, 
                                                    float* __restrict__ shift_gradient) {
   REQUIRE_REDUCTION_BLOCK("batchnorm_backward_sums");
   KERNEL_REQUIRE(gridDim.x == (unsigned)channels, "batchnorm_backward_sums", "needs one block per channel (gridDim.x = channels)");
-  __shared__ float sum_g[256];
-  __shared__ float sum_gx[256];
   int c = blockIdx.x;
   float inv = rsqrtf(variance[c] + epsilon);
   float g_total = 0.f, gx_total = 0.f;
@@ -31,19 +30,10 @@ extern "C" __global__ void batchnorm_backward_sums(const float* __restrict__ x, 
     g_total += g;
     gx_total += g * (x[i] - mean[c]) * inv;
   }
-  sum_g[threadIdx.x] = g_total;
-  sum_gx[threadIdx.x] = gx_total;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) {
-      sum_g[threadIdx.x] += sum_g[threadIdx.x + width];
-      sum_gx[threadIdx.x] += sum_gx[threadIdx.x + width];
-    }
-    __syncthreads();
-  }
+  float shift_sum = block_sum(g_total), scale_sum = block_sum(gx_total);
   if (threadIdx.x == 0) {
-    shift_gradient[c] = sum_g[0];
-    scale_gradient[c] = sum_gx[0];
+    shift_gradient[c] = shift_sum;
+    scale_gradient[c] = scale_sum;
   }
 }
 

@@ -8,37 +8,25 @@
 // reads (one channel per block, stride C) waste most of each 32-byte sector: the fused
 // kernels of the CUDA backend read rows instead; this one is the simple reference.
 // Launch: grid = channels, block = a power of two ≤ 256.
+#include "block_reduce.cuh"
 #include "launch_rules.cuh"
 
 extern "C" __global__ void batchnorm_statistics(const float* __restrict__ x, int rows, int channels,
                                                 float* __restrict__ mean, float* __restrict__ variance) {
   REQUIRE_REDUCTION_BLOCK("batchnorm_statistics");
   KERNEL_REQUIRE(gridDim.x == (unsigned)channels, "batchnorm_statistics", "needs one block per channel (gridDim.x = channels)");
-  __shared__ float partial[256];
   int c = blockIdx.x;
   float sum = 0.f;
   for (int row = threadIdx.x; row < rows; row += blockDim.x) sum += x[(long long)row * channels + c];
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
-  float m = partial[0] / rows;
-  __syncthreads();
+  float m = block_sum(sum) / rows;
   float squares = 0.f;
   for (int row = threadIdx.x; row < rows; row += blockDim.x) {
     float d = x[(long long)row * channels + c] - m;
     squares += d * d;
   }
-  partial[threadIdx.x] = squares;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
+  float total = block_sum(squares);
   if (threadIdx.x == 0) {
     mean[c] = m;
-    variance[c] = partial[0] / rows;
+    variance[c] = total / rows;
   }
 }

@@ -7,6 +7,7 @@
 // over N·H'·W', each reading x and dy once: 9·2 reads of the activations per step.
 // Launch: forward and input gradient, any grid-stride; weight gradient, grid = 9·channels
 // and a power-of-two block ≤ 256.
+#include "block_reduce.cuh"
 #include "launch_rules.cuh"
 #include "nhwc.cuh"
 
@@ -72,7 +73,6 @@ extern "C" __global__ void depthwise_backward_weight(const float* __restrict__ x
   REQUIRE_REDUCTION_BLOCK("depthwise_backward_weight");
   KERNEL_REQUIRE(gridDim.x == 9u * (unsigned)channels, "depthwise_backward_weight",
                  "needs one block per tap and channel (gridDim.x = 9·channels)");
-  __shared__ float partial[256];
   int c = blockIdx.x % channels, tap = blockIdx.x / channels;
   int ky = tap / 3, kx = tap % 3;
   long long positions = (long long)batch * out_height * out_width;
@@ -84,11 +84,6 @@ extern "C" __global__ void depthwise_backward_weight(const float* __restrict__ x
     if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
     sum += x[(((long long)n * height + iy) * width + ix) * channels + c] * dy[p * channels + c];
   }
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) partial[threadIdx.x] += partial[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) weight_gradient[tap * channels + c] = partial[0];
+  float total = block_sum(sum);
+  if (threadIdx.x == 0) weight_gradient[tap * channels + c] = total;
 }

@@ -11,6 +11,7 @@
 // bound: what matters is that it is one launch in a graph, not its bandwidth.
 // Launch: weights, one block of a power of two ≤ 256 threads; loss, blockDim a multiple
 // of 32 (a warp per example) and at least batch warps in the grid.
+#include "block_reduce.cuh"
 #include "launch_rules.cuh"
 
 extern "C" __global__ void cross_entropy_weights(const int* __restrict__ labels, const float* __restrict__ soft_targets,
@@ -18,7 +19,6 @@ extern "C" __global__ void cross_entropy_weights(const int* __restrict__ labels,
                                                  float* __restrict__ weights, float* __restrict__ total) {
   REQUIRE_REDUCTION_BLOCK("cross_entropy_weights");
   KERNEL_REQUIRE(gridDim.x == 1, "cross_entropy_weights", "needs a single block (gridDim.x = 1)");
-  __shared__ float partial[256];
   float sum = 0.f;
   for (int n = threadIdx.x; n < batch; n += blockDim.x) {
     float w = 1.f;
@@ -31,13 +31,8 @@ extern "C" __global__ void cross_entropy_weights(const int* __restrict__ labels,
     weights[n] = w;
     sum += w;
   }
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) total[0] = partial[0];
+  float all = block_sum(sum);
+  if (threadIdx.x == 0) total[0] = all;
 }
 
 __device__ __forceinline__ float warp_sum(float value) {

@@ -10,6 +10,7 @@
 // at 3 TB/s; the statistics and depth factors are a few hundred values (latency only).
 // Launch: sum_of_squares, one block of a power of two ≤ 256 threads per gradient; the
 // rest, any grid-stride.
+#include "block_reduce.cuh"
 #include "launch_rules.cuh"
 #include "philox.cuh"
 
@@ -37,16 +38,10 @@ extern "C" __global__ void sum_of_squares(const float* __restrict__ values, long
                                           int slot) {
   REQUIRE_REDUCTION_BLOCK("sum_of_squares");
   KERNEL_REQUIRE(gridDim.x == 1, "sum_of_squares", "needs a single block (gridDim.x = 1)");
-  __shared__ float sums[256];
   float sum = 0.f;
   for (long long i = threadIdx.x; i < count; i += blockDim.x) sum += values[i] * values[i];
-  sums[threadIdx.x] = sum;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) sums[threadIdx.x] += sums[threadIdx.x + width];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) partial[slot] = sums[0];
+  float total = block_sum(sum);
+  if (threadIdx.x == 0) partial[slot] = total;
 }
 
 // Scales `values` by min(1, max_norm/(‖g‖ + 1e-6)), ‖g‖ = √Σ partial (added in double, in

@@ -2,7 +2,9 @@
 // device memory (host memory, tracked and NaN-filled), copies and memsets, streams and
 // events (work runs at the call, in order, which is a legal schedule of a stream), modules
 // (the CPU builds of the kernel files) and launches, with the checks a GPU does not make.
+#include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -67,6 +69,12 @@ std::string describe_outside(Memory& m, uintptr_t address) {
     if (address < candidate->first + candidate->second) return "a freed device buffer";
   }
   return "host memory, not device memory";
+}
+
+/// A device allocation's size in whole pages.
+size_t mapped_bytes(size_t bytes) {
+  static const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (bytes + page - 1) / page * page;
 }
 
 thread_local std::string last_detail;
@@ -197,8 +205,10 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
                             " of the emulated device's " + std::to_string(m.capacity) + " free");
     return out_of_memory;
   }
-  void* storage = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
-  if (!storage) return out_of_memory;
+  // Pages of its own, never the host heap's: a host pointer can then never fall inside
+  // device memory, live or freed (freed ranges stay reserved, see cuMemFree).
+  void* storage = mmap(nullptr, mapped_bytes(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (storage == MAP_FAILED) return out_of_memory;
   // NaN everywhere: a kernel that reads memory nobody wrote gives NaNs the tests see.
   std::memset(storage, poison_byte, bytes);
   uintptr_t base = (uintptr_t)storage;
@@ -219,12 +229,12 @@ CUresult cuMemFree(CUdeviceptr pointer) {
     fail(invalid_value, std::string("cuMemFree: ") + address + " is " + describe_outside(m, (uintptr_t)pointer));
     return invalid_value;
   }
-  // Poisoned again before it is released, so a kernel still holding it reads NaNs.
-  std::memset((void*)found->first, poison_byte, found->second);
+  // The pages go back to the system but the addresses stay reserved and inaccessible: a
+  // launch naming them is refused as a freed buffer, and a kernel that kept one faults.
+  mmap((void*)found->first, mapped_bytes(found->second), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   m.live_bytes -= found->second;
   m.freed[found->first] = found->second;
   m.live.erase(found);
-  std::free((void*)pointer);
   return success;
 }
 

@@ -99,9 +99,10 @@ public final class CUDADevice {
   }
 }
 
-/// Device memory, freed when the last reference goes.
+/// Device memory, freed when the last reference goes. It keeps its device alive: a model's
+/// tensors may outlive the backend that made them.
 public final class DeviceBuffer {
-  public unowned let device: CUDADevice
+  public let device: CUDADevice
   public let address: CUDADriverAPI.Address
   public let bytes: Int
 

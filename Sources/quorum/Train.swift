@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDA
 import Data
 import Foundation
 import NN
@@ -89,6 +90,12 @@ struct Train: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "Restore the best validation epoch's weights at the end.") var restoreBest = true
   @Option(help: "Seed of initialisation, shuffling, augmentation, dropout and the validation split.") var seed: UInt64 = 0
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+  @Option(
+    help: """
+      cpu, or cuda-emulated: the CUDA backend, float32, on the emulated CUDA device (its kernels run on the CPU, \
+      with its checks; QUORUM_EMULATOR_CHECKS=fast skips the race check). For checking, not for speed: docs/cuda.md.
+      """)
+  var device: String = "cpu"
   @Flag(inversion: .prefixedNo, help: "Assemble the next batch on a background thread while one trains (same result either way).")
   var prefetch = true
   @Option(help: "Threads that assemble prefetched batches (more for a GPU that one core cannot feed).")
@@ -103,6 +110,14 @@ struct Train: ParsableCommand {
     case oneCycle = "one-cycle", warmupCosine = "warmup-cosine", step, plateau, constant
   }
   enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
+
+  func validate() throws {
+    if device.hasPrefix("cuda"), device != "cuda-emulated" {
+      throw ValidationError(
+        "--device \(device): training on a GPU is not finished in this build (docs/cuda.md); --device cuda-emulated runs the CUDA backend on the CPU")
+    }
+    guard ["cpu", "cuda-emulated"].contains(device) else { throw ValidationError("--device is cpu or cuda-emulated, not \(device)") }
+  }
 
   func run() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -140,7 +155,7 @@ struct Train: ParsableCommand {
     configuration.earlyStoppingPatience = earlyStopping
     configuration.restoreBest = restoreBest
 
-    let backend = CPUBackend(threads: threads)
+    let backend: Backend = device == "cuda-emulated" ? try CUDABackend.emulated() : CPUBackend(threads: threads)
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter,
       prefetch: prefetch, prefetchThreads: prefetchThreads)

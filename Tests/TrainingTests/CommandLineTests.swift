@@ -61,6 +61,37 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, testLogits.values)
   }
 
+  /// The same command on the CUDA backend over the emulated device: the whole trainer
+  /// (assembly and staging, the step, evaluation, checkpoints and the training state) runs
+  /// through a backend whose tensors have no host memory, and a resume of the finished
+  /// run reproduces its logits from the state it saved.
+  func testTrainOnTheEmulatedCUDADeviceAndResumeIt() throws {
+    let train = try writeDataset("train", count: 48)
+    let test = try writeDataset("test", count: 12)
+    let output = folder + "/cuda"
+    let arguments = [
+      "train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", test.images, "--test-labels", test.labels,
+      "--width", "0.35", "--epochs", "2", "--batch-size", "16", "--threads", "2", "--output", output, "--device", "cuda-emulated",
+      "--ema-decay", "0.9", "--clip-norm", "5",
+    ]
+    let fast = ["QUORUM_EMULATOR_CHECKS": "fast"]
+    let result = try runQuorum(arguments + ["--progress", "lines"], environment: fast)
+    XCTAssertEqual(result.status, 0, result.output)
+    XCTAssert(result.output.contains("on cuda (Quorum emulated CUDA device (CPU), sm_90, float32)"), result.output)
+    XCTAssert(result.output.contains("epoch 2/2"), result.output)
+    let logits = try NumPy.readFloat32(output + "/test.logits.npy")
+    XCTAssertEqual(logits.shape, [12, 4])
+    XCTAssert(logits.values.allSatisfy(\.isFinite))
+    let metrics = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/metrics.json"))) as? [String: Any])
+    XCTAssertEqual(metrics["backend"] as? String, "cuda (Quorum emulated CUDA device (CPU), sm_90, float32)")
+    let again = try runQuorum(arguments + ["--progress", "none", "--resume"], environment: fast)
+    XCTAssertEqual(again.status, 0, again.output)
+    XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, logits.values)
+    let refused = try runQuorum(["train", "--train-images", train.images, "--train-labels", train.labels, "--device", "cuda:0"])
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssert(refused.output.contains("--device cuda-emulated runs the CUDA backend on the CPU"), refused.output)
+  }
+
   /// Cross-validation from the command line: the fold assignment lands in the run
   /// folder, another variant reuses it, and the imbalance options are accepted.
   func testFoldsAreWrittenAndReused() throws {

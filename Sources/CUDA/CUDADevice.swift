@@ -80,21 +80,12 @@ public final class CUDADevice {
   /// A new buffer of `count` floats (its contents undefined: NaN on the emulated device).
   public func buffer(floats count: Int) throws -> DeviceBuffer { try DeviceBuffer(device: self, bytes: max(count, 1) * 4) }
 
-  public func buffer(_ values: [Float]) throws -> DeviceBuffer {
-    let buffer = try self.buffer(floats: values.count)
-    try buffer.upload(values)
-    return buffer
-  }
-
-  public func buffer(_ values: [Int32]) throws -> DeviceBuffer {
-    let buffer = try DeviceBuffer(device: self, bytes: max(values.count, 1) * 4)
-    try values.withUnsafeBytes { try driver.copy(to: buffer.address, from: $0.baseAddress!, bytes: $0.count, stream: stream) }
-    return buffer
-  }
-
-  public func buffer(_ values: [UInt16]) throws -> DeviceBuffer {
-    let buffer = try DeviceBuffer(device: self, bytes: max(values.count, 1) * 2)
-    try values.withUnsafeBytes { try driver.copy(to: buffer.address, from: $0.baseAddress!, bytes: $0.count, stream: stream) }
+  /// A new buffer holding `values` (float32, int32 labels, bf16 words…).
+  public func buffer<Element: BitwiseCopyable>(_ values: [Element]) throws -> DeviceBuffer {
+    let buffer = try DeviceBuffer(device: self, bytes: max(values.count, 1) * MemoryLayout<Element>.stride)
+    try values.withUnsafeBytes { bytes in
+      if let base = bytes.baseAddress { try driver.copy(to: buffer.address, from: base, bytes: bytes.count, stream: stream) }
+    }
     return buffer
   }
 }
@@ -122,17 +113,16 @@ public final class DeviceBuffer {
   }
 
   /// The first `count` floats (all by default), after the stream's work so far.
-  public func floats(_ count: Int? = nil) throws -> [Float] {
-    let n = count ?? floatCount
-    var values = [Float](repeating: 0, count: n)
-    try values.withUnsafeMutableBytes { try device.driver.copy(to: $0.baseAddress!, from: address, bytes: $0.count, stream: device.stream) }
-    try device.synchronize()
-    return values
-  }
+  public func floats(_ count: Int? = nil) throws -> [Float] { try values(count ?? floatCount, of: Float.self) }
 
-  public func halves(_ count: Int) throws -> [UInt16] {
-    var values = [UInt16](repeating: 0, count: count)
-    try values.withUnsafeMutableBytes { try device.driver.copy(to: $0.baseAddress!, from: address, bytes: $0.count, stream: device.stream) }
+  /// The first `count` 16-bit words (bf16 values).
+  public func halves(_ count: Int) throws -> [UInt16] { try values(count, of: UInt16.self) }
+
+  func values<Element: BitwiseCopyable & Numeric>(_ count: Int, of type: Element.Type) throws -> [Element] {
+    var values = [Element](repeating: 0, count: count)
+    try values.withUnsafeMutableBytes { bytes in
+      if let base = bytes.baseAddress { try device.driver.copy(to: base, from: address, bytes: bytes.count, stream: device.stream) }
+    }
     try device.synchronize()
     return values
   }

@@ -490,14 +490,6 @@ bool is_device_range(uintptr_t address, size_t bytes, std::string* why) {
 
 bool is_device_pointer(uintptr_t address, std::string* why) { return is_device_range(address, 1, why); }
 
-std::vector<Allocation> live_allocations() {
-  Memory& m = memory();
-  std::lock_guard<std::mutex> guard(m.lock);
-  std::vector<Allocation> result;
-  for (auto& [base, bytes] : m.live) result.push_back({base, bytes});
-  return result;
-}
-
 bool race_check_enabled() { return race_check; }
 void set_race_check(bool enabled) { race_check = enabled; }
 

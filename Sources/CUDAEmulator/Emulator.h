@@ -36,8 +36,6 @@ struct Allocation {
 bool is_device_range(uintptr_t address, size_t bytes, std::string* why);
 /// Whether `address` lies inside a live allocation (any length).
 bool is_device_pointer(uintptr_t address, std::string* why);
-/// Every live allocation (for the race check's snapshots).
-std::vector<Allocation> live_allocations();
 
 // MARK: - Kernels
 

@@ -39,44 +39,27 @@ extern thread_local emulator::Index3 threadIdx, blockIdx, blockDim, gridDim;
 inline void __syncthreads() { emulator::barrier(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emulator::warp_sync(mask); }
 
-inline float __int_as_float(int value) {
-  float result;
+/// The same 32 bits read as another type (what the GPU's reinterpreting intrinsics do).
+template <typename To, typename From>
+inline To emulator_bit_cast(From value) {
+  static_assert(sizeof(To) == sizeof(From) && sizeof(To) == 4, "32-bit reinterpretations only");
+  To result;
   std::memcpy(&result, &value, sizeof result);
   return result;
 }
-inline float __uint_as_float(unsigned value) {
-  float result;
-  std::memcpy(&result, &value, sizeof result);
-  return result;
-}
-inline int __float_as_int(float value) {
-  int result;
-  std::memcpy(&result, &value, sizeof result);
-  return result;
-}
-inline unsigned __float_as_uint(float value) {
-  unsigned result;
-  std::memcpy(&result, &value, sizeof result);
-  return result;
-}
+inline float __int_as_float(int value) { return emulator_bit_cast<float>(value); }
+inline float __uint_as_float(unsigned value) { return emulator_bit_cast<float>(value); }
+inline int __float_as_int(float value) { return emulator_bit_cast<int>(value); }
+inline unsigned __float_as_uint(float value) { return emulator_bit_cast<unsigned>(value); }
 
 // The GPU's rsqrtf is an approximation (2 ulp); 1/√x here. Kernels must not depend on
 // the last bit of it (the parity tests' tolerances allow for it).
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 
 template <typename T>
-inline uint32_t emulator_bits(T value) {
-  static_assert(sizeof(T) == 4, "the emulator shuffles 32-bit values");
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  return bits;
-}
+inline uint32_t emulator_bits(T value) { return emulator_bit_cast<uint32_t>(value); }
 template <typename T>
-inline T emulator_from_bits(uint32_t bits) {
-  T value;
-  std::memcpy(&value, &bits, 4);
-  return value;
-}
+inline T emulator_from_bits(uint32_t bits) { return emulator_bit_cast<T>(bits); }
 
 template <typename T>
 inline T __shfl_sync(unsigned mask, T value, int lane, int width = 32) {

@@ -39,7 +39,7 @@ public enum Activation: Sendable {
 ///   filled) and is read and written only by the backend: `upload`, `download`, `fill`,
 ///   `copy` and the operations below. A CPU backend's tensors are host memory and these
 ///   are plain copies (or nothing: `staging(for:)` is the tensor itself); a device backend's
-///   are device buffers, with no host pointer (`Tensor.data` is nil). Host tensors made with
+///   are device buffers, with no host memory (`Tensor.data` stops the program). Host tensors made with
 ///   `Tensor(shape:)` belong to the data pipeline and reach the backend only through
 ///   `upload` or `commit(staging:to:count:)`.
 /// - **Layout.** Float32 words, NHWC images; weights in the layout named per operation.

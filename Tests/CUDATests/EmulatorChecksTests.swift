@@ -114,8 +114,11 @@ final class EmulatorChecksTests: XCTestCase {
 
   func testOutOfDeviceMemoryIsAnErrorNamingTheSize() throws {
     let (free, _) = try device.driver.memoryInformation()
-    XCTAssertThrowsError(try device.buffer(floats: free / 4 + 1024)) {
-      XCTAssert("\($0)".contains("error 2") && "\($0)".contains("out of GPU memory"), "\($0)")
+    let floats = free / 4 + 1024
+    XCTAssertThrowsError(try device.buffer(floats: floats)) {
+      let text = "\($0)"
+      XCTAssert(text.contains("cuMemAlloc(\(floats * 4) bytes) failed with error 2") && text.contains("out of GPU memory"), text)
+      XCTAssert(text.contains("\(floats * 4) bytes asked, \(free) of the emulated device's"), text)
     }
   }
 
@@ -154,10 +157,35 @@ final class EmulatorChecksTests: XCTestCase {
     }
   }
 
-  /// cuBLASLt's statuses by their real numbers: 13 is EXECUTION_FAILED and 15
-  /// NOT_SUPPORTED (the hint once called 13 "no algorithm").
-  func testCuBLASLtStatusesAreNamedByTheirRealNumbers() {
+  /// cuBLASLt's statuses by their real numbers (13 is EXECUTION_FAILED and 15
+  /// NOT_SUPPORTED; the hint once called 13 "no algorithm"), and a GEMM the library
+  /// refuses reaches the user with the hint for the status it returned.
+  func testCuBLASLtStatusesAreNamedByTheirRealNumbers() throws {
     XCTAssert(CUBLASLt.statusHints[15]?.contains("no algorithm") == true)
-    XCTAssert(CUBLASLt.statusHints[13]?.contains("failed to run") == true)
+    XCTAssertFalse(CUBLASLt.statusHints[13]?.contains("no algorithm") ?? true)
+    let blas = try CUBLASLt.emulated()
+    let a = try device.buffer([Float](repeating: 1, count: 16)), c = try device.buffer(floats: 16)
+    // A leading dimension shorter than a row: cuBLASLt's INVALID_VALUE.
+    XCTAssertThrowsError(
+      try blas.gemm(
+        transposeA: false, transposeB: false, m: 4, n: 4, k: 4, alpha: 1, a: a.address, lda: 2, b: a.address, ldb: 4, beta: 0, c: c.address,
+        ldc: 4, stream: device.stream)
+    ) {
+      let text = "\($0)"
+      XCTAssert(text.contains("error 7") && text.contains(CUBLASLt.statusHints[7]!), text)
+    }
+  }
+
+  /// Streams order work and events time it, as the driver's do.
+  func testEventsTimeWorkOnAStream() throws {
+    let driver = device.driver
+    let (start, end) = (try driver.createEvent(), try driver.createEvent())
+    defer { driver.destroy(event: start); driver.destroy(event: end) }
+    let a = try device.buffer([Float](repeating: 1, count: 4096)), b = try device.buffer([Float](repeating: 2, count: 4096))
+    try driver.record(start, on: device.stream)
+    try device.launch("accumulate", grid: 4, block: 128, [.buffer(a), .buffer(b), .long(4096)])
+    try driver.record(end, on: device.stream)
+    XCTAssertGreaterThanOrEqual(try driver.elapsed(from: start, to: end), 0)
+    XCTAssertEqual(try a.floats(3), [3, 3, 3])
   }
 }

@@ -117,10 +117,12 @@ let tests: [Target] = [
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
   .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
-  .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "QuorumTestSupport"]),
+  .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Tensor", "QuorumTestSupport"]),
   // Deliberately broken kernels that the emulator's checks must catch.
   .target(name: "CUDAEmulatorFixtures", dependencies: ["CUDAEmulator"], path: "Tests/CUDAEmulatorFixtures"),
-  .testTarget(name: "CUDATests", dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Wire", "QuorumTestSupport"]),
+  .testTarget(
+    name: "CUDATests",
+    dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Data", "Training", "Wire", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],

@@ -4,9 +4,12 @@ import Tensor
 /// a device buffer, every operation the kernels and cuBLASLt GEMMs of `DeviceOperations`,
 /// on one stream, in float32.
 ///
-/// State: float32 only, op by op (no CUDA graph yet), host staging in ordinary memory, and
-/// a failed CUDA call stops the process with the call's error (the contract's operations
-/// do not throw). What the CUDA backend still lacks is listed in docs/cuda.md.
+/// A failed CUDA call is kept as the backend's `failure` (the contract's "Failures"): what
+/// follows is skipped and `check()` throws it, so an out-of-memory device ends a task with
+/// an error, not the worker with a crash.
+///
+/// State: float32 only, op by op (no CUDA graph yet), host staging in ordinary memory.
+/// What the CUDA backend still lacks is listed in docs/cuda.md.
 public final class CUDABackend: Backend {
   public let operations: DeviceOperations
   public var device: CUDADevice { operations.device }
@@ -22,10 +25,25 @@ public final class CUDABackend: Backend {
   /// The emulated device (Sources/CUDAEmulator): the CUDA backend's code run on the CPU.
   public static func emulated() throws -> CUDABackend { CUDABackend(operations: try .emulated()) }
 
-  /// Every call ends here: the contract's operations have no error to return, and a CUDA
-  /// error leaves the stream's results undefined.
-  func run(_ what: @autoclosure () -> String, _ body: () throws -> Void) {
-    do { try body() } catch { preconditionFailure("CUDA backend, \(what()): \(error)") }
+  /// The first failure, after which every operation is skipped (a CUDA error leaves the
+  /// stream's results undefined, so nothing after it could be trusted).
+  public private(set) var failure: DeviceFailure?
+
+  public func check() throws { if let failure { throw failure } }
+
+  /// Every call ends here: the contract's operations have no error to return, so the first
+  /// one is kept for `check()`.
+  func run(_ what: @autoclosure () -> String, asking bytes: Int? = nil, _ body: () throws -> Void) {
+    guard failure == nil else { return }
+    do {
+      try body()
+    } catch {
+      var memory: (asked: Int, free: Int, heldByBackend: Int)?
+      if let bytes, case CUDAError.call(_, 2, _, _) = error {
+        memory = (bytes, (try? device.driver.memoryInformation().free) ?? 0, device.liveBytes)
+      }
+      failure = DeviceFailure(device: name, operation: what(), reason: "\(error)", memory: memory)
+    }
   }
 
   /// The device buffer of one of this backend's tensors.
@@ -42,13 +60,17 @@ public final class CUDABackend: Backend {
 
   public func makeTensor(shape: [Int]) -> Tensor {
     let count = max(shape.reduce(1, *), 1)
-    var made: DeviceBuffer!
-    run("makeTensor(\(shape))") {
+    var made: DeviceBuffer?
+    run("makeTensor(\(shape))", asking: count * 4) {
       made = try device.buffer(floats: count)
-      try made.fill(0)
+      try made!.fill(0)
     }
-    return Tensor(shape: shape, storage: made)
+    // After a failure the tensor has no memory; no operation will touch it (they are skipped).
+    return Tensor(shape: shape, storage: made ?? Unallocated())
   }
+
+  /// The storage of a tensor made after the backend failed.
+  final class Unallocated {}
 
   public func upload(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor, offset: Int) {
     guard let base = values.baseAddress, !values.isEmpty else { return }
@@ -69,6 +91,8 @@ public final class CUDABackend: Backend {
       try device.driver.copy(to: base, from: buffer(tensor).address + UInt64(offset * 4), bytes: values.count * 4, stream: device.stream)
       try device.synchronize()
     }
+    // Values that were never computed read as NaN, never as a plausible number.
+    if failure != nil { values.update(repeating: .nan) }
   }
 
   public func fill(_ tensor: Tensor, with value: Float, count: Int) {

@@ -13,6 +13,11 @@ public final class CUDADevice {
   private var functions: [String: CUDADriverAPI.Function] = [:]
   /// Kernel name → the file it is defined in.
   private let kernelFiles: [String: String]
+  /// Bytes of this device's buffers alive now, and buffers allocated since it was made:
+  /// what an out-of-memory error reports, and how the tests see that a training step
+  /// allocates nothing.
+  public internal(set) var liveBytes = 0
+  public internal(set) var allocationCount = 0
 
   /// The emulated device: the stand-in driver, NVRTC and kernels of Sources/CUDAEmulator.
   public static func emulated() throws -> CUDADevice {
@@ -101,9 +106,14 @@ public final class DeviceBuffer {
     self.device = device
     self.bytes = bytes
     address = try device.driver.allocate(bytes: bytes)
+    device.liveBytes += bytes
+    device.allocationCount += 1
   }
 
-  deinit { try? device.driver.free(address) }
+  deinit {
+    try? device.driver.free(address)
+    device.liveBytes -= bytes
+  }
 
   public var floatCount: Int { bytes / 4 }
 

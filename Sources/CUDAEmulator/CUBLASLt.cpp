@@ -441,7 +441,13 @@ int get_field(const char* call, const char* implemented, int32_t attribute, cons
 
 // MARK: - Entry points: handle, version, status strings
 
-int create(Context** handle) { return create_object("cublasLtCreate", handle); }
+int create(Context** handle) {
+  // The emulator runs a grid on the calling thread; OpenBLAS's own helper threads would
+  // spin-yield between GEMMs and take a core from it (half the emulator's speed on two
+  // cores, measured). The CPU backend makes the same choice.
+  openblas_set_num_threads(1);
+  return create_object("cublasLtCreate", handle);
+}
 
 int destroy(Context* handle) {
   if (handle == nullptr || !registry().remove(handle, Kind::handle))

@@ -18,7 +18,7 @@
 #include "Emulator.h"
 #include "prelude.h"
 
-thread_local emulator::Index3 threadIdx, blockIdx, blockDim, gridDim;
+thread_local emulator::Index3 threadIdx = {}, blockIdx = {}, blockDim = {}, gridDim = {};
 
 namespace emulator {
 namespace {

@@ -112,6 +112,13 @@ public final class Coordinator {
       workers[worker]?.busy = false
       workers[worker]?.progress = nil
       try send(.acknowledgement(Acknowledgement(task: result.task, attempt: result.attempt, stored: accepted)), to: worker)
+    case .failure(let failure):
+      if scheduler.accepts(task: failure.task, attempt: failure.attempt, worker: worker) {
+        log("\(failure.task) attempt \(failure.attempt) failed on \(worker): \(failure.reason)")
+        try scheduler.crashed(task: failure.task, attempt: failure.attempt, worker: worker, reason: failure.reason)
+      }
+      workers[worker]?.busy = false
+      workers[worker]?.progress = nil
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)

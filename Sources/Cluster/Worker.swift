@@ -164,10 +164,9 @@ public final class Worker {
         let output = try runner(task) { post(.progress($0)) }
         post(.result(TaskResult(task: task.task, attempt: task.attempt, tensors: output.tensors, files: output.files)))
       } catch {
-        // The lease goes back (an attempt used); then this worker joins again.
+        // The task goes back with its reason (an attempt used); this worker stays for the next.
         log("task \(task.task) failed: \(error)")
-        post(.disconnect(reason: "task \(task.task) failed: \(error)"))
-        post(.hello(self.hello(finishing: task)))
+        post(.failure(TaskFailure(task: task.task, attempt: task.attempt, reason: String("\(error)".prefix(8000)))))
       }
       self.lock.lock()
       self.running = nil

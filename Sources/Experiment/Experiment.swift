@@ -1,6 +1,7 @@
 import Ensemble
 import Foundation
 import Data
+import Tensor
 import Training
 import Yams
 
@@ -10,7 +11,7 @@ import Yams
 /// ```yaml
 /// name: fmnist-lt
 /// run_directory: runs/fmnist-lt      # default runs/NAME
-/// device: cpu                        # cpu, auto or cuda[:N]
+/// device: cpu                        # cpu, auto, cuda[:N] or cuda-emulated
 /// data:
 ///   train: /usr/share/datasets/fashion-mnist
 ///   layout: idx                      # idx, class-arrays, csv, class-folders
@@ -57,7 +58,8 @@ public struct Experiment {
   public var file: String
   public var name: String
   public var runDirectory: String
-  public var device: String
+  /// Where the local workers of `quorum run` train (workers started by hand say their own).
+  public var device: ComputeDevice
   /// How logits travel from workers: float32 (exact), float16 or bfloat16 (half the
   /// bytes; the scores move in the fourth decimal).
   public var logitsPrecision: String
@@ -124,9 +126,9 @@ public struct Experiment {
     guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
       throw fail(nameNode, "name \"\(name)\" may hold letters, digits, - _ . only (it names the run directory)")
     }
-    let device = entries["device"]?.string ?? "cpu"
-    guard device == "cpu" || device == "auto" || device.hasPrefix("cuda") else {
-      throw fail(entries["device"], "device must be cpu, auto or cuda[:N], got \(device)")
+    let deviceName = entries["device"]?.string ?? "cpu"
+    guard let device = ComputeDevice(deviceName) else {
+      throw fail(entries["device"], "device must be \(ComputeDevice.spellings), got \(deviceName)")
     }
 
     let logitsPrecision = entries["logits_precision"]?.string ?? "float32"

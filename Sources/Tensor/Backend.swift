@@ -58,6 +58,11 @@ public enum Activation: Sendable {
 ///   skipped when nil (the first layer needs none).
 /// - **Determinism.** The same inputs give the same bits on the same backend: fixed
 ///   reduction orders, no atomics, random numbers from `RandomStream` keyed by position.
+/// - **Failures.** The operations return nothing, so a backend that can fail (a device out
+///   of memory, a kernel that will not launch) keeps its first failure, skips every
+///   operation after it (downloads read NaN) and throws it from `check()`. Callers check
+///   where they can say what they were doing: after building a model, after a step, after
+///   an evaluation. The CPU backend cannot fail this way; its `check()` does nothing.
 ///
 /// The CPU backend is the reference; any other backend must match it operation by
 /// operation (CUDATests checks the CUDA kernels against it on the emulated device).
@@ -89,6 +94,10 @@ public protocol Backend: AnyObject {
   func commit(staging: Tensor, to tensor: Tensor, count: Int)
   /// Waits until every operation called so far has finished.
   func synchronize()
+  /// Throws the first failure since the backend was made (a `DeviceFailure`), if any.
+  /// Does not wait for the device: a failure the device has not yet reported shows at the
+  /// next `download` or `synchronize`.
+  func check() throws
 
   // MARK: Matrix products
 

@@ -37,6 +37,9 @@ extension CPUBackend {
 
   public func synchronize() {}
 
+  /// The CPU's operations cannot fail after their preconditions.
+  public func check() throws {}
+
   /// The labels of an int32 tensor, as the CPU kernels read them.
   func labelPointer(_ tensor: Tensor) -> UnsafePointer<Int32> {
     UnsafePointer(UnsafeRawPointer(tensor.data).assumingMemoryBound(to: Int32.self))

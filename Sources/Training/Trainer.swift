@@ -148,6 +148,17 @@ public final class Trainer {
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
     softTargetTensor = configuration.mixing.isActive || data.targets != nil ? backend.makeTensor(shape: [configuration.batchSize, model.classes]) : nil
     softTargets = softTargetTensor.map { backend.staging(for: $0) }
+    try checkBackend("building MobileNetV2 (width \(model.width), \(model.imageHeight)×\(model.imageWidth)×\(model.inputChannels)) and its optimizer")
+  }
+
+  /// The backend's first failure, if any, as a training error that says what the trainer
+  /// was doing (and, out of memory, which setting to lower).
+  func checkBackend(_ doing: @autoclosure () -> String) throws {
+    do {
+      try backend.check()
+    } catch let failure as DeviceFailure {
+      throw TrainingError.device(failure, while: doing(), batchSize: configuration.batchSize)
+    }
   }
 
   deinit { labels.deallocate() }
@@ -224,6 +235,7 @@ public final class Trainer {
         } else {
           loss = trainStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
         }
+        try checkBackend("training epoch \(epoch + 1), step \(index + 1)")
         guard loss.isFinite else {
           throw TrainingError.invalidConfiguration("the loss became \(loss) at epoch \(epoch + 1), step \(index + 1): lower the learning rate or clip gradients (--clip-norm)")
         }
@@ -245,6 +257,7 @@ public final class Trainer {
         record.validation = data.validation.map { evaluate($0).metrics }
         record.test = data.test.flatMap { $0.isLabelled ? evaluate($0).metrics : nil }
       }
+      try checkBackend("evaluating epoch \(epoch + 1)")
       progress.epoch += 1
       progress.history.append(record)
       try selectAndSchedule(record, progress: &progress)
@@ -350,6 +363,7 @@ public final class Trainer {
     let augmentation = configuration.testTimeAugmentation
     let validation = data.validation.map { evaluate($0, testTimeAugmentation: augmentation) }
     let test = data.test.map { evaluate($0, testTimeAugmentation: augmentation) }
+    try checkBackend("computing the final logits")
     let result = TrainingResult(
       progress: progress, validationLogits: validation?.logits, testLogits: test?.logits,
       validation: validation?.metrics, test: data.test?.isLabelled == true ? test?.metrics : nil)

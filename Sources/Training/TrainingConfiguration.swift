@@ -1,3 +1,4 @@
+import Tensor
 import Data
 import NN
 
@@ -85,11 +86,16 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 public enum TrainingError: Error, CustomStringConvertible {
   case invalidConfiguration(String)
   case resumeMismatch(file: String, String)
+  /// The backend failed (`Backend.check`) while the trainer was doing `while`.
+  case device(DeviceFailure, while: String, batchSize: Int)
 
   public var description: String {
     switch self {
     case .invalidConfiguration(let message): return "invalid training configuration: \(message)"
     case .resumeMismatch(let file, let message): return "\(file): cannot resume: \(message)"
+    case .device(let failure, let doing, let batchSize):
+      guard failure.isOutOfMemory else { return "\(failure), while \(doing)" }
+      return "\(failure), while \(doing) at batch size \(batchSize): lower the batch size, or train fewer members on this device"
     }
   }
 }

@@ -48,6 +48,7 @@ public enum Framing {
     case .progress(let progress): metadata = try encoder.encode(progress)
     case .acknowledgement(let acknowledgement): metadata = try encoder.encode(acknowledgement)
     case .disconnect(let reason), .reject(let reason): metadata = try encoder.encode(Reason(reason: reason))
+    case .failure(let failure): metadata = try encoder.encode(failure)
     case .result(let result):
       let descriptions = try result.tensors.map { try encode($0, into: &tensorFrames) }
       var fileDescriptions: [FileDescription] = []
@@ -135,6 +136,7 @@ public enum Framing {
     case 6: try noTensors("ack"); return .acknowledgement(try payload(Acknowledgement.self, "ack"))
     case 7: try noTensors("disconnect"); return .disconnect(reason: try payload(Reason.self, "disconnect").reason)
     case 8: try noTensors("reject"); return .reject(reason: try payload(Reason.self, "reject").reason)
+    case 9: try noTensors("failure"); return .failure(try payload(TaskFailure.self, "failure"))
     default: throw WireError("unknown message type \(type)")
     }
   }

@@ -8,6 +8,9 @@ public enum Message: Equatable {
   case acknowledgement(Acknowledgement)
   case disconnect(reason: String)
   case reject(reason: String)
+  /// A worker hands a task back: it failed there (out of device memory, bad data) and the
+  /// worker stays to take another.
+  case failure(TaskFailure)
 
   /// The type byte of the header.
   public var type: UInt8 {
@@ -20,6 +23,7 @@ public enum Message: Equatable {
     case .acknowledgement: return 6
     case .disconnect: return 7
     case .reject: return 8
+    case .failure: return 9
     }
   }
 }
@@ -107,5 +111,18 @@ public struct Acknowledgement: Codable, Equatable, Sendable {
     self.task = task
     self.attempt = attempt
     self.stored = stored
+  }
+}
+
+/// Why a task's attempt failed on a worker, in words the coordinator journals and shows.
+public struct TaskFailure: Codable, Equatable, Sendable {
+  public var task: String
+  public var attempt: Int
+  public var reason: String
+
+  public init(task: String, attempt: Int, reason: String) {
+    self.task = task
+    self.attempt = attempt
+    self.reason = reason
   }
 }

@@ -5,6 +5,7 @@ import Data
 import Experiment
 import Foundation
 import Status
+import Tensor
 import Training
 
 /// Without keys, plain TCP is allowed on loopback only; elsewhere the user must say
@@ -40,6 +41,9 @@ struct CoordinatorCommand: ParsableCommand {
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
     let setup = try ExperimentSetup(file: file)
+    if let problem = setup.experiment.device.unavailability() {
+      throw ValidationError("\(file): device: \(setup.experiment.device): \(problem); use device: cpu or auto")
+    }
     try setup.prepareRunDirectory()
     let context = ZeroMQContext()
     let log: (String) -> Void = { print("coordinator: \($0)") }
@@ -150,27 +154,16 @@ struct WorkerCommand: ParsableCommand {
   @Option(help: "CPU threads for training.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Option(help: "This worker's CURVE secret key file (NAME.key); its .pub must be in the coordinator's --allow list.") var key: String?
   @Option(help: "The coordinator's public key file (its .pub).") var serverKey: String?
-  @Option(help: "auto, cpu, cuda or cuda:N (one worker process per device).") var device: String = "auto"
+  @Option(
+    help: """
+      auto (the CPU), cpu, cuda or cuda:N (the CUDA backend on that GPU; one worker process per GPU), or cuda-emulated \
+      (the CUDA backend on the emulated device, for checking: docs/cuda.md).
+      """)
+  var device: ComputeDevice = .automatic
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
 
   func validate() throws {
-    guard device == "auto" || device == "cpu" || device == "cuda" || (device.hasPrefix("cuda:") && Int(device.dropFirst(5)) != nil) else {
-      throw ValidationError("--device is auto, cpu, cuda or cuda:N, not \(device)")
-    }
-    if device.hasPrefix("cuda") {
-      // The reason first: no driver, no such GPU, or (where both are there) the backend.
-      let reason: String
-      do {
-        let gpus = try CUDADriverAPI().gpus()
-        let wanted = device.hasPrefix("cuda:") ? Int(device.dropFirst(5))! : 0
-        reason = wanted < gpus.count
-          ? "\(gpus[wanted].name) found, but training on the GPU is not finished in this build (docs/cuda.md)"
-          : "no GPU \(wanted) (this machine has \(gpus.count))"
-      } catch {
-        reason = "\(error)"
-      }
-      throw ValidationError("--device \(device): \(reason); use --device cpu or auto")
-    }
+    if let problem = device.unavailability() { throw ValidationError("--device \(device): \(problem); use --device cpu or auto") }
     if (key == nil) != (serverKey == nil) {
       throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
     }
@@ -182,17 +175,20 @@ struct WorkerCommand: ParsableCommand {
     if let key, let serverKey {
       security = Worker.Security(keys: try CurveKeys.read(secretKeyFile: key), serverPublicKey: try CurveKeys.read(publicKeyFile: serverKey))
     }
-    let runner = TaskRunner(threads: threads)
+    let runner = TaskRunner(threads: threads, device: device)
     let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
-    if device == "auto" {
-      let why = (try? CUDADriverAPI().gpus()).map { $0.isEmpty ? "the driver sees no GPU" : "GPU training is not finished in this build (docs/cuda.md)" }
-        ?? "no CUDA driver"
-      log("device auto: training on the CPU, \(threads) threads (\(why))")
+    if device == .automatic {
+      let gpus = (try? CUDADriverAPI().gpus()) ?? []
+      log("device auto: training on the CPU, \(threads) threads" + (gpus.isEmpty ? "" : " (\(gpus.count) GPU\(gpus.count == 1 ? "" : "s") found: --device cuda:N trains on one; docs/cuda.md)"))
     }
+    // A device that cannot start (no driver, no such GPU, a kernel that fails to load) ends
+    // the worker now, with the reason, rather than every task it would be given.
+    let backendName = try runner.taskBackend().name
+    log("training on \(backendName)")
     // Fault injection for the cluster's tests: the process dies as it starts this task.
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(
-      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: ["cpu"], threads: threads, log: log,
+      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: [device == .automatic ? "cpu" : device.description], threads: threads, log: log,
       runner: { task, progress in
         if let crashTask, task.task == crashTask {
           log("QUORUM_FAULT_CRASH_TASK: crashing on \(task.task)")
@@ -217,6 +213,9 @@ struct Run: ParsableCommand {
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
     let setup = try ExperimentSetup(file: file)
+    if let problem = setup.experiment.device.unavailability() {
+      throw ValidationError("\(file): device: \(setup.experiment.device): \(problem); use device: cpu or auto")
+    }
     try setup.prepareRunDirectory()
     let context = ZeroMQContext()
     let socket = try ZeroMQSocket(.router, context: context)
@@ -230,7 +229,10 @@ struct Run: ParsableCommand {
     func startWorker(_ index: Int) throws -> Process {
       let process = Process()
       process.executableURL = executable
-      process.arguments = ["worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker)]
+      process.arguments = [
+        "worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker),
+        "--device", setup.experiment.device.description,
+      ]
       try process.run()
       return process
     }

@@ -1,3 +1,4 @@
+import CUDA
 import Cluster
 import Data
 import Ensemble
@@ -125,9 +126,24 @@ struct ExperimentSetup {
 /// test logits ("test").
 final class TaskRunner {
   let threads: Int
+  let device: ComputeDevice
   private var cache: (text: String, experiment: Experiment, data: ExperimentData)?
+  /// The backend tasks train on, made once (a CUDA device compiles or loads its kernels as
+  /// it starts) and made again after a task it failed (a failed backend skips everything).
+  private var backend: Backend?
 
-  init(threads: Int) { self.threads = threads }
+  init(threads: Int, device: ComputeDevice) {
+    self.threads = threads
+    self.device = device
+  }
+
+  /// The backend for the next task: the one kept, unless it failed.
+  func taskBackend() throws -> Backend {
+    if let backend, (try? backend.check()) != nil { return backend }
+    let made = try device.makeBackend(threads: threads)
+    backend = made
+    return made
+  }
 
   func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
     let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
@@ -189,7 +205,7 @@ final class TaskRunner {
     progress: @escaping (ProgressReport) -> Void
   ) throws -> TaskOutput {
     let trainer = try Trainer(
-      configuration: configuration, data: data, backend: CPUBackend(threads: threads), threads: threads, outputFolder: nil,
+      configuration: configuration, data: data, backend: try taskBackend(), threads: threads, outputFolder: nil,
       reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
     trainer.onEpoch = { record in
       progress(ProgressReport(

@@ -92,10 +92,11 @@ struct Train: ParsableCommand {
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Option(
     help: """
-      cpu, or cuda-emulated: the CUDA backend, float32, on the emulated CUDA device (its kernels run on the CPU, \
-      with its checks; QUORUM_EMULATOR_CHECKS=fast skips the race check). For checking, not for speed: docs/cuda.md.
+      cpu; cuda or cuda:N, the CUDA backend (float32) on that GPU; or cuda-emulated, the CUDA backend on the emulated \
+      device (its kernels run on the CPU, with its checks; QUORUM_EMULATOR_CHECKS=fast skips the race check), for \
+      checking, not for speed. See docs/cuda.md.
       """)
-  var device: String = "cpu"
+  var device: ComputeDevice = .cpu
   @Flag(inversion: .prefixedNo, help: "Assemble the next batch on a background thread while one trains (same result either way).")
   var prefetch = true
   @Option(help: "Threads that assemble prefetched batches (more for a GPU that one core cannot feed).")
@@ -112,11 +113,9 @@ struct Train: ParsableCommand {
   enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
 
   func validate() throws {
-    if device.hasPrefix("cuda"), device != "cuda-emulated" {
-      throw ValidationError(
-        "--device \(device): training on a GPU is not finished in this build (docs/cuda.md); --device cuda-emulated runs the CUDA backend on the CPU")
+    if let problem = device.unavailability() {
+      throw ValidationError("--device \(device): \(problem); use --device cpu (or cuda-emulated to check the CUDA backend on the CPU)")
     }
-    guard ["cpu", "cuda-emulated"].contains(device) else { throw ValidationError("--device is cpu or cuda-emulated, not \(device)") }
   }
 
   func run() throws {
@@ -155,7 +154,7 @@ struct Train: ParsableCommand {
     configuration.earlyStoppingPatience = earlyStopping
     configuration.restoreBest = restoreBest
 
-    let backend: Backend = device == "cuda-emulated" ? try CUDABackend.emulated() : CPUBackend(threads: threads)
+    let backend = try device.makeBackend(threads: threads)
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter,
       prefetch: prefetch, prefetchThreads: prefetchThreads)
@@ -217,6 +216,10 @@ struct Train: ParsableCommand {
 }
 
 extension MobileNetV2Configuration.Preset: ExpressibleByArgument {}
+extension ComputeDevice: ExpressibleByArgument {
+  public init?(argument: String) { self.init(argument) }
+  public static var defaultCompletionKind: CompletionKind { .list(["cpu", "auto", "cuda", "cuda:0", "cuda-emulated"]) }
+}
 extension TrainingConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension SelectionMetric: ExpressibleByArgument {}
 extension Sampling: ExpressibleByArgument {}

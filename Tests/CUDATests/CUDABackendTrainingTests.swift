@@ -1,9 +1,11 @@
 import CUDA
 import CUDAEmulator
+import Data
 import Foundation
 import NN
 import QuorumTestSupport
 import Tensor
+import Training
 import XCTest
 
 /// MobileNetV2 trained by the unchanged NN and Training code on the CUDA backend over the
@@ -118,5 +120,62 @@ final class CUDABackendTrainingTests: XCTestCase {
     XCTAssertEqual(Self.cuda.download(tensor), [9, 2, 3])
     XCTAssertEqual(Self.cuda.download(other, count: 2, offset: 1), [2, 3])
   }
-}
 
+  /// Determinism: the same seed on two fresh emulated devices gives the same losses and the
+  /// same bits in every weight and running statistic, with dropout and stochastic depth on
+  /// (their masks come from the Philox streams keyed by position, not from launch order).
+  func testTheSameSeedGivesBitIdenticalWeightsOnTwoFreshDevices() throws {
+    let first = try train(on: try CUDABackend.emulated(), steps: 4)
+    let second = try train(on: try CUDABackend.emulated(), steps: 4)
+    XCTAssertEqual(first.losses.map(\.bitPattern), second.losses.map(\.bitPattern))
+    XCTAssertEqual(first.logits.map(\.bitPattern), second.logits.map(\.bitPattern))
+    for (index, (a, b)) in zip(first.weights, second.weights).enumerated() {
+      XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "tensor \(index)")
+    }
+  }
+
+  /// The Trainer on the CUDA backend allocates all of its device memory as it is built:
+  /// a training step (after the first, which sizes the loss and clipping scratch) and an
+  /// evaluation allocate nothing, so a device that holds the first step holds the run.
+  func testTrainingStepsAndEvaluationsAllocateNoDeviceMemory() throws {
+    let backend = try CUDABackend.emulated()
+    let count = 48
+    var pixels = [UInt8](repeating: 0, count: count * 28 * 28)
+    for i in pixels.indices { pixels[i] = UInt8((i * 7919 + i / 784 * 31) % 251) }
+    let images = ImageDataset(pixels: pixels, labels: (0..<count).map { Int32($0 % 4) }, height: 28, width: 28, channels: 1, classes: 4)
+    var configuration = TrainingConfiguration(model: MobileNetV2Configuration(width: 0.35, classes: 4, imageHeight: 28, imageWidth: 28))
+    configuration.batchSize = 16
+    configuration.gradientClipNorm = 5
+    configuration.emaDecay = 0.9
+    configuration.augmentation = Augmentation(shift: 2, horizontalFlip: 0.5)
+    let trainer = try Trainer(
+      configuration: configuration, data: TrainingData(training: images), backend: backend, threads: 1, outputFolder: nil, prefetch: false)
+    _ = trainer.trainStep(Array(0..<48)[0..<16], epoch: 0, step: 0, learningRate: 0.05)
+    _ = trainer.evaluate(images)
+    let (allocations, live) = (backend.device.allocationCount, backend.device.liveBytes)
+    for step in 1..<3 { XCTAssert(trainer.trainStep(Array(0..<48)[16..<32], epoch: 0, step: step, learningRate: 0.05).isFinite) }
+    _ = trainer.evaluate(images)
+    XCTAssertNoThrow(try backend.check())
+    XCTAssertEqual(backend.device.allocationCount, allocations, "device allocations inside steps or evaluations")
+    XCTAssertEqual(backend.device.liveBytes, live)
+  }
+
+  /// After a failure the backend skips what follows and says what failed: a download reads
+  /// NaN, never a stale or plausible number, and `check()` throws the first failure.
+  func testAFailedOperationIsKeptAndEverythingAfterItIsSkipped() throws {
+    let backend = try CUDABackend.emulated()
+    let tensor = backend.makeTensor(shape: [4])
+    backend.upload([1, 2, 3, 4], to: tensor)
+    XCTAssertNoThrow(try backend.check())
+    let free = try backend.device.driver.memoryInformation().free
+    _ = backend.makeTensor(shape: [free / 4 + 1024])
+    XCTAssertThrowsError(try backend.check()) { error in
+      let failure = error as? DeviceFailure
+      XCTAssertEqual(failure?.isOutOfMemory, true, "\(error)")
+      XCTAssertEqual(failure?.memory?.asked, (free / 4 + 1024) * 4)
+      XCTAssert("\(error)".hasPrefix("out of device memory on cuda (Quorum emulated CUDA device (CPU)"), "\(error)")
+    }
+    backend.fill(tensor, with: 7, count: 4)
+    XCTAssert(backend.download(tensor).allSatisfy(\.isNaN), "a download after a failure reads NaN")
+  }
+}

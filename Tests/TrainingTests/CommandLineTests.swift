@@ -87,9 +87,14 @@ final class CommandLineTests: XCTestCase {
     let again = try runQuorum(arguments + ["--progress", "none", "--resume"], environment: fast)
     XCTAssertEqual(again.status, 0, again.output)
     XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, logits.values)
-    let refused = try runQuorum(["train", "--train-images", train.images, "--train-labels", train.labels, "--device", "cuda:0"])
-    XCTAssertNotEqual(refused.status, 0)
-    XCTAssert(refused.output.contains("--device cuda-emulated runs the CUDA backend on the CPU"), refused.output)
+    // A GPU asked for where there is none: refused before any work, with the reason.
+    if dlopen("libcuda.so.1", RTLD_NOW) == nil {
+      let refused = try runQuorum(["train", "--train-images", train.images, "--train-labels", train.labels, "--device", "cuda:0"])
+      XCTAssertEqual(refused.status, 64, refused.output)
+      XCTAssert(refused.output.contains("--device cuda:0: the CUDA driver not found") && refused.output.contains("cuda-emulated"), refused.output)
+    }
+    let misspelt = try runQuorum(["train", "--train-images", train.images, "--train-labels", train.labels, "--device", "gpu"])
+    XCTAssertEqual(misspelt.status, 64, misspelt.output)
   }
 
   /// Cross-validation from the command line: the fold assignment lands in the run

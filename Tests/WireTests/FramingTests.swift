@@ -25,6 +25,7 @@ final class FramingTests: XCTestCase {
       .acknowledgement(Acknowledgement(task: "t", attempt: 1, stored: false)),
       .disconnect(reason: "shutting down"),
       .reject(reason: "unknown worker key"),
+      .failure(TaskFailure(task: "t", attempt: 2, reason: "out of device memory on cuda:0, while building MobileNetV2 at batch size 1024")),
     ]
     for message in messages { XCTAssertEqual(try roundTrip(message), message) }
     // A task may carry tensors (a student's teacher targets), as frames after the header.

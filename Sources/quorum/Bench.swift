@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenBLAS
+import CUDA
 import Data
 import Foundation
 import NN
@@ -23,43 +24,48 @@ struct Bench: ParsableCommand {
     @Option var warmup: Int = 2
     @Option var steps: Int = 5
     @Option(help: "train or inference") var mode: String = "train"
+    @Option(help: "cpu, cuda, cuda:N or cuda-emulated.") var device: ComputeDevice = .cpu
 
     func run() throws {
       guard ["train", "inference"].contains(mode) else { throw ValidationError("--mode must be train or inference") }
-      let backend = CPUBackend(threads: threads)
+      if let problem = device.unavailability() { throw ValidationError("--device \(device): \(problem)") }
+      let backend = try device.makeBackend(threads: threads)
       let configuration = MobileNetV2Configuration(preset: preset, width: width)
       let model = try MobileNetV2(configuration, capacity: batch, backend: backend, inferenceOnly: mode == "inference")
       model.initialize(seed: 1)
       // Inference needs no optimizer state; allocating it would inflate the peak memory.
       let optimizer = mode == "train" ? SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: backend) : nil
-      let images = Tensor(shape: [batch, 28, 28, 1])
       let noise = RandomStream(seed: 2, purpose: .augmentation)
-      for i in 0..<images.capacity { images[i] = noise.normal(at: UInt64(i)) }
-      let labels = (0..<batch).map { Int32($0 % configuration.classes) }
-      let gradient = Tensor(shape: [batch, configuration.classes])
+      let images = backend.makeTensor(shape: [batch, 28, 28, 1], values: (0..<(batch * 784)).map { noise.normal(at: UInt64($0)) })
+      let labels = backend.makeTensor(shape: [batch])
+      (0..<batch).map { Int32($0 % configuration.classes) }.withUnsafeBufferPointer { backend.uploadLabels($0, to: labels) }
+      let gradient = backend.makeTensor(shape: [batch, configuration.classes])
+      let loss = backend.makeTensor(shape: [1])
+      try backend.check()
       var times: [Double] = []
       for step in 0..<(warmup + steps) {
         let start = DispatchTime.now().uptimeNanoseconds
         if mode == "train" {
           let logits = model.forward(images, batch: batch, training: true, seed: 3, step: UInt64(step))
-          _ = labels.withUnsafeBufferPointer {
-            backend.softmaxCrossEntropy(
-              logits: logits, labels: $0.baseAddress!, batch: batch, classes: configuration.classes,
-              options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: gradient)
-          }
+          backend.softmaxCrossEntropy(
+            logits: logits, labels: labels, batch: batch, classes: configuration.classes,
+            options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: gradient, loss: loss)
           model.backward(logitGradient: gradient, batch: batch)
           optimizer?.step(model.parameters, learningRate: 0.01)
         } else {
           model.forward(images, batch: batch, training: false)
         }
+        // A device returns before its work is done: the step ends when the device is idle.
+        backend.synchronize()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         if step >= warmup { times.append(seconds) }
       }
+      try backend.check()
       let median = times.sorted()[times.count / 2]
       var usage = rusage()
       getrusage(RUSAGE_SELF.rawValue, &usage)
       let record: [String: Any] = [
-        "engine": "quorum", "preset": preset.rawValue, "width": width, "batch": batch, "threads": threads,
+        "engine": "quorum", "device": backend.name, "preset": preset.rawValue, "width": width, "batch": batch, "threads": threads,
         "layout": "nhwc", "mode": mode, "images_per_second": Double(batch) / median,
         "median_step_seconds": median, "step_seconds": times, "peak_rss_bytes": usage.ru_maxrss * 1024,
         "parameters": model.parameterCount,

@@ -9,11 +9,11 @@ import Training
 import XCTest
 
 /// MobileNetV2 trained by the unchanged NN and Training code on the CUDA backend over the
-/// emulated device, against the CPU backend: the device boundary holds (a device tensor has
+/// emulated device (or the GPU of `QUORUM_TEST_DEVICE`), against the CPU backend: the device boundary holds (a device tensor has
 /// no host memory, so any NN or Training code that reached for one would stop the test)
 /// and the CUDA kernels compose into the same training as the CPU's.
 final class CUDABackendTrainingTests: XCTestCase {
-  static let cuda = try! CUDABackend.emulated()
+  static let cuda = try! TestDevice.backend()
   let configuration = MobileNetV2Configuration(
     preset: .imagenet, width: 0.35, inputChannels: 1, classes: 10, imageHeight: 28, imageWidth: 28, dropout: 0.2, stochasticDepth: 0.2)
   let batch = 16
@@ -125,8 +125,8 @@ final class CUDABackendTrainingTests: XCTestCase {
   /// same bits in every weight and running statistic, with dropout and stochastic depth on
   /// (their masks come from the Philox streams keyed by position, not from launch order).
   func testTheSameSeedGivesBitIdenticalWeightsOnTwoFreshDevices() throws {
-    let first = try train(on: try CUDABackend.emulated(), steps: 4)
-    let second = try train(on: try CUDABackend.emulated(), steps: 4)
+    let first = try train(on: try TestDevice.backend(), steps: 4)
+    let second = try train(on: try TestDevice.backend(), steps: 4)
     XCTAssertEqual(first.losses.map(\.bitPattern), second.losses.map(\.bitPattern))
     XCTAssertEqual(first.logits.map(\.bitPattern), second.logits.map(\.bitPattern))
     for (index, (a, b)) in zip(first.weights, second.weights).enumerated() {
@@ -138,7 +138,7 @@ final class CUDABackendTrainingTests: XCTestCase {
   /// a training step (after the first, which sizes the loss and clipping scratch) and an
   /// evaluation allocate nothing, so a device that holds the first step holds the run.
   func testTrainingStepsAndEvaluationsAllocateNoDeviceMemory() throws {
-    let backend = try CUDABackend.emulated()
+    let backend = try TestDevice.backend()
     let count = 48
     var pixels = [UInt8](repeating: 0, count: count * 28 * 28)
     for i in pixels.indices { pixels[i] = UInt8((i * 7919 + i / 784 * 31) % 251) }
@@ -163,7 +163,7 @@ final class CUDABackendTrainingTests: XCTestCase {
   /// After a failure the backend skips what follows and says what failed: a download reads
   /// NaN, never a stale or plausible number, and `check()` throws the first failure.
   func testAFailedOperationIsKeptAndEverythingAfterItIsSkipped() throws {
-    let backend = try CUDABackend.emulated()
+    let backend = try TestDevice.backend()
     let tensor = backend.makeTensor(shape: [4])
     backend.upload([1, 2, 3, 4], to: tensor)
     XCTAssertNoThrow(try backend.check())
@@ -173,7 +173,7 @@ final class CUDABackendTrainingTests: XCTestCase {
       let failure = error as? DeviceFailure
       XCTAssertEqual(failure?.isOutOfMemory, true, "\(error)")
       XCTAssertEqual(failure?.memory?.asked, (free / 4 + 1024) * 4)
-      XCTAssert("\(error)".hasPrefix("out of device memory on cuda (Quorum emulated CUDA device (CPU)"), "\(error)")
+      XCTAssert("\(error)".hasPrefix("out of device memory on \(backend.name)"), "\(error)")
     }
     backend.fill(tensor, with: 7, count: 4)
     XCTAssert(backend.download(tensor).allSatisfy(\.isNaN), "a download after a failure reads NaN")

@@ -14,6 +14,10 @@ final class EmulatorChecksTests: XCTestCase {
   }()
   var device: CUDADevice { Self.device }
 
+  override func setUpWithError() throws {
+    guard TestDevice.isEmulated else { throw XCTSkip("checks of the emulated device itself; QUORUM_TEST_DEVICE is \(TestDevice.choice)") }
+  }
+
   func launchError(_ body: () throws -> Void) -> String {
     do {
       try body()

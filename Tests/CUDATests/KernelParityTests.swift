@@ -7,14 +7,14 @@ import Wire
 import XCTest
 
 /// Every operation of the Backend contract run by the CUDA kernels and cuBLASLt on the
-/// emulated device, against its CPU twin in CPUBackend, on fresh random inputs of odd sizes
+/// emulated device (or the GPU of `QUORUM_TEST_DEVICE`), against its CPU twin in CPUBackend, on fresh random inputs of odd sizes
 /// (strides 1 and 2, channels not a multiple of 8 or 32, batch 1), with every output
 /// poisoned (NaN) before the run. Tolerances are stated per operation, relative to the
 /// largest value of the CPU's result: float32 sums in another order differ by ~1e-7 per
 /// term; a GPU differs from the emulator only by code generation (FMA contraction, the
 /// approximate rsqrtf), which these tolerances allow for.
 final class KernelParityTests: XCTestCase {
-  static let operations = try! DeviceOperations.emulated()
+  static let operations = try! TestDevice.backend().operations
   var operations: DeviceOperations { Self.operations }
   var device: CUDADevice { Self.operations.device }
   static let cpu = CPUBackend(threads: 1)

@@ -146,12 +146,12 @@ def add_stochastic_depth(model, probability):
         block.forward = forward
 
 
-def evaluate(model, images, labels, batch=1000):
+def evaluate(model, images, labels, batch=1000, device=torch.device("cpu")):
     model.eval()
     predictions = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
-            predictions.append(model(images[start:start + batch]).argmax(dim=1))
+            predictions.append(model(images[start:start + batch].to(device)).argmax(dim=1).cpu())
     model.train()
     return metrics(torch.cat(predictions).numpy(), labels, CLASSES)
 
@@ -198,6 +198,8 @@ def main():
     parser.add_argument("--stochastic-depth", type=float, default=0.0,
                         help="drop probability of the last residual block (earlier ones scale linearly), as quorum's")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (scripts/bench/gpu.sh)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (the GPU peer's eager mode)")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
     args = parser.parse_args()
     if args.long_tail_ratio < 1:
@@ -243,7 +245,8 @@ def main():
     model = mobilenet_reference.build_preset(args.preset, args.width, 1, CLASSES, dropout=args.dropout)
     if args.stochastic_depth > 0:
         add_stochastic_depth(model, args.stochastic_depth)
-    model = model.to(memory_format=torch.channels_last)
+    device = torch.device(args.device)
+    model = model.to(device=device, memory_format=torch.channels_last)
     model.train()
 
     sample_weights = None
@@ -264,8 +267,9 @@ def main():
         loss_sum = 0.0
         seen = 0
         for indices in batches(len(train_labels), args.batch, data_generator, sample_weights):
-            inputs = normalise(augment(train_raw[indices], data_generator), mean, std)
-            loss = loss_function(model(inputs), train_targets[indices])
+            inputs = normalise(augment(train_raw[indices], data_generator), mean, std).to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                loss = loss_function(model(inputs), train_targets[indices].to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -274,7 +278,7 @@ def main():
             seen += len(indices)
         seconds = time.perf_counter() - start
         seen_total += seen
-        scores = evaluate(model, test_inputs, test_labels)
+        scores = evaluate(model, test_inputs, test_labels, device=device)
         record = {
             "epoch": epoch,
             "train_loss": loss_sum / max(seen, 1),

@@ -100,9 +100,14 @@ public final class CUDABackend: Backend {
     run("fill") { try device.driver.fill(buffer(tensor).address, words: value.bitPattern, count: count, stream: device.stream) }
   }
 
-  public func copy(_ source: Tensor, to destination: Tensor, count: Int) {
+  public func copy(_ source: Tensor, offset sourceOffset: Int, to destination: Tensor, offset destinationOffset: Int, count: Int) {
     guard count > 0 else { return }
-    run("copy") { try device.driver.copy(to: buffer(destination).address, from: buffer(source).address, bytes: count * 4, stream: device.stream) }
+    precondition(sourceOffset >= 0 && destinationOffset >= 0 && sourceOffset + count <= source.capacity && destinationOffset + count <= destination.capacity)
+    run("copy") {
+      try device.driver.copy(
+        to: buffer(destination).address + UInt64(destinationOffset * 4), from: buffer(source).address + UInt64(sourceOffset * 4),
+        bytes: count * 4, stream: device.stream)
+    }
   }
 
   public func staging(for tensor: Tensor) -> Tensor {

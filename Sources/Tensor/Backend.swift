@@ -83,8 +83,8 @@ public protocol Backend: AnyObject {
   func download(_ tensor: Tensor, offset: Int, into values: UnsafeMutableBufferPointer<Float>)
   /// tensor[0..<count] = value.
   func fill(_ tensor: Tensor, with value: Float, count: Int)
-  /// destination[0..<count] = source[0..<count].
-  func copy(_ source: Tensor, to destination: Tensor, count: Int)
+  /// destination[destinationOffset…] = source[sourceOffset…], `count` values.
+  func copy(_ source: Tensor, offset sourceOffset: Int, to destination: Tensor, offset destinationOffset: Int, count: Int)
   /// A host tensor the data pipeline writes `tensor`'s next contents into: the tensor
   /// itself where the backend computes in host memory (no copy), else a host buffer of the
   /// same size kept for the purpose (pinned, where the device has such memory).
@@ -262,6 +262,11 @@ extension Backend {
   }
 
   public func fill(_ tensor: Tensor, with value: Float) { fill(tensor, with: value, count: tensor.capacity) }
+
+  /// destination[0..<count] = source[0..<count].
+  public func copy(_ source: Tensor, to destination: Tensor, count: Int) {
+    copy(source, offset: 0, to: destination, offset: 0, count: count)
+  }
 }
 
 /// The variants of softmax cross-entropy Quorum trains with. With targets

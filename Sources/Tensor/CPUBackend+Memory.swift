@@ -24,9 +24,9 @@ extension CPUBackend {
 
   public func fill(_ tensor: Tensor, with value: Float, count: Int) { tensor.data.update(repeating: value, count: count) }
 
-  public func copy(_ source: Tensor, to destination: Tensor, count: Int) {
-    precondition(count <= source.capacity && count <= destination.capacity)
-    destination.data.update(from: source.data, count: count)
+  public func copy(_ source: Tensor, offset sourceOffset: Int, to destination: Tensor, offset destinationOffset: Int, count: Int) {
+    precondition(sourceOffset >= 0 && destinationOffset >= 0 && sourceOffset + count <= source.capacity && destinationOffset + count <= destination.capacity)
+    (destination.data + destinationOffset).update(from: source.data + sourceOffset, count: count)
   }
 
   public func staging(for tensor: Tensor) -> Tensor { tensor }

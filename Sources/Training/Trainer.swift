@@ -58,6 +58,11 @@ public final class Trainer {
   /// The step's loss, on the backend, and read back.
   let lossValue: Tensor
   var lossRead: Float = 0
+  /// The epoch's step losses, kept on the backend until the progress line (at most every
+  /// `lossReadInterval` seconds) or the epoch's end reads them: a device runs ahead of the
+  /// host instead of waiting for it at every step.
+  var epochLosses: Tensor
+  static let lossReadInterval = 0.5
   let clipper: GradientClipper?
   /// Mixing scratch: the batch's own images (host), and the mixed labels or distillation
   /// targets as soft targets (the backend's tensor and its host staging).
@@ -139,6 +144,7 @@ public final class Trainer {
     }
     logitGradient = backend.makeTensor(shape: [configuration.batchSize, model.classes])
     lossValue = backend.makeTensor(shape: [1])
+    epochLosses = backend.makeTensor(shape: [1])
     self.prefetch = prefetch
     prefetcher = prefetch
       ? BatchPrefetcher(
@@ -148,6 +154,7 @@ public final class Trainer {
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
     softTargetTensor = configuration.mixing.isActive || data.targets != nil ? backend.makeTensor(shape: [configuration.batchSize, model.classes]) : nil
     softTargets = softTargetTensor.map { backend.staging(for: $0) }
+    epochLosses = backend.makeTensor(shape: [max(batches(epoch: 0).count, 1)])
     try checkBackend("building MobileNetV2 (width \(model.width), \(model.imageHeight)×\(model.imageWidth)×\(model.inputChannels)) and its optimizer")
   }
 
@@ -221,27 +228,38 @@ public final class Trainer {
       prefetcher?.start(
         data.training, batches: epochBatches, augmentation: configuration.augmentation, seed: configuration.seed, epoch: epoch)
       defer { prefetcher?.finish() }
+      if epochLosses.capacity < epochBatches.count { epochLosses = backend.makeTensor(shape: [epochBatches.count]) }
+      var lastRead = Date()
+      var read = 0  // step losses read back so far this epoch
       for (index, batch) in epochBatches.enumerated() {
         learningRate = configuration.schedule.learningRate(
           peak: configuration.learningRate, step: progress.step, totalSteps: totalSteps,
           stepsPerEpoch: stepsPerEpoch, plateauFactor: progress.plateau.factor)
-        let loss: Double
         if let prefetcher {
           let slot = prefetcher.batch(index)
-          loss = step(
+          enqueueStep(
             images: slot.images, labels: slot.labels, indices: batch, epoch: epoch, step: progress.step,
             learningRate: Float(learningRate))
           prefetcher.release(index)
         } else {
-          loss = trainStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
+          assembleAndEnqueueStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
         }
-        try checkBackend("training epoch \(epoch + 1), step \(index + 1)")
-        guard loss.isFinite else {
-          throw TrainingError.invalidConfiguration("the loss became \(loss) at epoch \(epoch + 1), step \(index + 1): lower the learning rate or clip gradients (--clip-norm)")
-        }
-        lossSum += loss * Double(batch.count)
-        seen += batch.count
+        backend.copy(lossValue, offset: 0, to: epochLosses, offset: index, count: 1)
         progress.step += 1
+        try checkBackend("training epoch \(epoch + 1), step \(index + 1)")
+        guard index == epochBatches.count - 1 || Date().timeIntervalSince(lastRead) >= Self.lossReadInterval else { continue }
+        // A read-back point: the losses since the last, the divergence check, the progress line.
+        let losses = backend.download(epochLosses, count: index + 1 - read, offset: read)
+        for (offset, loss) in losses.enumerated() {
+          let step = read + offset
+          guard loss.isFinite else {
+            throw TrainingError.invalidConfiguration("the loss became \(loss) at epoch \(epoch + 1), step \(step + 1): lower the learning rate or clip gradients (--clip-norm)")
+          }
+          lossSum += Double(loss) * Double(epochBatches[step].count)
+          seen += epochBatches[step].count
+        }
+        read = index + 1
+        lastRead = Date()
         let elapsed = Date().timeIntervalSince(epochStart)
         let perStep = Date().timeIntervalSince(runStart) / Double(progress.step - stepsAtStart)
         reporter.step(
@@ -275,16 +293,25 @@ public final class Trainer {
   }
 
   /// Forward, loss, backward, clipping, update, average: one optimizer step on the
-  /// training examples at `batch`. Returns the batch's loss. Allocates nothing.
+  /// training examples at `batch`. Returns the batch's loss (read back: the host waits for
+  /// the step). Allocates nothing.
   public func trainStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
+    assembleAndEnqueueStep(batch, epoch: epoch, step: step, learningRate: learningRate)
+    withUnsafeMutablePointer(to: &lossRead) { backend.download(lossValue, offset: 0, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+    return Double(lossRead)
+  }
+
+  /// Assembles the batch at `batch` on the host, then `enqueueStep`.
+  func assembleAndEnqueueStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
-    return self.step(images: images, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
+    enqueueStep(images: images, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
   }
 
-  /// One optimizer step on an assembled batch: the training examples at `indices`.
-  func step(images: Tensor, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
+  /// One optimizer step on an assembled batch (the training examples at `indices`), called
+  /// on the backend without waiting for it: the loss lands in `lossValue`.
+  func enqueueStep(images: Tensor, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
     let batch = 0..<indices.count
     var mixed = false
     if let targets = data.targets, let softTargets {
@@ -323,9 +350,6 @@ public final class Trainer {
     clipper?.clip()
     optimizer.step(model.parameters, learningRate: learningRate)
     average?.update()
-    // The one value a step reads back, for the progress line and the divergence check.
-    withUnsafeMutablePointer(to: &lossRead) { backend.download(lossValue, offset: 0, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
-    return Double(lossRead)
   }
 
   /// Early stopping, best-epoch checkpoint and reduce-on-plateau from a finished epoch.

@@ -15,7 +15,8 @@ swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
   executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
-  failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+  # XCTest's "failures" counts failed assertions; a test case fails once however many it has.
+  failed=$(grep -cE "^Test Case '.*' failed \(" "$log" || true)
   echo "$((executed - failed)) passed, $failed failed"
 fi
 exit "$status"

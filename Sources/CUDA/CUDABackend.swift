@@ -36,6 +36,7 @@ public final class CUDABackend: Backend {
   func run(_ what: @autoclosure () -> String, asking bytes: Int? = nil, _ body: () throws -> Void) {
     guard failure == nil else { return }
     do {
+      try device.makeCurrent()
       try body()
     } catch {
       var memory: (asked: Int, free: Int, heldByBackend: Int)?

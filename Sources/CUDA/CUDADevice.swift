@@ -9,6 +9,11 @@ public final class CUDADevice {
   public let name: String
   /// The stream every launch and copy of this device goes on, in order.
   public let stream: CUDADriverAPI.Stream
+  /// The device's primary context: current per thread, so every thread that uses this
+  /// device makes it current first (`makeCurrent`).
+  let context: CUDADriverAPI.Context
+  /// The thread the context was last made current on by this device.
+  private var boundThread: pthread_t?
   private var modules: [String: CUDADriverAPI.Module] = [:]
   private var functions: [String: CUDADriverAPI.Function] = [:]
   /// Kernel name → the file it is defined in.
@@ -29,7 +34,8 @@ public final class CUDADevice {
     self.driver = driver
     try driver.initialise()
     let device = try driver.device(ordinal)
-    try driver.useDevice(device)
+    context = try driver.useDevice(device)
+    boundThread = pthread_self()
     architecture = try driver.architecture(of: device)
     name = try driver.name(of: device)
     stream = try driver.createStream()
@@ -42,7 +48,20 @@ public final class CUDADevice {
     kernelFiles = files
   }
 
-  deinit { driver.destroy(stream: stream) }
+  deinit {
+    try? makeCurrent()
+    driver.destroy(stream: stream)
+  }
+
+  /// Makes this device's context current on the calling thread, unless this device did so
+  /// last on this thread. A worker builds its backend on one thread and trains on another;
+  /// a buffer may be freed on a third.
+  public func makeCurrent() throws {
+    let thread = pthread_self()
+    if let boundThread, pthread_equal(boundThread, thread) != 0 { return }
+    try driver.makeCurrent(context)
+    boundThread = thread
+  }
 
   /// The kernel `name` from whichever kernel file defines it (or from `file`, for a module
   /// loaded with `load(_:file:)`).
@@ -62,6 +81,7 @@ public final class CUDADevice {
   /// Launches kernel `name` over `grid` blocks of `block` threads with `arguments` in the
   /// kernel's parameter order and types.
   public func launch(_ name: String, file: String? = nil, grid: Int, block: Int, _ arguments: [KernelArgument]) throws {
+    try makeCurrent()
     let function = try function(name, file: file)
     // Each argument's value in its own 8-byte slot; the kernel reads each through a pointer.
     let slots = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
@@ -78,7 +98,10 @@ public final class CUDADevice {
     try driver.launch(function, name: name, grid: (grid, 1, 1), block: (block, 1, 1), stream: stream, parameters: pointers)
   }
 
-  public func synchronize() throws { try driver.synchronize(stream) }
+  public func synchronize() throws {
+    try makeCurrent()
+    try driver.synchronize(stream)
+  }
 
   // MARK: Buffers
 
@@ -88,6 +111,7 @@ public final class CUDADevice {
   /// A new buffer holding `values` (float32, int32 labels, bf16 words…).
   public func buffer<Element: BitwiseCopyable>(_ values: [Element]) throws -> DeviceBuffer {
     let buffer = try DeviceBuffer(device: self, bytes: max(values.count, 1) * MemoryLayout<Element>.stride)
+    try makeCurrent()
     try values.withUnsafeBytes { bytes in
       if let base = bytes.baseAddress { try driver.copy(to: buffer.address, from: base, bytes: bytes.count, stream: stream) }
     }
@@ -105,12 +129,14 @@ public final class DeviceBuffer {
   init(device: CUDADevice, bytes: Int) throws {
     self.device = device
     self.bytes = bytes
+    try device.makeCurrent()
     address = try device.driver.allocate(bytes: bytes)
     device.liveBytes += bytes
     device.allocationCount += 1
   }
 
   deinit {
+    try? device.makeCurrent()
     try? device.driver.free(address)
     device.liveBytes -= bytes
   }
@@ -119,6 +145,7 @@ public final class DeviceBuffer {
 
   public func upload(_ values: [Float]) throws {
     precondition(values.count * 4 <= bytes, "\(values.count) floats into a \(bytes)-byte buffer")
+    try device.makeCurrent()
     try values.withUnsafeBytes { try device.driver.copy(to: address, from: $0.baseAddress!, bytes: $0.count, stream: device.stream) }
   }
 
@@ -130,6 +157,7 @@ public final class DeviceBuffer {
 
   func values<Element: BitwiseCopyable & Numeric>(_ count: Int, of type: Element.Type) throws -> [Element] {
     var values = [Element](repeating: 0, count: count)
+    try device.makeCurrent()
     try values.withUnsafeMutableBytes { bytes in
       if let base = bytes.baseAddress { try device.driver.copy(to: base, from: address, bytes: bytes.count, stream: device.stream) }
     }
@@ -139,6 +167,7 @@ public final class DeviceBuffer {
 
   /// Sets every float to `value` (NaN to poison an output before a kernel writes it).
   public func fill(_ value: Float) throws {
+    try device.makeCurrent()
     try device.driver.fill(address, words: value.bitPattern, count: bytes / 4, stream: device.stream)
   }
 }

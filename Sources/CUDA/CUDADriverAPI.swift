@@ -168,11 +168,17 @@ public final class CUDADriverAPI {
     }
   }
 
-  public func useDevice(_ device: Device) throws {
+  /// Retains the device's primary context and makes it current on this thread; returns it.
+  @discardableResult
+  public func useDevice(_ device: Device) throws -> Context {
     var context: Context = nil
     try check(primaryContextRetain(&context, device), "cuDevicePrimaryCtxRetain")
-    try check(contextSetCurrent(context), "cuCtxSetCurrent")
+    try makeCurrent(context)
+    return context
   }
+
+  /// Makes `context` current on the calling thread (a context is current per thread).
+  public func makeCurrent(_ context: Context) throws { try check(contextSetCurrent(context), "cuCtxSetCurrent") }
 
   /// Loads a CUBIN into the current context.
   public func loadModule(_ cubin: [UInt8], name: String) throws -> Module {

@@ -38,6 +38,7 @@ public final class DeviceOperations {
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: DeviceBuffer, lda: Int, b: DeviceBuffer, ldb: Int,
     beta: Float, c: DeviceBuffer, ldc: Int, epilogue: CUBLASLt.Epilogue = .none, bias: DeviceBuffer? = nil
   ) throws {
+    try device.makeCurrent()
     try blas.gemm(
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a.address, lda: lda, b: b.address, ldb: ldb,
       beta: beta, c: c.address, ldc: ldc, epilogue: epilogue, bias: bias?.address ?? 0, stream: device.stream)

@@ -25,7 +25,7 @@ using CUresult = int;
 using CUdeviceptr = unsigned long long;
 
 constexpr CUresult success = 0, invalid_value = 1, out_of_memory = 2, not_initialized = 3, invalid_device = 101,
-                   invalid_image = 200, invalid_handle = 400, not_found = 500, illegal_address = 700,
+                   invalid_image = 200, invalid_context = 201, invalid_handle = 400, not_found = 500, illegal_address = 700,
                    launch_out_of_resources = 701, launch_failed = 719;
 
 // MARK: Memory
@@ -115,6 +115,7 @@ CUresult cuGetErrorString(CUresult status, const char** text) {
     case not_initialized: *text = "initialization error"; break;
     case invalid_device: *text = "invalid device ordinal"; break;
     case invalid_image: *text = "device kernel image is invalid"; break;
+    case invalid_context: *text = "invalid device context"; break;
     case invalid_handle: *text = "invalid resource handle"; break;
     case not_found: *text = "named symbol not found"; break;
     case illegal_address: *text = "an illegal memory access was encountered"; break;
@@ -179,8 +180,12 @@ CUresult cuDeviceTotalMem(size_t* bytes, int device) {
   return success;
 }
 
-// One context, the device's primary one.
+// One context, the device's primary one, current per thread as on a GPU: a thread that
+// has not made it current (cuCtxSetCurrent) cannot allocate, copy or launch, so code that
+// hands the device to another thread without binding it there fails here, as it would on
+// a GPU, instead of working by accident.
 int primary_context;
+thread_local void* current_context = nullptr;
 CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
   if (!initialised) return not_initialized;
   if (device != 0) return invalid_device;
@@ -188,15 +193,29 @@ CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
   return success;
 }
 CUresult cuDevicePrimaryCtxRelease(int device) { return device == 0 ? success : invalid_device; }
-CUresult cuCtxSetCurrent(void* context) { return context == &primary_context || !context ? success : invalid_handle; }
-CUresult cuCtxGetCurrent(void** context) {
-  *context = &primary_context;
+CUresult cuCtxSetCurrent(void* context) {
+  if (context != &primary_context && context) return invalid_handle;
+  current_context = context;
   return success;
+}
+CUresult cuCtxGetCurrent(void** context) {
+  *context = current_context;
+  return success;
+}
+
+/// Fails `call` unless this thread has a current context.
+bool require_context(const char* call) {
+  if (current_context) return true;
+  fail(invalid_context, std::string(call) +
+                            ": no CUDA context is current on this thread: a thread must make the device's context "
+                            "current (cuCtxSetCurrent; CUDADevice.makeCurrent) before it uses the device");
+  return false;
 }
 CUresult cuCtxSynchronize() { return success; }
 
 CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
   if (!initialised) return not_initialized;
+  if (!require_context("cuMemAlloc")) return invalid_context;
   if (bytes == 0) return invalid_value;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
@@ -220,6 +239,7 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
 }
 
 CUresult cuMemFree(CUdeviceptr pointer) {
+  if (!require_context("cuMemFree")) return invalid_context;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
   auto found = m.live.find((uintptr_t)pointer);
@@ -239,6 +259,7 @@ CUresult cuMemFree(CUdeviceptr pointer) {
 }
 
 CUresult cuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  if (!require_context("cuMemGetInfo")) return invalid_context;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
   *free_bytes = m.capacity - m.live_bytes;
@@ -257,16 +278,19 @@ CUresult cuMemFreeHost(void* pointer) {
 }
 
 CUresult cuMemcpyHtoD(CUdeviceptr destination, const void* source, size_t bytes) {
+  if (!require_context("cuMemcpyHtoD")) return invalid_context;
   if (!require_device(destination, bytes, "cuMemcpyHtoD", "the destination")) return invalid_value;
   std::memcpy((void*)destination, source, bytes);
   return success;
 }
 CUresult cuMemcpyDtoH(void* destination, CUdeviceptr source, size_t bytes) {
+  if (!require_context("cuMemcpyDtoH")) return invalid_context;
   if (!require_device(source, bytes, "cuMemcpyDtoH", "the source")) return invalid_value;
   std::memcpy(destination, (const void*)source, bytes);
   return success;
 }
 CUresult cuMemcpyDtoD(CUdeviceptr destination, CUdeviceptr source, size_t bytes) {
+  if (!require_context("cuMemcpyDtoD")) return invalid_context;
   if (!require_device(source, bytes, "cuMemcpyDtoD", "the source")) return invalid_value;
   if (!require_device(destination, bytes, "cuMemcpyDtoD", "the destination")) return invalid_value;
   std::memmove((void*)destination, (const void*)source, bytes);
@@ -282,11 +306,13 @@ CUresult cuMemcpyDtoDAsync(CUdeviceptr destination, CUdeviceptr source, size_t b
   return cuMemcpyDtoD(destination, source, bytes);
 }
 CUresult cuMemsetD8(CUdeviceptr destination, unsigned char value, size_t count) {
+  if (!require_context("cuMemsetD8")) return invalid_context;
   if (!require_device(destination, count, "cuMemsetD8", "the destination")) return invalid_value;
   std::memset((void*)destination, value, count);
   return success;
 }
 CUresult cuMemsetD32(CUdeviceptr destination, unsigned value, size_t count) {
+  if (!require_context("cuMemsetD32")) return invalid_context;
   if (!require_device(destination, count * 4, "cuMemsetD32", "the destination")) return invalid_value;
   auto* words = (unsigned*)destination;
   for (size_t i = 0; i < count; ++i) words[i] = value;
@@ -305,6 +331,7 @@ struct Stream {
   unsigned flags;
 };
 CUresult cuStreamCreate(void** stream, unsigned flags) {
+  if (!require_context("cuStreamCreate")) return invalid_context;
   *stream = new Stream{flags};
   return success;
 }
@@ -347,6 +374,7 @@ CUresult cuEventElapsedTime(float* milliseconds, void* start, void* end) {
 constexpr char image_tag[] = "QUORUM-EMULATED-MODULE";
 
 CUresult cuModuleLoadData(void** module, const void* image) {
+  if (!require_context("cuModuleLoadData")) return invalid_context;
   if (!initialised) return not_initialized;
   const char* text = (const char*)image;
   if (std::strncmp(text, image_tag, sizeof image_tag - 1) != 0) {
@@ -408,6 +436,7 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
                         unsigned shared_bytes, void*, void** params, void** extra) {
   auto* kernel = (const Kernel*)function;
   if (!kernel) return invalid_handle;
+  if (!require_context("cuLaunchKernel")) return invalid_context;
   if (extra) {
     fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): the emulated device takes kernelParams, not extra");
     return invalid_value;

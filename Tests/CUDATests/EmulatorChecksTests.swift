@@ -192,4 +192,30 @@ final class EmulatorChecksTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(try driver.elapsed(from: start, to: end), 0)
     XCTAssertEqual(try a.floats(3), [3, 3, 3])
   }
+
+  /// A context is current per thread, as on a GPU: a thread that has not made the device's
+  /// context current cannot allocate or launch (error 201, saying so), and `CUDADevice`
+  /// binds it on whichever thread uses the device (a worker builds its backend on one thread
+  /// and trains on another).
+  func testAThreadWithoutTheContextCannotUseTheDeviceAndTheDeviceBindsIt() throws {
+    /// What the other thread saw, read after it has finished.
+    final class Seen: @unchecked Sendable { var raw = "", bound = "", sum: [Float] = [] }
+    let seen = Seen()
+    let device = self.device
+    let thread = Thread {
+      do { _ = try device.driver.allocate(bytes: 64) } catch { seen.raw = "\(error)" }
+      do {
+        let a = try device.buffer([Float](repeating: 1, count: 33)), b = try device.buffer([Float](repeating: 2, count: 33))
+        try device.launch("accumulate", grid: 2, block: 32, [.buffer(a), .buffer(b), .long(33)])
+        seen.sum = try a.floats()
+        seen.bound = "no error"
+      } catch { seen.bound = "\(error)" }
+    }
+    thread.start()
+    while !thread.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+    let (raw, bound, sum) = (seen.raw, seen.bound, seen.sum)
+    XCTAssert(raw.contains("cuMemAlloc(64 bytes) failed with error 201") && raw.contains("no CUDA context is current on this thread"), raw)
+    XCTAssertEqual(bound, "no error")
+    XCTAssertEqual(sum, [Float](repeating: 3, count: 33))
+  }
 }

@@ -6,8 +6,14 @@ import Wire
 public final class Coordinator {
   public struct WorkerRecord {
     public var lastSeen: Double
-    public var busy: Bool
+    /// Leases it holds now, and how many it trains at once (its hello's slots).
+    public var leases = 0
+    public var slots = 1
+    /// Its latest progress report (of any of its tasks).
     public var progress: ProgressReport?
+    public var busy: Bool { leases > 0 }
+
+    init(lastSeen: Double) { self.lastSeen = lastSeen }
   }
 
   public let scheduler: Scheduler
@@ -82,7 +88,7 @@ public final class Coordinator {
     if workers[worker] == nil, case .hello = message {} else if workers[worker] == nil {
       log("worker \(worker) is back (after a restart or a lost connection)")
     }
-    workers[worker, default: WorkerRecord(lastSeen: now, busy: false)].lastSeen = now
+    workers[worker, default: WorkerRecord(lastSeen: now)].lastSeen = now
     switch message {
     case .hello(let hello):
       log("worker \(worker) joined (\(hello.devices.joined(separator: ", ")), \(hello.threads) threads)")
@@ -90,7 +96,8 @@ public final class Coordinator {
       for (task, attempt) in try scheduler.release(worker: worker, keeping: hello.running) {
         log("\(worker) no longer runs \(task) attempt \(attempt): it goes back")
       }
-      workers[worker]?.busy = !hello.running.isEmpty
+      workers[worker]?.leases = scheduler.leases(of: worker)
+      workers[worker]?.slots = max(hello.slots ?? 1, 1)
       if hello.running.isEmpty { workers[worker]?.progress = nil }
     case .heartbeat:
       scheduler.renew(worker: worker, now: now)
@@ -109,16 +116,16 @@ public final class Coordinator {
         counters.resultsDiscarded += 1
         log("discarded a late or duplicate result of \(result.task) attempt \(result.attempt) from \(worker)")
       }
-      workers[worker]?.busy = false
-      workers[worker]?.progress = nil
+      workers[worker]?.leases = scheduler.leases(of: worker)
+      if workers[worker]?.busy == false { workers[worker]?.progress = nil }
       try send(.acknowledgement(Acknowledgement(task: result.task, attempt: result.attempt, stored: accepted)), to: worker)
     case .failure(let failure):
       if scheduler.accepts(task: failure.task, attempt: failure.attempt, worker: worker) {
         log("\(failure.task) attempt \(failure.attempt) failed on \(worker): \(failure.reason)")
         try scheduler.crashed(task: failure.task, attempt: failure.attempt, worker: worker, reason: failure.reason)
       }
-      workers[worker]?.busy = false
-      workers[worker]?.progress = nil
+      workers[worker]?.leases = scheduler.leases(of: worker)
+      if workers[worker]?.busy == false { workers[worker]?.progress = nil }
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)
@@ -167,11 +174,16 @@ public final class Coordinator {
       lastHeartbeat = now
       for worker in workers.keys { try send(.heartbeat, to: worker) }
     }
-    for worker in workers.keys.sorted() where workers[worker]?.busy == false {
-      guard let lease = try scheduler.lease(to: worker, now: now) else { break }
-      workers[worker]?.busy = true
-      try send(.task(TaskAssignment(
-        task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}", tensors: payloads[lease.task] ?? [])), to: worker)
+    // Each worker gets leases up to its slots (several members on one device).
+    leasing: for worker in workers.keys.sorted() {
+      // The scheduler's count is the truth: a lease may have expired or gone back.
+      workers[worker]?.leases = scheduler.leases(of: worker)
+      while let record = workers[worker], record.leases < record.slots {
+        guard let lease = try scheduler.lease(to: worker, now: now) else { break leasing }
+        workers[worker]?.leases += 1
+        try send(.task(TaskAssignment(
+          task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}", tensors: payloads[lease.task] ?? [])), to: worker)
+      }
     }
   }
 

@@ -2,9 +2,9 @@ import CZeroMQ
 import Foundation
 import Wire
 
-/// A worker's loop: a DEALER socket, one task at a time on its own thread, heartbeats from
-/// this loop (which training never blocks), reconnection with backoff when the
-/// coordinator falls silent.
+/// A worker's loop: a DEALER socket, up to `slots` tasks at once, each on its own thread
+/// (several members on one device), heartbeats from this loop (which training never
+/// blocks), reconnection with backoff when the coordinator falls silent.
 public final class Worker {
   /// Runs a task and returns its tensors and files; reports progress through the callback.
   public typealias Runner = (TaskAssignment, _ progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput
@@ -29,23 +29,27 @@ public final class Worker {
   let runner: Runner
   let devices: [String]
   let threads: Int
+  /// Tasks trained at once.
+  let slots: Int
   let log: (String) -> Void
 
   // Shared with the task thread, behind `lock`.
   private let lock = NSLock()
   private var outbox: [Message] = []
-  private var running: TaskAssignment?
-  /// A lease received while busy (after a reconnect the coordinator may hand out a task
-  /// before the old one ends): it starts when the current task finishes.
-  private var queued: TaskAssignment?
+  private var running: [TaskAssignment] = []
+  /// Leases received while every slot is busy (after a reconnect the coordinator may hand
+  /// out a task before an old one ends): each starts when a running task finishes.
+  private var queued: [TaskAssignment] = []
   /// The task thread's doorbell: a message here wakes the loop to send the outbox at once
   /// (without it a result would wait for the loop's next poll timeout).
   private var doorbell: ZeroMQSocket?
 
   public init(
     name: String, endpoint: String, security: Security? = nil, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
-    threads: Int = 1, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
+    threads: Int = 1, slots: Int = 1, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
   ) {
+    precondition(slots >= 1, "a worker trains at least one task at a time")
+    self.slots = slots
     self.name = name
     self.endpoint = endpoint
     self.security = security
@@ -140,19 +144,19 @@ public final class Worker {
     lock.lock()
     defer { lock.unlock() }
     var running: [String: Int] = [:]
-    for task in [self.running, queued].compactMap({ $0 }) where task != finishing { running[task.task] = task.attempt }
-    return Hello(worker: name, version: "0.1.0", devices: devices, threads: threads, running: running)
+    for task in self.running + queued where task != finishing { running[task.task] = task.attempt }
+    return Hello(worker: name, version: "0.1.0", devices: devices, threads: threads, running: running, slots: slots == 1 ? nil : slots)
   }
 
   private func start(_ task: TaskAssignment) {
     lock.lock()
     defer { lock.unlock() }
-    // One task at a time: a second lease waits for the first to end.
-    guard running == nil else {
-      queued = task
+    // Up to `slots` at a time: a further lease waits for one to end.
+    guard running.count < slots else {
+      queued.append(task)
       return
     }
-    running = task
+    running.append(task)
     let thread = Thread { [self] in
       let post: (Message) -> Void = { message in
         self.lock.lock()
@@ -169,9 +173,8 @@ public final class Worker {
         post(.failure(TaskFailure(task: task.task, attempt: task.attempt, reason: String("\(error)".prefix(8000)))))
       }
       self.lock.lock()
-      self.running = nil
-      let next = self.queued
-      self.queued = nil
+      self.running.removeAll { $0 == task }
+      let next = self.queued.isEmpty ? nil : self.queued.removeFirst()
       self.lock.unlock()
       if let next { self.start(next) }
     }

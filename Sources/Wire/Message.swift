@@ -38,13 +38,16 @@ public struct Hello: Codable, Equatable, Sendable {
   public var threads: Int
   /// Task id → attempt of the tasks this worker runs or has queued.
   public var running: [String: Int]
+  /// How many tasks it trains at once (several members on one device); absent: one.
+  public var slots: Int?
 
-  public init(worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:]) {
+  public init(worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:], slots: Int? = nil) {
     self.worker = worker
     self.version = version
     self.devices = devices
     self.threads = threads
     self.running = running
+    self.slots = slots
   }
 }
 

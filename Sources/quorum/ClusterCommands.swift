@@ -160,9 +160,16 @@ struct WorkerCommand: ParsableCommand {
       (the CUDA backend on the emulated device, for checking: docs/cuda.md).
       """)
   var device: ComputeDevice = .automatic
+  @Option(
+    help: """
+      Tasks (ensemble members) trained at once, each on a backend and stream of its own: for a GPU that one small model \
+      cannot fill. On the CPU the --threads are shared among them.
+      """)
+  var membersPerDevice: Int = 1
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
 
   func validate() throws {
+    guard membersPerDevice >= 1 else { throw ValidationError("--members-per-device must be at least 1") }
     if let problem = device.unavailability() { throw ValidationError("--device \(device): \(problem); use --device cpu or auto") }
     if (key == nil) != (serverKey == nil) {
       throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
@@ -175,7 +182,7 @@ struct WorkerCommand: ParsableCommand {
     if let key, let serverKey {
       security = Worker.Security(keys: try CurveKeys.read(secretKeyFile: key), serverPublicKey: try CurveKeys.read(publicKeyFile: serverKey))
     }
-    let runner = TaskRunner(threads: threads, device: device)
+    let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), device: device)
     let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
     if device == .automatic {
       let gpus = (try? CUDADriverAPI().gpus()) ?? []
@@ -183,12 +190,13 @@ struct WorkerCommand: ParsableCommand {
     }
     // A device that cannot start (no driver, no such GPU, a kernel that fails to load) ends
     // the worker now, with the reason, rather than every task it would be given.
-    let backendName = try runner.taskBackend().name
-    log("training on \(backendName)")
+    let backendName = try runner.withBackend { $0.name }
+    log("training on \(backendName)" + (membersPerDevice == 1 ? "" : ", \(membersPerDevice) members at once"))
     // Fault injection for the cluster's tests: the process dies as it starts this task.
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(
-      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: [device == .automatic ? "cpu" : device.description], threads: threads, log: log,
+      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: [device == .automatic ? "cpu" : device.description], threads: threads,
+      slots: membersPerDevice, log: log,
       runner: { task, progress in
         if let crashTask, task.task == crashTask {
           log("QUORUM_FAULT_CRASH_TASK: crashing on \(task.task)")
@@ -208,10 +216,12 @@ struct Run: ParsableCommand {
   @Argument(help: "The experiment file.") var file: String
   @Option(help: "Local worker processes.") var workers: Int = 1
   @Option(help: "Threads per worker (default: the cores divided among the workers).") var threads: Int?
+  @Option(help: "Tasks each local worker trains at once (quorum worker --members-per-device).") var membersPerDevice: Int = 1
   @Option(help: "HOST:PORT of the HTTP status endpoint (/status, /metrics, /healthz), or off.") var status: String = "off"
 
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
+    guard membersPerDevice >= 1 else { throw ValidationError("--members-per-device must be at least 1") }
     let setup = try ExperimentSetup(file: file)
     if let problem = setup.experiment.device.unavailability() {
       throw ValidationError("\(file): device: \(setup.experiment.device): \(problem); use device: cpu or auto")
@@ -231,7 +241,7 @@ struct Run: ParsableCommand {
       process.executableURL = executable
       process.arguments = [
         "worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker),
-        "--device", setup.experiment.device.description,
+        "--device", setup.experiment.device.description, "--members-per-device", String(membersPerDevice),
       ]
       try process.run()
       return process

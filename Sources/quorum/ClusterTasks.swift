@@ -124,34 +124,55 @@ struct ExperimentSetup {
 /// Trains tasks on a worker: the variant's configuration on the fold's split; returns the
 /// out-of-fold logits ("oof", the fold's validation examples in example order) and the
 /// test logits ("test").
-final class TaskRunner {
+///
+/// Tasks may run at once (a worker with several members per device), each on a backend of
+/// its own: the experiment and its data are loaded once and shared.
+final class TaskRunner: @unchecked Sendable {
+  /// CPU threads of each task.
   let threads: Int
   let device: ComputeDevice
+  private let lock = NSLock()
   private var cache: (text: String, experiment: Experiment, data: ExperimentData)?
-  /// The backend tasks train on, made once (a CUDA device compiles or loads its kernels as
-  /// it starts) and made again after a task it failed (a failed backend skips everything).
-  private var backend: Backend?
+  /// Backends not in use. A backend is made once per task slot (a CUDA device compiles or
+  /// loads its kernels as it starts, each with a stream of its own) and made again after a
+  /// task it failed (a failed backend skips everything).
+  private var idle: [Backend] = []
 
   init(threads: Int, device: ComputeDevice) {
     self.threads = threads
     self.device = device
   }
 
-  /// The backend for the next task: the one kept, unless it failed.
-  func taskBackend() throws -> Backend {
-    if let backend, (try? backend.check()) != nil { return backend }
-    let made = try device.makeBackend(threads: threads)
-    backend = made
-    return made
+  /// Runs `body` on a backend of its own: one kept from an earlier task unless it failed,
+  /// else a new one. Everything `body` made on it must be gone when it returns.
+  func withBackend<T>(_ body: (Backend) throws -> T) throws -> T {
+    lock.lock()
+    let kept = idle.popLast()
+    lock.unlock()
+    let backend = try kept ?? device.makeBackend(threads: threads)
+    let result = try body(backend)
+    if (try? backend.check()) != nil {
+      lock.lock()
+      idle.append(backend)
+      lock.unlock()
+    }
+    return result
   }
 
-  func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
-    let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
+  /// The experiment of these settings and its data, loaded once for every task of it.
+  func experiment(_ settings: TaskSettings) throws -> (Experiment, ExperimentData) {
+    lock.lock()
+    defer { lock.unlock() }
     if cache?.text != settings.experiment {
       let experiment = try Experiment.parse(settings.experiment, file: settings.file)
       cache = (settings.experiment, experiment, try ExperimentData.load(experiment))
     }
-    let (_, experiment, data) = cache!
+    return (cache!.experiment, cache!.data)
+  }
+
+  func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
+    let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
+    let (experiment, data) = try experiment(settings)
     if settings.fold < 0, experiment.refit?.variants.contains(settings.variant) == true,
       let variant = experiment.variants.first(where: { $0.name == settings.variant })
     {
@@ -204,8 +225,17 @@ final class TaskRunner {
     _ task: TaskAssignment, configuration: TrainingConfiguration, data: TrainingData, experiment: Experiment,
     progress: @escaping (ProgressReport) -> Void
   ) throws -> TaskOutput {
+    try withBackend { backend in
+      try train(task, configuration: configuration, data: data, experiment: experiment, backend: backend, progress: progress)
+    }
+  }
+
+  private func train(
+    _ task: TaskAssignment, configuration: TrainingConfiguration, data: TrainingData, experiment: Experiment, backend: Backend,
+    progress: @escaping (ProgressReport) -> Void
+  ) throws -> TaskOutput {
     let trainer = try Trainer(
-      configuration: configuration, data: data, backend: try taskBackend(), threads: threads, outputFolder: nil,
+      configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: nil,
       reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
     trainer.onEpoch = { record in
       progress(ProgressReport(

@@ -38,8 +38,8 @@ final class CUDAWorkerTests: XCTestCase {
     return data
   }
 
-  /// Two tasks (one variant × two folds) on `device`.
-  func experiment(_ name: String, device: String, data: String) throws -> String {
+  /// Two tasks (one variant × two folds) on `device`; `grid` adds variants.
+  func experiment(_ name: String, device: String, data: String, grid: String = "") throws -> String {
     let path = folder + "/\(name).yaml"
     try FileBytes.writeAtomically(Array("""
       name: \(name)
@@ -48,8 +48,35 @@ final class CUDAWorkerTests: XCTestCase {
       data: {train: \(data)}
       folds: {k: 2, seed: 0}
       training: {width: 0.35, epochs: 2, batch_size: 16, learning_rate: 0.05, seed: 3}
+      \(grid)
       """.utf8), to: path)
     return path
+  }
+
+  /// Several members on one device: a worker with --members-per-device 3 trains three of
+  /// the four tasks at once (three leases before the first result), each on a backend and
+  /// stream of its own, and every task's logits are the bits of the same task trained alone.
+  func testThreeMembersAtOnceEqualEachMemberTrainedAlone() throws {
+    let data = try writeDataset()
+    let fast = ["QUORUM_EMULATOR_CHECKS": "fast"]
+    let grid = "grid: {seed: [3, 4]}"
+    let alone = try runQuorum(["run", try experiment("alone", device: device, data: data, grid: grid), "--workers", "1", "--threads", "2"], environment: fast)
+    XCTAssertEqual(alone.status, 0, alone.output)
+    let together = try runQuorum(
+      ["run", try experiment("together", device: device, data: data, grid: grid), "--workers", "1", "--threads", "2", "--members-per-device", "3"],
+      environment: fast)
+    XCTAssertEqual(together.status, 0, together.output)
+    XCTAssert(together.output.contains("3 members at once"), together.output)
+    let journal = String(decoding: try FileBytes.read("\(folder)/runs/together/journal.jsonl"), as: UTF8.self).split(separator: "\n")
+    let firstStored = try XCTUnwrap(journal.firstIndex { $0.contains("\"stored\"") })
+    XCTAssertEqual(journal[..<firstStored].filter { $0.contains("\"leased\"") }.count, 3, "three tasks leased at once:\n\(journal.joined(separator: "\n"))")
+    for variant in ["seed-3", "seed-4"] {
+      for file in ["fold0.oof", "fold1.oof", "fold0.test", "fold1.test"] {
+        XCTAssertEqual(
+          try logits("together", "\(variant)/\(file)").map(\.bitPattern), try logits("alone", "\(variant)/\(file)").map(\.bitPattern),
+          "\(variant)/\(file)")
+      }
+    }
   }
 
   func logits(_ name: String, _ file: String) throws -> [Float] {

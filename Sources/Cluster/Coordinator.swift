@@ -6,12 +6,15 @@ import Wire
 public final class Coordinator {
   public struct WorkerRecord {
     public var lastSeen: Double
-    /// Leases it holds now, and how many it trains at once (its hello's slots).
-    public var leases = 0
+    /// Tasks it is busy with, and how many it trains at once (its hello's slots). Busy is
+    /// what the worker runs, not what the scheduler still counts as its lease: a task whose
+    /// lease expired may still be training there, and its slot frees only when its result
+    /// (late or not) or failure arrives, or a hello says what it runs.
+    public var running = 0
     public var slots = 1
     /// Its latest progress report (of any of its tasks).
     public var progress: ProgressReport?
-    public var busy: Bool { leases > 0 }
+    public var busy: Bool { running > 0 }
 
     init(lastSeen: Double) { self.lastSeen = lastSeen }
   }
@@ -96,7 +99,7 @@ public final class Coordinator {
       for (task, attempt) in try scheduler.release(worker: worker, keeping: hello.running) {
         log("\(worker) no longer runs \(task) attempt \(attempt): it goes back")
       }
-      workers[worker]?.leases = scheduler.leases(of: worker)
+      workers[worker]?.running = hello.running.count
       workers[worker]?.slots = max(hello.slots ?? 1, 1)
       if hello.running.isEmpty { workers[worker]?.progress = nil }
     case .heartbeat:
@@ -116,7 +119,7 @@ public final class Coordinator {
         counters.resultsDiscarded += 1
         log("discarded a late or duplicate result of \(result.task) attempt \(result.attempt) from \(worker)")
       }
-      workers[worker]?.leases = scheduler.leases(of: worker)
+      if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
       if workers[worker]?.busy == false { workers[worker]?.progress = nil }
       try send(.acknowledgement(Acknowledgement(task: result.task, attempt: result.attempt, stored: accepted)), to: worker)
     case .failure(let failure):
@@ -124,7 +127,7 @@ public final class Coordinator {
         log("\(failure.task) attempt \(failure.attempt) failed on \(worker): \(failure.reason)")
         try scheduler.crashed(task: failure.task, attempt: failure.attempt, worker: worker, reason: failure.reason)
       }
-      workers[worker]?.leases = scheduler.leases(of: worker)
+      if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
       if workers[worker]?.busy == false { workers[worker]?.progress = nil }
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
@@ -176,11 +179,9 @@ public final class Coordinator {
     }
     // Each worker gets leases up to its slots (several members on one device).
     leasing: for worker in workers.keys.sorted() {
-      // The scheduler's count is the truth: a lease may have expired or gone back.
-      workers[worker]?.leases = scheduler.leases(of: worker)
-      while let record = workers[worker], record.leases < record.slots {
+      while let record = workers[worker], record.running < record.slots {
         guard let lease = try scheduler.lease(to: worker, now: now) else { break leasing }
-        workers[worker]?.leases += 1
+        workers[worker]?.running += 1
         try send(.task(TaskAssignment(
           task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}", tensors: payloads[lease.task] ?? [])), to: worker)
       }

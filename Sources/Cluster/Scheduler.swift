@@ -116,14 +116,6 @@ public final class Scheduler {
     return nil
   }
 
-  /// The leases `worker` holds now.
-  public func leases(of worker: String) -> Int {
-    states.values.reduce(0) { count, state in
-      if case .leased(worker, _, _) = state { return count + 1 }
-      return count
-    }
-  }
-
   /// A heartbeat (or progress report) from a worker renews its leases.
   public func renew(worker: String, now: Double) {
     for (task, state) in states {

@@ -85,6 +85,7 @@ let modules: [Target] = [
       .embedInCode("Kernels/convert.cu"),
       .embedInCode("Kernels/reduce.cu"),
       .embedInCode("Kernels/training.cu"),
+      .embedInCode("Kernels/batch_assembly.cu"),
       .embedInCode("Kernels/launch_rules.cuh"),
       .embedInCode("Kernels/block_reduce.cuh"),
       .embedInCode("Kernels/philox.cuh"),

@@ -13,7 +13,7 @@ import Tensor
 public final class CUDABackend: Backend {
   public let operations: DeviceOperations
   public var device: CUDADevice { operations.device }
-  public var name: String { "cuda (\(device.name), \(device.architecture), float32)" }
+  public var name: String { "cuda:\(device.ordinal) (\(device.name), \(device.architecture), float32)" }
   /// Host tensors the data pipeline writes a device tensor's contents into, one per tensor.
   private var stagingBuffers: [ObjectIdentifier: Tensor] = [:]
   /// Gradient clipping's per-gradient sums and norm, sized once.
@@ -22,8 +22,9 @@ public final class CUDABackend: Backend {
 
   public init(operations: DeviceOperations) { self.operations = operations }
 
-  /// The emulated device (Sources/CUDAEmulator): the CUDA backend's code run on the CPU.
-  public static func emulated() throws -> CUDABackend { CUDABackend(operations: try .emulated()) }
+  /// The emulated device's GPU `ordinal` (Sources/CUDAEmulator): the CUDA backend's code
+  /// run on the CPU.
+  public static func emulated(_ ordinal: Int = 0) throws -> CUDABackend { CUDABackend(operations: try .emulated(ordinal)) }
 
   /// The first failure, after which every operation is skipped (a CUDA error leaves the
   /// stream's results undefined, so nothing after it could be trusted).
@@ -123,6 +124,32 @@ public final class CUDABackend: Backend {
   }
 
   public func synchronize() { run("synchronize") { try device.synchronize() } }
+
+  /// The images in device memory, unless they would take more than a quarter of what is
+  /// free (the model, its members and their activations come first): the host then
+  /// assembles the batches, as on the CPU.
+  public func holdImages(_ pixels: UnsafeBufferPointer<UInt8>) -> Tensor? {
+    guard failure == nil, let base = pixels.baseAddress, !pixels.isEmpty else { return nil }
+    guard let free = try? { try device.makeCurrent(); return try device.driver.memoryInformation().free }(), pixels.count <= free / 4 else { return nil }
+    let words = (pixels.count + 3) / 4
+    var made: DeviceBuffer?
+    run("holdImages(\(pixels.count) bytes)", asking: words * 4) {
+      made = try device.buffer(floats: words)
+      try device.driver.copy(to: made!.address, from: UnsafeRawPointer(base), bytes: pixels.count, stream: device.stream)
+    }
+    return made.map { Tensor(shape: [words], storage: $0) }
+  }
+
+  public func assembleImages(
+    from held: Tensor, plan: Tensor, batch: Int, height: Int, width: Int, channels: Int, normalization: Tensor, images: Tensor
+  ) {
+    precondition(plan.capacity >= 8 * batch && images.capacity >= batch * height * width * channels && normalization.capacity >= 2 * channels)
+    run("assembleImages") {
+      try operations.assembleImages(
+        from: buffer(held), plan: buffer(plan), batch: batch, height: height, width: width, channels: channels,
+        normalization: buffer(normalization), images: buffer(images))
+    }
+  }
 
   // MARK: Operations
 

@@ -7,13 +7,13 @@ public final class CUDADevice {
   public let driver: CUDADriverAPI
   public let architecture: String
   public let name: String
+  /// Its index among the driver's GPUs (the N of cuda:N).
+  public let ordinal: Int
   /// The stream every launch and copy of this device goes on, in order.
   public let stream: CUDADriverAPI.Stream
   /// The device's primary context: current per thread, so every thread that uses this
   /// device makes it current first (`makeCurrent`).
   let context: CUDADriverAPI.Context
-  /// The thread the context was last made current on by this device.
-  private var boundThread: pthread_t?
   private var modules: [String: CUDADriverAPI.Module] = [:]
   private var functions: [String: CUDADriverAPI.Function] = [:]
   /// Kernel name → the file it is defined in.
@@ -24,18 +24,19 @@ public final class CUDADevice {
   public internal(set) var liveBytes = 0
   public internal(set) var allocationCount = 0
 
-  /// The emulated device: the stand-in driver, NVRTC and kernels of Sources/CUDAEmulator.
-  public static func emulated() throws -> CUDADevice {
-    try CUDADevice(driver: .emulated(), compiler: KernelCompiler(nvrtc: .emulated()), ordinal: 0)
+  /// The emulated device's GPU `ordinal`: the stand-in driver, NVRTC and kernels of
+  /// Sources/CUDAEmulator.
+  public static func emulated(_ ordinal: Int = 0) throws -> CUDADevice {
+    try CUDADevice(driver: .emulated(), compiler: KernelCompiler(nvrtc: .emulated()), ordinal: ordinal)
   }
 
   /// GPU `ordinal`, with its kernels compiled by `compiler` (or read from its cache).
   public init(driver: CUDADriverAPI, compiler: KernelCompiler, ordinal: Int) throws {
     self.driver = driver
+    self.ordinal = ordinal
     try driver.initialise()
     let device = try driver.device(ordinal)
     context = try driver.useDevice(device)
-    boundThread = pthread_self()
     architecture = try driver.architecture(of: device)
     name = try driver.name(of: device)
     stream = try driver.createStream()
@@ -53,14 +54,13 @@ public final class CUDADevice {
     driver.destroy(stream: stream)
   }
 
-  /// Makes this device's context current on the calling thread, unless this device did so
-  /// last on this thread. A worker builds its backend on one thread and trains on another;
-  /// a buffer may be freed on a third.
+  /// Makes this device's context current on the calling thread, unless it is already. A
+  /// worker builds its backends on one thread and trains on others; a buffer may be freed
+  /// on a third; one thread may use several GPUs (`cuda:all`). Asking the driver (a
+  /// thread-local read) is what stays right in every one of those cases.
   public func makeCurrent() throws {
-    let thread = pthread_self()
-    if let boundThread, pthread_equal(boundThread, thread) != 0 { return }
+    if try driver.currentContext() == context { return }
     try driver.makeCurrent(context)
-    boundThread = thread
   }
 
   /// The kernel `name` from whichever kernel file defines it (or from `file`, for a module

@@ -23,6 +23,7 @@ public final class CUDADriverAPI {
   private let deviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, Device) -> Status
   private let primaryContextRetain: @convention(c) (UnsafeMutablePointer<Context>, Device) -> Status
   private let contextSetCurrent: @convention(c) (Context) -> Status
+  private let contextGetCurrent: @convention(c) (UnsafeMutablePointer<Context>) -> Status
   private let moduleLoadData: @convention(c) (UnsafeMutablePointer<Module>, UnsafeRawPointer) -> Status
   private let deviceTotalMemory: @convention(c) (UnsafeMutablePointer<Int>, Device) -> Status
   private let moduleGetFunction: @convention(c) (UnsafeMutablePointer<Function>, Module, UnsafePointer<CChar>) -> Status
@@ -68,6 +69,7 @@ public final class CUDADriverAPI {
     deviceGetAttribute = try library.function("cuDeviceGetAttribute")
     primaryContextRetain = try library.function("cuDevicePrimaryCtxRetain")
     contextSetCurrent = try library.function("cuCtxSetCurrent")
+    contextGetCurrent = try library.function("cuCtxGetCurrent")
     moduleLoadData = try library.function("cuModuleLoadData")
     deviceTotalMemory = try library.function("cuDeviceTotalMem_v2")
     moduleGetFunction = try library.function("cuModuleGetFunction")
@@ -179,6 +181,13 @@ public final class CUDADriverAPI {
 
   /// Makes `context` current on the calling thread (a context is current per thread).
   public func makeCurrent(_ context: Context) throws { try check(contextSetCurrent(context), "cuCtxSetCurrent") }
+
+  /// The context current on the calling thread (nil if none).
+  public func currentContext() throws -> Context {
+    var context: Context = nil
+    try check(contextGetCurrent(&context), "cuCtxGetCurrent")
+    return context
+  }
 
   /// Loads a CUBIN into the current context.
   public func loadModule(_ cubin: [UInt8], name: String) throws -> Module {

@@ -18,9 +18,9 @@ public final class DeviceOperations {
     self.blas = blas
   }
 
-  /// The emulated device and its cuBLASLt.
-  public static func emulated() throws -> DeviceOperations {
-    DeviceOperations(device: try .emulated(), blas: try .emulated())
+  /// The emulated device's GPU `ordinal` and its cuBLASLt.
+  public static func emulated(_ ordinal: Int = 0) throws -> DeviceOperations {
+    DeviceOperations(device: try .emulated(ordinal), blas: try .emulated())
   }
 
   /// Blocks for a grid-stride kernel over `count` values: enough to cover them, capped
@@ -320,6 +320,18 @@ public final class DeviceOperations {
 
   public func exponentialMovingAverage(shadow: DeviceBuffer, value: DeviceBuffer, count: Int, decay: Float) throws {
     try elementwise("exponential_moving_average", count: count, [.buffer(shadow), .buffer(value), .long(count), .float(decay)])
+  }
+
+  // MARK: Batches
+
+  /// A batch from 8-bit images in device memory, as `Backend.assembleImages`.
+  public func assembleImages(
+    from pixels: DeviceBuffer, plan: DeviceBuffer, batch: Int, height: Int, width: Int, channels: Int, normalization: DeviceBuffer,
+    images: DeviceBuffer
+  ) throws {
+    try elementwise(
+      "assemble_images", count: batch * height * width * channels,
+      [.buffer(pixels), .buffer(plan), .int(batch), .int(height), .int(width), .int(channels), .buffer(normalization), .buffer(images)])
   }
 
   // MARK: Precision

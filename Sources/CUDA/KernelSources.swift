@@ -23,6 +23,7 @@ public enum KernelSources {
     Source(file: "convert.cu", text: text(PackageResources.convert_cu)),
     Source(file: "reduce.cu", text: text(PackageResources.reduce_cu)),
     Source(file: "training.cu", text: text(PackageResources.training_cu)),
+    Source(file: "batch_assembly.cu", text: text(PackageResources.batch_assembly_cu)),
   ]
 
   /// Headers a kernel may #include.

@@ -1,5 +1,6 @@
-// The CUDA driver's subset that Quorum uses, on the CPU: one device, its primary context,
-// device memory (host memory, tracked and NaN-filled), copies and memsets, streams and
+// The CUDA driver's subset that Quorum uses, on the CPU: one device or several
+// (QUORUM_EMULATOR_DEVICES), each with its primary context and its own device memory (host
+// memory, tracked and NaN-filled, refused to another device's context), copies and memsets, streams and
 // events (work runs at the call, in order, which is a legal schedule of a stream), modules
 // (the CPU builds of the kernel files) and launches, with the checks a GPU does not make.
 #include <sys/mman.h>
@@ -30,19 +31,25 @@ constexpr CUresult success = 0, invalid_value = 1, out_of_memory = 2, not_initia
 
 // MARK: Memory
 
+/// The most emulated devices (QUORUM_EMULATOR_DEVICES).
+constexpr int max_devices = 16;
+
 struct Memory {
   std::mutex lock;
   std::map<uintptr_t, size_t> live;  // base → bytes
+  std::map<uintptr_t, int> owner;  // base → the device it was allocated on
   std::map<uintptr_t, size_t> freed;  // recently freed, to name them in errors
   size_t live_bytes = 0;
+  size_t live_bytes_of[max_devices] = {};
+  /// Each device's size.
   size_t capacity = 0;
 };
 
 Memory& memory() {
   static Memory* instance = [] {
     auto* m = new Memory;
-    // QUORUM_EMULATOR_MEMORY bytes (tests of out-of-memory handling set it small), else
-    // half the machine's memory.
+    // QUORUM_EMULATOR_MEMORY bytes per device (tests of out-of-memory handling set it
+    // small), else half the machine's memory (pages are only taken as they are written).
     if (const char* text = std::getenv("QUORUM_EMULATOR_MEMORY")) m->capacity = std::strtoull(text, nullptr, 10);
     if (m->capacity == 0) {
       struct sysinfo info;
@@ -76,6 +83,20 @@ size_t mapped_bytes(size_t bytes) {
   static const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   return (bytes + page - 1) / page * page;
 }
+
+/// How many devices the driver shows: QUORUM_EMULATOR_DEVICES (1 to 16, default 1), so
+/// that `cuda:all` and a worker serving several GPUs run on the emulator as on a machine
+/// with that many GPUs.
+int& device_count() {
+  static int count = [] {
+    const char* text = std::getenv("QUORUM_EMULATOR_DEVICES");
+    int n = text ? std::atoi(text) : 1;
+    return n < 1 ? 1 : n > max_devices ? max_devices : n;
+  }();
+  return count;
+}
+
+bool valid_device(int device) { return device >= 0 && device < device_count(); }
 
 thread_local std::string last_detail;
 thread_local int last_status = 0;
@@ -140,25 +161,25 @@ CUresult cuDriverGetVersion(int* version) {
 
 CUresult cuDeviceGetCount(int* count) {
   if (!initialised) return not_initialized;
-  *count = 1;
+  *count = device_count();
   return success;
 }
 
 CUresult cuDeviceGet(int* device, int ordinal) {
   if (!initialised) return not_initialized;
-  if (ordinal != 0) return invalid_device;
-  *device = 0;
+  if (!valid_device(ordinal)) return invalid_device;
+  *device = ordinal;
   return success;
 }
 
 CUresult cuDeviceGetName(char* name, int length, int device) {
-  if (device != 0) return invalid_device;
+  if (!valid_device(device)) return invalid_device;
   std::snprintf(name, (size_t)length, "Quorum emulated CUDA device (CPU)");
   return success;
 }
 
 CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
-  if (device != 0) return invalid_device;
+  if (!valid_device(device)) return invalid_device;
   switch (attribute) {
     case 1: *value = 1024; break;  // MAX_THREADS_PER_BLOCK
     case 2: *value = 1024; break;  // MAX_BLOCK_DIM_X
@@ -175,26 +196,30 @@ CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
 }
 
 CUresult cuDeviceTotalMem(size_t* bytes, int device) {
-  if (device != 0) return invalid_device;
+  if (!valid_device(device)) return invalid_device;
   *bytes = memory().capacity;
   return success;
 }
 
-// One context, the device's primary one, current per thread as on a GPU: a thread that
-// has not made it current (cuCtxSetCurrent) cannot allocate, copy or launch, so code that
+// One context per device, its primary one, current per thread as on a GPU: a thread that
+// has not made one current (cuCtxSetCurrent) cannot allocate, copy or launch, so code that
 // hands the device to another thread without binding it there fails here, as it would on
-// a GPU, instead of working by accident.
-int primary_context;
+// a GPU, instead of working by accident. Memory belongs to the device whose context was
+// current when it was allocated, and a launch or copy under another device's context
+// refuses it (the emulated devices have no peer access).
+int primary_contexts[max_devices];
 thread_local void* current_context = nullptr;
+/// The device whose context is current on this thread, or -1.
+int current_device() { return current_context ? (int)((int*)current_context - primary_contexts) : -1; }
 CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
   if (!initialised) return not_initialized;
-  if (device != 0) return invalid_device;
-  *context = &primary_context;
+  if (!valid_device(device)) return invalid_device;
+  *context = &primary_contexts[device];
   return success;
 }
-CUresult cuDevicePrimaryCtxRelease(int device) { return device == 0 ? success : invalid_device; }
+CUresult cuDevicePrimaryCtxRelease(int device) { return valid_device(device) ? success : invalid_device; }
 CUresult cuCtxSetCurrent(void* context) {
-  if (context != &primary_context && context) return invalid_handle;
+  if (context && !(context >= (void*)primary_contexts && context < (void*)(primary_contexts + device_count()))) return invalid_handle;
   current_context = context;
   return success;
 }
@@ -219,9 +244,11 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
   if (bytes == 0) return invalid_value;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
-  if (m.live_bytes + bytes > m.capacity) {
-    fail(out_of_memory, "cuMemAlloc: " + std::to_string(bytes) + " bytes asked, " + std::to_string(m.capacity - m.live_bytes) +
-                            " of the emulated device's " + std::to_string(m.capacity) + " free");
+  const int device = current_device();
+  if (m.live_bytes_of[device] + bytes > m.capacity) {
+    fail(out_of_memory, "cuMemAlloc: " + std::to_string(bytes) + " bytes asked, " +
+                            std::to_string(m.capacity - m.live_bytes_of[device]) + " of emulated device " +
+                            std::to_string(device) + "'s " + std::to_string(m.capacity) + " free");
     return out_of_memory;
   }
   // Pages of its own, never the host heap's: a host pointer can then never fall inside
@@ -232,8 +259,10 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
   std::memset(storage, poison_byte, bytes);
   uintptr_t base = (uintptr_t)storage;
   m.live[base] = bytes;
+  m.owner[base] = device;
   m.freed.erase(base);
   m.live_bytes += bytes;
+  m.live_bytes_of[device] += bytes;
   *pointer = base;
   return success;
 }
@@ -253,6 +282,8 @@ CUresult cuMemFree(CUdeviceptr pointer) {
   // launch naming them is refused as a freed buffer, and a kernel that kept one faults.
   mmap((void*)found->first, mapped_bytes(found->second), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   m.live_bytes -= found->second;
+  m.live_bytes_of[m.owner[found->first]] -= found->second;
+  m.owner.erase(found->first);
   m.freed[found->first] = found->second;
   m.live.erase(found);
   return success;
@@ -262,7 +293,7 @@ CUresult cuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   if (!require_context("cuMemGetInfo")) return invalid_context;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
-  *free_bytes = m.capacity - m.live_bytes;
+  *free_bytes = m.capacity - m.live_bytes_of[current_device()];
   *total_bytes = m.capacity;
   return success;
 }
@@ -514,6 +545,12 @@ bool is_device_range(uintptr_t address, size_t bytes, std::string* why) {
     *why = "past the end of its " + std::to_string(a->second) + "-byte device buffer";
     return false;
   }
+  const int device = m.owner[a->first], current = current_device();
+  if (current >= 0 && device != current) {
+    *why = "a device buffer of emulated device " + std::to_string(device) + ", used under device " + std::to_string(current) +
+           "'s context (the emulated devices have no peer access: each member's buffers stay on its device)";
+    return false;
+  }
   return true;
 }
 
@@ -571,6 +608,9 @@ extern "C" {
 
 void quorum_emulator_set_race_check(int enabled) { emulator::set_race_check(enabled != 0); }
 int quorum_emulator_race_check(void) { return emulator::race_check_enabled() ? 1 : 0; }
+void quorum_emulator_set_device_count(int count) {
+  emulator::device_count() = count < 1 ? 1 : count > emulator::max_devices ? emulator::max_devices : count;
+}
 unsigned long long quorum_emulator_live_bytes(void) {
   emulator::Memory& m = emulator::memory();
   std::lock_guard<std::mutex> guard(m.lock);

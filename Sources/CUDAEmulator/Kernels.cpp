@@ -21,6 +21,7 @@ void emulator_register_optimizer();
 void emulator_register_convert();
 void emulator_register_reduce();
 void emulator_register_training();
+void emulator_register_batch_assembly();
 
 namespace emulator {
 
@@ -38,6 +39,7 @@ void register_kernel_modules() {
   emulator_register_convert();
   emulator_register_reduce();
   emulator_register_training();
+  emulator_register_batch_assembly();
 }
 
 }  // namespace emulator

@@ -59,6 +59,10 @@ inline unsigned __float_as_uint(float value) { return emulator_bit_cast<unsigned
 // The GPU's rsqrtf is an approximation (2 ulp); 1/√x here. Kernels must not depend on
 // the last bit of it (the parity tests' tolerances allow for it).
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+// Rounded multiply and add that the compiler never fuses into an FMA (the CPU build is
+// not fused either: without -mfma there is no FMA instruction to fuse into).
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
 
 template <typename T>
 inline uint32_t emulator_bits(T value) { return emulator_bit_cast<uint32_t>(value); }

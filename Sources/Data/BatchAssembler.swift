@@ -37,6 +37,43 @@ public final class BatchAssembler {
     offset = zip(mean, std).map { -$0 / $1 }
   }
 
+  /// The per-channel map of a raw pixel to its normalised value, as a device assembling
+  /// batches takes it (`Backend.assembleImages`): scale[C] then offset[C].
+  public var normalization: [Float] { scale + offset }
+
+  /// Whether `plan` can describe this augmentation's batches: integer shifts, flips and
+  /// erasing (the reference recipe and more), not the affine warp or elastic distortion,
+  /// which the host computes.
+  public static func canPlan(_ augmentation: Augmentation) -> Bool { !augmentation.needsWarp }
+
+  /// What `assemble` would do to the examples at `indices`, for a device that holds the
+  /// images and assembles the batch itself (`Backend.assembleImages`): per example eight
+  /// int32, {stored image, dy, dx, flip, erased top, left, height, width (0: none)}, from
+  /// the same draws; and the labels. Only for an augmentation `canPlan` accepts.
+  public func plan(
+    _ dataset: ImageDataset, indices: ArraySlice<Int>, augmentation: Augmentation, seed: UInt64, epoch: Int,
+    plan: UnsafeMutablePointer<Int32>, labels: UnsafeMutablePointer<Int32>, fixed: (dy: Int, dx: Int, flip: Bool)? = nil
+  ) {
+    precondition(Self.canPlan(augmentation), "the affine warp and elastic distortion are assembled on the host")
+    let random = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch))
+    let moreRandom = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch) ^ 0x8000_0000)
+    for (slot, example) in indices.enumerated() {
+      let stored = example % dataset.count
+      labels[slot] = dataset.labels[stored]
+      let (dy, dx, flip) = fixed ?? augmentation.draw(random: random, example: example)
+      let erased = augmentation.erasure(random: moreRandom, example: example, height: dataset.height, width: dataset.width)
+      let row = plan + 8 * slot
+      row[0] = Int32(stored)
+      row[1] = Int32(dy)
+      row[2] = Int32(dx)
+      row[3] = flip ? 1 : 0
+      row[4] = Int32(erased?.0 ?? 0)
+      row[5] = Int32(erased?.1 ?? 0)
+      row[6] = Int32(erased?.2 ?? 0)
+      row[7] = Int32(erased?.3 ?? 0)
+    }
+  }
+
   /// Fills `images` and `labels` with the examples at `indices`. A pixel shifted in from
   /// outside the image is 0 before normalisation (zero padding). With `fixed`, every
   /// example gets that shift and flip instead of random ones (test-time augmentation).

@@ -92,6 +92,19 @@ public protocol Backend: AnyObject {
   /// Moves what was written into `staging(for: tensor)` into `tensor` (nothing to do when
   /// they are the same tensor).
   func commit(staging: Tensor, to tensor: Tensor, count: Int)
+  /// 8-bit images [count, H, W, C] held by the backend for the whole run, from which it
+  /// assembles batches itself (`assembleImages`): a device keeps its data set in device
+  /// memory and copies only each batch's plan (32 bytes an example, not the batch's
+  /// floats). Nil where the host assembles the batches instead: the CPU backend (its batch
+  /// is assembled in place), or images that would take more than a quarter of the free
+  /// device memory.
+  func holdImages(_ pixels: UnsafeBufferPointer<UInt8>) -> Tensor?
+  /// images[slot] = the held image that plan[slot] names, shifted, flipped and erased as
+  /// it says, normalised: pixel · normalization[c] + normalization[C + c]. The plan is
+  /// int32 [batch, 8], as `BatchAssembler.plan` writes it; the result is bit for bit what
+  /// `BatchAssembler.assemble` gives on the host.
+  func assembleImages(
+    from held: Tensor, plan: Tensor, batch: Int, height: Int, width: Int, channels: Int, normalization: Tensor, images: Tensor)
   /// Waits until every operation called so far has finished.
   func synchronize()
   /// Throws the first failure since the backend was made (a `DeviceFailure`), if any.

@@ -31,6 +31,15 @@ extension CPUBackend {
 
   public func staging(for tensor: Tensor) -> Tensor { tensor }
 
+  /// The host assembles the CPU's batches in place (BatchAssembler, on its own threads).
+  public func holdImages(_ pixels: UnsafeBufferPointer<UInt8>) -> Tensor? { nil }
+
+  public func assembleImages(
+    from held: Tensor, plan: Tensor, batch: Int, height: Int, width: Int, channels: Int, normalization: Tensor, images: Tensor
+  ) {
+    preconditionFailure("the CPU backend holds no images (holdImages is nil): its batches are assembled on the host")
+  }
+
   public func commit(staging: Tensor, to tensor: Tensor, count: Int) {
     if staging !== tensor { copy(staging, to: tensor, count: count) }
   }

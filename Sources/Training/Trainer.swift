@@ -78,11 +78,16 @@ public final class Trainer {
   /// trains. It changes the speed, never the result.
   public let prefetch: Bool
   let prefetcher: BatchPrefetcher?
+  /// The data sets the backend holds in its memory, when it assembles the batches itself
+  /// (a GPU: no batch of floats crosses the bus); nil: the host assembles them.
+  let heldImages: HeldImages?
+  /// Whether the backend holds the images and assembles the batches itself.
+  public var holdsImages: Bool { heldImages != nil }
 
   public init(
     configuration: TrainingConfiguration, data: TrainingData, backend: Backend, threads: Int,
     outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true, prefetchThreads: Int = 1,
-    normalization: (mean: [Float], std: [Float])? = nil
+    normalization: (mean: [Float], std: [Float])? = nil, holdImages: Bool = true
   ) throws {
     try configuration.validate()
     let model = configuration.model
@@ -145,8 +150,10 @@ public final class Trainer {
     logitGradient = backend.makeTensor(shape: [configuration.batchSize, model.classes])
     lossValue = backend.makeTensor(shape: [1])
     epochLosses = backend.makeTensor(shape: [1])
-    self.prefetch = prefetch
-    prefetcher = prefetch
+    heldImages = holdImages ? HeldImages(data: data, configuration: configuration, assembler: assembler, backend: backend) : nil
+    // Batches the backend assembles need no host thread to prepare them.
+    self.prefetch = prefetch && heldImages == nil
+    prefetcher = prefetch && heldImages == nil
       ? BatchPrefetcher(
         imageCount: images.capacity, batchSize: configuration.batchSize,
         assembler: BatchAssembler(mean: statistics.mean, std: statistics.std, threads: max(prefetchThreads, 1)))
@@ -301,8 +308,16 @@ public final class Trainer {
     return Double(lossRead)
   }
 
-  /// Assembles the batch at `batch` on the host, then `enqueueStep`.
+  /// Assembles the batch at `batch` (on the backend from its held images, else on the
+  /// host), then `enqueueStep`.
   func assembleAndEnqueueStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
+    if let heldImages {
+      heldImages.assemble(
+        data.training, held: heldImages.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
+        epoch: epoch, assembler: assembler, labels: labels, images: modelImages)
+      enqueueStep(images: nil, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
+      return
+    }
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
@@ -310,8 +325,9 @@ public final class Trainer {
   }
 
   /// One optimizer step on an assembled batch (the training examples at `indices`), called
-  /// on the backend without waiting for it: the loss lands in `lossValue`.
-  func enqueueStep(images: Tensor, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
+  /// on the backend without waiting for it: the loss lands in `lossValue`. `images` is the
+  /// host's batch, or nil where the backend assembled it in `modelImages`.
+  func enqueueStep(images: Tensor?, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
     let batch = 0..<indices.count
     var mixed = false
     if let targets = data.targets, let softTargets {
@@ -323,7 +339,7 @@ public final class Trainer {
         }
       }
       mixed = true
-    } else if let partnerImages, let softTargets {
+    } else if let partnerImages, let softTargets, let images {
       let geometry = configuration.model
       mixed = configuration.mixing.apply(
         images: images, partner: partnerImages, labels: labels, batch: batch.count, height: geometry.imageHeight,
@@ -332,7 +348,7 @@ public final class Trainer {
     }
     let classes = configuration.model.classes
     // The assembled batch to the backend (nothing to move on the CPU but the labels).
-    backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
+    if let images { backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize) }
     backend.uploadLabels(UnsafeBufferPointer(start: labels, count: batch.count), to: labelTensor)
     if mixed, let softTargets, let softTargetTensor {
       backend.commit(staging: softTargets, to: softTargetTensor, count: batch.count * classes)
@@ -417,8 +433,10 @@ public final class Trainer {
 
   /// Logits [n, classes] of the current model in evaluation mode, and their scores.
   /// With test-time augmentation, the softmax is averaged over the transforms and the
-  /// logits returned are the log of that average.
+  /// logits returned are the log of that average. The run's own data sets, where the
+  /// backend holds them, are assembled there.
   public func evaluate(_ dataset: ImageDataset, testTimeAugmentation: TestTimeAugmentation = .none) -> (logits: [Float], metrics: ClassificationMetrics) {
+    let held = heldImages?.held(dataset, of: data)
     let classes = configuration.model.classes
     let transforms = testTimeAugmentation.transforms
     var logits = [Float](repeating: 0, count: dataset.count * classes)
@@ -427,9 +445,15 @@ public final class Trainer {
     for start in stride(from: 0, to: dataset.count, by: model.capacity) {
       let batch = order[start..<min(start + model.capacity, dataset.count)]
       for transform in transforms {
-        assembler.assemble(
-          dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels, fixed: transform)
-        backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
+        if let heldImages, let held {
+          heldImages.assemble(
+            dataset, held: held, indices: batch, augmentation: .none, seed: 0, epoch: 0, assembler: assembler, labels: labels,
+            images: modelImages, fixed: transform)
+        } else {
+          assembler.assemble(
+            dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels, fixed: transform)
+          backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
+        }
         let output = model.forward(modelImages, batch: batch.count, training: false)
         if transforms.count == 1 {
           logits.withUnsafeMutableBufferPointer {

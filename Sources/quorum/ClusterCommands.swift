@@ -156,14 +156,14 @@ struct WorkerCommand: ParsableCommand {
   @Option(help: "The coordinator's public key file (its .pub).") var serverKey: String?
   @Option(
     help: """
-      auto (the CPU), cpu, cuda or cuda:N (the CUDA backend on that GPU; one worker process per GPU), or cuda-emulated \
-      (the CUDA backend on the emulated device, for checking: docs/cuda.md).
+      auto (the CPU), cpu, cuda or cuda:N (the CUDA backend on that GPU), cuda:all (every GPU of this machine, each \
+      with its own tasks), or cuda-emulated (the CUDA backend on the emulated device, for checking: docs/cuda.md).
       """)
   var device: ComputeDevice = .automatic
   @Option(
     help: """
-      Tasks (ensemble members) trained at once, each on a backend and stream of its own: for a GPU that one small model \
-      cannot fill. On the CPU the --threads are shared among them.
+      Tasks (ensemble members) trained at once on each device, each on a backend and stream of its own: for a GPU that \
+      one small model cannot fill. On the CPU the --threads are shared among them.
       """)
   var membersPerDevice: Int = 1
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
@@ -182,21 +182,23 @@ struct WorkerCommand: ParsableCommand {
     if let key, let serverKey {
       security = Worker.Security(keys: try CurveKeys.read(secretKeyFile: key), serverPublicKey: try CurveKeys.read(publicKeyFile: serverKey))
     }
-    let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), device: device)
     let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
+    let devices = try device.devices()
+    let slots = devices.count * membersPerDevice
+    let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), devices: devices, log: log)
     if device == .automatic {
       let gpus = (try? CUDADriverAPI().gpus()) ?? []
-      log("device auto: training on the CPU, \(threads) threads" + (gpus.isEmpty ? "" : " (\(gpus.count) GPU\(gpus.count == 1 ? "" : "s") found: --device cuda:N trains on one; docs/cuda.md)"))
+      log("device auto: training on the CPU, \(threads) threads" + (gpus.isEmpty ? "" : " (\(gpus.count) GPU\(gpus.count == 1 ? "" : "s") found: --device cuda:N trains on one, cuda:all on each; docs/cuda.md)"))
     }
     // A device that cannot start (no driver, no such GPU, a kernel that fails to load) ends
     // the worker now, with the reason, rather than every task it would be given.
-    let backendName = try runner.withBackend { $0.name }
-    log("training on \(backendName)" + (membersPerDevice == 1 ? "" : ", \(membersPerDevice) members at once"))
+    let names = try runner.startDevices()
+    log("training on \(names.joined(separator: ", "))" + (slots == 1 ? "" : ", \(slots) members at once" + (devices.count == 1 ? "" : " (\(membersPerDevice) per device)")))
     // Fault injection for the cluster's tests: the process dies as it starts this task.
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(
-      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: [device == .automatic ? "cpu" : device.description], threads: threads,
-      slots: membersPerDevice, log: log,
+      name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: device == .automatic ? ["cpu"] : devices.map(\.description),
+      threads: threads, slots: slots, log: log,
       runner: { task, progress in
         if let crashTask, task.task == crashTask {
           log("QUORUM_FAULT_CRASH_TASK: crashing on \(task.task)")

@@ -130,30 +130,59 @@ struct ExperimentSetup {
 final class TaskRunner: @unchecked Sendable {
   /// CPU threads of each task.
   let threads: Int
-  let device: ComputeDevice
+  /// The devices tasks train on: one, or each GPU of `cuda:all`. A task goes to the one
+  /// with the fewest tasks training on it (the first of those).
+  let devices: [ComputeDevice]
+  /// Where a task's device is said (the worker's log).
+  let log: (String) -> Void
   private let lock = NSLock()
   private var cache: (text: String, experiment: Experiment, data: ExperimentData)?
-  /// Backends not in use. A backend is made once per task slot (a CUDA device compiles or
-  /// loads its kernels as it starts, each with a stream of its own) and made again after a
-  /// task it failed (a failed backend skips everything).
-  private var idle: [Backend] = []
+  /// Per device, backends not in use. A backend is made once per task slot (a CUDA device
+  /// compiles or loads its kernels as it starts, each with a stream of its own) and made
+  /// again after a task it failed (a failed backend skips everything).
+  private var idle: [ComputeDevice: [Backend]] = [:]
+  /// Per device, tasks training on it now.
+  private var training: [ComputeDevice: Int] = [:]
 
-  init(threads: Int, device: ComputeDevice) {
+  init(threads: Int, devices: [ComputeDevice], log: @escaping (String) -> Void = { _ in }) {
+    precondition(!devices.isEmpty, "a task runner trains on at least one device")
     self.threads = threads
-    self.device = device
+    self.devices = devices
+    self.log = log
   }
 
-  /// Runs `body` on a backend of its own: one kept from an earlier task unless it failed,
-  /// else a new one. Everything `body` made on it must be gone when it returns.
+  /// A backend on every device, kept for the first tasks: a device that cannot start (no
+  /// driver, a kernel that fails to load) stops the worker before it connects. Returns
+  /// their names.
+  func startDevices() throws -> [String] {
+    try devices.map { device in
+      let backend = try device.makeBackend(threads: threads)
+      lock.lock()
+      idle[device, default: []].append(backend)
+      lock.unlock()
+      return backend.name
+    }
+  }
+
+  /// Runs `body` on a backend of its own, on the least busy device: one kept from an
+  /// earlier task unless it failed, else a new one. Everything `body` made on it must be
+  /// gone when it returns.
   func withBackend<T>(_ body: (Backend) throws -> T) throws -> T {
     lock.lock()
-    let kept = idle.popLast()
+    let device = devices.min { training[$0, default: 0] < training[$1, default: 0] }!
+    training[device, default: 0] += 1
+    let kept = idle[device]?.popLast()
     lock.unlock()
+    defer {
+      lock.lock()
+      training[device, default: 1] -= 1
+      lock.unlock()
+    }
     let backend = try kept ?? device.makeBackend(threads: threads)
     let result = try body(backend)
     if (try? backend.check()) != nil {
       lock.lock()
-      idle.append(backend)
+      idle[device, default: []].append(backend)
       lock.unlock()
     }
     return result
@@ -226,7 +255,8 @@ final class TaskRunner: @unchecked Sendable {
     progress: @escaping (ProgressReport) -> Void
   ) throws -> TaskOutput {
     try withBackend { backend in
-      try train(task, configuration: configuration, data: data, experiment: experiment, backend: backend, progress: progress)
+      if devices.count > 1 { log("\(task.task) attempt \(task.attempt) trains on \(backend.name)") }
+      return try train(task, configuration: configuration, data: data, experiment: experiment, backend: backend, progress: progress)
     }
   }
 

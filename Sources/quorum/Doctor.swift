@@ -18,7 +18,7 @@ struct Doctor: ParsableCommand {
       a machine without a usable GPU fails the GPU check; --device cpu checks a CPU worker.
       """)
 
-  @Option(help: "The device the worker will use: auto, cpu, cuda, cuda:N or cuda-emulated.") var device: ComputeDevice = .automatic
+  @Option(help: "The device the worker will use: auto, cpu, cuda, cuda:N, cuda:all or cuda-emulated (:N, :all).") var device: ComputeDevice = .automatic
   @Option(help: "The coordinator's endpoint, to test the connection and handshake.") var connect: String?
   @Option(help: "This worker's secret key file.") var key: String?
   @Option(help: "The coordinator's public key file.") var serverKey: String?
@@ -45,49 +45,59 @@ struct Doctor: ParsableCommand {
     report(.ok, "liblz4", String(cString: LZ4_versionString()))
     report(.ok, "OpenBLAS", String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces))
 
-    // CUDA driver and GPUs.
+    // CUDA driver and GPUs: the emulated device's go through the same checks, by its
+    // stand-in driver and NVRTC.
     let memoryNeeded = 4 << 30
     if device == .cpu {
       report(.skipped, "CUDA driver", "--device cpu")
-    } else if device == .cudaEmulated {
-      do {
-        let backend = try CUDABackend.emulated()
-        report(.ok, "CUDA backend", "\(backend.name): \(KernelSources.all.count) kernel files loaded")
-      } catch {
-        report(.failed, "CUDA backend", "the emulated device did not start: \(error)")
-      }
     } else {
+      let emulated = device.isEmulated
       do {
-        let driver = try CUDADriverAPI()
+        let driver = try emulated ? CUDADriverAPI.emulated() : CUDADriverAPI()
         let version = try driver.driverVersion()
         report(.ok, "CUDA driver", "supports CUDA \(version / 1000).\(version % 1000 / 10) (\(driver.library.path))")
         let gpus = try driver.gpus()
         var wanted: Int?
-        if case .cuda(let ordinal) = device { wanted = ordinal }
+        if case .cuda(let ordinal, _) = device { wanted = ordinal }
+        let prefix = emulated ? "cuda-emulated" : "cuda"
         if gpus.isEmpty {
           report(.failed, "GPU", "none usable: the driver sees no GPU. A worker here would train on the CPU: run it with --device cpu")
         } else if let wanted, !gpus.contains(where: { $0.index == wanted }) {
-          report(.failed, "GPU", "no device \(wanted): this machine has \(gpus.count) (cuda:0…cuda:\(gpus.count - 1))")
+          report(.failed, "GPU", "no device \(wanted): this machine has \(gpus.count) (\(prefix):0…\(prefix):\(gpus.count - 1))")
         }
-        for gpu in gpus where wanted == nil || gpu.index == wanted {
+        let used = gpus.filter { wanted == nil || $0.index == wanted }
+        for gpu in used {
           let gib = Double(gpu.memoryBytes) / Double(1 << 30)
           report(gpu.memoryBytes >= memoryNeeded ? .ok : .warning, "GPU \(gpu.index)",
             String(format: "%@ (%@), %.1f GiB%@", gpu.name, gpu.architecture, gib, gpu.memoryBytes >= memoryNeeded ? "" : " (under 4 GiB: use smaller batches or widths)"))
         }
+        if used.count > 1 { report(.ok, "GPUs", "--device \(prefix):all serves these \(used.count) from one worker, each with its own tasks") }
         // Compiling the kernels for this machine's GPUs fills the cache a worker starts from.
         do {
-          let compiler = KernelCompiler(nvrtc: try NVRTC())
+          let compiler = KernelCompiler(nvrtc: try emulated ? NVRTC.emulated() : NVRTC())
           let architectures = Array(Set(gpus.map(\.architecture))).sorted()
           for architecture in architectures { for source in KernelSources.all { _ = try compiler.cubin(source, architecture: architecture) } }
           report(.ok, "CUDA kernels", "\(KernelSources.all.count) compiled for \(architectures.joined(separator: ", ")) by NVRTC \(compiler.nvrtc.version.major).\(compiler.nvrtc.version.minor) (\(compiler.nvrtc.library.path); cache \(compiler.cacheFolder ?? "off"))")
+          // What a worker does as it starts, on each GPU it would use: the context, a
+          // stream, every kernel module loaded, cuBLASLt.
+          for gpu in used {
+            do {
+              let backend = try ComputeDevice.cuda(ordinal: gpu.index, emulated: emulated).makeBackend(threads: 1)
+              report(.ok, "backend \(gpu.index)", "\(backend.name) starts: \(KernelSources.all.count) kernel files loaded")
+            } catch {
+              report(.failed, "backend \(gpu.index)", "\(error)")
+            }
+          }
         } catch {
           report(.failed, "CUDA kernels", "\(error)")
         }
         report(
           .warning, "CUDA backend",
-          device == .automatic
-            ? "--device auto trains on the CPU: the CUDA backend is proven on the emulated device, not yet measured on a GPU; --device cuda:N uses it (docs/cuda.md)"
-            : "proven on the emulated device, not yet measured on a GPU (docs/cuda.md)")
+          emulated
+            ? "the emulated device runs the kernels on the CPU, with its checks: for checking, not for speed"
+            : device == .automatic
+              ? "--device auto trains on the CPU: the CUDA backend is proven on the emulated device, not yet measured on a GPU; --device cuda:N uses it (docs/cuda.md)"
+              : "proven on the emulated device, not yet measured on a GPU (docs/cuda.md)")
       } catch {
         report(.failed, "GPU", "none usable: \(error). A worker here would train on the CPU: run it with --device cpu, or install the NVIDIA driver")
       }

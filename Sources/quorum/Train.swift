@@ -92,7 +92,7 @@ struct Train: ParsableCommand {
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Option(
     help: """
-      cpu; cuda or cuda:N, the CUDA backend (float32) on that GPU; or cuda-emulated, the CUDA backend on the emulated \
+      cpu; cuda or cuda:N, the CUDA backend (float32) on that GPU; or cuda-emulated (cuda-emulated:N), the CUDA backend on the emulated \
       device (its kernels run on the CPU, with its checks; QUORUM_EMULATOR_CHECKS=fast skips the race check), for \
       checking, not for speed. See docs/cuda.md.
       """)
@@ -101,6 +101,13 @@ struct Train: ParsableCommand {
   var prefetch = true
   @Option(help: "Threads that assemble prefetched batches (more for a GPU that one core cannot feed).")
   var prefetchThreads: Int = 1
+  @Flag(
+    inversion: .prefixedNo,
+    help: """
+      On a CUDA device, keep the images in device memory and assemble each batch there (the same batches; only the \
+      shifts, flips and erased rectangles cross the bus). Off: the host assembles them, as on the CPU.
+      """)
+  var deviceData = true
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
   @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
@@ -113,6 +120,9 @@ struct Train: ParsableCommand {
   enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
 
   func validate() throws {
+    if case .allGPUs = device {
+      throw ValidationError("--device \(device): quorum train trains one model on one device; name one GPU (cuda:N), or serve them all with quorum worker --device \(device)")
+    }
     if let problem = device.unavailability() {
       throw ValidationError("--device \(device): \(problem); use --device cpu (or cuda-emulated to check the CUDA backend on the CPU)")
     }
@@ -157,8 +167,10 @@ struct Train: ParsableCommand {
     let backend = try device.makeBackend(threads: threads)
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter,
-      prefetch: prefetch, prefetchThreads: prefetchThreads)
-    reporter.message("MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)")
+      prefetch: prefetch, prefetchThreads: prefetchThreads, holdImages: deviceData)
+    reporter.message(
+      "MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)"
+        + (trainer.holdsImages ? ", the images held in device memory" : ""))
     if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
     let result = try trainer.run(resume: resume)
     if let test = result.test {
@@ -218,7 +230,7 @@ struct Train: ParsableCommand {
 extension MobileNetV2Configuration.Preset: ExpressibleByArgument {}
 extension ComputeDevice: ExpressibleByArgument {
   public init?(argument: String) { self.init(argument) }
-  public static var defaultCompletionKind: CompletionKind { .list(["cpu", "auto", "cuda", "cuda:0", "cuda-emulated"]) }
+  public static var defaultCompletionKind: CompletionKind { .list(["cpu", "auto", "cuda", "cuda:0", "cuda:all", "cuda-emulated"]) }
 }
 extension TrainingConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension SelectionMetric: ExpressibleByArgument {}

@@ -160,6 +160,52 @@ final class CUDABackendTrainingTests: XCTestCase {
     XCTAssertEqual(backend.device.liveBytes, live)
   }
 
+  /// A data set held in device memory: the device assembles each batch from the host's
+  /// draws (shifts, flips, erased rectangles) and the run is bit for bit the run whose
+  /// batches the host assembled, through training steps and the evaluation of another
+  /// held set; holding the images allocates as the trainer is built, never in a step.
+  func testBatchesAssembledOnTheDeviceTrainBitForBitAsTheHostsDo() throws {
+    let count = 40
+    func dataset(_ salt: Int) -> ImageDataset {
+      var pixels = [UInt8](repeating: 0, count: count * 28 * 28)
+      for i in pixels.indices { pixels[i] = UInt8((i * 7919 + i / 784 * 31 + salt) % 251) }
+      return ImageDataset(pixels: pixels, labels: (0..<count).map { Int32(($0 + salt) % 4) }, height: 28, width: 28, channels: 1, classes: 4)
+    }
+    let (training, validation) = (dataset(0), dataset(5))
+    var configuration = TrainingConfiguration(model: MobileNetV2Configuration(width: 0.35, classes: 4, imageHeight: 28, imageWidth: 28))
+    configuration.batchSize = 16
+    configuration.augmentation = Augmentation(shift: 3, horizontalFlip: 0.5, erasing: 0.6)
+    func run(holding: Bool) throws -> (trainer: Trainer, losses: [Double], logits: [Float], allocations: Int, backend: CUDABackend) {
+      let backend = try TestDevice.backend()
+      let trainer = try Trainer(
+        configuration: configuration, data: TrainingData(training: training, validation: validation), backend: backend, threads: 1,
+        outputFolder: nil, prefetch: false, holdImages: holding)
+      // Virtual indices past the end (a grown class's copies) read example i % n, with draws of their own.
+      let order = Array(0..<count) + [41, 53, 77]
+      var losses: [Double] = []
+      var allocations = 0
+      for step in 0..<3 {
+        losses.append(trainer.trainStep(order[(step * 14)..<(step * 14 + 14)], epoch: 1, step: step, learningRate: 0.05))
+        try backend.check()
+        // The first step sizes the loss and clipping scratch; nothing after it allocates.
+        if step == 0 { allocations = backend.device.allocationCount }
+      }
+      let logits = trainer.evaluate(trainer.data.validation!, testTimeAugmentation: TestTimeAugmentation(flips: true, shift: 2)).logits
+      XCTAssertEqual(backend.device.allocationCount, allocations, "device allocations inside steps or evaluations (holding: \(holding))")
+      return (trainer, losses, logits, allocations, backend)
+    }
+    let held = try run(holding: true), host = try run(holding: false)
+    XCTAssert(held.trainer.holdsImages)
+    XCTAssertFalse(host.trainer.holdsImages)
+    XCTAssertEqual(held.losses.map(\.bitPattern), host.losses.map(\.bitPattern))
+    XCTAssertEqual(held.logits.map(\.bitPattern), host.logits.map(\.bitPattern))
+    for (a, b) in zip(held.trainer.model.parameters, host.trainer.model.parameters) {
+      XCTAssertEqual(held.backend.download(a.value).map(\.bitPattern), host.backend.download(b.value).map(\.bitPattern), a.name)
+    }
+    // The pixels are on the device once, as bytes: 40 images of 784 bytes each, twice.
+    XCTAssertGreaterThanOrEqual(held.backend.device.liveBytes - host.backend.device.liveBytes, 2 * count * 784)
+  }
+
   /// After a failure the backend skips what follows and says what failed: a download reads
   /// NaN, never a stale or plausible number, and `check()` throws the first failure.
   func testAFailedOperationIsKeptAndEverythingAfterItIsSkipped() throws {

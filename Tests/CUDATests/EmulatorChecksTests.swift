@@ -1,6 +1,7 @@
 import CUDA
 import CUDAEmulator
 import CUDAEmulatorFixtures
+import Tensor
 import XCTest
 
 /// The checks the emulated device makes that a GPU does not, each seen to fire on a kernel
@@ -122,7 +123,7 @@ final class EmulatorChecksTests: XCTestCase {
     XCTAssertThrowsError(try device.buffer(floats: floats)) {
       let text = "\($0)"
       XCTAssert(text.contains("cuMemAlloc(\(floats * 4) bytes) failed with error 2") && text.contains("out of GPU memory"), text)
-      XCTAssert(text.contains("\(floats * 4) bytes asked, \(free) of the emulated device's"), text)
+      XCTAssert(text.contains("\(floats * 4) bytes asked, \(free) of emulated device 0's"), text)
     }
   }
 
@@ -217,5 +218,34 @@ final class EmulatorChecksTests: XCTestCase {
     XCTAssert(raw.contains("cuMemAlloc(64 bytes) failed with error 201") && raw.contains("no CUDA context is current on this thread"), raw)
     XCTAssertEqual(bound, "no error")
     XCTAssertEqual(sum, [Float](repeating: 3, count: 33))
+  }
+
+  /// With QUORUM_EMULATOR_DEVICES = 2 the driver shows two GPUs, as a machine with two
+  /// would (what `cuda:all` serves): each with its own context and its own memory, and a
+  /// buffer of one refused by a launch under the other's context (no peer access), so a
+  /// member whose buffers strayed to another GPU fails here, not silently on a real pair.
+  func testTwoEmulatedGPUsHaveTheirOwnContextsAndMemoryAndRefuseEachOthersBuffers() throws {
+    quorum_emulator_set_device_count(2)
+    defer { quorum_emulator_set_device_count(1) }
+    XCTAssertEqual(try ComputeDevice.allGPUs(emulated: true).devices(), [.cudaEmulated, .cuda(ordinal: 1, emulated: true)])
+    XCTAssertNil(ComputeDevice.cuda(ordinal: 1, emulated: true).unavailability())
+    XCTAssert(ComputeDevice.cuda(ordinal: 2, emulated: true).unavailability()?.contains("no GPU 2 (this machine has 2: cuda-emulated:0…cuda-emulated:1)") == true)
+    let second = try CUDADevice.emulated(1)
+    XCTAssertEqual(second.ordinal, 1)
+    try second.makeCurrent()
+    let (freeBefore, _) = try second.driver.memoryInformation()
+    let onFirst = try device.buffer([Float](repeating: 1, count: 1 << 16))
+    try second.makeCurrent()
+    XCTAssertEqual(try second.driver.memoryInformation().free, freeBefore, "an allocation on GPU 0 leaves GPU 1's memory alone")
+    let onSecond = try second.buffer([Float](repeating: 2, count: 1 << 16))
+    XCTAssertEqual(try second.driver.memoryInformation().free, freeBefore - (1 << 18))
+    // One thread, both devices, alternately: each launch runs under its own device's context.
+    try device.launch("accumulate", grid: 4, block: 256, [.buffer(onFirst), .buffer(onFirst), .long(1 << 16)])
+    try second.launch("accumulate", grid: 4, block: 256, [.buffer(onSecond), .buffer(onSecond), .long(1 << 16)])
+    XCTAssertEqual(try onFirst.floats().prefix(3), [2, 2, 2])
+    XCTAssertEqual(try onSecond.floats().prefix(3), [4, 4, 4])
+    let stray = launchError { try second.launch("accumulate", grid: 4, block: 256, [.buffer(onSecond), .buffer(onFirst), .long(1 << 16)]) }
+    XCTAssert(stray.contains("parameter 1 is a device buffer of emulated device 0, used under device 1's context"), stray)
+    XCTAssertEqual(try onSecond.floats().prefix(3), [4, 4, 4], "a refused launch must not run")
   }
 }

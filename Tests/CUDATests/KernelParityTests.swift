@@ -1,4 +1,5 @@
 import CUDA
+import Data
 import Foundation
 import NN
 import QuorumTestSupport
@@ -476,5 +477,45 @@ final class KernelParityTests: XCTestCase {
     let back = try poisoned(all.count)
     try operations.bfloat16ToFloat(try device.buffer(all), count: all.count, output: back)
     XCTAssertEqual(try back.floats().map(\.bitPattern), all.map { Precision.fromBFloat16($0).bitPattern })
+  }
+
+  // MARK: Batches
+
+  /// The device's batch from held 8-bit images is the host assembler's bit for bit: odd
+  /// sizes (13×11×3 and 28×28×1), shifts that cross the border, flips, erasing, virtual
+  /// indices past the end, and a fixed test-time transform.
+  func testAssemblingABatchFromHeldImagesGivesTheHostsBatch() throws {
+    for (height, width, channels) in [(13, 11, 3), (28, 28, 1)] {
+      let count = 7
+      var pixels = [UInt8](repeating: 0, count: count * height * width * channels)
+      for i in pixels.indices { pixels[i] = UInt8((i * 7919 + 13) % 256) }
+      let dataset = ImageDataset(
+        pixels: pixels, labels: (0..<count).map { Int32($0 % 3) }, height: height, width: width, channels: channels, classes: 3)
+      let statistics = dataset.channelStatistics()
+      let assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: 1)
+      let indices = [3, 0, 6, 9, 15, 1, 2, 5, 4][...]
+      let augmentation = Augmentation(shift: 4, horizontalFlip: 0.5, erasing: 0.7)
+      let held = try device.buffer(pixels)
+      let normalization = try device.buffer(assembler.normalization)
+      for fixed in [nil, (dy: -2, dx: 1, flip: true)] as [(dy: Int, dx: Int, flip: Bool)?] {
+        let expected = Tensor(shape: [indices.count, height, width, channels])
+        let labels = UnsafeMutablePointer<Int32>.allocate(capacity: indices.count)
+        defer { labels.deallocate() }
+        assembler.assemble(dataset, indices: indices, augmentation: augmentation, seed: 9, epoch: 2, images: expected, labels: labels, fixed: fixed)
+        let expectedLabels = Array(UnsafeBufferPointer(start: labels, count: indices.count))
+        var plan = [Int32](repeating: -1, count: 8 * indices.count)
+        plan.withUnsafeMutableBufferPointer {
+          assembler.plan(dataset, indices: indices, augmentation: augmentation, seed: 9, epoch: 2, plan: $0.baseAddress!, labels: labels, fixed: fixed)
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: labels, count: indices.count)), expectedLabels)
+        XCTAssert(fixed != nil || plan.enumerated().contains { $0.offset % 8 == 6 && $0.element > 0 }, "some example is erased")
+        XCTAssert(fixed != nil || plan.enumerated().contains { $0.offset % 8 == 3 && $0.element == 1 }, "some example is flipped")
+        let images = try poisoned(expected.capacity)
+        try operations.assembleImages(
+          from: held, plan: try device.buffer(plan), batch: indices.count, height: height, width: width, channels: channels,
+          normalization: normalization, images: images)
+        XCTAssertEqual(try images.floats(expected.capacity).map(\.bitPattern), expected.array().map(\.bitPattern), "\(height)×\(width)×\(channels), fixed \(String(describing: fixed))")
+      }
+    }
   }
 }

@@ -8,17 +8,17 @@ import Tensor
 enum TestDevice {
   static let choice: ComputeDevice = {
     let text = ProcessInfo.processInfo.environment["QUORUM_TEST_DEVICE"] ?? "cuda-emulated"
-    guard let device = ComputeDevice(text), device.isCUDA else {
+    guard let device = ComputeDevice(text), case .cuda = device else {
       preconditionFailure("QUORUM_TEST_DEVICE is cuda-emulated or cuda:N, not \(text)")
     }
     return device
   }()
 
-  static var isEmulated: Bool { choice == .cudaEmulated }
+  static var isEmulated: Bool { choice.isEmulated }
 
   /// A fresh backend on the device (a fresh emulated device, or a new stream on the GPU).
   static func backend() throws -> CUDABackend {
-    if case .cuda(let ordinal) = choice { return try CUDABackend.gpu(ordinal) }
-    return try CUDABackend.emulated()
+    guard case .cuda(let ordinal, let emulated) = choice else { preconditionFailure("one device") }
+    return try emulated ? CUDABackend.emulated(ordinal) : CUDABackend.gpu(ordinal)
   }
 }

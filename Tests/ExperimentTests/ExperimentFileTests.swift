@@ -87,17 +87,25 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\ndata: [1\n", line: nil, mentions: ["not valid YAML"])
     assertError("name: x\ndata:\n  train: y\ntraining:\n  dropout: 1.5\n", line: nil, mentions: ["variant default", "dropout"])
     assertError("name: x\ndata:\n  train: y\ntraining:\n  sampling: sometimes\n", line: 5, mentions: ["sampling", "class-balanced"])
-    assertError("name: x\ndevice: gpu0\ndata:\n  train: y\n", line: 2, mentions: ["device must be cpu, auto, cuda, cuda:N or cuda-emulated", "gpu0"])
+    assertError("name: x\ndevice: gpu0\ndata:\n  train: y\n", line: 2, mentions: ["device must be cpu, auto, cuda, cuda:N, cuda:all, or cuda-emulated", "gpu0"])
   }
 
   /// `device:` names where `quorum run`'s local workers train, in `--device`'s spellings.
   func testDeviceSpellings() throws {
-    for (text, device) in [("cpu", ComputeDevice.cpu), ("auto", .automatic), ("cuda", .cuda(ordinal: 0)), ("cuda:3", .cuda(ordinal: 3)), ("cuda-emulated", .cudaEmulated)] {
+    let spellings: [(String, ComputeDevice)] = [
+      ("cpu", .cpu), ("auto", .automatic), ("cuda", .cuda(ordinal: 0)), ("cuda:3", .cuda(ordinal: 3)), ("cuda:all", .allGPUs()),
+      ("cuda-emulated", .cudaEmulated), ("cuda-emulated:2", .cuda(ordinal: 2, emulated: true)), ("cuda-emulated:all", .allGPUs(emulated: true)),
+    ]
+    for (text, device) in spellings {
       XCTAssertEqual(try Experiment.parse("name: x\ndevice: \(text)\ndata:\n  train: y\n", file: "exp.yaml").device, device, text)
       XCTAssertEqual(device.description, text == "cuda" ? "cuda:0" : text)
+      XCTAssertEqual(ComputeDevice(device.description), device, "\(text) round-trips")
     }
+    XCTAssertEqual(ComputeDevice("cuda-emulated:0"), .cudaEmulated)
     XCTAssertEqual(try Experiment.parse("name: x\ndata:\n  train: y\n", file: "exp.yaml").device, .cpu, "the default")
-    for wrong in ["cuda:-1", "cuda:x", "CUDA", "gpu"] { XCTAssertNil(ComputeDevice(wrong), wrong) }
+    for wrong in ["cuda:-1", "cuda:x", "cuda:+1", "cuda:", "cuda:ALL", "cudax", "cuda-emulated:", "cuda-emulatedall", "CUDA", "gpu"] {
+      XCTAssertNil(ComputeDevice(wrong), wrong)
+    }
   }
 
   /// `refit:` names grid variants (all by default) and whether they are submitted;

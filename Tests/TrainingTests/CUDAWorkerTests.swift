@@ -79,6 +79,43 @@ final class CUDAWorkerTests: XCTestCase {
     }
   }
 
+  /// Every GPU of a machine: `device: cuda-emulated:all` on an emulated driver that shows
+  /// two GPUs (QUORUM_EMULATOR_DEVICES=2). One worker serves both: its hello names both,
+  /// it holds two leases before the first result, one task trains on each GPU, and each
+  /// task's logits are the bits of the same task trained on one GPU alone.
+  func testEveryGPUOfTheMachineTrainsATaskOfItsOwn() throws {
+    guard device == "cuda-emulated" else { throw XCTSkip("the emulated driver's GPU count is set on the emulated device only") }
+    let data = try writeDataset()
+    let twoGPUs = ["QUORUM_EMULATOR_CHECKS": "fast", "QUORUM_EMULATOR_DEVICES": "2"]
+    let alone = try runQuorum(["run", try experiment("one-gpu", device: "cuda-emulated", data: data), "--workers", "1", "--threads", "2"], environment: twoGPUs)
+    XCTAssertEqual(alone.status, 0, alone.output)
+    let every = try runQuorum(["run", try experiment("every-gpu", device: "cuda-emulated:all", data: data), "--workers", "1", "--threads", "2"], environment: twoGPUs)
+    XCTAssertEqual(every.status, 0, every.output)
+    XCTAssert(every.output.contains("(cuda-emulated, cuda-emulated:1, 2 threads)"), "the hello names both GPUs:\n\(every.output)")
+    XCTAssert(every.output.contains("2 members at once (1 per device)"), every.output)
+    for gpu in 0..<2 {
+      XCTAssertEqual(
+        every.output.components(separatedBy: "trains on cuda:\(gpu) (Quorum emulated CUDA device (CPU)").count - 1, 1, "one task on GPU \(gpu):\n\(every.output)")
+    }
+    let journal = String(decoding: try FileBytes.read("\(folder)/runs/every-gpu/journal.jsonl"), as: UTF8.self).split(separator: "\n")
+    let firstStored = try XCTUnwrap(journal.firstIndex { $0.contains("\"stored\"") })
+    XCTAssertEqual(journal[..<firstStored].filter { $0.contains("\"leased\"") }.count, 2, "both tasks leased at once:\n\(journal.joined(separator: "\n"))")
+    for file in ["fold0.oof", "fold1.oof", "fold0.test", "fold1.test"] {
+      XCTAssertEqual(try logits("every-gpu", "default/\(file)").map(\.bitPattern), try logits("one-gpu", "default/\(file)").map(\.bitPattern), file)
+    }
+    // quorum doctor finds both, and starts the backend on each as a worker would.
+    let doctor = try runQuorum(["doctor", "--device", "cuda-emulated:all"], environment: twoGPUs)
+    XCTAssertEqual(doctor.status, 0, doctor.output)
+    for gpu in 0..<2 {
+      XCTAssert(doctor.output.contains("GPU \(gpu)        Quorum emulated CUDA device (CPU) (sm_90)"), doctor.output)
+      XCTAssert(doctor.output.contains("backend \(gpu)    cuda:\(gpu) (Quorum emulated CUDA device (CPU), sm_90, float32) starts"), doctor.output)
+    }
+    XCTAssert(doctor.output.contains("--device cuda-emulated:all serves these 2 from one worker"), doctor.output)
+    let missing = try runQuorum(["worker", "--connect", "tcp://127.0.0.1:1", "--device", "cuda-emulated:2"], environment: twoGPUs)
+    XCTAssertEqual(missing.status, 64, missing.output)
+    XCTAssert(missing.output.contains("--device cuda-emulated:2: no GPU 2 (this machine has 2: cuda-emulated:0…cuda-emulated:1)"), missing.output)
+  }
+
   func logits(_ name: String, _ file: String) throws -> [Float] {
     try NumPy.readFloat32("\(folder)/runs/\(name)/logits/\(file).npy").values
   }
@@ -96,7 +133,7 @@ final class CUDAWorkerTests: XCTestCase {
     XCTAssertEqual(cpu.status, 0, cpu.output)
     let cuda = try runQuorum(["run", try experiment("cuda", device: device, data: data), "--workers", "1", "--threads", "2"], environment: fast)
     XCTAssertEqual(cuda.status, 0, cuda.output)
-    XCTAssert(cuda.output.contains("training on cuda ("), cuda.output)
+    XCTAssert(cuda.output.contains("training on cuda:0 (Quorum emulated CUDA device (CPU)"), cuda.output)
     XCTAssert(cuda.output.contains("(\(device), 2 threads)"), "the worker's hello names its device:\n\(cuda.output)")
     let names = try XCTUnwrap(
       (try JSONSerialization.jsonObject(with: Data(contentsOf: try XCTUnwrap(
@@ -143,7 +180,7 @@ final class CUDAWorkerTests: XCTestCase {
     XCTAssert(result.output.contains("2 tasks failed"), result.output)
     for task in ["default/fold0", "default/fold1"] {
       let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.contains("\(task): 3 attempts, last:") }, result.output)
-      XCTAssert(line.contains("out of device memory on cuda (Quorum emulated CUDA device (CPU)"), String(line))
+      XCTAssert(line.contains("out of device memory on cuda:0 (Quorum emulated CUDA device (CPU)"), String(line))
       XCTAssert(line.contains("makeTensor(["), String(line))
       XCTAssert(line.contains("at batch size 16: lower the batch size, or train fewer members on this device"), String(line))
     }

@@ -77,13 +77,13 @@ final class CommandLineTests: XCTestCase {
     let fast = ["QUORUM_EMULATOR_CHECKS": "fast"]
     let result = try runQuorum(arguments + ["--progress", "lines"], environment: fast)
     XCTAssertEqual(result.status, 0, result.output)
-    XCTAssert(result.output.contains("on cuda (Quorum emulated CUDA device (CPU), sm_90, float32)"), result.output)
+    XCTAssert(result.output.contains("on cuda:0 (Quorum emulated CUDA device (CPU), sm_90, float32)"), result.output)
     XCTAssert(result.output.contains("epoch 2/2"), result.output)
     let logits = try NumPy.readFloat32(output + "/test.logits.npy")
     XCTAssertEqual(logits.shape, [12, 4])
     XCTAssert(logits.values.allSatisfy(\.isFinite))
     let metrics = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/metrics.json"))) as? [String: Any])
-    XCTAssertEqual(metrics["backend"] as? String, "cuda (Quorum emulated CUDA device (CPU), sm_90, float32)")
+    XCTAssertEqual(metrics["backend"] as? String, "cuda:0 (Quorum emulated CUDA device (CPU), sm_90, float32)")
     let again = try runQuorum(arguments + ["--progress", "none", "--resume"], environment: fast)
     XCTAssertEqual(again.status, 0, again.output)
     XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, logits.values)
@@ -95,6 +95,9 @@ final class CommandLineTests: XCTestCase {
     }
     let misspelt = try runQuorum(["train", "--train-images", train.images, "--train-labels", train.labels, "--device", "gpu"])
     XCTAssertEqual(misspelt.status, 64, misspelt.output)
+    let several = try runQuorum(["train", "--train-images", train.images, "--train-labels", train.labels, "--device", "cuda-emulated:all"])
+    XCTAssertEqual(several.status, 64, several.output)
+    XCTAssert(several.output.contains("quorum train trains one model on one device; name one GPU (cuda:N)"), several.output)
   }
 
   /// Cross-validation from the command line: the fold assignment lands in the run

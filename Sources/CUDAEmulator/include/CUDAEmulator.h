@@ -19,7 +19,11 @@ void *quorum_emulator_symbol(const char *library, const char *name);
 void quorum_emulator_set_race_check(int enabled);
 int quorum_emulator_race_check(void);
 
-/// Bytes of device memory allocated and not yet freed.
+/// How many devices the emulated driver shows (1 to 16; QUORUM_EMULATOR_DEVICES at start,
+/// default 1). Each has its own context and memory of the same size.
+void quorum_emulator_set_device_count(int count);
+
+/// Bytes of device memory allocated and not yet freed (on every device).
 unsigned long long quorum_emulator_live_bytes(void);
 
 #ifdef __cplusplus

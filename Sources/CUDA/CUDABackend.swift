@@ -42,7 +42,7 @@ public final class CUDABackend: Backend {
     } catch {
       var memory: (asked: Int, free: Int, heldByBackend: Int)?
       if let bytes, case CUDAError.call(_, 2, _, _) = error {
-        memory = (bytes, (try? device.driver.memoryInformation().free) ?? 0, device.liveBytes)
+        memory = (bytes, (try? device.memoryInformation().free) ?? 0, device.liveBytes)
       }
       failure = DeviceFailure(device: name, operation: what(), reason: "\(error)", memory: memory)
     }
@@ -130,7 +130,7 @@ public final class CUDABackend: Backend {
   /// assembles the batches, as on the CPU.
   public func holdImages(_ pixels: UnsafeBufferPointer<UInt8>) -> Tensor? {
     guard failure == nil, let base = pixels.baseAddress, !pixels.isEmpty else { return nil }
-    guard let free = try? { try device.makeCurrent(); return try device.driver.memoryInformation().free }(), pixels.count <= free / 4 else { return nil }
+    guard let free = try? device.memoryInformation().free, pixels.count <= free / 4 else { return nil }
     let words = (pixels.count + 3) / 4
     var made: DeviceBuffer?
     run("holdImages(\(pixels.count) bytes)", asking: words * 4) {

@@ -18,20 +18,25 @@ public final class CUDADevice {
   private var functions: [String: CUDADriverAPI.Function] = [:]
   /// Kernel name → the file it is defined in.
   private let kernelFiles: [String: String]
-  /// Bytes of this device's buffers alive now, and buffers allocated since it was made:
-  /// what an out-of-memory error reports, and how the tests see that a training step
-  /// allocates nothing.
-  public internal(set) var liveBytes = 0
-  public internal(set) var allocationCount = 0
+  /// Its buffers' memory: a caching allocator (DeviceMemory.swift).
+  let memory: DeviceMemory
+  /// Bytes of this device's buffers alive now, and blocks allocated from the driver since
+  /// it was made (a buffer made from a cached block is not one): what an out-of-memory
+  /// error reports, and how the tests see that a training step allocates nothing.
+  public var liveBytes: Int { memory.liveBytes }
+  public var allocationCount: Int { memory.allocationCount }
+  /// Bytes of freed buffers kept for reuse.
+  public var cachedBytes: Int { memory.cachedBytes }
 
   /// The emulated device's GPU `ordinal`: the stand-in driver, NVRTC and kernels of
   /// Sources/CUDAEmulator.
-  public static func emulated(_ ordinal: Int = 0) throws -> CUDADevice {
-    try CUDADevice(driver: .emulated(), compiler: KernelCompiler(nvrtc: .emulated()), ordinal: ordinal)
+  public static func emulated(_ ordinal: Int = 0, cachesFreedBuffers: Bool = true) throws -> CUDADevice {
+    try CUDADevice(driver: .emulated(), compiler: KernelCompiler(nvrtc: .emulated()), ordinal: ordinal, cachesFreedBuffers: cachesFreedBuffers)
   }
 
   /// GPU `ordinal`, with its kernels compiled by `compiler` (or read from its cache).
-  public init(driver: CUDADriverAPI, compiler: KernelCompiler, ordinal: Int) throws {
+  /// `cachesFreedBuffers` off: every buffer is allocated and freed through the driver.
+  public init(driver: CUDADriverAPI, compiler: KernelCompiler, ordinal: Int, cachesFreedBuffers: Bool = true) throws {
     self.driver = driver
     self.ordinal = ordinal
     try driver.initialise()
@@ -40,6 +45,7 @@ public final class CUDADevice {
     architecture = try driver.architecture(of: device)
     name = try driver.name(of: device)
     stream = try driver.createStream()
+    memory = DeviceMemory(driver: driver, ordinal: ordinal, context: context, stream: stream, caches: cachesFreedBuffers)
     var files: [String: String] = [:]
     for source in KernelSources.all {
       let cubin = try compiler.cubin(source, architecture: architecture).bytes
@@ -58,9 +64,13 @@ public final class CUDADevice {
   /// worker builds its backends on one thread and trains on others; a buffer may be freed
   /// on a third; one thread may use several GPUs (`cuda:all`). Asking the driver (a
   /// thread-local read) is what stays right in every one of those cases.
-  public func makeCurrent() throws {
-    if try driver.currentContext() == context { return }
-    try driver.makeCurrent(context)
+  public func makeCurrent() throws { try driver.ensureCurrent(context) }
+
+  /// The GPU's free and total memory (the driver's count: blocks cached by this process's
+  /// backends are not free, though an allocation that needs them gets them).
+  public func memoryInformation() throws -> (free: Int, total: Int) {
+    try makeCurrent()
+    return try driver.memoryInformation()
   }
 
   /// The kernel `name` from whichever kernel file defines it (or from `file`, for a module
@@ -129,17 +139,10 @@ public final class DeviceBuffer {
   init(device: CUDADevice, bytes: Int) throws {
     self.device = device
     self.bytes = bytes
-    try device.makeCurrent()
-    address = try device.driver.allocate(bytes: bytes)
-    device.liveBytes += bytes
-    device.allocationCount += 1
+    address = try device.memory.allocate(bytes: bytes)
   }
 
-  deinit {
-    try? device.makeCurrent()
-    try? device.driver.free(address)
-    device.liveBytes -= bytes
-  }
+  deinit { device.memory.release(address, bytes: bytes) }
 
   public var floatCount: Int { bytes / 4 }
 

@@ -182,6 +182,11 @@ public final class CUDADriverAPI {
   /// Makes `context` current on the calling thread (a context is current per thread).
   public func makeCurrent(_ context: Context) throws { try check(contextSetCurrent(context), "cuCtxSetCurrent") }
 
+  /// Makes `context` current on the calling thread unless it already is.
+  public func ensureCurrent(_ context: Context) throws {
+    if try currentContext() != context { try makeCurrent(context) }
+  }
+
   /// The context current on the calling thread (nil if none).
   public func currentContext() throws -> Context {
     var context: Context = nil

@@ -247,7 +247,8 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
   const int device = current_device();
   if (m.live_bytes_of[device] + bytes > m.capacity) {
     fail(out_of_memory, "cuMemAlloc: " + std::to_string(bytes) + " bytes asked, " +
-                            std::to_string(m.capacity - m.live_bytes_of[device]) + " of emulated device " +
+                            std::to_string(m.capacity > m.live_bytes_of[device] ? m.capacity - m.live_bytes_of[device] : 0) +
+                            " of emulated device " +
                             std::to_string(device) + "'s " + std::to_string(m.capacity) + " free");
     return out_of_memory;
   }
@@ -293,7 +294,8 @@ CUresult cuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   if (!require_context("cuMemGetInfo")) return invalid_context;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
-  *free_bytes = m.capacity - m.live_bytes_of[current_device()];
+  const size_t live = m.live_bytes_of[current_device()];
+  *free_bytes = m.capacity > live ? m.capacity - live : 0;
   *total_bytes = m.capacity;
   return success;
 }
@@ -608,6 +610,13 @@ extern "C" {
 
 void quorum_emulator_set_race_check(int enabled) { emulator::set_race_check(enabled != 0); }
 int quorum_emulator_race_check(void) { return emulator::race_check_enabled() ? 1 : 0; }
+unsigned long long quorum_emulator_set_memory(unsigned long long bytes) {
+  emulator::Memory& m = emulator::memory();
+  std::lock_guard<std::mutex> guard(m.lock);
+  unsigned long long previous = m.capacity;
+  m.capacity = bytes;
+  return previous;
+}
 void quorum_emulator_set_device_count(int count) {
   emulator::device_count() = count < 1 ? 1 : count > emulator::max_devices ? emulator::max_devices : count;
 }

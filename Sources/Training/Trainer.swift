@@ -149,7 +149,7 @@ public final class Trainer {
     }
     logitGradient = backend.makeTensor(shape: [configuration.batchSize, model.classes])
     lossValue = backend.makeTensor(shape: [1])
-    epochLosses = backend.makeTensor(shape: [1])
+    epochLosses = backend.makeTensor(shape: [max(Self.batches(configuration: configuration, data: data, epoch: 0).count, 1)])
     heldImages = holdImages ? HeldImages(data: data, configuration: configuration, assembler: assembler, backend: backend) : nil
     // Batches the backend assembles need no host thread to prepare them.
     self.prefetch = prefetch && heldImages == nil
@@ -161,7 +161,6 @@ public final class Trainer {
     partnerImages = configuration.mixing.isActive ? Tensor(shape: [images.capacity]) : nil
     softTargetTensor = configuration.mixing.isActive || data.targets != nil ? backend.makeTensor(shape: [configuration.batchSize, model.classes]) : nil
     softTargets = softTargetTensor.map { backend.staging(for: $0) }
-    epochLosses = backend.makeTensor(shape: [max(batches(epoch: 0).count, 1)])
     try checkBackend("building MobileNetV2 (width \(model.width), \(model.imageHeight)×\(model.imageWidth)×\(model.inputChannels)) and its optimizer")
   }
 
@@ -193,7 +192,9 @@ public final class Trainer {
   /// a handful of examples and one wild step an epoch: at the reference recipe's learning
   /// rate it made training on a 4/5 fold of FMNIST-LT diverge (test accuracy 0.45 against
   /// 0.81 on the whole set). A batch of one is dropped (batch normalisation needs two).
-  public func batches(epoch: Int) -> [ArraySlice<Int>] {
+  public func batches(epoch: Int) -> [ArraySlice<Int>] { Self.batches(configuration: configuration, data: data, epoch: epoch) }
+
+  static func batches(configuration: TrainingConfiguration, data: TrainingData, epoch: Int) -> [ArraySlice<Int>] {
     let order = configuration.sampling.order(
       labels: data.training.labels, classes: data.training.classes, seed: configuration.seed, epoch: epoch,
       growTo: configuration.growClassesTo)

@@ -206,6 +206,60 @@ final class CUDABackendTrainingTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(held.backend.device.liveBytes - host.backend.device.liveBytes, 2 * count * 784)
   }
 
+  /// The caching allocator: a worker's backend trains task after task of one model, and
+  /// from the second task on it allocates nothing from the driver (no cuMemFree, which
+  /// waits for the whole GPU, between tasks), while the second task trains bit for bit as
+  /// the first: nothing of the first leaks through a reused block.
+  func testASecondTaskOnTheSameBackendAllocatesNothingAndTrainsAsTheFirst() throws {
+    let backend = try TestDevice.backend()
+    var pixels = [UInt8](repeating: 0, count: 32 * 28 * 28)
+    for i in pixels.indices { pixels[i] = UInt8((i * 7919 + i / 784 * 31) % 251) }
+    let images = ImageDataset(pixels: pixels, labels: (0..<32).map { Int32($0 % 4) }, height: 28, width: 28, channels: 1, classes: 4)
+    var configuration = TrainingConfiguration(model: MobileNetV2Configuration(width: 0.35, classes: 4, imageHeight: 28, imageWidth: 28))
+    configuration.batchSize = 16
+    configuration.gradientClipNorm = 5
+    configuration.augmentation = Augmentation(shift: 2, horizontalFlip: 0.5)
+    func task() throws -> (losses: [Double], logits: [Float], allocations: Int, live: Int) {
+      let trainer = try Trainer(
+        configuration: configuration, data: TrainingData(training: images), backend: backend, threads: 1, outputFolder: nil, prefetch: false)
+      let losses = (0..<2).map { trainer.trainStep(Array(0..<32)[($0 * 16)..<($0 * 16 + 16)], epoch: 0, step: $0, learningRate: 0.05) }
+      let logits = trainer.evaluate(images).logits
+      try backend.check()
+      return (losses, logits, backend.device.allocationCount, backend.device.liveBytes)
+    }
+    let first = try task()
+    XCTAssertGreaterThan(backend.device.cachedBytes, 0, "the first task's buffers are kept")
+    let second = try task()
+    XCTAssertEqual(second.allocations, first.allocations, "the second task allocated from the driver")
+    XCTAssertEqual(second.live, first.live)
+    XCTAssertEqual(second.losses.map(\.bitPattern), first.losses.map(\.bitPattern))
+    XCTAssertEqual(second.logits.map(\.bitPattern), first.logits.map(\.bitPattern))
+  }
+
+  /// Out of memory, the blocks other backends on the GPU keep cached go back and the
+  /// allocation is tried again (each member's backend has its own cache).
+  func testOutOfMemoryEmptiesTheCachesOfTheGPUAndTriesAgain() throws {
+    guard TestDevice.isEmulated else { throw XCTSkip("a device's size is set on the emulated device only") }
+    // GPU 1 of two, on its own, four MiB.
+    quorum_emulator_set_device_count(2)
+    let previous = quorum_emulator_set_memory(4 << 20)
+    defer {
+      quorum_emulator_set_memory(previous)
+      quorum_emulator_set_device_count(1)
+    }
+    let member = try CUDABackend.emulated(1), other = try CUDABackend.emulated(1)
+    do { _ = member.makeTensor(shape: [3 << 18]) }  // 3 MiB, freed into member's cache
+    XCTAssertEqual(member.device.cachedBytes, 3 << 20)
+    let big = other.makeTensor(shape: [(3 << 18) + 1024])
+    XCTAssertNoThrow(try other.check(), "the allocation must succeed once member's cache is emptied")
+    XCTAssertEqual(member.device.cachedBytes, 0)
+    other.fill(big, with: 1)
+    XCTAssertEqual(other.download(big, count: 2), [1, 1])
+    // And with nothing cached to give back, out of memory stays out of memory, with the reason.
+    _ = member.makeTensor(shape: [3 << 18])
+    XCTAssertThrowsError(try member.check()) { XCTAssert("\($0)".contains("out of device memory"), "\($0)") }
+  }
+
   /// After a failure the backend skips what follows and says what failed: a download reads
   /// NaN, never a stale or plausible number, and `check()` throws the first failure.
   func testAFailedOperationIsKeptAndEverythingAfterItIsSkipped() throws {
@@ -213,12 +267,13 @@ final class CUDABackendTrainingTests: XCTestCase {
     let tensor = backend.makeTensor(shape: [4])
     backend.upload([1, 2, 3, 4], to: tensor)
     XCTAssertNoThrow(try backend.check())
-    let free = try backend.device.driver.memoryInformation().free
-    _ = backend.makeTensor(shape: [free / 4 + 1024])
+    // More than the whole device (what is free grows by the blocks that caches give back).
+    let total = try backend.device.memoryInformation().total
+    _ = backend.makeTensor(shape: [total / 4 + 1024])
     XCTAssertThrowsError(try backend.check()) { error in
       let failure = error as? DeviceFailure
       XCTAssertEqual(failure?.isOutOfMemory, true, "\(error)")
-      XCTAssertEqual(failure?.memory?.asked, (free / 4 + 1024) * 4)
+      XCTAssertEqual(failure?.memory?.asked, (total / 4 + 1024) * 4)
       XCTAssert("\(error)".hasPrefix("out of device memory on \(backend.name)"), "\(error)")
     }
     backend.fill(tensor, with: 7, count: 4)

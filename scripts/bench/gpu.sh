@@ -5,7 +5,8 @@
 #   2. training steps, Quorum beside PyTorch eager (channels_last, bf16 autocast) and
 #      torch.compile, alternated, on the cifar and imagenet presets at batch 256 and 1024,
 #      with a device-to-device copy measured in PyTorch's process (achieved bandwidth);
-#   3. with DATA (a Fashion-MNIST folder), the whole command: `quorum train` of
+#   3. with DATA (a Fashion-MNIST folder), the whole command: `quorum train` (the images in
+#      device memory, and again with --no-device-data) of
 #      FMNIST-LT-100 with the reference recipe beside PyTorch's whole loop on the same GPU.
 # It writes OUT/results.jsonl and OUT/summary.md (the table for docs/benchmarks.md).
 #
@@ -117,18 +118,23 @@ now() { "$PYTHON" -c 'import time; print(time.time())'; }
 if [ -n "${DATA:-}" ] && ! $smoke; then
   epochs=15
   for ((repeat = 1; repeat <= repeats; repeat++)); do
-    log "whole command, repeat $repeat/$repeats"
-    run="$OUT/train-$repeat"
-    start=$(now)
-    "$bin/quorum" train --data "$DATA" --long-tail-ratio 100 --validation-fraction 0 --epochs "$epochs" --device "$DEVICE" \
-      --output "$run" --progress none >"$run.log" 2>&1
-    "$PYTHON" - "$run/metrics.json" "$start" "$(now)" "$DEVICE" >>"$results" <<'PY'
+    # Quorum twice: the images held in device memory (the default), and the host assembling
+    # every batch (--no-device-data), which says what holding them is worth.
+    for data_option in --device-data --no-device-data; do
+      log "whole command, repeat $repeat/$repeats, $data_option"
+      run="$OUT/train-$repeat$data_option"
+      start=$(now)
+      "$bin/quorum" train --data "$DATA" --long-tail-ratio 100 --validation-fraction 0 --epochs "$epochs" --device "$DEVICE" \
+        "$data_option" --output "$run" --progress none >"$run.log" 2>&1
+      "$PYTHON" - "$run/metrics.json" "$start" "$(now)" "$DEVICE" "$data_option" >>"$results" <<'PY'
 import json, sys
 metrics = json.load(open(sys.argv[1]))
 test = metrics.get("test") or {}
-print(json.dumps({"check": "whole-command", "engine": "quorum", "device": sys.argv[4],
+engine = "quorum" if sys.argv[5] == "--device-data" else "quorum-host-batches"
+print(json.dumps({"check": "whole-command", "engine": engine, "device": sys.argv[4],
                   "seconds": float(sys.argv[3]) - float(sys.argv[2]), "balanced_accuracy": test.get("balanced_accuracy")}))
 PY
+    done
     if $have_torch; then
       start=$(now)
       "$PYTHON" "$here/pytorch_accuracy.py" --data "$DATA" --epochs "$epochs" --device "$torch_device" --bf16 \

@@ -23,6 +23,10 @@ int quorum_emulator_race_check(void);
 /// default 1). Each has its own context and memory of the same size.
 void quorum_emulator_set_device_count(int count);
 
+/// Sets each device's size in bytes (QUORUM_EMULATOR_MEMORY at start); returns the
+/// previous size.
+unsigned long long quorum_emulator_set_memory(unsigned long long bytes);
+
 /// Bytes of device memory allocated and not yet freed (on every device).
 unsigned long long quorum_emulator_live_bytes(void);
 

@@ -4,12 +4,13 @@ extension ComputeDevice {
   /// The backend that computes on this device: the CPU's with `threads` threads, or the CUDA
   /// backend on a GPU or on the emulated device (its kernels compiled, or read from the
   /// CUBIN cache, as it starts). `auto` is the CPU (docs/cuda.md says why, and when that
-  /// changes). `cuda:all` is several devices: make a backend of each of `devices()`.
+  /// changes). Not for `cuda:all`, which is several devices: make a backend of each of
+  /// `devices()` (commands that train one model refuse it, see `isSeveralDevices`).
   public func makeBackend(threads: Int) throws -> Backend {
     switch self {
     case .cpu, .automatic: return CPUBackend(threads: threads)
     case .cuda(let ordinal, let emulated): return try emulated ? CUDABackend.emulated(ordinal) : CUDABackend.gpu(ordinal)
-    case .allGPUs: throw CUDAError.call(name: description, status: 101, message: "several devices", hint: "make a backend of each of its devices()")
+    case .allGPUs: preconditionFailure("\(self) is several devices: make a backend of each of its devices()")
     }
   }
 

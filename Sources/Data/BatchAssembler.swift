@@ -55,8 +55,7 @@ public final class BatchAssembler {
     plan: UnsafeMutablePointer<Int32>, labels: UnsafeMutablePointer<Int32>, fixed: (dy: Int, dx: Int, flip: Bool)? = nil
   ) {
     precondition(Self.canPlan(augmentation), "the affine warp and elastic distortion are assembled on the host")
-    let random = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch))
-    let moreRandom = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch) ^ 0x8000_0000)
+    let (random, moreRandom) = Self.streams(seed: seed, epoch: epoch)
     for (slot, example) in indices.enumerated() {
       let stored = example % dataset.count
       labels[slot] = dataset.labels[stored]
@@ -74,6 +73,17 @@ public final class BatchAssembler {
     }
   }
 
+  /// An epoch's two augmentation streams, for `assemble` and `plan` alike: the reference
+  /// recipe's shifts and flips, and the other transforms' own, so that the shifts and
+  /// flips stay the same whatever else is switched on.
+  private static func streams(seed: UInt64, epoch: Int) -> (shiftsAndFlips: RandomStream, others: RandomStream) {
+    let stream = UInt32(truncatingIfNeeded: epoch)
+    return (
+      RandomStream(seed: seed, purpose: .augmentation, stream: stream),
+      RandomStream(seed: seed, purpose: .augmentation, stream: stream ^ 0x8000_0000)
+    )
+  }
+
   /// Fills `images` and `labels` with the examples at `indices`. A pixel shifted in from
   /// outside the image is 0 before normalisation (zero padding). With `fixed`, every
   /// example gets that shift and flip instead of random ones (test-time augmentation).
@@ -84,10 +94,7 @@ public final class BatchAssembler {
     let (height, width, channels) = (dataset.height, dataset.width, dataset.channels)
     let imageSize = dataset.imageSize
     precondition(channels == scale.count, "the assembler was made for \(scale.count) channels, the data have \(channels)")
-    let random = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch))
-    // The other transforms draw from their own stream: the reference recipe's shifts and
-    // flips stay the same whatever else is switched on.
-    let moreRandom = RandomStream(seed: seed, purpose: .augmentation, stream: UInt32(truncatingIfNeeded: epoch) ^ 0x8000_0000)
+    let (random, moreRandom) = Self.streams(seed: seed, epoch: epoch)
     let warping = augmentation.needsWarp
     // Per thread: the raw image, the warped one, and two displacement planes with their
     // blur scratch for elastic distortion.

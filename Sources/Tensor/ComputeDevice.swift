@@ -60,6 +60,13 @@ public enum ComputeDevice: Hashable, Sendable, CustomStringConvertible {
     }
   }
 
+  /// Whether this names several devices (`cuda:all`), which a command training one model
+  /// refuses.
+  public var isSeveralDevices: Bool {
+    if case .allGPUs = self { return true }
+    return false
+  }
+
   /// Whether this is the emulated device (or some of its GPUs).
   public var isEmulated: Bool {
     switch self {

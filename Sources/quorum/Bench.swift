@@ -28,6 +28,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
       guard ["train", "inference"].contains(mode) else { throw ValidationError("--mode must be train or inference") }
+      if device.isSeveralDevices { throw ValidationError("--device \(device): a step runs on one device; name one GPU (cuda:N)") }
       if let problem = device.unavailability() { throw ValidationError("--device \(device): \(problem)") }
       let backend = try device.makeBackend(threads: threads)
       let configuration = MobileNetV2Configuration(preset: preset, width: width)

@@ -120,7 +120,7 @@ struct Train: ParsableCommand {
   enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
 
   func validate() throws {
-    if case .allGPUs = device {
+    if device.isSeveralDevices {
       throw ValidationError("--device \(device): quorum train trains one model on one device; name one GPU (cuda:N), or serve them all with quorum worker --device \(device)")
     }
     if let problem = device.unavailability() {

@@ -8,8 +8,9 @@ import Tensor
 /// follows is skipped and `check()` throws it, so an out-of-memory device ends a task with
 /// an error, not the worker with a crash.
 ///
-/// State: float32 only, op by op (no CUDA graph yet), host staging in ordinary memory.
-/// What the CUDA backend still lacks is listed in docs/cuda.md.
+/// A training step can be recorded once as a CUDA graph (`record`) and replayed with one
+/// launch. State: float32 only, host staging in ordinary memory. What the CUDA backend
+/// still lacks is listed in docs/cuda.md.
 public final class CUDABackend: Backend {
   public let operations: DeviceOperations
   public var device: CUDADevice { operations.device }
@@ -53,7 +54,65 @@ public final class CUDABackend: Backend {
     guard let buffer = tensor.storage as? DeviceBuffer else {
       preconditionFailure("a tensor \(tensor.shape) that is not the CUDA backend's (\(tensor.isHost ? "host memory" : "another backend's"))")
     }
+    recordedBuffers?.append(buffer)
     return buffer
+  }
+
+  func word(_ scalar: DeviceScalar) -> DeviceWord { DeviceWord(buffer(scalar.tensor), index: scalar.index) }
+
+  // MARK: Recording
+
+  /// The buffers the recording in progress names (nil when none is): its graph keeps them,
+  /// so that a tensor released while the graph lives cannot hand its block to another
+  /// tensor that the replays would then write.
+  private var recordedBuffers: [DeviceBuffer]?
+
+  /// A training step's operations as one CUDA graph, and the buffers they name.
+  final class Graph: RecordedOperations {
+    let device: CUDADevice
+    let exec: CUDADriverAPI.GraphExec
+    let buffers: [DeviceBuffer]
+
+    init(device: CUDADevice, exec: CUDADriverAPI.GraphExec, buffers: [DeviceBuffer]) {
+      self.device = device
+      self.exec = exec
+      self.buffers = buffers
+    }
+
+    deinit {
+      try? device.makeCurrent()
+      device.driver.destroy(graph: exec)
+    }
+  }
+
+  /// Captures the backend's stream while `body` calls the operations (they are recorded,
+  /// not run) and instantiates the graph. A call the graph cannot hold (a download, an
+  /// allocation) fails the recording: it is kept as the backend's failure, like any other.
+  public func record(_ body: () -> Void) -> RecordedOperations? {
+    guard failure == nil else { return nil }
+    run("beginning to record a CUDA graph") { try device.driver.beginCapture(device.stream) }
+    guard failure == nil else { return nil }
+    recordedBuffers = []
+    body()
+    let buffers = recordedBuffers ?? []
+    recordedBuffers = nil
+    // The capture ends even after a failure inside it, so the stream runs its work again.
+    var exec: CUDADriverAPI.GraphExec = nil
+    do {
+      try device.makeCurrent()
+      exec = try device.driver.endCapture(device.stream)
+    } catch {
+      if failure == nil { failure = DeviceFailure(device: name, operation: "recording a CUDA graph", reason: "\(error)", memory: nil) }
+    }
+    guard failure == nil, exec != nil else { return nil }
+    return Graph(device: device, exec: exec, buffers: buffers)
+  }
+
+  public func replay(_ recording: RecordedOperations) {
+    guard let graph = recording as? Graph, graph.device === device else {
+      preconditionFailure("a recording of another backend replayed on \(name)")
+    }
+    run("replaying a CUDA graph") { try device.driver.launch(graph.exec, stream: device.stream) }
   }
 
   func buffer(_ tensor: Tensor?) -> DeviceBuffer? { tensor.map { buffer($0) } }
@@ -275,10 +334,13 @@ public final class CUDABackend: Backend {
     }
   }
 
-  public func dropoutForward(input: Tensor, count: Int, dropProbability: Float, random: RandomStream, mask: Tensor, output: Tensor) {
+  public func dropoutForward(
+    input: Tensor, count: Int, dropProbability: Float, seed: UInt64, stream: DeviceScalar, mask: Tensor, output: Tensor
+  ) {
     run("dropoutForward") {
       try operations.dropoutForward(
-        input: buffer(input), count: count, dropProbability: dropProbability, random: random, mask: buffer(mask), output: buffer(output))
+        input: buffer(input), count: count, dropProbability: dropProbability, seed: seed, stream: word(stream), mask: buffer(mask),
+        output: buffer(output))
     }
   }
 
@@ -334,30 +396,32 @@ public final class CUDABackend: Backend {
     }
   }
 
-  public func stochasticDepthScales(random: RandomStream, block: Int, batch: Int, dropProbability: Float, output: Tensor) {
+  public func stochasticDepthScales(seed: UInt64, stream: DeviceScalar, block: Int, batch: Int, dropProbability: Float, output: Tensor) {
     run("stochasticDepthScales") {
-      try operations.stochasticDepthScales(random: random, block: block, batch: batch, dropProbability: dropProbability, output: buffer(output))
+      try operations.stochasticDepthScales(
+        seed: seed, stream: word(stream), block: block, batch: batch, dropProbability: dropProbability, output: buffer(output))
     }
   }
 
   public func sgdStep(
-    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: Float, momentum: Float, decay: Float, nesterov: Bool
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: Float, decay: Float,
+    nesterov: Bool
   ) {
     run("sgdStep") {
       try operations.sgdStep(
-        weight: buffer(weight), gradient: buffer(gradient), velocity: buffer(velocity), count: count, learningRate: learningRate,
+        weight: buffer(weight), gradient: buffer(gradient), velocity: buffer(velocity), count: count, learningRate: word(learningRate),
         momentum: momentum, decay: decay, nesterov: nesterov)
     }
   }
 
   public func adamWStep(
     weight: Tensor, gradient: Tensor, first: Tensor, second: Tensor, count: Int, beta1: Float, beta2: Float, epsilon: Float,
-    decayFactor: Float, stepSize: Float, rootCorrection2: Float
+    decayFactor: DeviceScalar?, stepSize: DeviceScalar, rootCorrection2: DeviceScalar
   ) {
     run("adamWStep") {
       try operations.adamWStep(
         weight: buffer(weight), gradient: buffer(gradient), first: buffer(first), second: buffer(second), count: count, beta1: beta1,
-        beta2: beta2, epsilon: epsilon, decayFactor: decayFactor, stepSize: stepSize, rootCorrection2: rootCorrection2)
+        beta2: beta2, epsilon: epsilon, decayFactor: decayFactor.map(word), stepSize: word(stepSize), rootCorrection2: word(rootCorrection2))
     }
   }
 

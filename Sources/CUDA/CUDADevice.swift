@@ -175,9 +175,26 @@ public final class DeviceBuffer {
   }
 }
 
+/// One word of a device buffer, passed to a kernel as a pointer: a value the kernel reads
+/// when it runs (a `DeviceScalar`), so that a recorded launch reads each replay's value.
+public struct DeviceWord {
+  public let buffer: DeviceBuffer
+  public let index: Int
+
+  public init(_ buffer: DeviceBuffer, index: Int) {
+    precondition(index >= 0 && index < buffer.floatCount, "word \(index) of a buffer of \(buffer.floatCount)")
+    self.buffer = buffer
+    self.index = index
+  }
+
+  public var address: CUDADriverAPI.Address { buffer.address + UInt64(index * 4) }
+}
+
 /// One kernel argument, of the C type the kernel declares.
 public enum KernelArgument {
   case buffer(DeviceBuffer?)
+  /// A pointer to one word (nil: a null pointer).
+  case word(DeviceWord?)
   /// A raw address (the emulator's checks are tested with host and freed addresses).
   case address(UInt64)
   case int32(Int32)
@@ -192,6 +209,7 @@ public enum KernelArgument {
   func store(at slot: UnsafeMutableRawPointer) {
     switch self {
     case .buffer(let buffer): slot.storeBytes(of: buffer?.address ?? 0, as: UInt64.self)
+    case .word(let word): slot.storeBytes(of: word?.address ?? 0, as: UInt64.self)
     case .address(let address): slot.storeBytes(of: address, as: UInt64.self)
     case .int32(let value): slot.storeBytes(of: value, as: Int32.self)
     case .int64(let value): slot.storeBytes(of: value, as: Int64.self)

@@ -10,6 +10,9 @@ public final class CUDADriverAPI {
   public typealias Function = OpaquePointer?
   public typealias Stream = OpaquePointer?
   public typealias Event = OpaquePointer?
+  /// A captured graph (CUgraph) and an instantiated one (CUgraphExec).
+  public typealias Graph = OpaquePointer?
+  public typealias GraphExec = OpaquePointer?
   /// A device address (CUdeviceptr).
   public typealias Address = UInt64
 
@@ -46,6 +49,12 @@ public final class CUDADriverAPI {
   private let eventRecord: @convention(c) (Event, Stream) -> Status
   private let eventSynchronize: @convention(c) (Event) -> Status
   private let eventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, Event, Event) -> Status
+  private let streamBeginCapture: @convention(c) (Stream, Int32) -> Status
+  private let streamEndCapture: @convention(c) (Stream, UnsafeMutablePointer<Graph>) -> Status
+  private let graphInstantiate: @convention(c) (UnsafeMutablePointer<GraphExec>, Graph, UInt64) -> Status
+  private let graphLaunch: @convention(c) (GraphExec, Stream) -> Status
+  private let graphExecDestroy: @convention(c) (GraphExec) -> Status
+  private let graphDestroy: @convention(c) (Graph) -> Status
 
   static let hint = "no NVIDIA driver on this machine (in a container: the NVIDIA Container Toolkit and --gpus)"
 
@@ -89,6 +98,12 @@ public final class CUDADriverAPI {
     eventRecord = try library.function("cuEventRecord")
     eventSynchronize = try library.function("cuEventSynchronize")
     eventElapsedTime = try library.function("cuEventElapsedTime")
+    streamBeginCapture = try library.function("cuStreamBeginCapture_v2")
+    streamEndCapture = try library.function("cuStreamEndCapture")
+    graphInstantiate = try library.function("cuGraphInstantiateWithFlags")
+    graphLaunch = try library.function("cuGraphLaunch")
+    graphExecDestroy = try library.function("cuGraphExecDestroy")
+    graphDestroy = try library.function("cuGraphDestroy")
   }
 
   /// Whether this is the emulated device's driver.
@@ -107,6 +122,8 @@ public final class CUDADriverAPI {
       700: "a kernel was given an address outside device memory",
       710: "a kernel's launch rule was broken (see the kernel's header comment)",
       719: "a kernel failed",
+      900: "a recorded step called what a CUDA graph cannot hold (a synchronisation, an allocation, a host copy)",
+      901: "the recording was invalidated by an earlier call (the first error says which)",
     ]
     throw CUDAError.call(name: call, status: status, message: text.map { String(cString: $0) } ?? "unknown CUDA error", hint: hints[status] ?? "")
   }
@@ -255,6 +272,29 @@ public final class CUDADriverAPI {
   public func fill(_ destination: Address, words value: UInt32, count: Int, stream: Stream) throws {
     try check(memset32(destination, value, count, stream), "cuMemsetD32Async(\(count) words)")
   }
+
+  // MARK: Graphs
+
+  /// Starts capturing `stream` into a graph: its work is recorded, not run, until
+  /// `endCapture`. Thread-local mode: what a graph cannot hold (a synchronisation, an
+  /// allocation) fails on this thread, and other threads (other members) are unaffected.
+  public func beginCapture(_ stream: Stream) throws {
+    try check(streamBeginCapture(stream, 1), "cuStreamBeginCapture")  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+  }
+
+  /// Ends the capture and instantiates what it recorded.
+  public func endCapture(_ stream: Stream) throws -> GraphExec {
+    var graph: Graph = nil
+    try check(streamEndCapture(stream, &graph), "cuStreamEndCapture")
+    defer { _ = graphDestroy(graph) }
+    var exec: GraphExec = nil
+    try check(graphInstantiate(&exec, graph, 0), "cuGraphInstantiate")
+    return exec
+  }
+
+  public func launch(_ graph: GraphExec, stream: Stream) throws { try check(graphLaunch(graph, stream), "cuGraphLaunch") }
+
+  public func destroy(graph: GraphExec) { _ = graphExecDestroy(graph) }
 
   // MARK: Streams and events
 

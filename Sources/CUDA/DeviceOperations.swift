@@ -192,12 +192,11 @@ public final class DeviceOperations {
   }
 
   public func dropoutForward(
-    input: DeviceBuffer, count: Int, dropProbability: Float, random: RandomStream, mask: DeviceBuffer, output: DeviceBuffer
+    input: DeviceBuffer, count: Int, dropProbability: Float, seed: UInt64, stream: DeviceWord, mask: DeviceBuffer, output: DeviceBuffer
   ) throws {
-    precondition(random.purpose == .dropout, "dropout_forward draws from the dropout purpose's stream")
     try elementwise(
       "dropout_forward", count: count,
-      [.buffer(input), .long(count), .float(dropProbability), .uint64(random.seed), .uint32(random.stream), .buffer(mask), .buffer(output)])
+      [.buffer(input), .long(count), .float(dropProbability), .uint64(seed), .word(stream), .buffer(mask), .buffer(output)])
   }
 
   public func dropoutBackward(gradient: DeviceBuffer, count: Int, mask: DeviceBuffer) throws {
@@ -264,23 +263,23 @@ public final class DeviceOperations {
   /// One SGD step of a parameter (`SGD.step`'s arithmetic). `decay` 0 for parameters that
   /// take none.
   public func sgdStep(
-    weight: DeviceBuffer, gradient: DeviceBuffer, velocity: DeviceBuffer, count: Int, learningRate: Float, momentum: Float, decay: Float,
-    nesterov: Bool
+    weight: DeviceBuffer, gradient: DeviceBuffer, velocity: DeviceBuffer, count: Int, learningRate: DeviceWord, momentum: Float,
+    decay: Float, nesterov: Bool
   ) throws {
     try elementwise(
       "sgd_step", count: count,
-      [.buffer(weight), .buffer(gradient), .buffer(velocity), .long(count), .float(learningRate), .float(momentum), .float(decay), .int(nesterov ? 1 : 0)])
+      [.buffer(weight), .buffer(gradient), .buffer(velocity), .long(count), .word(learningRate), .float(momentum), .float(decay), .int(nesterov ? 1 : 0)])
   }
 
   /// One AdamW step of a parameter (`Backend.adamWStep`'s arithmetic).
   public func adamWStep(
     weight: DeviceBuffer, gradient: DeviceBuffer, first: DeviceBuffer, second: DeviceBuffer, count: Int, beta1: Float, beta2: Float,
-    epsilon: Float, decayFactor: Float, stepSize: Float, rootCorrection2: Float
+    epsilon: Float, decayFactor: DeviceWord?, stepSize: DeviceWord, rootCorrection2: DeviceWord
   ) throws {
     try elementwise(
       "adamw_step", count: count,
       [.buffer(weight), .buffer(gradient), .buffer(first), .buffer(second), .long(count), .float(beta1), .float(beta2), .float(epsilon),
-       .float(decayFactor), .float(stepSize), .float(rootCorrection2)])
+       .word(decayFactor), .word(stepSize), .word(rootCorrection2)])
   }
 
   // MARK: The rest of a training step
@@ -294,11 +293,12 @@ public final class DeviceOperations {
       [.buffer(runningMean), .buffer(runningVariance), .buffer(batchMean), .buffer(batchVariance), .int(channels), .float(momentum), .float(unbiasing)])
   }
 
-  public func stochasticDepthScales(random: RandomStream, block: Int, batch: Int, dropProbability: Float, output: DeviceBuffer) throws {
-    precondition(random.purpose == .stochasticDepth, "stochastic_depth_scales draws from the stochastic-depth purpose's stream")
+  public func stochasticDepthScales(
+    seed: UInt64, stream: DeviceWord, block: Int, batch: Int, dropProbability: Float, output: DeviceBuffer
+  ) throws {
     try elementwise(
       "stochastic_depth_scales", count: batch,
-      [.uint64(random.seed), .uint32(random.stream), .int(block), .int(batch), .float(dropProbability), .buffer(output)])
+      [.uint64(seed), .word(stream), .int(block), .int(batch), .float(dropProbability), .buffer(output)])
   }
 
   /// Global-norm clipping over `gradients` (with their value counts); `partials` holds a

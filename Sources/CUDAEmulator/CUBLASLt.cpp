@@ -946,7 +946,7 @@ int matmul(Context* handle, MatmulDesc* desc, const void* alpha, const void* a, 
            Layout* b_layout, const void* beta, const void* c, Layout* c_layout, void* d, Layout* d_layout,
            const Algo* algo, void* workspace, size_t workspace_size, void* stream) {
   const char* call = "cublasLtMatmul";
-  (void)stream;  // streams run synchronously: the work is done when this returns
+  // Streams run their work at the call, or record it while captured (a CUDA graph).
   std::string why;
   if (live(handle, call, "the handle", &why) == nullptr) return refuse(not_initialized, why);
   Problem problem;
@@ -963,11 +963,24 @@ int matmul(Context* handle, MatmulDesc* desc, const void* alpha, const void* a, 
       return status;
   }
   float alpha_value, beta_value;
+  Algo algo_value{};
+  if (algo != nullptr) algo_value = *algo;
   std::memcpy(&alpha_value, alpha, sizeof alpha_value);
   std::memcpy(&beta_value, beta, sizeof beta_value);
   bool reads_c = beta_value != 0;
   const void* bias = desc->bias;
   if ((status = check_operands(call, problem, a, b, c, reads_c, d, bias)) != success) return status;
+  // Captured: the graph keeps alpha, beta and the algorithm by value (host scalars are
+  // read at the call, as cuBLASLt's host pointer mode does), and the handle, descriptors
+  // and operands by reference: the replay runs this call again, checks included.
+  if (stream != nullptr) {
+    const bool captured = capture_if_capturing(stream, [=]() -> int {
+      const Algo* kept = algo == nullptr ? nullptr : &algo_value;
+      return matmul(handle, desc, &alpha_value, a, a_layout, b, b_layout, &beta_value, c, c_layout, d, d_layout, kept, workspace,
+                    workspace_size, nullptr);
+    });
+    if (captured) return success;
+  }
   if (problem.m == 0 || problem.n == 0) return success;
   for (int batch = 0; batch < problem.batches; ++batch)
     run_batch(problem, alpha_value, a, b, beta_value, c, d, bias, batch);

@@ -7,6 +7,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,8 +27,9 @@ using CUresult = int;
 using CUdeviceptr = unsigned long long;
 
 constexpr CUresult success = 0, invalid_value = 1, out_of_memory = 2, not_initialized = 3, invalid_device = 101,
-                   invalid_image = 200, invalid_context = 201, invalid_handle = 400, not_found = 500, illegal_address = 700,
-                   launch_out_of_resources = 701, launch_failed = 719;
+                   invalid_image = 200, invalid_context = 201, invalid_handle = 400, illegal_state = 401, not_found = 500,
+                   illegal_address = 700, launch_out_of_resources = 701, launch_failed = 719,
+                   capture_unsupported = 900, capture_invalidated = 901, capture_wrong_thread = 908;
 
 // MARK: Memory
 
@@ -122,6 +124,62 @@ bool require_device(CUdeviceptr pointer, size_t bytes, const char* call, const c
   return false;
 }
 
+// MARK: Stream capture
+
+// A stream being captured records its work instead of running it, as on a GPU: the
+// launches, device-to-device copies and memsets (and cuBLASLt's matmuls) become the
+// graph's work, run in the stream's order at every cuGraphLaunch. Capture is per thread
+// (CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, the mode Quorum uses): while a thread captures,
+// what a graph cannot hold fails on that thread with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+// and invalidates the capture, so cuStreamEndCapture then fails with
+// CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, as a GPU does:
+// - a synchronisation (cuStreamSynchronize, cuCtxSynchronize) and a synchronous copy;
+// - an allocation or a free (device or pinned memory);
+// - any copy between host and device memory. A GPU accepts one from pinned memory into a
+//   graph, which then reads the host buffer at every replay, and refuses one from pageable
+//   memory; Quorum's recorded steps hold none (their inputs are staged before the replay),
+//   so the emulator refuses both.
+
+/// The work a capture recorded, in the stream's order.
+struct Capture {
+  std::vector<std::function<CUresult()>> work;
+  bool invalidated = false;
+  int device = -1;
+};
+
+struct Stream {
+  unsigned flags;
+  std::unique_ptr<Capture> capture;  // while the stream is being captured
+};
+
+/// The stream this thread is capturing, if any.
+thread_local Stream* capturing_stream = nullptr;
+
+/// Calls by entry point that the tests count: kernel launches the host made (captured
+/// ones included, replayed ones not) and graph launches.
+std::atomic<unsigned long long> host_kernel_launches{0}, graph_launches{0};
+
+/// Fails `call` if this thread is capturing: the capture cannot hold it.
+bool refused_in_capture(const char* call, const char* what) {
+  if (!capturing_stream) return false;
+  capturing_stream->capture->invalidated = true;
+  fail(capture_unsupported, std::string(call) + ": " + what +
+                                " while this thread captures a stream into a CUDA graph; the capture is invalidated (a "
+                                "recorded step may hold only launches, device-to-device copies and memsets: stage its "
+                                "inputs before the recording, read its results after the replay)");
+  return true;
+}
+
+/// Runs `work` now, or records it if `stream` is being captured.
+CUresult run_or_capture(void* stream, std::function<CUresult()> work) {
+  auto* s = (Stream*)stream;
+  if (s && s->capture) {
+    s->capture->work.push_back(std::move(work));
+    return success;
+  }
+  return work();
+}
+
 // MARK: Entry points
 
 CUresult cuGetErrorString(CUresult status, const char** text) {
@@ -143,6 +201,10 @@ CUresult cuGetErrorString(CUresult status, const char** text) {
     case launch_out_of_resources: *text = "too many resources requested for launch"; break;
     case 710: *text = "device-side assert triggered"; break;
     case launch_failed: *text = "unspecified launch failure"; break;
+    case illegal_state: *text = "the operation cannot be performed in the present state"; break;
+    case capture_unsupported: *text = "operation not permitted when stream is capturing"; break;
+    case capture_invalidated: *text = "operation failed due to a previous error during capture"; break;
+    case capture_wrong_thread: *text = "attempt to terminate a thread-local capture sequence from another thread"; break;
     default: *text = nullptr; return invalid_value;
   }
   return success;
@@ -236,11 +298,15 @@ bool require_context(const char* call) {
                             "current (cuCtxSetCurrent; CUDADevice.makeCurrent) before it uses the device");
   return false;
 }
-CUresult cuCtxSynchronize() { return success; }
+CUresult cuCtxSynchronize() {
+  if (refused_in_capture("cuCtxSynchronize", "a synchronisation")) return capture_unsupported;
+  return success;
+}
 
 CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
   if (!initialised) return not_initialized;
   if (!require_context("cuMemAlloc")) return invalid_context;
+  if (refused_in_capture("cuMemAlloc", "an allocation")) return capture_unsupported;
   if (bytes == 0) return invalid_value;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
@@ -270,6 +336,7 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, size_t bytes) {
 
 CUresult cuMemFree(CUdeviceptr pointer) {
   if (!require_context("cuMemFree")) return invalid_context;
+  if (refused_in_capture("cuMemFree", "a free")) return capture_unsupported;
   Memory& m = memory();
   std::lock_guard<std::mutex> guard(m.lock);
   auto found = m.live.find((uintptr_t)pointer);
@@ -302,77 +369,190 @@ CUresult cuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 
 // Pinned host memory is host memory; it is not device memory (a launch refuses it).
 CUresult cuMemAllocHost(void** pointer, size_t bytes) {
+  if (refused_in_capture("cuMemAllocHost", "an allocation")) return capture_unsupported;
   *pointer = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
   return *pointer ? success : out_of_memory;
 }
 CUresult cuMemFreeHost(void* pointer) {
+  if (refused_in_capture("cuMemFreeHost", "a free")) return capture_unsupported;
   std::free(pointer);
   return success;
 }
 
-CUresult cuMemcpyHtoD(CUdeviceptr destination, const void* source, size_t bytes) {
-  if (!require_context("cuMemcpyHtoD")) return invalid_context;
-  if (!require_device(destination, bytes, "cuMemcpyHtoD", "the destination")) return invalid_value;
+// The copies and memsets themselves; the entry points below add the capture rules.
+CUresult copy_to_device(CUdeviceptr destination, const void* source, size_t bytes, const char* call) {
+  if (!require_context(call)) return invalid_context;
+  if (!require_device(destination, bytes, call, "the destination")) return invalid_value;
   std::memcpy((void*)destination, source, bytes);
   return success;
 }
-CUresult cuMemcpyDtoH(void* destination, CUdeviceptr source, size_t bytes) {
-  if (!require_context("cuMemcpyDtoH")) return invalid_context;
-  if (!require_device(source, bytes, "cuMemcpyDtoH", "the source")) return invalid_value;
+CUresult copy_to_host(void* destination, CUdeviceptr source, size_t bytes, const char* call) {
+  if (!require_context(call)) return invalid_context;
+  if (!require_device(source, bytes, call, "the source")) return invalid_value;
   std::memcpy(destination, (const void*)source, bytes);
   return success;
 }
-CUresult cuMemcpyDtoD(CUdeviceptr destination, CUdeviceptr source, size_t bytes) {
-  if (!require_context("cuMemcpyDtoD")) return invalid_context;
-  if (!require_device(source, bytes, "cuMemcpyDtoD", "the source")) return invalid_value;
-  if (!require_device(destination, bytes, "cuMemcpyDtoD", "the destination")) return invalid_value;
+CUresult copy_on_device(CUdeviceptr destination, CUdeviceptr source, size_t bytes, const char* call) {
+  if (!require_context(call)) return invalid_context;
+  if (!require_device(source, bytes, call, "the source")) return invalid_value;
+  if (!require_device(destination, bytes, call, "the destination")) return invalid_value;
   std::memmove((void*)destination, (const void*)source, bytes);
   return success;
 }
-CUresult cuMemcpyHtoDAsync(CUdeviceptr destination, const void* source, size_t bytes, void*) {
-  return cuMemcpyHtoD(destination, source, bytes);
-}
-CUresult cuMemcpyDtoHAsync(void* destination, CUdeviceptr source, size_t bytes, void*) {
-  return cuMemcpyDtoH(destination, source, bytes);
-}
-CUresult cuMemcpyDtoDAsync(CUdeviceptr destination, CUdeviceptr source, size_t bytes, void*) {
-  return cuMemcpyDtoD(destination, source, bytes);
-}
-CUresult cuMemsetD8(CUdeviceptr destination, unsigned char value, size_t count) {
-  if (!require_context("cuMemsetD8")) return invalid_context;
-  if (!require_device(destination, count, "cuMemsetD8", "the destination")) return invalid_value;
+CUresult set_bytes(CUdeviceptr destination, unsigned char value, size_t count, const char* call) {
+  if (!require_context(call)) return invalid_context;
+  if (!require_device(destination, count, call, "the destination")) return invalid_value;
   std::memset((void*)destination, value, count);
   return success;
 }
-CUresult cuMemsetD32(CUdeviceptr destination, unsigned value, size_t count) {
-  if (!require_context("cuMemsetD32")) return invalid_context;
-  if (!require_device(destination, count * 4, "cuMemsetD32", "the destination")) return invalid_value;
+CUresult set_words(CUdeviceptr destination, unsigned value, size_t count, const char* call) {
+  if (!require_context(call)) return invalid_context;
+  if (!require_device(destination, count * 4, call, "the destination")) return invalid_value;
   auto* words = (unsigned*)destination;
   for (size_t i = 0; i < count; ++i) words[i] = value;
   return success;
 }
-CUresult cuMemsetD8Async(CUdeviceptr destination, unsigned char value, size_t count, void*) {
-  return cuMemsetD8(destination, value, count);
+
+CUresult cuMemcpyHtoD(CUdeviceptr destination, const void* source, size_t bytes) {
+  if (refused_in_capture("cuMemcpyHtoD", "a synchronous copy")) return capture_unsupported;
+  return copy_to_device(destination, source, bytes, "cuMemcpyHtoD");
 }
-CUresult cuMemsetD32Async(CUdeviceptr destination, unsigned value, size_t count, void*) {
-  return cuMemsetD32(destination, value, count);
+CUresult cuMemcpyDtoH(void* destination, CUdeviceptr source, size_t bytes) {
+  if (refused_in_capture("cuMemcpyDtoH", "a synchronous copy")) return capture_unsupported;
+  return copy_to_host(destination, source, bytes, "cuMemcpyDtoH");
+}
+CUresult cuMemcpyDtoD(CUdeviceptr destination, CUdeviceptr source, size_t bytes) {
+  if (refused_in_capture("cuMemcpyDtoD", "a synchronous copy")) return capture_unsupported;
+  return copy_on_device(destination, source, bytes, "cuMemcpyDtoD");
+}
+CUresult cuMemcpyHtoDAsync(CUdeviceptr destination, const void* source, size_t bytes, void*) {
+  if (refused_in_capture("cuMemcpyHtoDAsync", "a copy from host memory")) return capture_unsupported;
+  return copy_to_device(destination, source, bytes, "cuMemcpyHtoDAsync");
+}
+CUresult cuMemcpyDtoHAsync(void* destination, CUdeviceptr source, size_t bytes, void*) {
+  if (refused_in_capture("cuMemcpyDtoHAsync", "a copy to host memory")) return capture_unsupported;
+  return copy_to_host(destination, source, bytes, "cuMemcpyDtoHAsync");
+}
+CUresult cuMemcpyDtoDAsync(CUdeviceptr destination, CUdeviceptr source, size_t bytes, void* stream) {
+  if (!require_context("cuMemcpyDtoDAsync")) return invalid_context;
+  return run_or_capture(stream, [=] { return copy_on_device(destination, source, bytes, "cuMemcpyDtoDAsync"); });
+}
+CUresult cuMemsetD8(CUdeviceptr destination, unsigned char value, size_t count) {
+  if (refused_in_capture("cuMemsetD8", "a synchronous memset")) return capture_unsupported;
+  return set_bytes(destination, value, count, "cuMemsetD8");
+}
+CUresult cuMemsetD32(CUdeviceptr destination, unsigned value, size_t count) {
+  if (refused_in_capture("cuMemsetD32", "a synchronous memset")) return capture_unsupported;
+  return set_words(destination, value, count, "cuMemsetD32");
+}
+CUresult cuMemsetD8Async(CUdeviceptr destination, unsigned char value, size_t count, void* stream) {
+  if (!require_context("cuMemsetD8Async")) return invalid_context;
+  return run_or_capture(stream, [=] { return set_bytes(destination, value, count, "cuMemsetD8Async"); });
+}
+CUresult cuMemsetD32Async(CUdeviceptr destination, unsigned value, size_t count, void* stream) {
+  if (!require_context("cuMemsetD32Async")) return invalid_context;
+  return run_or_capture(stream, [=] { return set_words(destination, value, count, "cuMemsetD32Async"); });
 }
 
 // MARK: Streams and events
 
-struct Stream {
-  unsigned flags;
-};
 CUresult cuStreamCreate(void** stream, unsigned flags) {
   if (!require_context("cuStreamCreate")) return invalid_context;
-  *stream = new Stream{flags};
+  *stream = new Stream{flags, nullptr};
   return success;
 }
 CUresult cuStreamDestroy(void* stream) {
+  if (capturing_stream == stream) capturing_stream = nullptr;
   delete (Stream*)stream;
   return success;
 }
-CUresult cuStreamSynchronize(void*) { return success; }
+CUresult cuStreamSynchronize(void*) {
+  if (refused_in_capture("cuStreamSynchronize", "a synchronisation")) return capture_unsupported;
+  return success;
+}
+
+CUresult cuStreamBeginCapture(void* stream, int mode) {
+  if (!require_context("cuStreamBeginCapture")) return invalid_context;
+  auto* s = (Stream*)stream;
+  if (!s) {
+    fail(invalid_value, "cuStreamBeginCapture: the legacy default stream cannot be captured");
+    return invalid_value;
+  }
+  if (mode < 0 || mode > 2) return invalid_value;
+  if (s->capture || capturing_stream) {
+    fail(illegal_state, "cuStreamBeginCapture: this thread is already capturing a stream");
+    return illegal_state;
+  }
+  s->capture = std::make_unique<Capture>();
+  s->capture->device = current_device();
+  capturing_stream = s;
+  return success;
+}
+
+/// A captured graph, and an instantiated one: the work, in order, and its device.
+struct Graph {
+  std::vector<std::function<CUresult()>> work;
+  int device;
+};
+
+CUresult cuStreamEndCapture(void* stream, void** graph) {
+  auto* s = (Stream*)stream;
+  if (!s || !s->capture) {
+    fail(illegal_state, "cuStreamEndCapture: the stream is not being captured");
+    return illegal_state;
+  }
+  if (capturing_stream != s) {
+    fail(capture_wrong_thread, "cuStreamEndCapture: a thread-local capture must end on the thread that began it");
+    return capture_wrong_thread;
+  }
+  std::unique_ptr<Capture> capture = std::move(s->capture);
+  capturing_stream = nullptr;
+  *graph = nullptr;
+  if (capture->invalidated) {
+    fail(capture_invalidated, "cuStreamEndCapture: the capture was invalidated by a call it could not hold (the first "
+                              "error of the capture says which)");
+    return capture_invalidated;
+  }
+  *graph = new Graph{std::move(capture->work), capture->device};
+  return success;
+}
+
+CUresult cuGraphInstantiate(void** exec, void* graph, unsigned long long) {
+  auto* g = (Graph*)graph;
+  if (!g) return invalid_value;
+  *exec = new Graph{g->work, g->device};
+  return success;
+}
+
+CUresult cuGraphLaunch(void* exec, void* stream) {
+  auto* g = (Graph*)exec;
+  if (!g) return invalid_handle;
+  if (!require_context("cuGraphLaunch")) return invalid_context;
+  if (g->device != current_device()) {
+    fail(invalid_value, "cuGraphLaunch: a graph of emulated device " + std::to_string(g->device) + " launched under device " +
+                            std::to_string(current_device()) + "'s context");
+    return invalid_value;
+  }
+  auto* s = (Stream*)stream;
+  if (s && s->capture) {
+    fail(capture_unsupported, "cuGraphLaunch: the emulator does not capture a graph launch into another graph");
+    s->capture->invalidated = true;
+    return capture_unsupported;
+  }
+  ++graph_launches;
+  for (auto& work : g->work)
+    if (CUresult status = work()) return status;
+  return success;
+}
+
+CUresult cuGraphExecDestroy(void* exec) {
+  delete (Graph*)exec;
+  return success;
+}
+CUresult cuGraphDestroy(void* graph) {
+  delete (Graph*)graph;
+  return success;
+}
 
 struct Event {
   std::chrono::steady_clock::time_point when;
@@ -465,17 +645,16 @@ std::vector<Allocation> allocations_of(const std::vector<uintptr_t>& pointers) {
   return result;
 }
 
-CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned shared_bytes, void*, void** params, void** extra) {
-  auto* kernel = (const Kernel*)function;
+/// Checks a launch's geometry and arguments; collects the buffers it may write.
+CUresult check_launch(const Kernel* kernel, Dim3 grid, Dim3 block, unsigned shared_bytes, void** params, void** extra,
+                      std::vector<uintptr_t>* writable) {
   if (!kernel) return invalid_handle;
   if (!require_context("cuLaunchKernel")) return invalid_context;
   if (extra) {
     fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): the emulated device takes kernelParams, not extra");
     return invalid_value;
   }
-  Dim3 grid{gx, gy, gz}, block{bx, by, bz};
-  if (grid.count() == 0 || block.count() == 0 || block.count() > 1024 || bz > 64 || shared_bytes > 48 * 1024) {
+  if (grid.count() == 0 || block.count() == 0 || block.count() > 1024 || block.z > 64 || shared_bytes > 48 * 1024) {
     fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): a block of " + std::to_string(block.count()) +
                             " threads (at most 1024), a grid of " + std::to_string(grid.count()) + " blocks");
     return invalid_value;
@@ -484,12 +663,16 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
     fail(invalid_value, "cuLaunchKernel(" + kernel->name + "): no kernelParams");
     return invalid_value;
   }
-  std::vector<uintptr_t> writable;
   std::string why;
-  if (!kernel->inspect(params, &writable, &why)) {
+  if (!kernel->inspect(params, writable, &why)) {
     fail(illegal_address, "cuLaunchKernel(" + kernel->name + "): " + why);
     return illegal_address;
   }
+  return success;
+}
+
+/// Runs a checked launch (twice, with the race check).
+CUresult run_launch(const Kernel* kernel, Dim3 grid, Dim3 block, void** params, const std::vector<uintptr_t>& writable) {
   if (!race_check) return run_grid(*kernel, grid, block, params, false);
   // The race check: the same launch from the same memory in the reverse order of blocks
   // and threads must write the same bits. A kernel whose threads read what others write
@@ -521,6 +704,39 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
       return launch_failed;
     }
   }
+  return success;
+}
+
+
+/// A captured launch's own copy of its arguments.
+struct CapturedArguments {
+  std::vector<std::vector<unsigned char>> values;
+  std::vector<void*> pointers;
+};
+
+CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shared_bytes, void* stream, void** params, void** extra) {
+  auto* kernel = (const Kernel*)function;
+  Dim3 grid{gx, gy, gz}, block{bx, by, bz};
+  std::vector<uintptr_t> writable;
+  if (CUresult status = check_launch(kernel, grid, block, shared_bytes, params, extra, &writable)) return status;
+  ++host_kernel_launches;
+  auto* s = (Stream*)stream;
+  if (!(s && s->capture)) return run_launch(kernel, grid, block, params, writable);
+  // The graph keeps the arguments' values, as a GPU's graph node keeps its parameter
+  // buffer; at each replay the launch is checked again (a buffer freed since is refused).
+  auto arguments = std::make_shared<CapturedArguments>();
+  for (int i = 0; i < kernel->parameter_count; ++i) {
+    const auto* bytes = (const unsigned char*)params[i];
+    arguments->values.emplace_back(bytes, bytes + kernel->parameter_sizes[(size_t)i]);
+  }
+  for (auto& value : arguments->values) arguments->pointers.push_back(value.data());
+  s->capture->work.push_back([kernel, grid, block, shared_bytes, arguments]() -> CUresult {
+    std::vector<uintptr_t> writable;
+    void** params = arguments->pointers.data();
+    if (CUresult status = check_launch(kernel, grid, block, shared_bytes, params, nullptr, &writable)) return status;
+    return run_launch(kernel, grid, block, params, writable);
+  });
   return success;
 }
 
@@ -558,6 +774,13 @@ bool is_device_range(uintptr_t address, size_t bytes, std::string* why) {
 
 bool is_device_pointer(uintptr_t address, std::string* why) { return is_device_range(address, 1, why); }
 
+bool capture_if_capturing(void* stream, std::function<int()> work) {
+  auto* s = (Stream*)stream;
+  if (!(s && s->capture)) return false;
+  s->capture->work.push_back(std::move(work));
+  return true;
+}
+
 bool race_check_enabled() { return race_check; }
 void set_race_check(bool enabled) { race_check = enabled; }
 
@@ -593,6 +816,12 @@ void add_driver_symbols(SymbolTable& table) {
   table["cuStreamCreate"] = (void*)&cuStreamCreate;
   table["cuStreamDestroy_v2"] = (void*)&cuStreamDestroy;
   table["cuStreamSynchronize"] = (void*)&cuStreamSynchronize;
+  table["cuStreamBeginCapture_v2"] = (void*)&cuStreamBeginCapture;
+  table["cuStreamEndCapture"] = (void*)&cuStreamEndCapture;
+  table["cuGraphInstantiateWithFlags"] = (void*)&cuGraphInstantiate;
+  table["cuGraphLaunch"] = (void*)&cuGraphLaunch;
+  table["cuGraphExecDestroy"] = (void*)&cuGraphExecDestroy;
+  table["cuGraphDestroy"] = (void*)&cuGraphDestroy;
   table["cuEventCreate"] = (void*)&cuEventCreate;
   table["cuEventDestroy_v2"] = (void*)&cuEventDestroy;
   table["cuEventRecord"] = (void*)&cuEventRecord;
@@ -620,6 +849,8 @@ unsigned long long quorum_emulator_set_memory(unsigned long long bytes) {
 void quorum_emulator_set_device_count(int count) {
   emulator::device_count() = count < 1 ? 1 : count > emulator::max_devices ? emulator::max_devices : count;
 }
+unsigned long long quorum_emulator_host_kernel_launches(void) { return emulator::host_kernel_launches.load(); }
+unsigned long long quorum_emulator_graph_launches(void) { return emulator::graph_launches.load(); }
 unsigned long long quorum_emulator_live_bytes(void) {
   emulator::Memory& m = emulator::memory();
   std::lock_guard<std::mutex> guard(m.lock);

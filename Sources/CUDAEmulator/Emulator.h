@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -56,6 +57,9 @@ struct Kernel {
   /// allocations the race check compares.
   bool (*inspect)(void** params, std::vector<uintptr_t>* writable, std::string* why);
   int parameter_count;
+  /// Each parameter's size in bytes, so that a captured launch keeps its own copy of its
+  /// arguments (the caller's `kernelParams` are gone by the time a graph replays).
+  std::vector<size_t> parameter_sizes;
 };
 
 /// A "compiled" module: the CPU build of one .cu file, found by its file name.
@@ -79,6 +83,14 @@ struct Dim3 {
 /// Runs every block of a launch, in order or in reverse (blocks and the threads in them),
 /// on the calling thread. Returns 0 or a CUDA status, with `fail` called for the reason.
 int run_grid(const Kernel& kernel, Dim3 grid, Dim3 block, void** params, bool reversed);
+
+// MARK: - Stream capture (CUDA graphs)
+
+/// If `stream` is being captured, appends `work` to its capture instead of running it and
+/// returns true: the work then runs at every launch of a graph made from the capture. False
+/// when the stream runs its work at the call (the caller runs it). cuBLASLt's matmul
+/// captures through this, as the driver's launches and device copies do.
+bool capture_if_capturing(void* stream, std::function<int()> work);
 
 // MARK: - Settings
 

@@ -51,6 +51,8 @@ struct Signature<void (*)(Parameters...)> {
     return ok;
   }
 
+  static std::vector<size_t> sizes() { return {sizeof(std::decay_t<Parameters>)...}; }
+
   static bool inspect(void** params, std::vector<uintptr_t>* writable, std::string* why) {
     return inspect_all(params, writable, why, std::index_sequence_for<Parameters...>{});
   }
@@ -59,7 +61,7 @@ struct Signature<void (*)(Parameters...)> {
 template <auto function>
 Kernel make_kernel(const char* name, Schedule schedule) {
   using Sig = Signature<decltype(function)>;
-  return Kernel{name, schedule, &Sig::template invoke<function>, &Sig::inspect, Sig::count};
+  return Kernel{name, schedule, &Sig::template invoke<function>, &Sig::inspect, Sig::count, Sig::sizes()};
 }
 
 }  // namespace emulator

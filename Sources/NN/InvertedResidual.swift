@@ -96,7 +96,9 @@ final class InvertedResidual {
 
   var output: Tensor { sum ?? projectNorm.output }
 
-  func forward(_ x: Tensor, batch: Int, training: Bool, random: RandomStream?, backend: Backend) -> Tensor {
+  /// Stochastic depth draws from the stream of `seed` whose coordinate `stream` holds
+  /// (nil: none).
+  func forward(_ x: Tensor, batch: Int, training: Bool, seed: UInt64, stream: DeviceScalar?, backend: Backend) -> Tensor {
     let inGeometry = ImageGeometry(batch: batch, height: input.height, width: input.width, channels: input.channels)
     let outRows = batch * outputGeometry.height * outputGeometry.width
     var depthwiseInput = x
@@ -111,11 +113,12 @@ final class InvertedResidual {
     project.forward(depthwiseNorm.output, rows: outRows, backend: backend)
     projectNorm.forward(project.output, rows: outRows, training: training, backend: backend)
     guard let sum else { return projectNorm.output }
-    stochasticDepthActive = training && dropProbability > 0 && random != nil
-    if stochasticDepthActive, let random {
+    stochasticDepthActive = training && dropProbability > 0 && stream != nil
+    if stochasticDepthActive, let stream {
       // torchvision's StochasticDepth("row"): keep each example's branch with
       // probability 1 − p and scale it by 1/(1 − p).
-      backend.stochasticDepthScales(random: random, block: index, batch: batch, dropProbability: dropProbability, output: sampleScale)
+      backend.stochasticDepthScales(
+        seed: seed, stream: stream, block: index, batch: batch, dropProbability: dropProbability, output: sampleScale)
     }
     backend.residualForward(
       input: x, branch: projectNorm.output, sampleScale: stochasticDepthActive ? sampleScale : nil,

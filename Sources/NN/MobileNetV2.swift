@@ -21,6 +21,9 @@ public final class MobileNetV2 {
   let featureGradient: Tensor
   public let classifier: Linear
   let workspace: BackwardWorkspace
+  /// The training step's random-stream coordinate (the step), which dropout and
+  /// stochastic depth read on the backend when they run (`prepareTrainingStep`).
+  let step: StepScalars
 
   /// Every trainable parameter, in torchvision's order.
   public let parameters: [Parameter]
@@ -86,6 +89,7 @@ public final class MobileNetV2 {
       ? BackwardWorkspace(scratchCount: 0, boundaryCount: 0, backend: backend)
       : BackwardWorkspace(scratchCount: scratchCount, boundaryCount: boundaryCount, backend: backend)
 
+    step = StepScalars(count: 1, backend: backend)
     parameters = [stem.weight, stemNorm.scale, stemNorm.shift]
       + blocks.flatMap { $0.parameters }
       + [head.weight, headNorm.scale, headNorm.shift, classifier.weight, classifier.bias]
@@ -124,17 +128,32 @@ public final class MobileNetV2 {
   /// statistics, and dropout and stochastic depth draw from streams keyed by
   /// (seed, step), so a step is reproducible anywhere.
   @discardableResult
-  public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0) -> Tensor {
+  public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64, step: UInt64) -> Tensor {
+    if training { prepareTrainingStep(step) }
+    return forward(images, batch: batch, training: training, seed: seed)
+  }
+
+  /// Writes the step whose random streams dropout and stochastic depth draw from to the
+  /// backend, for the training-mode `forward(_:batch:training:seed:)` calls that follow:
+  /// an upload, so it comes before a recorded step, never inside it.
+  public func prepareTrainingStep(_ step: UInt64) {
+    self.step.set(0, bits: UInt32(truncatingIfNeeded: step))
+    self.step.write()
+  }
+
+  /// `forward` at the step last written by `prepareTrainingStep` (0 before any): what a
+  /// recorded training step calls, since its operations read the step when they run.
+  @discardableResult
+  public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64 = 0) -> Tensor {
     precondition(batch >= 1 && batch <= capacity, "batch \(batch) outside 1…\(capacity)")
     precondition(!(training && inferenceOnly), "an inference-only model cannot run in training mode")
     let geometry = ImageGeometry(batch: batch, height: inputGeometry.height, width: inputGeometry.width, channels: inputGeometry.channels)
     stem.forward(images, geometry, backend: backend)
     let stemRows = batch * stemGeometry.height * stemGeometry.width
     stemNorm.forward(stem.output, rows: stemRows, training: training, backend: backend)
-    let depthRandom = RandomStream(seed: seed, purpose: .stochasticDepth, stream: UInt32(truncatingIfNeeded: step))
     var x = stemNorm.output
     for block in blocks {
-      x = block.forward(x, batch: batch, training: training, random: depthRandom, backend: backend)
+      x = block.forward(x, batch: batch, training: training, seed: seed, stream: step[0], backend: backend)
     }
     let headRows = batch * headGeometry.height * headGeometry.width
     head.forward(x, rows: headRows, backend: backend)
@@ -143,9 +162,8 @@ public final class MobileNetV2 {
     var features = pooled
     if training && configuration.dropout > 0 {
       backend.dropoutForward(
-        input: pooled, count: batch * configuration.lastChannels, dropProbability: configuration.dropout,
-        random: RandomStream(seed: seed, purpose: .dropout, stream: UInt32(truncatingIfNeeded: step)),
-        mask: dropoutMask, output: dropped)
+        input: pooled, count: batch * configuration.lastChannels, dropProbability: configuration.dropout, seed: seed,
+        stream: step[0], mask: dropoutMask, output: dropped)
       features = dropped
     }
     classifier.forward(features, batch: batch, backend: backend)

@@ -3,13 +3,29 @@ import Tensor
 
 /// Updates parameters from their gradients, on the backend that holds them. State tensors
 /// are the backend's, named so that a checkpoint can store and restore them exactly.
+///
+/// An update is two halves, so that a training step can be recorded once and replayed
+/// (`Backend.record`): `prepare` advances the optimizer's counters and writes the step's
+/// scalars (the learning rate, bias corrections) to the backend, before the step; `update`
+/// calls the operations, which read those scalars when they run.
 public protocol Optimizer: AnyObject {
-  /// One update with this learning rate.
-  func step(_ parameters: [Parameter], learningRate: Float)
+  /// This step's learning rate and counters, written to the backend (an upload: outside a
+  /// recording).
+  func prepare(learningRate: Float)
+  /// The update of every parameter at the prepared values (recordable).
+  func update(_ parameters: [Parameter])
   /// Every state tensor by a stable name ("momentum/features.0.0.weight").
   var state: [(name: String, tensor: Tensor)] { get }
   /// Scalars of the state (e.g. Adam's step count), for checkpoints.
   var counters: [String: Int] { get set }
+}
+
+extension Optimizer {
+  /// One update with this learning rate.
+  public func step(_ parameters: [Parameter], learningRate: Float) {
+    prepare(learningRate: learningRate)
+    update(parameters)
+  }
 }
 
 /// Stochastic gradient descent with momentum, as PyTorch's `torch.optim.SGD`
@@ -23,6 +39,8 @@ public final class SGD: Optimizer {
   private let velocities: [Tensor]
   private let names: [String]
   private let backend: Backend
+  /// The learning rate, on the backend.
+  private let scalars: StepScalars
 
   public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = true, weightDecay: Float = 0, backend: Backend) {
     self.momentum = momentum
@@ -31,15 +49,21 @@ public final class SGD: Optimizer {
     self.backend = backend
     velocities = parameters.map { backend.makeTensor(shape: [$0.count]) }
     names = parameters.map { "momentum/" + $0.name }
+    scalars = StepScalars(count: 1, backend: backend)
   }
 
   public var state: [(name: String, tensor: Tensor)] { Array(zip(names, velocities)).map { ($0, $1) } }
   public var counters: [String: Int] = [:]
 
-  public func step(_ parameters: [Parameter], learningRate: Float) {
+  public func prepare(learningRate: Float) {
+    scalars.set(0, to: learningRate)
+    scalars.write()
+  }
+
+  public func update(_ parameters: [Parameter]) {
     for (parameter, velocity) in zip(parameters, velocities) {
       backend.sgdStep(
-        weight: parameter.value, gradient: parameter.gradient, velocity: velocity, count: parameter.count, learningRate: learningRate,
+        weight: parameter.value, gradient: parameter.gradient, velocity: velocity, count: parameter.count, learningRate: scalars[0],
         momentum: momentum, decay: parameter.decays ? weightDecay : 0, nesterov: nesterov)
     }
   }
@@ -57,6 +81,9 @@ public final class AdamW: Optimizer {
   private let names: [String]
   private var steps = 0
   private let backend: Backend
+  /// The step's scalars on the backend: step size, √(1 − β₂ᵗ), decay factor.
+  private let scalars: StepScalars
+  private enum Scalar { static let stepSize = 0, rootCorrection2 = 1, decayFactor = 2 }
 
   public init(
     parameters: [Parameter], beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01, backend: Backend
@@ -69,6 +96,7 @@ public final class AdamW: Optimizer {
     firstMoments = parameters.map { backend.makeTensor(shape: [$0.count]) }
     secondMoments = parameters.map { backend.makeTensor(shape: [$0.count]) }
     names = parameters.map { $0.name }
+    scalars = StepScalars(count: 3, backend: backend)
   }
 
   public var state: [(name: String, tensor: Tensor)] {
@@ -80,16 +108,23 @@ public final class AdamW: Optimizer {
     set { steps = newValue["adam.steps"] ?? 0 }
   }
 
-  public func step(_ parameters: [Parameter], learningRate: Float) {
+  public func prepare(learningRate: Float) {
     steps += 1
     let correction1 = 1 - Float(pow(Double(beta1), Double(steps)))
     let correction2 = 1 - Float(pow(Double(beta2), Double(steps)))
+    scalars.set(Scalar.stepSize, to: learningRate / correction1)
+    scalars.set(Scalar.rootCorrection2, to: correction2.squareRoot())
+    scalars.set(Scalar.decayFactor, to: 1 - learningRate * weightDecay)
+    scalars.write()
+  }
+
+  public func update(_ parameters: [Parameter]) {
     for (index, parameter) in parameters.enumerated() {
       backend.adamWStep(
         weight: parameter.value, gradient: parameter.gradient, first: firstMoments[index], second: secondMoments[index],
         count: parameter.count, beta1: beta1, beta2: beta2, epsilon: epsilon,
-        decayFactor: parameter.decays ? 1 - learningRate * weightDecay : 1, stepSize: learningRate / correction1,
-        rootCorrection2: correction2.squareRoot())
+        decayFactor: parameter.decays ? scalars[Scalar.decayFactor] : nil, stepSize: scalars[Scalar.stepSize],
+        rootCorrection2: scalars[Scalar.rootCorrection2])
     }
   }
 }

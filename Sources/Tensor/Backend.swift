@@ -58,6 +58,12 @@ public enum Activation: Sendable {
 ///   skipped when nil (the first layer needs none).
 /// - **Determinism.** The same inputs give the same bits on the same backend: fixed
 ///   reduction orders, no atomics, random numbers from `RandomStream` keyed by position.
+/// - **Recording.** A backend whose operations each cost a launch (a GPU) can record a
+///   sequence of them once (`record`) and replay it as one unit (`replay`): a CUDA graph.
+///   A recording keeps every argument it was called with; a value that changes between
+///   replays is a `DeviceScalar` the operation reads when it runs (the learning rate, the
+///   step's random stream, written by `StepScalars` before each replay). A recorded body
+///   may not upload, download, synchronise or make tensors.
 /// - **Failures.** The operations return nothing, so a backend that can fail (a device out
 ///   of memory, a kernel that will not launch) keeps its first failure, skips every
 ///   operation after it (downloads read NaN) and throws it from `check()`. Callers check
@@ -111,6 +117,16 @@ public protocol Backend: AnyObject {
   /// Does not wait for the device: a failure the device has not yet reported shows at the
   /// next `download` or `synchronize`.
   func check() throws
+
+  // MARK: Recording
+
+  /// Records the operations `body` calls, without running them, as one unit `replay` runs
+  /// (see the contract's "Recording"). Nil where the backend does not record (the CPU: an
+  /// operation there costs no launch), without calling `body`: the caller then calls the
+  /// operations itself each time.
+  func record(_ body: () -> Void) -> RecordedOperations?
+  /// Runs a recording of this backend, reading each `DeviceScalar` as it is now.
+  func replay(_ recording: RecordedOperations)
 
   // MARK: Matrix products
 
@@ -190,10 +206,10 @@ public protocol Backend: AnyObject {
   func globalAveragePoolBackward(
     outputGradient: Tensor, _ geometry: ImageGeometry, inputGradient: Tensor)
 
-  /// Inverted dropout: mask = (u ≥ p) / (1 − p) with u from `random` at each index;
-  /// output = input · mask.
+  /// Inverted dropout: mask = (u ≥ p) / (1 − p) with u at each index from the dropout
+  /// stream of `seed` whose coordinate is the bits of `stream` (the step); output = input · mask.
   func dropoutForward(
-    input: Tensor, count: Int, dropProbability: Float, random: RandomStream, mask: Tensor,
+    input: Tensor, count: Int, dropProbability: Float, seed: UInt64, stream: DeviceScalar, mask: Tensor,
     output: Tensor)
 
   /// gradient ·= mask, in place.
@@ -228,21 +244,22 @@ public protocol Backend: AnyObject {
     unbiasing: Float)
 
   /// Stochastic depth's per-example factors for residual block `block`: 1/(1 − p) where
-  /// `random.uniform(at: block << 32 | n) ≥ p`, else 0 (torchvision's "row" mode).
-  func stochasticDepthScales(random: RandomStream, block: Int, batch: Int, dropProbability: Float, output: Tensor)
+  /// `random.uniform(at: block << 32 | n) ≥ p`, else 0 (torchvision's "row" mode), with
+  /// `random` the stochastic-depth stream of `seed` whose coordinate is the bits of `stream`.
+  func stochasticDepthScales(seed: UInt64, stream: DeviceScalar, block: Int, batch: Int, dropProbability: Float, output: Tensor)
 
   /// SGD with momentum on one parameter (PyTorch's form): g' = g + decay·w,
   /// v ← μ·v + g', w ← w − lr·(Nesterov ? g' + μ·v : v).
   func sgdStep(
-    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: Float, momentum: Float, decay: Float,
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: Float, decay: Float,
     nesterov: Bool)
 
   /// AdamW on one parameter: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g²,
   /// w ← w·decayFactor − stepSize·m/(√v/rootCorrection2 + ε), with decayFactor = 1 − lr·λ
-  /// (1 without decay), stepSize = lr/(1 − β₁ᵗ), rootCorrection2 = √(1 − β₂ᵗ).
+  /// (nil: 1, no decay), stepSize = lr/(1 − β₁ᵗ), rootCorrection2 = √(1 − β₂ᵗ).
   func adamWStep(
     weight: Tensor, gradient: Tensor, first: Tensor, second: Tensor, count: Int, beta1: Float, beta2: Float, epsilon: Float,
-    decayFactor: Float, stepSize: Float, rootCorrection2: Float)
+    decayFactor: DeviceScalar?, stepSize: DeviceScalar, rootCorrection2: DeviceScalar)
 
   /// Scales every gradient by min(1, maximumNorm/(‖g‖ + 10⁻⁶)) for the global L2 norm ‖g‖
   /// over all of them (PyTorch's clip_grad_norm_), which it writes to `norm[0]`.

@@ -69,9 +69,10 @@ extension CPUBackend {
   }
 
   public func dropoutForward(
-    input: Tensor, count: Int, dropProbability: Float, random: RandomStream, mask: Tensor,
+    input: Tensor, count: Int, dropProbability: Float, seed: UInt64, stream: DeviceScalar, mask: Tensor,
     output: Tensor
   ) {
+    let random = RandomStream(seed: seed, purpose: .dropout, stream: stream.hostBits)
     let keep = 1 / (1 - dropProbability)
     let (x, m, y) = (input.data, mask.data, output.data)
     for i in 0..<count {

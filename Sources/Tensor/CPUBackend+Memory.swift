@@ -46,6 +46,13 @@ extension CPUBackend {
 
   public func synchronize() {}
 
+  /// Nothing to record: an operation on the CPU costs no launch, so the caller calls them.
+  public func record(_ body: () -> Void) -> RecordedOperations? { nil }
+
+  public func replay(_ recording: RecordedOperations) {
+    preconditionFailure("the CPU backend records nothing, so it has nothing to replay")
+  }
+
   /// The CPU's operations cannot fail after their preconditions.
   public func check() throws {}
 

@@ -20,7 +20,8 @@ extension CPUBackend {
     }
   }
 
-  public func stochasticDepthScales(random: RandomStream, block: Int, batch: Int, dropProbability: Float, output: Tensor) {
+  public func stochasticDepthScales(seed: UInt64, stream: DeviceScalar, block: Int, batch: Int, dropProbability: Float, output: Tensor) {
+    let random = RandomStream(seed: seed, purpose: .stochasticDepth, stream: stream.hostBits)
     let keep = 1 / (1 - dropProbability)
     for n in 0..<batch {
       output[n] = random.uniform(at: UInt64(block) << 32 | UInt64(n)) >= dropProbability ? keep : 0
@@ -28,9 +29,10 @@ extension CPUBackend {
   }
 
   public func sgdStep(
-    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: Float, momentum: Float, decay: Float, nesterov: Bool
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: Float, decay: Float, nesterov: Bool
   ) {
     let (w, g, v) = (weight.data, gradient.data, velocity.data)
+    let learningRate = learningRate.hostValue
     for i in 0..<count {
       let decayed = g[i] + decay * w[i]
       let updated = momentum * v[i] + decayed
@@ -41,9 +43,10 @@ extension CPUBackend {
 
   public func adamWStep(
     weight: Tensor, gradient: Tensor, first: Tensor, second: Tensor, count: Int, beta1: Float, beta2: Float, epsilon: Float,
-    decayFactor: Float, stepSize: Float, rootCorrection2: Float
+    decayFactor: DeviceScalar?, stepSize: DeviceScalar, rootCorrection2: DeviceScalar
   ) {
     let (w, g, m, v) = (weight.data, gradient.data, first.data, second.data)
+    let (decayFactor, stepSize, rootCorrection2) = (decayFactor?.hostValue ?? 1, stepSize.hostValue, rootCorrection2.hostValue)
     for i in 0..<count {
       m[i] = beta1 * m[i] + (1 - beta1) * g[i]
       v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]

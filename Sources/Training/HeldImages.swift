@@ -58,11 +58,25 @@ final class HeldImages {
     _ dataset: ImageDataset, held: Tensor, indices: ArraySlice<Int>, augmentation: Augmentation, seed: UInt64, epoch: Int,
     assembler: BatchAssembler, labels: UnsafeMutablePointer<Int32>, images: Tensor, fixed: (dy: Int, dx: Int, flip: Bool)? = nil
   ) {
+    stagePlan(dataset, indices: indices, augmentation: augmentation, seed: seed, epoch: epoch, assembler: assembler, labels: labels, fixed: fixed)
+    assembleStaged(dataset, held: held, batch: indices.count, images: images)
+  }
+
+  /// The first half of `assemble`: draws the batch's plan on the host and sends it to the
+  /// backend (an upload, so before a recorded step, never inside it).
+  func stagePlan(
+    _ dataset: ImageDataset, indices: ArraySlice<Int>, augmentation: Augmentation, seed: UInt64, epoch: Int, assembler: BatchAssembler,
+    labels: UnsafeMutablePointer<Int32>, fixed: (dy: Int, dx: Int, flip: Bool)? = nil
+  ) {
     precondition(indices.count <= capacity, "a batch of \(indices.count) for a plan of \(capacity)")
     assembler.plan(dataset, indices: indices, augmentation: augmentation, seed: seed, epoch: epoch, plan: planRows, labels: labels, fixed: fixed)
     backend.uploadLabels(UnsafeBufferPointer(start: planRows, count: 8 * indices.count), to: plan)
+  }
+
+  /// The second half: the backend assembles the staged plan's batch (recordable).
+  func assembleStaged(_ dataset: ImageDataset, held: Tensor, batch: Int, images: Tensor) {
     backend.assembleImages(
-      from: held, plan: plan, batch: indices.count, height: dataset.height, width: dataset.width, channels: dataset.channels,
+      from: held, plan: plan, batch: batch, height: dataset.height, width: dataset.width, channels: dataset.channels,
       normalization: normalization, images: images)
   }
 }

@@ -83,11 +83,14 @@ public final class Trainer {
   let heldImages: HeldImages?
   /// Whether the backend holds the images and assembles the batches itself.
   public var holdsImages: Bool { heldImages != nil }
+  let recorder: StepRecorder
+  /// Training steps replayed from a recording so far (a CUDA graph; 0 on the CPU).
+  public var replayedSteps: Int { recorder.replays }
 
   public init(
     configuration: TrainingConfiguration, data: TrainingData, backend: Backend, threads: Int,
     outputFolder: String?, reporter: ProgressReporter? = nil, prefetch: Bool = true, prefetchThreads: Int = 1,
-    normalization: (mean: [Float], std: [Float])? = nil, holdImages: Bool = true
+    normalization: (mean: [Float], std: [Float])? = nil, holdImages: Bool = true, recordSteps: Bool = true
   ) throws {
     try configuration.validate()
     let model = configuration.model
@@ -151,6 +154,7 @@ public final class Trainer {
     lossValue = backend.makeTensor(shape: [1])
     epochLosses = backend.makeTensor(shape: [max(Self.batches(configuration: configuration, data: data, epoch: 0).count, 1)])
     heldImages = holdImages ? HeldImages(data: data, configuration: configuration, assembler: assembler, backend: backend) : nil
+    recorder = StepRecorder(backend: backend, records: recordSteps)
     // Batches the backend assembles need no host thread to prepare them.
     self.prefetch = prefetch && heldImages == nil
     prefetcher = prefetch && heldImages == nil
@@ -309,13 +313,13 @@ public final class Trainer {
     return Double(lossRead)
   }
 
-  /// Assembles the batch at `batch` (on the backend from its held images, else on the
-  /// host), then `enqueueStep`.
+  /// Assembles the batch at `batch` (on the backend from its held images, as part of the
+  /// step, else on the host), then `enqueueStep`.
   func assembleAndEnqueueStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
     if let heldImages {
-      heldImages.assemble(
-        data.training, held: heldImages.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
-        epoch: epoch, assembler: assembler, labels: labels, images: modelImages)
+      heldImages.stagePlan(
+        data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed, epoch: epoch,
+        assembler: assembler, labels: labels)
       enqueueStep(images: nil, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
       return
     }
@@ -327,7 +331,9 @@ public final class Trainer {
 
   /// One optimizer step on an assembled batch (the training examples at `indices`), called
   /// on the backend without waiting for it: the loss lands in `lossValue`. `images` is the
-  /// host's batch, or nil where the backend assembled it in `modelImages`.
+  /// host's batch, or nil where the backend assembles it from its held images (the plan
+  /// staged). First what the host prepares and sends (the batch, the labels, the step's
+  /// scalars), then the step itself, recorded once per shape and replayed (`StepRecorder`).
   func enqueueStep(images: Tensor?, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
     let batch = 0..<indices.count
     var mixed = false
@@ -354,19 +360,27 @@ public final class Trainer {
     if mixed, let softTargets, let softTargetTensor {
       backend.commit(staging: softTargets, to: softTargetTensor, count: batch.count * classes)
     }
-    let logits = model.forward(modelImages, batch: batch.count, training: true, seed: configuration.seed, step: UInt64(step))
+    optimizer.prepare(learningRate: learningRate)
+    model.prepareTrainingStep(UInt64(step))
     // Deferred re-weighting: the class weights join at their epoch (epochs are 1-based there).
     let weighted = configuration.reweightFromEpoch.map { epoch + 1 >= $0 } ?? true
-    let options = CrossEntropyOptions(
-      labelSmoothing: configuration.labelSmoothing, classWeights: weighted ? classWeights : nil,
-      logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma, softTargets: mixed ? softTargetTensor : nil)
-    backend.softmaxCrossEntropy(
-      logits: logits, labels: labelTensor, batch: batch.count, classes: classes, options: options, logitGradient: logitGradient,
-      loss: lossValue)
-    model.backward(logitGradient: logitGradient, batch: batch.count)
-    clipper?.clip()
-    optimizer.step(model.parameters, learningRate: learningRate)
-    average?.update()
+    let assemblesOnBackend = images == nil
+    recorder.run(StepRecorder.Shape(batch: batch.count, weighted: weighted, softTargets: mixed)) {
+      if assemblesOnBackend, let heldImages {
+        heldImages.assembleStaged(data.training, held: heldImages.training, batch: batch.count, images: modelImages)
+      }
+      let logits = model.forward(modelImages, batch: batch.count, training: true, seed: configuration.seed)
+      let options = CrossEntropyOptions(
+        labelSmoothing: configuration.labelSmoothing, classWeights: weighted ? classWeights : nil,
+        logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma, softTargets: mixed ? softTargetTensor : nil)
+      backend.softmaxCrossEntropy(
+        logits: logits, labels: labelTensor, batch: batch.count, classes: classes, options: options, logitGradient: logitGradient,
+        loss: lossValue)
+      model.backward(logitGradient: logitGradient, batch: batch.count)
+      clipper?.clip()
+      optimizer.update(model.parameters)
+      average?.update()
+    }
   }
 
   /// Early stopping, best-epoch checkpoint and reduce-on-plateau from a finished epoch.

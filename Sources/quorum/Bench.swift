@@ -25,6 +25,8 @@ struct Bench: ParsableCommand {
     @Option var steps: Int = 5
     @Option(help: "train or inference") var mode: String = "train"
     @Option(help: "cpu, cuda, cuda:N or cuda-emulated.") var device: ComputeDevice = .cpu
+    @Flag(inversion: .prefixedNo, help: "On a CUDA device, replay the training step as a CUDA graph recorded after the first step.")
+    var cudaGraphs = true
 
     func run() throws {
       guard ["train", "inference"].contains(mode) else { throw ValidationError("--mode must be train or inference") }
@@ -44,15 +46,30 @@ struct Bench: ParsableCommand {
       let loss = backend.makeTensor(shape: [1])
       try backend.check()
       var times: [Double] = []
+      // The step after what it reads from the host (as `Trainer` splits it), so that it can
+      // be recorded once and replayed.
+      func trainingStep() {
+        let logits = model.forward(images, batch: batch, training: true, seed: 3)
+        backend.softmaxCrossEntropy(
+          logits: logits, labels: labels, batch: batch, classes: configuration.classes,
+          options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: gradient, loss: loss)
+        model.backward(logitGradient: gradient, batch: batch)
+        optimizer?.update(model.parameters)
+      }
+      var recording: RecordedOperations?
+      var recorded = false
       for step in 0..<(warmup + steps) {
         let start = DispatchTime.now().uptimeNanoseconds
         if mode == "train" {
-          let logits = model.forward(images, batch: batch, training: true, seed: 3, step: UInt64(step))
-          backend.softmaxCrossEntropy(
-            logits: logits, labels: labels, batch: batch, classes: configuration.classes,
-            options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: gradient, loss: loss)
-          model.backward(logitGradient: gradient, batch: batch)
-          optimizer?.step(model.parameters, learningRate: 0.01)
+          model.prepareTrainingStep(UInt64(step))
+          optimizer?.prepare(learningRate: 0.01)
+          // The first step runs op by op (it makes what the backend makes lazily); then the
+          // step is recorded once, where the backend records (a GPU), and replayed.
+          if cudaGraphs && step > 0 && !recorded {
+            recording = backend.record(trainingStep)
+            recorded = true
+          }
+          if let recording { backend.replay(recording) } else { trainingStep() }
         } else {
           model.forward(images, batch: batch, training: false)
         }
@@ -67,7 +84,7 @@ struct Bench: ParsableCommand {
       getrusage(RUSAGE_SELF.rawValue, &usage)
       let record: [String: Any] = [
         "engine": "quorum", "device": backend.name, "preset": preset.rawValue, "width": width, "batch": batch, "threads": threads,
-        "layout": "nhwc", "mode": mode, "images_per_second": Double(batch) / median,
+        "layout": "nhwc", "mode": mode, "images_per_second": Double(batch) / median, "cuda_graph": recording != nil,
         "median_step_seconds": median, "step_seconds": times, "peak_rss_bytes": usage.ru_maxrss * 1024,
         "parameters": model.parameterCount,
       ]

@@ -108,6 +108,13 @@ struct Train: ParsableCommand {
       shifts, flips and erased rectangles cross the bus). Off: the host assembles them, as on the CPU.
       """)
   var deviceData = true
+  @Flag(
+    inversion: .prefixedNo,
+    help: """
+      On a CUDA device, record the training step once as a CUDA graph and replay it (one launch a step instead of \
+      hundreds; the same bits). Off: every operation is launched one by one.
+      """)
+  var cudaGraphs = true
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
   @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
@@ -167,7 +174,7 @@ struct Train: ParsableCommand {
     let backend = try device.makeBackend(threads: threads)
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: output, reporter: reporter,
-      prefetch: prefetch, prefetchThreads: prefetchThreads, holdImages: deviceData)
+      prefetch: prefetch, prefetchThreads: prefetchThreads, holdImages: deviceData, recordSteps: cudaGraphs)
     reporter.message(
       "MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)"
         + (trainer.holdsImages ? ", the images held in device memory" : ""))

@@ -249,4 +249,35 @@ final class EmulatorChecksTests: XCTestCase {
     XCTAssert(stray.contains("parameter 1 is a device buffer of emulated device 0, used under device 1's context"), stray)
     XCTAssertEqual(try onSecond.floats().prefix(3), [4, 4, 4], "a refused launch must not run")
   }
+
+  /// A recorded step (a CUDA graph) may hold launches, device copies and memsets only: a
+  /// read-back, an upload or a synchronisation inside a recording fails on the thread that
+  /// records, naming the call, and invalidates the recording, as a GPU's thread-local
+  /// capture does; the backend keeps that failure like any other.
+  func testAReadBackOrAnUploadInsideARecordingFailsAndNamesTheCall() throws {
+    for (what, call) in [("download", "cuMemcpyDtoHAsync"), ("upload", "cuMemcpyHtoDAsync"), ("synchronize", "cuStreamSynchronize")] {
+      let backend = try CUDABackend.emulated()
+      let tensor = backend.makeTensor(shape: [4])
+      let recording = backend.record {
+        backend.fill(tensor, with: 2)
+        switch what {
+        case "download": _ = backend.download(tensor)
+        case "upload": backend.upload([1, 2, 3, 4], to: tensor)
+        default: backend.synchronize()
+        }
+      }
+      XCTAssertNil(recording, what)
+      let error = launchError { try backend.check() }
+      XCTAssert(error.contains(call) && error.contains("while this thread captures a stream into a CUDA graph"), "\(what): \(error)")
+    }
+    // A recording that holds only device work replays it, as often as asked.
+    let backend = try CUDABackend.emulated()
+    let (a, b) = (backend.makeTensor(shape: [3], values: [1, 2, 3]), backend.makeTensor(shape: [3], values: [10, 20, 30]))
+    let recording = try XCTUnwrap(backend.record { backend.accumulate(a, b, count: 3) })
+    XCTAssertEqual(backend.download(a), [1, 2, 3])
+    backend.replay(recording)
+    backend.replay(recording)
+    XCTAssertEqual(backend.download(a), [21, 42, 63])
+    try backend.check()
+  }
 }

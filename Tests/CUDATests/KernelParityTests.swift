@@ -341,11 +341,14 @@ final class KernelParityTests: XCTestCase {
   func testDropoutDrawsTheCPUsMasks() throws {
     let count = 1000
     let x = randomTensor([count], seed: 23), gradient = randomTensor([count], seed: 24)
-    let random = RandomStream(seed: 0xDEAD_BEEF_0123, purpose: .dropout, stream: 77)
+    let seed: UInt64 = 0xDEAD_BEEF_0123
+    let hostStep = Tensor(shape: [1], values: [Float(bitPattern: 77)])
     let (mask, y) = (Tensor(shape: [count]), Tensor(shape: [count]))
-    cpu.dropoutForward(input: x, count: count, dropProbability: 0.3, random: random, mask: mask, output: y)
+    cpu.dropoutForward(input: x, count: count, dropProbability: 0.3, seed: seed, stream: DeviceScalar(hostStep, index: 0), mask: mask, output: y)
     let (deviceMask, deviceY) = (try poisoned(count), try poisoned(count))
-    try operations.dropoutForward(input: try upload(x), count: count, dropProbability: 0.3, random: random, mask: deviceMask, output: deviceY)
+    let deviceStep = DeviceWord(try device.buffer([Float(bitPattern: 77)]), index: 0)
+    try operations.dropoutForward(
+      input: try upload(x), count: count, dropProbability: 0.3, seed: seed, stream: deviceStep, mask: deviceMask, output: deviceY)
     XCTAssertEqual(try deviceMask.floats(), mask.array(), "the same units dropped, the same scale kept")
     XCTAssertEqual(try deviceY.floats(), y.array())
     let deviceGradient = try upload(gradient)
@@ -439,11 +442,13 @@ final class KernelParityTests: XCTestCase {
     let sgd = SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: cpu)
     let velocities = try parameters.map { try device.buffer([Float](repeating: 0, count: $0.count)) }
     for step in 0..<3 {
-      sgd.step(parameters, learningRate: 0.1)
+      let learningRate = Float(0.1) / Float(step + 1)
+      sgd.step(parameters, learningRate: learningRate)
+      let deviceRate = DeviceWord(try device.buffer([learningRate]), index: 0)
       for (index, parameter) in parameters.enumerated() {
         try operations.sgdStep(
-          weight: deviceWeights[index], gradient: deviceGradients[index], velocity: velocities[index], count: parameter.count, learningRate: 0.1,
-          momentum: 0.9, decay: parameter.decays ? 5e-4 : 0, nesterov: true)
+          weight: deviceWeights[index], gradient: deviceGradients[index], velocity: velocities[index], count: parameter.count,
+          learningRate: deviceRate, momentum: 0.9, decay: parameter.decays ? 5e-4 : 0, nesterov: true)
         try assertClose(deviceWeights[index], parameter.value, tolerance: 1e-6, "SGD step \(step) of \(parameter.name)")
       }
     }
@@ -453,10 +458,11 @@ final class KernelParityTests: XCTestCase {
       adam.step(parameters, learningRate: 0.01)
       for (index, parameter) in parameters.enumerated() {
         let (correction1, correction2) = (1 - Float(pow(Double(Float(0.9)), Double(step))), 1 - Float(pow(Double(Float(0.999)), Double(step))))
+        let scalars = try device.buffer([0.01 / correction1, correction2.squareRoot(), 1 - 0.01 * 0.05])
         try operations.adamWStep(
           weight: deviceWeights[index], gradient: deviceGradients[index], first: moments[index].0, second: moments[index].1, count: parameter.count,
-          beta1: 0.9, beta2: 0.999, epsilon: 1e-8, decayFactor: parameter.decays ? 1 - 0.01 * 0.05 : 1, stepSize: 0.01 / correction1,
-          rootCorrection2: correction2.squareRoot())
+          beta1: 0.9, beta2: 0.999, epsilon: 1e-8, decayFactor: parameter.decays ? DeviceWord(scalars, index: 2) : nil,
+          stepSize: DeviceWord(scalars, index: 0), rootCorrection2: DeviceWord(scalars, index: 1))
         try assertClose(deviceWeights[index], parameter.value, tolerance: 1e-6, "AdamW step \(step) of \(parameter.name)")
       }
     }

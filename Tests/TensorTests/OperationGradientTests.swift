@@ -160,14 +160,20 @@ final class OperationGradientTests: XCTestCase {
     let count = 10_000
     let ones = Tensor(shape: [count]); ones.fill(1)
     let mask = Tensor(shape: [count]), dropped = Tensor(shape: [count])
-    let stream = RandomStream(seed: 3, purpose: .dropout, stream: 5)
-    backend.dropoutForward(input: ones, count: count, dropProbability: 0.2, random: stream, mask: mask, output: dropped)
+    let step = Tensor(shape: [1])
+    step[0] = Float(bitPattern: 5)
+    let stream = DeviceScalar(step, index: 0)
+    backend.dropoutForward(input: ones, count: count, dropProbability: 0.2, seed: 3, stream: stream, mask: mask, output: dropped)
     let kept = (0..<count).filter { dropped[$0] != 0 }.count
     XCTAssertEqual(Double(kept) / Double(count), 0.8, accuracy: 0.02)
     XCTAssert((0..<count).allSatisfy { dropped[$0] == 0 || abs(dropped[$0] - 1.25) < 1e-6 })
     let again = Tensor(shape: [count])
-    backend.dropoutForward(input: ones, count: count, dropProbability: 0.2, random: stream, mask: Tensor(shape: [count]), output: again)
+    backend.dropoutForward(input: ones, count: count, dropProbability: 0.2, seed: 3, stream: stream, mask: Tensor(shape: [count]), output: again)
     XCTAssertEqual(dropped.array(), again.array(), "same stream, same mask")
+    step[0] = Float(bitPattern: 6)
+    let nextStep = Tensor(shape: [count])
+    backend.dropoutForward(input: ones, count: count, dropProbability: 0.2, seed: 3, stream: stream, mask: Tensor(shape: [count]), output: nextStep)
+    XCTAssertNotEqual(dropped.array(), nextStep.array(), "the stream's coordinate is read when the operation runs: another step, another mask")
     let g = randomTensor([count], seed: 20)
     let expected = (0..<count).map { g[$0] * mask[$0] }
     backend.dropoutBackward(gradient: g, count: count, mask: mask)

@@ -2,11 +2,11 @@
 # The GPU check, in one command, for a bare GPU machine with no Swift (docs/cuda.md):
 #   1. the CUDA parity and training tests against the real driver, NVRTC and cuBLASLt
 #      (the CUDATests and CUDAWorkerTests of the test binary, on QUORUM_TEST_DEVICE);
-#   2. training steps, Quorum beside PyTorch eager (channels_last, bf16 autocast) and
-#      torch.compile, alternated, on the cifar and imagenet presets at batch 256 and 1024,
+#   2. training steps, Quorum (the step replayed as a CUDA graph, and launched op by op)
+#      beside PyTorch eager (channels_last, bf16 autocast) and torch.compile, alternated, on the cifar and imagenet presets at batch 256 and 1024,
 #      with a device-to-device copy measured in PyTorch's process (achieved bandwidth);
 #   3. with DATA (a Fashion-MNIST folder), the whole command: `quorum train` (the images in
-#      device memory, and again with --no-device-data) of
+#      device memory, again with --no-device-data, and again with --no-cuda-graphs) of
 #      FMNIST-LT-100 with the reference recipe beside PyTorch's whole loop on the same GPU.
 # It writes OUT/results.jsonl and OUT/summary.md (the table for docs/benchmarks.md).
 #
@@ -101,6 +101,7 @@ for ((repeat = 1; repeat <= repeats; repeat++)); do
     read -r preset width batch <<<"$configuration"
     log "steps, repeat $repeat/$repeats: $preset width $width batch $batch"
     record "$bin/quorum" bench step --device "$DEVICE" --preset "$preset" --width "$width" --batch "$batch" "${steps[@]}"
+    record "$bin/quorum" bench step --device "$DEVICE" --preset "$preset" --width "$width" --batch "$batch" "${steps[@]}" --no-cuda-graphs
     if $have_torch; then
       modes=(eager compile)
       $smoke && modes=(eager)
@@ -118,9 +119,11 @@ now() { "$PYTHON" -c 'import time; print(time.time())'; }
 if [ -n "${DATA:-}" ] && ! $smoke; then
   epochs=15
   for ((repeat = 1; repeat <= repeats; repeat++)); do
-    # Quorum twice: the images held in device memory (the default), and the host assembling
-    # every batch (--no-device-data), which says what holding them is worth.
-    for data_option in --device-data --no-device-data; do
+    # Quorum three times: the images held in device memory and each step one CUDA graph
+    # launch (the default); the host assembling every batch (--no-device-data), which says
+    # what holding them is worth; every operation launched one by one (--no-cuda-graphs),
+    # which says what the graph is worth.
+    for data_option in --device-data --no-device-data --no-cuda-graphs; do
       log "whole command, repeat $repeat/$repeats, $data_option"
       run="$OUT/train-$repeat$data_option"
       start=$(now)
@@ -130,7 +133,7 @@ if [ -n "${DATA:-}" ] && ! $smoke; then
 import json, sys
 metrics = json.load(open(sys.argv[1]))
 test = metrics.get("test") or {}
-engine = "quorum" if sys.argv[5] == "--device-data" else "quorum-host-batches"
+engine = {"--device-data": "quorum", "--no-device-data": "quorum-host-batches", "--no-cuda-graphs": "quorum-op-by-op"}[sys.argv[5]]
 print(json.dumps({"check": "whole-command", "engine": engine, "device": sys.argv[4],
                   "seconds": float(sys.argv[3]) - float(sys.argv[2]), "balanced_accuracy": test.get("balanced_accuracy")}))
 PY

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The Markdown table of scripts/bench/gpu.sh's results.jsonl, for docs/benchmarks.md:
-the tests' outcome; per preset and batch the median images/s of Quorum, PyTorch eager
+the tests' outcome; per preset and batch the median images/s of Quorum (the step as a CUDA
+graph, and op by op), PyTorch eager
 (channels_last, bf16 autocast) and torch.compile, Quorum's ratio to each (the issue's
 targets: ≥ 2× eager, ≥ 1.3× compile on cifar), and the device-to-device copy bandwidth
 PyTorch measured; and the whole command's seconds and balanced accuracy."""
@@ -22,22 +23,24 @@ def main(path):
     for r in rows:
         if "images_per_second" not in r:
             continue
-        speeds[(r["preset"], r["width"], r["batch"], r["engine"])].append(r["images_per_second"])
+        engine = "quorum-op-by-op" if r["engine"] == "quorum" and r.get("cuda_graph") is False else r["engine"]
+        speeds[(r["preset"], r["width"], r["batch"], engine)].append(r["images_per_second"])
         devices.add(r.get("device", "?"))
         if r.get("copy_bytes_per_second"):
             copies.append(r["copy_bytes_per_second"])
     if speeds:
         out.append("Devices: " + "; ".join(sorted(devices)) + ".\n")
-        out.append("| preset | width | batch | Quorum img/s | PyTorch eager img/s | torch.compile img/s | × eager | × compile |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        out.append("| preset | width | batch | Quorum img/s | Quorum op by op img/s | PyTorch eager img/s | torch.compile img/s | × eager | × compile |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for preset, width, batch in sorted({key[:3] for key in speeds}):
             def median(engine):
                 values = speeds.get((preset, width, batch, engine))
                 return statistics.median(values) if values else None
             ours, eager, compiled = median("quorum"), median("pytorch-eager"), median("pytorch-compile")
+            op_by_op = median("quorum-op-by-op")
             cell = lambda v: f"{v:,.0f}" if v else "—"
             ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"
-            out.append(f"| {preset} | {width} | {batch} | {cell(ours)} | {cell(eager)} | {cell(compiled)} | "
+            out.append(f"| {preset} | {width} | {batch} | {cell(ours)} | {cell(op_by_op)} | {cell(eager)} | {cell(compiled)} | "
                        f"{ratio(ours, eager)} | {ratio(ours, compiled)} |")
         if copies:
             out.append(f"\nDevice-to-device copy (read + write, PyTorch's process): {statistics.median(copies) / 1e9:,.0f} GB/s.")

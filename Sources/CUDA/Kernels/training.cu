@@ -24,8 +24,9 @@ extern "C" __global__ void running_statistics(float* __restrict__ running_mean, 
 }
 
 // Purpose 4 = RandomPurpose.stochasticDepth; index (block << 32) | n.
-extern "C" __global__ void stochastic_depth_scales(unsigned long long seed, unsigned int stream, int block, int batch,
-                                                   float drop_probability, float* __restrict__ scales) {
+extern "C" __global__ void stochastic_depth_scales(unsigned long long seed, const unsigned int* __restrict__ stream_word,
+                                                   int block, int batch, float drop_probability, float* __restrict__ scales) {
+  const unsigned int stream = *stream_word;  // the step, from device memory (a recorded step replays with each step's)
   float keep = 1.f / (1.f - drop_probability);
   for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < batch; n += gridDim.x * blockDim.x) {
     unsigned long long index = ((unsigned long long)block << 32) | (unsigned int)n;

@@ -27,6 +27,12 @@ void quorum_emulator_set_device_count(int count);
 /// previous size.
 unsigned long long quorum_emulator_set_memory(unsigned long long bytes);
 
+/// Kernel launches the host has made (cuLaunchKernel calls, captured ones included; the
+/// launches a graph replays are not counted), and graph launches (cuGraphLaunch), since
+/// the start: a recorded training step replays with one graph launch and no kernel launch.
+unsigned long long quorum_emulator_host_kernel_launches(void);
+unsigned long long quorum_emulator_graph_launches(void);
+
 /// Bytes of device memory allocated and not yet freed (on every device).
 unsigned long long quorum_emulator_live_bytes(void);
 

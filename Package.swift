@@ -53,10 +53,8 @@ let modules: [Target] = [
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
   .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ"], swiftSettings: computeSettings),
   // The coordinator's HTTP status endpoint (JSON, Prometheus) and its client.
-  .target(
-    name: "Status", dependencies: ["Cluster", .product(name: "FlyingFox", package: "FlyingFox"),
-      .product(name: "FlyingSocks", package: "FlyingFox"),
-    ]),
+  // (Its own small HTTP server: bounded request heads, deadlines, no dependency.)
+  .target(name: "Status", dependencies: ["Cluster"]),
   // Combining members: out-of-fold assembly, voting, Caruana selection, NLL-optimal
   // weights, stacking, temperature scaling, the submission and the report.
   // The CUDA backend's loader and kernels: the driver API, NVRTC and cuBLASLt opened with
@@ -137,9 +135,6 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-    // The status endpoint's HTTP server: no SwiftNIO, so it adds seconds, not minutes, to
-    // a clean build.
-    .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
   ],
   targets: systemLibraries + modules + tests,
   swiftLanguageModes: [.v5],

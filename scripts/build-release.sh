@@ -31,8 +31,6 @@ fi
 
 if "$swift" build --help 2>/dev/null | grep -q -- '--static-swift-stdlib'; then
   static=1
-  # FoundationNetworking (linked in for the status endpoint's HTTP package) links -lcurl:
-  # scripts/setup.sh installs libcurl's -dev package for that.
   build+=(--static-swift-stdlib)
 else
   static=0

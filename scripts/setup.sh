@@ -12,7 +12,6 @@ packages=(
   zlib1g-dev          # gzip'd IDX files
   libpng-dev          # PNG images (CSV + image folder, class folders)
   libturbojpeg0-dev   # JPEG images (TurboJPEG: errors as return codes)
-  libcurl4-openssl-dev  # static release builds: FoundationNetworking (in the HTTP server's package) links -lcurl
   python3-venv        # scripts/check-deploy.sh and scripts/cuda-tools.sh install their pinned tools into venvs
   chromium            # the tests open report.html in headless Chromium (plots render, the page's check runs)
 )

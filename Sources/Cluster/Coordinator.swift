@@ -41,6 +41,9 @@ public final class Coordinator {
   public var preparePhase: ((Int) throws -> [String: (settings: String, tensors: [WireTensor])])? {
     didSet { scheduler.heldPhases = preparePhase == nil ? [] : Set(1..<max(scheduler.phaseCount, 1)) }
   }
+  /// What each task's result must hold (nil: anything well-formed is stored). Checked
+  /// before a result is decoded, and its content before it is stored.
+  public var contract: ((String) -> ResultContract?)?
   /// What starting a phase's preparation is logged as.
   public var describePhase: ((Int) -> String)?
   private var startedPhases: Set<Int> = []
@@ -48,6 +51,7 @@ public final class Coordinator {
   /// minutes; the loop keeps answering heartbeats meanwhile), and its outcome.
   private let preparation = PhasePreparation()
   private var payloads: [String: [WireTensor]] = [:]
+  private let decoding = ResultDecoding()
 
   /// `settings` maps each task to the JSON the worker needs to run it.
   public init(
@@ -66,7 +70,7 @@ public final class Coordinator {
   /// Serves until every task is stored or failed (or `stop` says so), then tells the
   /// workers to leave.
   public func run(stop: () -> Bool = { false }) throws {
-    while !scheduler.isFinished && !stop() {
+    while (!scheduler.isFinished || decoding.isBusy) && !stop() {
       if let frames = try socket.receive(timeout: scheduler.timing.heartbeatInterval / 4), frames.count >= 2 {
         try handle(identity: frames[0], frames: Array(frames.dropFirst()))
       }
@@ -79,19 +83,23 @@ public final class Coordinator {
   func handle(identity: [UInt8], frames: [[UInt8]]) throws {
     let worker = String(decoding: identity, as: UTF8.self)
     let now = clock()
-    let message: Message
     counters.messagesReceived += 1
+    // A result is judged on its declaration (the lease, what the task returns) before a
+    // frame of it is decompressed: a peer can make the coordinator decode only what it
+    // would store.
+    if let declaration = Framing.resultDeclaration(frames) {
+      heard(from: worker, now: now, hello: false)
+      return try receive(declaration, frames: frames, from: worker)
+    }
+    let message: Message
     do { message = try Framing.decode(frames) } catch {
       counters.messagesRejected += 1
       log("dropped a message from \(worker): \(error)")
       return
     }
-    // An unknown peer is registered as it speaks: after a coordinator restart, workers'
-    // heartbeats (and late results, judged by their attempt) arrive before any hello.
-    if workers[worker] == nil, case .hello = message {} else if workers[worker] == nil {
-      log("worker \(worker) is back (after a restart or a lost connection)")
-    }
-    workers[worker, default: WorkerRecord(lastSeen: now)].lastSeen = now
+    var isHello = false
+    if case .hello = message { isHello = true }
+    heard(from: worker, now: now, hello: isHello)
     switch message {
     case .hello(let hello):
       log("worker \(worker) joined (\(hello.devices.joined(separator: ", ")), \(hello.threads) threads)")
@@ -108,20 +116,6 @@ public final class Coordinator {
       scheduler.renew(worker: worker, now: now)
       workers[worker]?.progress = progress
       if scheduler.accepts(task: progress.task, attempt: progress.attempt, worker: worker) { onProgress?(progress) }
-    case .result(let result):
-      let accepted = scheduler.accepts(task: result.task, attempt: result.attempt, worker: worker)
-      if accepted {
-        try store.store(result)
-        try scheduler.stored(task: result.task, attempt: result.attempt)
-        counters.resultsStored += 1
-        log("stored \(result.task) (attempt \(result.attempt)) from \(worker)")
-      } else {
-        counters.resultsDiscarded += 1
-        log("discarded a late or duplicate result of \(result.task) attempt \(result.attempt) from \(worker)")
-      }
-      if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
-      if workers[worker]?.busy == false { workers[worker]?.progress = nil }
-      try send(.acknowledgement(Acknowledgement(task: result.task, attempt: result.attempt, stored: accepted)), to: worker)
     case .failure(let failure):
       if scheduler.accepts(task: failure.task, attempt: failure.attempt, worker: worker) {
         log("\(failure.task) attempt \(failure.attempt) failed on \(worker): \(failure.reason)")
@@ -133,13 +127,71 @@ public final class Coordinator {
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)
       workers[worker] = nil
-    case .task, .acknowledgement, .reject:
+    case .result, .task, .acknowledgement, .reject:
+      // (A result is received through its declaration above.)
       counters.messagesRejected += 1
     }
   }
 
+  /// An unknown peer is registered as it speaks: after a coordinator restart, workers'
+  /// heartbeats (and late results, judged by their attempt) arrive before any hello.
+  private func heard(from worker: String, now: Double, hello: Bool) {
+    if workers[worker] == nil && !hello { log("worker \(worker) is back (after a restart or a lost connection)") }
+    workers[worker, default: WorkerRecord(lastSeen: now)].lastSeen = now
+  }
+
+  /// A result: discarded undecoded when its lease is not current, refused when its
+  /// declaration is not what its task returns, else decoded and its content checked off
+  /// this loop (`ResultDecoding`: heartbeats and leases go on meanwhile) and then stored
+  /// or refused by `finish`.
+  private func receive(_ declaration: ResultDeclaration, frames: [[UInt8]], from worker: String) throws {
+    let (task, attempt) = (declaration.task, declaration.attempt)
+    // Its training is over: the worker's slot frees now, whatever becomes of the result.
+    if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
+    if workers[worker]?.busy == false { workers[worker]?.progress = nil }
+    guard scheduler.accepts(task: task, attempt: attempt, worker: worker) else { return try discard(task, attempt, from: worker) }
+    let expected = contract?(task)
+    if let problem = expected?.problem(with: declaration) { return try refuse(task, attempt, from: worker, problem) }
+    decoding.start(task: task, attempt: attempt, worker: worker) {
+      guard case .result(let decoded) = try Framing.decode(frames) else { throw WireError("not a result") }
+      try expected?.checkContent?(decoded)
+      return decoded
+    }
+  }
+
+  /// Results decoded since the last turn: stored if their lease is still current.
+  private func finishDecodedResults() throws {
+    for (task, attempt, worker, outcome) in decoding.take() {
+      guard scheduler.accepts(task: task, attempt: attempt, worker: worker) else { try discard(task, attempt, from: worker); continue }
+      switch outcome {
+      case .failure(let error): try refuse(task, attempt, from: worker, "\(error)")
+      case .success(let result):
+        try store.store(result)
+        try scheduler.stored(task: task, attempt: attempt)
+        counters.resultsStored += 1
+        log("stored \(task) (attempt \(attempt)) from \(worker)")
+        try send(.acknowledgement(Acknowledgement(task: task, attempt: attempt, stored: true)), to: worker)
+      }
+    }
+  }
+
+  private func discard(_ task: String, _ attempt: Int, from worker: String) throws {
+    counters.resultsDiscarded += 1
+    log("discarded a late or duplicate result of \(task.prefix(120)) attempt \(attempt) from \(worker)")
+    try send(.acknowledgement(Acknowledgement(task: task, attempt: attempt, stored: false)), to: worker)
+  }
+
+  /// Not what the task returns: the attempt counts as failed, the peer is named and told.
+  private func refuse(_ task: String, _ attempt: Int, from worker: String, _ problem: String) throws {
+    counters.resultsRefused += 1
+    log("refused the result of \(task) attempt \(attempt) from \(worker): \(problem) (the attempt counts as failed)")
+    try scheduler.crashed(task: task, attempt: attempt, worker: worker, reason: "its result was refused: \(problem)")
+    try send(.acknowledgement(Acknowledgement(task: task, attempt: attempt, stored: false, refusal: problem)), to: worker)
+  }
+
   /// Expiry, dead workers, heartbeats and handing out work.
   func tick() throws {
+    try finishDecodedResults()
     let now = clock()
     for (task, attempt) in try scheduler.expire(now: now) {
       counters.leasesExpired += 1
@@ -217,5 +269,45 @@ final class PhasePreparation: @unchecked Sendable {
     let outcome = finished
     finished = nil
     return outcome
+  }
+}
+
+/// Results decoded (LZ4, the checkpoint loaded into its model) one at a time on a thread
+/// of their own, so that a large result does not stall the coordinator's loop: its
+/// heartbeats, leases and status go on while the bytes are decoded.
+final class ResultDecoding: @unchecked Sendable {
+  typealias Outcome = (task: String, attempt: Int, worker: String, result: Result<TaskResult, Error>)
+  private let queue = DispatchQueue(label: "quorum-result-decoding")
+  private let lock = NSLock()
+  private var finished: [Outcome] = []
+  private var pending = 0
+
+  /// Whether a result is still being decoded.
+  var isBusy: Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return pending > 0 || !finished.isEmpty
+  }
+
+  func start(task: String, attempt: Int, worker: String, _ decode: @escaping () throws -> TaskResult) {
+    lock.lock()
+    pending += 1
+    lock.unlock()
+    queue.async { [self] in
+      let result = Result { try decode() }
+      lock.lock()
+      finished.append((task, attempt, worker, result))
+      pending -= 1
+      lock.unlock()
+    }
+  }
+
+  /// The results decoded since the last call, in the order they arrived.
+  func take() -> [Outcome] {
+    lock.lock()
+    defer { lock.unlock() }
+    let outcomes = finished
+    finished.removeAll()
+    return outcomes
   }
 }

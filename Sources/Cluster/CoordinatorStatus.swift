@@ -43,6 +43,8 @@ public struct CoordinatorCounters: Codable, Equatable, Sendable {
   public var messagesRejected = 0
   public var resultsStored = 0
   public var resultsDiscarded = 0
+  /// Results of current leases that were not what their task returns (attempts failed).
+  public var resultsRefused = 0
   public var leasesExpired = 0
   public var workersLost = 0
 

@@ -23,26 +23,49 @@ public struct JournalEvent: Codable, Equatable, Sendable {
 public final class Journal {
   public let path: String
   private let descriptor: Int32
+  /// Bytes of a torn last record (a write cut by a crash or a full disk) that opening the
+  /// journal cut off, so that no append lands after a fragment; 0 for a clean journal.
+  public let truncatedBytes: Int
 
-  /// Opens (creating) the journal for appending.
+  /// Opens (creating) the journal for appending, cutting off a torn last record: it never
+  /// took effect, since the coordinator acts on an event only after its fsync.
   public init(path: String) throws {
     self.path = path
     try FileManager.default.createDirectory(
       at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
-    descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    descriptor = open(path, O_RDWR | O_CREAT | O_APPEND, 0o644)
     guard descriptor >= 0 else { throw JournalError(path: path, "cannot be opened: \(String(cString: strerror(errno)))") }
+    let data = FileManager.default.contents(atPath: path) ?? Data()
+    let kept = data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+    truncatedBytes = data.count - kept
+    if truncatedBytes > 0 {
+      guard ftruncate(descriptor, off_t(kept)) == 0, fsync(descriptor) == 0 else {
+        let problem = String(cString: strerror(errno))
+        close(descriptor)
+        throw JournalError(path: path, "its torn last record cannot be cut off: \(problem)")
+      }
+    }
   }
 
   deinit { close(descriptor) }
 
-  /// Appends one event and waits until it is on disk.
+  /// Appends one event and waits until it is on disk. A write that fails part way (a full
+  /// disk) is cut off again, so the journal stays a sequence of whole records.
   public func append(_ event: JournalEvent) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     let line = [UInt8](try encoder.encode(event)) + [0x0A]
+    let end = lseek(descriptor, 0, SEEK_END)
     let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-    guard written == line.count, fsync(descriptor) == 0 else {
-      throw JournalError(path: path, "cannot be written: \(String(cString: strerror(errno)))")
+    // errno is read at once: it means something only when a call has just failed.
+    let problem = written < 0 ? String(cString: strerror(errno))
+      : written < line.count ? "only \(written) of \(line.count) bytes written (is the disk full?)" : nil
+    if let problem {
+      if end >= 0 { _ = ftruncate(descriptor, end) }
+      throw JournalError(path: path, "cannot be written: \(problem)")
+    }
+    guard fsync(descriptor) == 0 else {
+      throw JournalError(path: path, "cannot be written to disk (fsync): \(String(cString: strerror(errno)))")
     }
   }
 

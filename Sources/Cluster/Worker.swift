@@ -104,7 +104,11 @@ public final class Worker {
             log("coordinator: \(reason)")
             return
           case .reject(let reason): throw WorkerError("the coordinator refused this worker: \(reason)")
-          case .heartbeat, .acknowledgement, .none: break
+          case .acknowledgement(let acknowledgement):
+            if let refusal = acknowledgement.refusal {
+              log("the coordinator refused the result of \(acknowledgement.task) attempt \(acknowledgement.attempt): \(refusal)")
+            }
+          case .heartbeat, .none: break
           default: break
           }
         }

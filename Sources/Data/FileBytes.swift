@@ -7,8 +7,13 @@ public enum FileBytes {
   /// corrupt stream is an error rather than silently short data.
   public static func read(_ path: String) throws -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else {
-      let exists = FileManager.default.fileExists(atPath: path)
-      throw DataError(file: path, exists ? "cannot be read (permissions?)" : "no such file")
+      var isDirectory: ObjCBool = false
+      let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+      throw DataError(
+        file: path,
+        !exists ? "no such file" : isDirectory.boolValue ? "is a directory, not a file"
+          : FileManager.default.isReadableFile(atPath: path) ? "could not be read (an I/O error)"
+          : "cannot be read by this user: check its permissions")
     }
     let bytes = [UInt8](data)
     if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {

@@ -23,8 +23,10 @@ public enum IDX {
       let offset = 4 + 4 * d
       shape.append(Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3]))
     }
-    let declared = shape.reduce(1, *)
     let present = bytes.count - headerSize
+    guard let declared = DeclaredSize.product(shape) else {
+      throw DataError(file: path, "header declares \(shape): more values than any file holds")
+    }
     guard present == declared else {
       throw DataError(
         file: path,

@@ -20,6 +20,17 @@ public struct DecodedImage: Equatable {
 /// PNG through libpng's simplified API and JPEG through TurboJPEG: both report errors as
 /// return codes (classic libjpeg's longjmp cannot be caught from Swift).
 public enum ImageCodec {
+  /// The most pixels a decoded image may have (8,192 × 8,192): a header is checked against
+  /// it before the pixels are allocated, so a file claiming 65,535 × 65,535 is an error
+  /// naming the file, not an aborted process.
+  public static let maximumPixels = 1 << 26
+
+  static func checkSize(height: Int, width: Int, path: String) throws {
+    guard height > 0, width > 0, DeclaredSize.product([height, width], limit: maximumPixels) != nil else {
+      throw DataError(file: path, "declares a \(width)×\(height) image: Quorum decodes at most \(maximumPixels) pixels (8192×8192)")
+    }
+  }
+
   /// Decodes a PNG or JPEG file's bytes to 1 (grey) or 3 (RGB) channels, converting
   /// colour and bit depth as needed; alpha is composited onto black.
   public static func decode(_ bytes: [UInt8], path: String, channels: Int) throws -> DecodedImage {
@@ -42,6 +53,7 @@ public enum ImageCodec {
     }
     image.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
     let (height, width) = (Int(image.height), Int(image.width))
+    try checkSize(height: height, width: width, path: path)
     var pixels = [UInt8](repeating: 0, count: height * width * channels)
     guard pixels.withUnsafeMutableBytes({ png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }) != 0 else {
       throw failure("pixels")
@@ -60,6 +72,7 @@ public enum ImageCodec {
     guard bytes.withUnsafeBufferPointer({ tjDecompressHeader3(handle, $0.baseAddress, size, &width, &height, &subsampling, &colorspace) }) == 0 else {
       throw failure("header")
     }
+    try checkSize(height: Int(height), width: Int(width), path: path)
     var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
     let format = channels == 1 ? TJPF_GRAY.rawValue : TJPF_RGB.rawValue
     let status = bytes.withUnsafeBufferPointer { source in

@@ -79,7 +79,9 @@ public enum NumPy {
     let shape = text[open.upperBound..<close].split(separator: ",").compactMap {
       Int($0.trimmingCharacters(in: .whitespaces))
     }
-    let expected = shape.reduce(1, *) * dtype.size
+    guard let expected = DeclaredSize.product(shape + [dtype.size]) else {
+      throw DataError(file: path, "shape \(shape) declares more bytes than any file holds")
+    }
     guard bytes.count - start == expected else {
       throw DataError(file: path, "payload is \(bytes.count - start) bytes, shape \(shape) of \(dtype.rawValue) needs \(expected)")
     }

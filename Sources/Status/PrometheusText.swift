@@ -30,6 +30,7 @@ public enum PrometheusText {
     metric("messages_rejected_total", "counter", "Malformed or unexpected messages dropped.", [("", Double(counters.messagesRejected))])
     metric("results_stored_total", "counter", "Results stored in the run directory.", [("", Double(counters.resultsStored))])
     metric("results_discarded_total", "counter", "Late or duplicate results discarded.", [("", Double(counters.resultsDiscarded))])
+    metric("results_refused_total", "counter", "Results refused as not what their task returns (attempts failed).", [("", Double(counters.resultsRefused))])
     metric("leases_expired_total", "counter", "Task leases that expired (a worker fell silent).", [("", Double(counters.leasesExpired))])
     metric("workers_lost_total", "counter", "Workers given up on after missed heartbeats.", [("", Double(counters.workersLost))])
     return lines.joined(separator: "\n") + "\n"

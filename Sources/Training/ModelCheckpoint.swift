@@ -76,6 +76,33 @@ public enum ModelCheckpoint {
     try load(model, from: try Safetensors.read(path))
   }
 
+  /// Checks that `bytes` are a checkpoint of a model of `configuration` (its recorded
+  /// description, every tensor's name and shape), by loading them into a fresh model; the
+  /// coordinator's check of a worker's checkpoint before it is stored. `name` names them
+  /// in the error.
+  public static func check(_ bytes: [UInt8], name: String, configuration: MobileNetV2Configuration) throws {
+    let file = try Safetensors.parse(bytes, path: name)
+    var recorded = try description(file.metadata, path: name).configuration
+    // The architecture must match; the regularisation does not shape a tensor.
+    (recorded.dropout, recorded.stochasticDepth) = (configuration.dropout, configuration.stochasticDepth)
+    guard recorded == configuration else {
+      func summary(_ c: MobileNetV2Configuration) -> String {
+        "width \(c.width), \(c.inputChannels)-channel \(c.imageHeight)×\(c.imageWidth) images, \(c.classes) classes, strides \(c.stemStride) \(c.stageStrides)"
+      }
+      throw DataError(file: name, "is a checkpoint of a model of \(summary(recorded)); the task's has \(summary(configuration))")
+    }
+    try load(try MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1), inferenceOnly: true), from: file)
+  }
+
+  /// The size of a checkpoint of a model of `configuration`, but for the few bytes of its
+  /// description: the bound a task's checkpoint is held to before it is decoded.
+  public static func size(of configuration: MobileNetV2Configuration) throws -> Int {
+    let model = try MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1), inferenceOnly: true)
+    let channels = configuration.inputChannels
+    return try encoded(model, description: Description(
+      configuration: configuration, mean: [Float](repeating: 0, count: channels), std: [Float](repeating: 1, count: channels))).count
+  }
+
   /// Reads the description recorded in a checkpoint.
   public static func description(of path: String) throws -> Description {
     let file = try Safetensors.read(path)

@@ -101,13 +101,20 @@ public struct Safetensors {
   /// Reads and validates a file: header within bounds, known dtypes, byte ranges that
   /// match the shapes and tile the data section exactly.
   public static func read(_ path: String) throws -> Safetensors {
-    let bytes = try FileBytes.read(path)
+    try parse(try FileBytes.read(path), path: path)
+  }
+
+  /// Validates a file's bytes as `read` does; `path` names them in errors (a file, or a
+  /// result's checkpoint).
+  public static func parse(_ bytes: [UInt8], path: String) throws -> Safetensors {
     func fail(_ problem: String) -> DataError { DataError(file: path, problem) }
     guard bytes.count >= 8 else { throw fail("too short for a safetensors header (\(bytes.count) bytes)") }
-    let headerLength = bytes[0..<8].withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-    guard headerLength <= maximumHeader, headerLength <= bytes.count - 8 else {
-      throw fail("header length \(headerLength) exceeds the file (\(bytes.count) bytes): truncated or not safetensors")
+    let declaredLength = bytes[0..<8].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+    // Compared as UInt64 first: a length past Int.max would trap on conversion.
+    guard declaredLength <= UInt64(maximumHeader), Int(declaredLength) <= bytes.count - 8 else {
+      throw fail("header length \(declaredLength) exceeds the file (\(bytes.count) bytes): truncated or not safetensors")
     }
+    let headerLength = Int(declaredLength)
     let headerBytes = Data(bytes[8..<(8 + headerLength)])
     guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
       throw fail("header is not a JSON object")
@@ -127,8 +134,9 @@ public struct Safetensors {
       guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= file.data.count else {
         throw fail("tensor \"\(name)\" has offsets \(offsets) outside the \(file.data.count)-byte data section")
       }
-      guard offsets[1] - offsets[0] == shape.reduce(1, *) * dtype.size else {
-        throw fail("tensor \"\(name)\" of shape \(shape) \(dtypeName) needs \(shape.reduce(1, *) * dtype.size) bytes, offsets give \(offsets[1] - offsets[0])")
+      guard let needed = DeclaredSize.product(shape + [dtype.size]), offsets[1] - offsets[0] == needed else {
+        let needs = DeclaredSize.product(shape + [dtype.size]).map { "\($0) bytes" } ?? "more bytes than any file holds"
+        throw fail("tensor \"\(name)\" of shape \(shape) \(dtypeName) needs \(needs), offsets give \(offsets[1] - offsets[0])")
       }
       file.entries.append(Entry(name: name, dtype: dtype, shape: shape, bytes: offsets[0]..<offsets[1]))
     }

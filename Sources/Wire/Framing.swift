@@ -179,8 +179,8 @@ public enum Framing {
       guard description.shape.count <= maximumDimensions, description.shape.allSatisfy({ $0 >= 0 }) else {
         throw WireError("\(name): shape \(description.shape) (at most \(maximumDimensions) non-negative dimensions)")
       }
-      let elements = description.shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-      guard elements <= maximumElements else {
+      // Multiplied with a check: a wrapped product ([2³², 2³²] is 0) would pass the bound.
+      guard let elements = boundedProduct(description.shape, limit: maximumElements) else {
         throw WireError("\(name): shape \(description.shape) declares more than \(maximumElements) values")
       }
       try checkChunks(description.chunks, of: name)
@@ -228,6 +228,18 @@ public enum Framing {
     }
     let decodedFiles = try files.map { WireFile(name: $0.name, bytes: try decompressChunks($0.chunks, of: "file \($0.name)")) }
     return (tensors, decodedFiles)
+  }
+
+  /// The product of `factors` if it is at most `limit` (all non-negative), else nil: no
+  /// partial product is allowed past the limit, so nothing can overflow.
+  static func boundedProduct(_ factors: [Int], limit: Int) -> Int? {
+    if factors.contains(0) { return 0 }
+    var product = 1
+    for factor in factors {
+      guard factor <= limit / product else { return nil }
+      product *= factor
+    }
+    return product
   }
 
   static func describe(_ error: Error) -> String {

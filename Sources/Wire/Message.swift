@@ -107,13 +107,17 @@ public struct TaskResult: Equatable, Sendable {
 public struct Acknowledgement: Codable, Equatable, Sendable {
   public var task: String
   public var attempt: Int
-  /// False when the result was late (its lease had expired) or a duplicate.
+  /// False when the result was late (its lease had expired), a duplicate, or refused.
   public var stored: Bool
+  /// Why a result of a current lease was refused (not what its task returns): the worker
+  /// logs it; the attempt counts as failed.
+  public var refusal: String?
 
-  public init(task: String, attempt: Int, stored: Bool) {
+  public init(task: String, attempt: Int, stored: Bool, refusal: String? = nil) {
     self.task = task
     self.attempt = attempt
     self.stored = stored
+    self.refusal = refusal
   }
 }
 

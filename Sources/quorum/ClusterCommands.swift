@@ -110,8 +110,12 @@ func startStatusServer(_ address: String, coordinator: Coordinator, setup: Exper
 /// A coordinator for an experiment, resuming from its journal.
 func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escaping (String) -> Void = { print("coordinator: \($0)") }) throws -> Coordinator {
   let journalPath = setup.experiment.runDirectory + "/journal.jsonl"
+  let journal = try Journal(path: journalPath)
+  if journal.truncatedBytes > 0 {
+    log("\(journalPath): cut off a torn last record (\(journal.truncatedBytes) bytes of an interrupted write; it never took effect)")
+  }
   let events = try Journal.read(journalPath)
-  let scheduler = Scheduler(tasks: setup.tasks, later: setup.laterPhases, journal: try Journal(path: journalPath), replaying: events)
+  let scheduler = Scheduler(tasks: setup.tasks, later: setup.laterPhases, journal: journal, replaying: events)
   if !events.isEmpty {
     let stored = scheduler.count { if case .stored = $0 { return true }; return false }
     log("resuming from \(journalPath): \(stored) of \(scheduler.order.count) tasks already stored")
@@ -119,6 +123,8 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   let coordinator = Coordinator(
     socket: socket, scheduler: scheduler, settings: setup.settings,
     store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
+  let contracts = try setup.resultContracts()
+  coordinator.contract = { contracts[$0] }
   if !setup.laterPhases.isEmpty {
     let rounds = setup.experiment.noisyStudent?.rounds ?? 0
     coordinator.describePhase = { phase in

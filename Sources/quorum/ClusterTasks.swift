@@ -199,20 +199,44 @@ final class TaskRunner: @unchecked Sendable {
     return (cache!.experiment, cache!.data)
   }
 
+  /// What a task is: a variant on a fold (a member, or a Noisy Student round's), a refit
+  /// on the whole training set, or a student. The worker runs it; the coordinator holds its
+  /// result to what that role returns.
+  enum Role {
+    case member(Experiment.Variant, fold: Int)
+    case refit(Experiment.Variant)
+    case student(Experiment.Variant)
+  }
+
+  static func role(of settings: TaskSettings, in experiment: Experiment) throws -> Role {
+    if settings.fold >= 0 {
+      guard let variant = experiment.foldVariants.first(where: { $0.name == settings.variant }) else {
+        throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
+      }
+      return .member(variant, fold: settings.fold)
+    }
+    if experiment.refit?.variants.contains(settings.variant) == true, let variant = experiment.variants.first(where: { $0.name == settings.variant }) {
+      return .refit(variant)
+    }
+    guard let plan = experiment.distill, let variant = [plan.student, plan.alone].first(where: { $0.name == settings.variant }) else {
+      throw ExperimentError(file: settings.file, line: nil, "no student \(settings.variant) (the experiment has no distill: section?)")
+    }
+    return .student(variant)
+  }
+
   func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
     let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
     let (experiment, data) = try experiment(settings)
-    if settings.fold < 0, experiment.refit?.variants.contains(settings.variant) == true,
-      let variant = experiment.variants.first(where: { $0.name == settings.variant })
-    {
+    let variant: Experiment.Variant
+    switch try Self.role(of: settings, in: experiment) {
+    case .refit(let refit):
       // A refit: the variant on the whole training set; test logits only.
       return try train(
-        task, configuration: try Self.configuration(of: variant, for: data.training, file: settings.file),
+        task, configuration: try Self.configuration(of: refit, for: data.training, file: settings.file),
         data: TrainingData(training: data.training, test: data.test), experiment: experiment, progress: progress)
-    }
-    if settings.fold < 0 { return try runStudent(task, settings: settings, experiment: experiment, data: data, progress: progress) }
-    guard let variant = experiment.foldVariants.first(where: { $0.name == settings.variant }) else {
-      throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
+    case .student(let student):
+      return try runStudent(task, variant: student, settings: settings, experiment: experiment, data: data, progress: progress)
+    case .member(let member, _): variant = member
     }
     let training = data.training
     let configuration = try Self.configuration(of: variant, for: training, file: settings.file)
@@ -292,12 +316,9 @@ extension TaskRunner {
   /// task brings them (and on the test images too, where it brings those), else on the
   /// labels; returns its test logits and checkpoint.
   func runStudent(
-    _ task: TaskAssignment, settings: TaskSettings, experiment: Experiment, data: ExperimentData,
+    _ task: TaskAssignment, variant: Experiment.Variant, settings: TaskSettings, experiment: Experiment, data: ExperimentData,
     progress: @escaping (ProgressReport) -> Void
   ) throws -> TaskOutput {
-    guard let plan = experiment.distill, let variant = [plan.student, plan.alone].first(where: { $0.name == settings.variant }) else {
-      throw ExperimentError(file: settings.file, line: nil, "no student \(settings.variant) (the experiment has no distill: section?)")
-    }
     var training = data.training
     let configuration = try Self.configuration(of: variant, for: training, file: settings.file)
     var targets: [Float]?

@@ -30,9 +30,9 @@ struct StatusCommand: ParsableCommand {
       }
       let tasks = status.tasks
       print("\(status.experiment): \(tasks.stored) stored, \(tasks.running) running, \(tasks.pending) pending, \(tasks.failed) failed of \(tasks.total)\(status.finished ? " (finished)" : "")")
-      print(String(format: "up %.0f s, %d workers, %.0f img/s; %d results stored, %d discarded, %d leases expired, %d messages rejected",
+      print(String(format: "up %.0f s, %d workers, %.0f img/s; %d results stored, %d discarded, %d refused, %d leases expired, %d messages rejected",
         status.uptimeSeconds, status.workers.count, status.imagesPerSecond, status.counters.resultsStored,
-        status.counters.resultsDiscarded, status.counters.leasesExpired, status.counters.messagesRejected))
+        status.counters.resultsDiscarded, status.counters.resultsRefused, status.counters.leasesExpired, status.counters.messagesRejected))
       for worker in status.workers {
         var line = "  \(worker.name)  "
         if let task = worker.task, let epoch = worker.epoch {

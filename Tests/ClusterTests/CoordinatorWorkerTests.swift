@@ -11,15 +11,7 @@ final class CoordinatorWorkerTests: XCTestCase {
   override func setUpWithError() throws { folder = try temporaryFolder() }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
-  var fast: Timing {
-    var timing = Timing()
-    timing.heartbeatInterval = 0.05
-    // A 1 s lease: short for a test, long against a shared machine's stalls.
-    timing.missedHeartbeats = 20
-    timing.reconnectInitial = 0.05
-    timing.reconnectMaximum = 0.2
-    return timing
-  }
+  let fast = Timing.fastForTests
 
   /// A task's "logits": values derived from its name, so the stored file can be checked.
   static func tensors(for task: TaskAssignment) -> [WireTensor] {
@@ -95,6 +87,36 @@ final class CoordinatorWorkerTests: XCTestCase {
     XCTAssertEqual(events.filter { $0.kind == .stored }.count, 1, "stored exactly once")
     XCTAssertEqual(events.first?.worker, "sleepy")
     XCTAssertTrue(events.contains { $0.kind == .expired && $0.worker == "sleepy" })
+  }
+}
+
+extension CoordinatorWorkerTests {
+  /// A result is decoded and checked off the coordinator's loop: while one result takes
+  /// 3 s to check (a large checkpoint, a slow disk), another worker's heartbeats keep its
+  /// 1 s lease alive, and its task is stored by its first attempt.
+  func testASlowResultCheckDoesNotStallTheLoop() throws {
+    let context = ZeroMQContext()
+    let (coordinator, endpoint, thread) = try startCoordinator(tasks: ["quick", "long"], context: context)
+    coordinator.contract = { task in
+      ResultContract(tensors: ["oof": [3, 2]], files: [:]) { _ in if task == "quick" { Thread.sleep(forTimeInterval: 3) } }
+    }
+    thread.start()
+    let finished = Counter()
+    for name in ["a", "b"] {
+      let worker = Worker(name: name, endpoint: endpoint, context: context, timing: fast) { task, _ in
+        if task.task == "long" { Thread.sleep(forTimeInterval: 2) }
+        return TaskOutput(tensors: Self.tensors(for: task))
+      }
+      Thread {
+        try? worker.run()
+        finished.increment()
+      }.start()
+    }
+    wait(for: { finished.value == 2 }, seconds: 30)
+    XCTAssertEqual(coordinator.scheduler.states["quick"], .stored(attempt: 1))
+    XCTAssertEqual(coordinator.scheduler.states["long"], .stored(attempt: 1), "its lease lived through the other's check")
+    XCTAssertEqual(coordinator.counters.leasesExpired, 0)
+    XCTAssertEqual(coordinator.counters.workersLost, 0)
   }
 }
 

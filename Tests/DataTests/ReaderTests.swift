@@ -37,6 +37,41 @@ final class ReaderTests: XCTestCase {
     }
   }
 
+  /// Headers that declare sizes no file holds are errors naming the file; before, the size
+  /// was multiplied unchecked (a trap) or allocated before the pixels were seen (an abort).
+  func testHeadersDeclaringAbsurdSizesAreErrorsNotCrashes() throws {
+    let huge = try write(idxBytes(shape: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], payload: [1, 2, 3]), "huge.idx")
+    assertError(try IDX.read(huge, dimensions: 3), mentions: ["huge.idx", "more values than any file holds"])
+    let text = Array("{'descr': '|u1', 'fortran_order': False, 'shape': (9999999999999, 9999999999999), }\n".utf8)
+    let npy = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(text.count), 0] + text + [1, 2, 3, 4]
+    assertError(try NumPy.read(try write(npy, "huge.npy")), mentions: ["huge.npy", "more bytes than any file holds"])
+
+    let small = DecodedImage(pixels: [UInt8](repeating: 128, count: 4), height: 2, width: 2, channels: 1)
+    var png = try ImageCodec.encodePNG(small)
+    // IHDR's width and height (bytes 16…23) set to 100,000 (libpng's own limit is 1,000,000),
+    // its CRC recomputed so that libpng reads the header.
+    for offset in [16, 20] { png.replaceSubrange(offset..<offset + 4, with: [0, 0x01, 0x86, 0xA0]) }
+    let crc = crc32(Array(png[12..<29]))
+    png.replaceSubrange(29..<33, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 255), UInt8(crc >> 8 & 255), UInt8(crc & 255)])
+    assertError(try ImageCodec.decode(png, path: "wide.png", channels: 3), mentions: ["wide.png", "100000×100000", "at most"])
+    var jpeg = try ImageCodec.encodeJPEG(small, quality: 90)
+    let frame = try XCTUnwrap((0..<jpeg.count - 1).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 }, "a baseline JPEG has SOF0")
+    // 60,000 × 60,000 (TurboJPEG's own limit is 65,500 a side): 10 GB of pixels.
+    jpeg.replaceSubrange(frame + 5..<frame + 9, with: [0xEA, 0x60, 0xEA, 0x60])
+    assertError(try ImageCodec.decode(jpeg, path: "wide.jpg", channels: 1), mentions: ["wide.jpg", "60000×60000", "at most"])
+    assertError(try FileBytes.read(folder), mentions: [folder, "is a directory"])
+  }
+
+  /// PNG's chunk checksum (CRC-32, ISO 3309), for the patched header above.
+  func crc32(_ bytes: [UInt8]) -> UInt32 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for byte in bytes {
+      crc ^= UInt32(byte)
+      for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+    }
+    return ~crc
+  }
+
   func testReadsRawAndGzippedIDXIdentically() throws {
     let (images, labels) = try makeDataset()
     let raw = try ImageDataset.loadIDX(images: images, labels: labels)

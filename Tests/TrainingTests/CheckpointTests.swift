@@ -103,5 +103,15 @@ final class CheckpointTests: XCTestCase {
     XCTAssertThrowsError(try Safetensors.read(folder + "/garbage.safetensors")) { error in
       XCTAssert("\(error)".contains("garbage.safetensors") && "\(error)".contains("header length"), "\(error)")
     }
+    // A header length past Int.max, and a shape whose product overflows: errors, not traps.
+    try FileBytes.writeAtomically([UInt8](repeating: 0xFF, count: 8) + Array("{}".utf8), to: folder + "/long.safetensors")
+    XCTAssertThrowsError(try Safetensors.read(folder + "/long.safetensors")) { error in
+      XCTAssert("\(error)".contains("long.safetensors") && "\(error)".contains("header length"), "\(error)")
+    }
+    let header = Array("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}".utf8)
+    try FileBytes.writeAtomically([UInt8(header.count)] + [UInt8](repeating: 0, count: 7) + header, to: folder + "/wide.safetensors")
+    XCTAssertThrowsError(try Safetensors.read(folder + "/wide.safetensors")) { error in
+      XCTAssert("\(error)".contains("wide.safetensors") && "\(error)".contains("more bytes than any file holds"), "\(error)")
+    }
   }
 }

@@ -105,6 +105,9 @@ final class FramingTests: XCTestCase {
       [Array("QRM".utf8) + [1, 5] + Array("{\"task\":\"t\",\"attempt\":1,\"tensors\":[\(tensorJSON)]}".utf8), [0]]
     }
     assertRejected(result("{\"name\":\"huge\",\"shape\":[100000,100000],\"precision\":\"float32\",\"chunks\":[4]}"), mentions: ["huge", "more than"])
+    // [2³², 2³²]: a wrapping product (0) passed the bound and the decoder trapped.
+    assertRejected(result("{\"name\":\"oof\",\"shape\":[4294967296,4294967296],\"precision\":\"float32\",\"chunks\":[0]}"), mentions: ["oof", "more than"])
+    assertRejected(result("{\"name\":\"oof\",\"shape\":[65536,65536,65536,65536],\"precision\":\"float32\",\"chunks\":[0]}"), mentions: ["oof", "more than"])
     assertRejected(result("{\"name\":\"deep\",\"shape\":[1,1,1,1,1],\"precision\":\"float32\",\"chunks\":[4]}"), mentions: ["deep", "dimensions"])
     assertRejected(result("{\"name\":\"lying\",\"shape\":[10],\"precision\":\"float32\",\"chunks\":[8]}"), mentions: ["lying", "hold 8 bytes", "needs 40"])
     assertRejected(result("{\"name\":\"big\",\"shape\":[2000000],\"precision\":\"float32\",\"chunks\":[8000000]}"), mentions: ["big", "chunk sizes"])

@@ -146,9 +146,6 @@ public final class Coordinator {
   /// or refused by `finish`.
   private func receive(_ declaration: ResultDeclaration, frames: [[UInt8]], from worker: String) throws {
     let (task, attempt) = (declaration.task, declaration.attempt)
-    // Its training is over: the worker's slot frees now, whatever becomes of the result.
-    if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
-    if workers[worker]?.busy == false { workers[worker]?.progress = nil }
     guard scheduler.accepts(task: task, attempt: attempt, worker: worker) else { return try discard(task, attempt, from: worker) }
     let expected = contract?(task)
     if let problem = expected?.problem(with: declaration) { return try refuse(task, attempt, from: worker, problem) }
@@ -168,6 +165,7 @@ public final class Coordinator {
       case .success(let result):
         try store.store(result)
         try scheduler.stored(task: task, attempt: attempt)
+        settled(worker)
         counters.resultsStored += 1
         log("stored \(task) (attempt \(attempt)) from \(worker)")
         try send(.acknowledgement(Acknowledgement(task: task, attempt: attempt, stored: true)), to: worker)
@@ -175,7 +173,15 @@ public final class Coordinator {
     }
   }
 
+  /// A worker's result is stored, discarded or refused: its slot frees (only then, so
+  /// that a worker never holds more leases than slots before its results are settled).
+  private func settled(_ worker: String) {
+    if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
+    if workers[worker]?.busy == false { workers[worker]?.progress = nil }
+  }
+
   private func discard(_ task: String, _ attempt: Int, from worker: String) throws {
+    settled(worker)
     counters.resultsDiscarded += 1
     log("discarded a late or duplicate result of \(task.prefix(120)) attempt \(attempt) from \(worker)")
     try send(.acknowledgement(Acknowledgement(task: task, attempt: attempt, stored: false)), to: worker)
@@ -183,6 +189,7 @@ public final class Coordinator {
 
   /// Not what the task returns: the attempt counts as failed, the peer is named and told.
   private func refuse(_ task: String, _ attempt: Int, from worker: String, _ problem: String) throws {
+    settled(worker)
     counters.resultsRefused += 1
     log("refused the result of \(task) attempt \(attempt) from \(worker): \(problem) (the attempt counts as failed)")
     try scheduler.crashed(task: task, attempt: attempt, worker: worker, reason: "its result was refused: \(problem)")

@@ -4,7 +4,11 @@ public enum IDX {
   /// Reads an unsigned-byte IDX file with `dimensions` dimensions, checking the header
   /// and that the payload is exactly the declared size.
   public static func read(_ path: String, dimensions expected: Int) throws -> (shape: [Int], values: [UInt8]) {
-    let bytes = try FileBytes.read(path)
+    try parse(try FileBytes.read(path), path: path, dimensions: expected)
+  }
+
+  /// A file's bytes checked as `read` checks them; `path` names them in errors.
+  public static func parse(_ bytes: [UInt8], path: String, dimensions expected: Int) throws -> (shape: [Int], values: [UInt8]) {
     guard bytes.count >= 4 else { throw DataError(file: path, "too short for an IDX header (\(bytes.count) bytes)") }
     guard bytes[0] == 0, bytes[1] == 0 else {
       throw DataError(file: path, "not an IDX file: magic starts with \(hex(bytes[0])) \(hex(bytes[1])), expected 00 00")

@@ -25,8 +25,9 @@ public enum ImageCodec {
   /// naming the file, not an aborted process.
   public static let maximumPixels = 1 << 26
 
-  static func checkSize(height: Int, width: Int, path: String) throws {
-    guard height > 0, width > 0, DeclaredSize.product([height, width], limit: maximumPixels) != nil else {
+  static func checkSize(height: Int, width: Int, format: String, path: String) throws {
+    guard height > 0, width > 0 else { throw DataError(file: path, "unreadable \(format) (header): it declares a \(width)×\(height) image") }
+    guard DeclaredSize.product([height, width], limit: maximumPixels) != nil else {
       throw DataError(file: path, "declares a \(width)×\(height) image: Quorum decodes at most \(maximumPixels) pixels (8192×8192)")
     }
   }
@@ -53,7 +54,7 @@ public enum ImageCodec {
     }
     image.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
     let (height, width) = (Int(image.height), Int(image.width))
-    try checkSize(height: height, width: width, path: path)
+    try checkSize(height: height, width: width, format: "PNG", path: path)
     var pixels = [UInt8](repeating: 0, count: height * width * channels)
     guard pixels.withUnsafeMutableBytes({ png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }) != 0 else {
       throw failure("pixels")
@@ -72,7 +73,7 @@ public enum ImageCodec {
     guard bytes.withUnsafeBufferPointer({ tjDecompressHeader3(handle, $0.baseAddress, size, &width, &height, &subsampling, &colorspace) }) == 0 else {
       throw failure("header")
     }
-    try checkSize(height: Int(height), width: Int(width), path: path)
+    try checkSize(height: Int(height), width: Int(width), format: "JPEG", path: path)
     var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
     let format = channels == 1 ? TJPF_GRAY.rawValue : TJPF_RGB.rawValue
     let status = bytes.withUnsafeBufferPointer { source in

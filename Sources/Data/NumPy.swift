@@ -1,5 +1,4 @@
 import Foundation
-import Tensor
 
 /// The .npy format (version 1.0): magic, a Python-literal header padded to 64 bytes,
 /// then raw little-endian values. Read by `numpy.load` without Quorum.
@@ -39,12 +38,6 @@ public enum NumPy {
     return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(length & 0xff), UInt8(length >> 8)] + Array(text.utf8)
   }
 
-  /// Writes a float32 array atomically.
-  public static func write(_ tensor: Tensor, shape: [Int], to path: String) throws {
-    let bytes = encode(UnsafeBufferPointer(start: tensor.data, count: shape.reduce(1, *)), shape: shape)
-    try FileBytes.writeAtomically(bytes, to: path)
-  }
-
   public static func write(_ values: [Float], shape: [Int], to path: String) throws {
     let bytes = values.withUnsafeBufferPointer { encode($0, shape: shape) }
     try FileBytes.writeAtomically(bytes, to: path)
@@ -52,7 +45,11 @@ public enum NumPy {
 
   /// Reads an array: its dtype, shape and the raw payload, checking the payload size.
   public static func read(_ path: String) throws -> (dtype: DType, shape: [Int], payload: [UInt8]) {
-    let bytes = try FileBytes.read(path)
+    try parse(try FileBytes.read(path), path: path)
+  }
+
+  /// An array's bytes checked as `read` checks a file's; `path` names them in errors.
+  public static func parse(_ bytes: [UInt8], path: String) throws -> (dtype: DType, shape: [Int], payload: [UInt8]) {
     guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
       throw DataError(file: path, "not a .npy file (bad magic)")
     }

@@ -93,6 +93,14 @@ public struct Experiment {
     return variants.flatMap { variant in (0..<foldCount).map { Task(variant: variant.name, fold: $0) } }
   }
 
+  /// The most variants a grid may make (each is k tasks).
+  public static let maximumVariants = 10_000
+
+  /// `text` with every character but ASCII letters, digits, "-", "_" and "." as "-".
+  static func pathSafe(_ text: String) -> String {
+    String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "-" })
+  }
+
   static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit"]
 
   static let dataKeys: Set<String> = [
@@ -123,8 +131,9 @@ public struct Experiment {
     guard let nameNode = entries["name"], let name = nameNode.string, !name.isEmpty else {
       throw fail(entries["name"] ?? root, "\"name\" is required (text)")
     }
-    guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-      throw fail(nameNode, "name \"\(name)\" may hold letters, digits, - _ . only (it names the run directory)")
+    // It names a folder under runs/: "..", "." or a hidden name would land elsewhere.
+    guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }), !name.hasPrefix("."), name.count <= 100 else {
+      throw fail(nameNode, "name \"\(name.prefix(100))\" may hold ASCII letters, digits, - _ . only, not start with a dot, and be at most 100 characters (it names the run directory)")
     }
     let deviceName = entries["device"]?.string ?? "cpu"
     guard let device = ComputeDevice(deviceName) else {
@@ -199,15 +208,21 @@ public struct Experiment {
         grid.append((name, try sequence.map { try settingValue($0, file: file) }))
       }
     }
-    // The product of the grid, first key slowest.
+    // The product of the grid, first key slowest; bounded before it is built (YAML aliases
+    // make a short file declare a huge grid).
+    let size = grid.reduce(1) { size, entry in size.multipliedReportingOverflow(by: entry.values.count).overflow ? Int.max : size * entry.values.count }
+    guard size <= Self.maximumVariants else {
+      throw fail(entries["grid"], "the grid makes \(size == Int.max ? "more than \(Int.max)" : "\(size)") variants, at most \(Self.maximumVariants)")
+    }
     var combinations: [[(key: String, value: SettingValue)]] = [[]]
     for (key, values) in grid {
       combinations = combinations.flatMap { prefix in values.map { prefix + [(key, $0)] } }
     }
     let variants = combinations.map { combination -> Variant in
-      // "seed-0_dropout-0.2": readable, and safe as a directory name.
+      // "seed-0_dropout-0.2": readable, and safe as a directory name (a value's other
+      // characters, "/" above all, become "-").
       let name = combination.isEmpty
-        ? "default" : combination.map { "\($0.key.replacingOccurrences(of: "_", with: "-"))-\($0.value)" }.joined(separator: "_")
+        ? "default" : combination.map { "\($0.key.replacingOccurrences(of: "_", with: "-"))-\(Self.pathSafe("\($0.value)"))" }.joined(separator: "_")
       var settings = defaults.filter { d in !combination.contains { $0.key == d.key } }
       settings += combination
       return Variant(name: name, settings: settings)

@@ -83,6 +83,13 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\ndata:\n  train: y\ncolour: red\n", line: 4, mentions: ["unknown key \"colour\""])
     assertError("name: x\ndata:\n  trian: y\n", line: 3, mentions: ["unknown data key \"trian\""])
     assertError("data:\n  train: y\n", line: nil, mentions: ["\"name\" is required"])
+    // A name that would put the run directory elsewhere (runs/.. is the project).
+    for escaping in ["..", ".", ".hidden", "a/b", "ü"] {
+      assertError("name: \"\(escaping)\"\ndata:\n  train: y\n", line: 1, mentions: ["name", "not start with a dot"])
+    }
+    // A grid bounded before it is built: 101 × 100 variants.
+    let seeds = (0..<101).map(String.init).joined(separator: ", "), dropouts = (0..<100).map { "0.\($0)" }.joined(separator: ", ")
+    assertError("name: x\ndata:\n  train: y\ngrid:\n  seed: [\(seeds)]\n  dropout: [\(dropouts)]\n", line: 5, mentions: ["10100 variants", "at most 10000"])
     assertError("name: x\n", line: nil, mentions: ["\"data\" is required"])
     assertError("name: x\ndata: [1\n", line: nil, mentions: ["not valid YAML"])
     assertError("name: x\ndata:\n  train: y\ntraining:\n  dropout: 1.5\n", line: nil, mentions: ["variant default", "dropout"])

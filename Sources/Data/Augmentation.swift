@@ -50,16 +50,22 @@ public struct Augmentation: Codable, Equatable, Sendable {
   var needsWarp: Bool { verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 || elasticAlpha > 0 }
 
   /// Checks the ranges, naming the setting.
+  /// The largest shift, in pixels: past any image this tool trains on, and small enough
+  /// that the draw's span (2·shift + 1) stays a 32-bit number.
+  public static let maximumShift = 1024
+
   public func validate() throws {
     func check(_ ok: Bool, _ message: String) throws { if !ok { throw DataError(file: "augmentation", message) } }
-    try check(shift >= 0, "shift must be ≥ 0, got \(shift)")
+    try check((0...Self.maximumShift).contains(shift), "shift must be in 0…\(Self.maximumShift) pixels, got \(shift)")
     for (name, p) in [("horizontal flip", horizontalFlip), ("vertical flip", verticalFlip), ("erasing", erasing)] {
       try check((0...1).contains(p), "\(name) probability must be in [0, 1], got \(p)")
     }
     try check((0..<180).contains(abs(rotation)), "rotation must be below 180°, got \(rotation)")
     try check((0..<1).contains(scale), "scale must be in [0, 1), got \(scale)")
     try check((0..<80).contains(abs(shear)), "shear must be below 80°, got \(shear)")
-    try check(elasticAlpha >= 0 && elasticSigma > 0, "elastic α must be ≥ 0 and σ > 0")
+    try check(
+      elasticAlpha.isFinite && elasticSigma.isFinite && elasticAlpha >= 0 && elasticSigma > 0,
+      "elastic α must be a number ≥ 0 and σ a number > 0, got α \(elasticAlpha), σ \(elasticSigma)")
   }
 
   /// The reference recipe's draw of one example: (dy, dx, flip). Kept on its own stream

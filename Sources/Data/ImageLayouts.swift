@@ -13,6 +13,27 @@ public struct ImageLoading: Sendable {
     self.channels = channels
     self.interpolation = interpolation
   }
+
+  /// The largest side an image may be resized to: 16× a 256-pixel crop, and within the
+  /// decoder's pixel bound.
+  public static let maximumSide = 4096
+
+  /// "HxW" as a resize target, or why it is not one.
+  public static func size(_ text: String) throws -> (height: Int, width: Int) {
+    let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    guard parts.count == 2, let height = parts[0], let width = parts[1] else {
+      throw DataError(file: "image size", "must look like 28x28 (height x width), got \"\(text)\"")
+    }
+    guard (1...maximumSide).contains(height), (1...maximumSide).contains(width) else {
+      throw DataError(file: "image size", "sides must be 1…\(maximumSide) pixels, got \(text)")
+    }
+    return (height, width)
+  }
+
+  /// Checks the channel count: 1 (grey) or 3 (RGB).
+  public static func checkChannels(_ channels: Int) throws {
+    guard channels == 1 || channels == 3 else { throw DataError(file: "channels", "must be 1 (grey) or 3 (RGB), got \(channels)") }
+  }
 }
 
 /// The mapping from label strings to class indices, saved with a run (labels.json) so

@@ -22,7 +22,10 @@ public struct Mixing: Codable, Equatable, Sendable {
   public var isActive: Bool { (mixup > 0 || cutmix > 0) && probability > 0 }
 
   public func validate() throws {
-    guard mixup >= 0, cutmix >= 0 else { throw DataError(file: "mixing", "mixup and CutMix α must be ≥ 0") }
+    // Past α = 100 the Beta(α, α) draw is ½ to two decimals: a larger α is a typo.
+    guard (0...100).contains(mixup), (0...100).contains(cutmix) else {
+      throw DataError(file: "mixing", "mixup and CutMix α must be in 0…100, got \(mixup) and \(cutmix)")
+    }
     guard (0...1).contains(probability) else { throw DataError(file: "mixing", "mixing probability must be in [0, 1], got \(probability)") }
   }
 

@@ -38,7 +38,7 @@ public struct DistillPlan: Equatable {
       }
       switch name {
       case "temperature":
-        guard let number = value.float, number > 0 else { throw ExperimentError(file: file, line: line, "distill temperature must be a number > 0") }
+        guard let number = value.float, number.isFinite, number > 0 else { throw ExperimentError(file: file, line: line, "distill temperature must be a number > 0") }
         distillation.temperature = number
       case "hard_label_weight":
         guard let number = value.float, (0...1).contains(number) else {

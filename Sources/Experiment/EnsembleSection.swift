@@ -46,7 +46,7 @@ enum EnsembleSection {
       case "caruana_initial_members": settings.caruanaInitialMembers = try integer(1...1_000)
       case "caruana_bags": settings.caruanaBags = try integer(0...1_000)
       case "stacking_l2", "mlp_l2":
-        guard let number = value.float, number >= 0 else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be a number ≥ 0") }
+        guard let number = value.float, number.isFinite, number >= 0 else { throw ExperimentError(file: file, line: line, "ensemble \(name) must be a number ≥ 0") }
         if name == "mlp_l2" { settings.mlpL2 = number } else { settings.stackingL2 = number }
       case "mlp_hidden": settings.mlpHidden = try integer(0...4_096)
       case "weights":
@@ -55,7 +55,7 @@ enum EnsembleSection {
         }
         var weights: [String: Double] = [:]
         for (name, weight) in pairs {
-          guard let variant = name.string, let number = weight.float, number >= 0 else {
+          guard let variant = name.string, let number = weight.float, number.isFinite, number >= 0 else {
             throw ExperimentError(file: file, line: name.mark?.line ?? line, "ensemble weights: \"\(name.string ?? "?")\" needs a weight ≥ 0")
           }
           weights[variant] = number

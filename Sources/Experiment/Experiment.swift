@@ -109,15 +109,27 @@ public struct Experiment {
   ]
 
   public static func read(_ path: String) throws -> Experiment {
-    guard let bytes = FileManager.default.contents(atPath: path) else { throw ExperimentError(file: path, line: nil, "no such file") }
-    return try parse(String(decoding: bytes, as: UTF8.self), file: path)
+    let bytes: [UInt8]
+    do { bytes = try FileBytes.read(path) } catch let error as DataError { throw ExperimentError(file: path, line: nil, error.problem) }
+    guard let text = String(validating: bytes, as: UTF8.self) else {
+      throw ExperimentError(file: path, line: nil, "is not UTF-8 text: is it the right file?")
+    }
+    return try parse(text, file: path)
   }
 
   public static func parse(_ text: String, file: String) throws -> Experiment {
     func fail(_ node: Node?, _ problem: String) -> ExperimentError { ExperimentError(file: file, line: node?.mark?.line, problem) }
+    if text.utf8.count > DocumentSize.maximumBytes {
+      throw ExperimentError(file: file, line: nil, "is \(text.utf8.count) bytes, more than an experiment file's \(DocumentSize.maximumBytes): is it the right file?")
+    }
     let root: Node?
     do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
       throw ExperimentError(file: file, line: nil, "not valid YAML: \(error)")
+    }
+    if let root, DocumentSize.exceeds(root, limit: DocumentSize.maximumNodes) {
+      throw ExperimentError(
+        file: file, line: nil,
+        "holds more than \(DocumentSize.maximumNodes) values once its aliases (*name) are expanded: write the lists out, or use fewer aliases")
     }
     guard let root, case .mapping(let top) = root else { throw fail(root, "the experiment must be a mapping of keys (name, data, folds, …)") }
     var entries: [String: Node] = [:]

@@ -12,15 +12,21 @@ public struct ExperimentData {
     func value(_ key: String) -> String? { experiment.data.first { $0.key == key }.map { "\($0.value)" } }
     func fail(_ problem: String) -> ExperimentError { ExperimentError(file: experiment.file, line: nil, "data: \(problem)") }
     guard let train = value("train") else { throw fail("no train") }
-    var loading = ImageLoading(channels: Int(value("channels") ?? "1") ?? 1)
+    let channelsText = value("channels") ?? "1"
+    guard let channels = Int(channelsText) else { throw fail("channels must be 1 (grey) or 3 (RGB), got \(channelsText)") }
+    do { try ImageLoading.checkChannels(channels) } catch let error as DataError { throw fail("channels \(error.problem)") }
+    var loading = ImageLoading(channels: channels)
     if let size = value("image_size") {
-      let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-      guard parts.count == 2 else { throw fail("image_size must look like 28x28") }
-      loading.size = (parts[0], parts[1])
+      do { loading.size = try ImageLoading.size(size) } catch let error as DataError { throw fail("image_size \(error.problem)") }
     }
     if let interpolation = value("interpolation") {
       guard let chosen = Interpolation(rawValue: interpolation) else { throw fail("interpolation must be nearest, bilinear or area") }
       loading.interpolation = chosen
+    }
+    var longTailRatio: Double?
+    if let text = value("long_tail_ratio") {
+      guard let ratio = Double(text), ratio.isFinite, ratio >= 1 else { throw fail("long_tail_ratio must be a number ≥ 1, got \(text)") }
+      longTailRatio = ratio
     }
     let layout = value("layout") ?? "idx"
     var training: ImageDataset
@@ -67,7 +73,7 @@ public struct ExperimentData {
       }
     default: throw fail("unknown layout \(layout) (idx, class-arrays, csv, class-folders)")
     }
-    if let ratio = value("long_tail_ratio").flatMap(Double.init), ratio > 1 {
+    if let ratio = longTailRatio {
       let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: ratio, classes: training.classes)
       training = LongTail.firstPerClass(training, counts: counts)
     }

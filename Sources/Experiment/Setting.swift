@@ -37,12 +37,15 @@ enum TrainingSettings {
   struct Mismatch: Error { let expected: String }
 
   static func number(_ value: SettingValue) throws -> Double {
-    guard case .number(let number) = value.kind else { throw Mismatch(expected: "a number") }
+    // YAML reads .inf and .nan as numbers; no setting means either.
+    guard case .number(let number) = value.kind, number.isFinite else { throw Mismatch(expected: "a finite number") }
     return number
   }
+  /// A whole number that fits an Int exactly (past 2⁵³ a double no longer holds every one,
+  /// and past 2⁶³ the conversion would trap).
   static func integer(_ value: SettingValue) throws -> Int {
     let number = try number(value)
-    guard number == number.rounded() else { throw Mismatch(expected: "a whole number") }
+    guard number == number.rounded(), abs(number) <= 9_007_199_254_740_992 else { throw Mismatch(expected: "a whole number") }
     return Int(number)
   }
   static func text(_ value: SettingValue) throws -> String {
@@ -120,7 +123,11 @@ enum TrainingSettings {
     "tta_shift": { value, config in config.testTimeAugmentation.shift = try integer(value) },
     "clip_norm": { value, config in config.gradientClipNorm = Float(try number(value)) },
     "ema_decay": { value, config in config.emaDecay = Float(try number(value)) },
-    "seed": { value, config in config.seed = UInt64(try integer(value)) },
+    "seed": { value, config in
+      let seed = try integer(value)
+      guard seed >= 0 else { throw Mismatch(expected: "a whole number ≥ 0") }
+      config.seed = UInt64(seed)
+    },
     "select_by": { value, config in config.selectionMetric = try choice(value, SelectionMetric.self, SelectionMetric.allCases.map(\.rawValue)) },
     "early_stopping": { value, config in config.earlyStoppingPatience = try integer(value) },
   ]

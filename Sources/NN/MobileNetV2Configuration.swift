@@ -47,7 +47,8 @@ public struct MobileNetV2Configuration: Codable, Equatable, Sendable {
   /// Checks the values a user can get wrong, naming the field.
   public func validate() throws {
     func fail(_ message: String) -> MobileNetV2Error { .invalidConfiguration(message) }
-    guard width > 0 else { throw fail("width must be positive, got \(width)") }
+    // Past 4× the channel counts (and the weights, 16×) outgrow any device this trains on.
+    guard width.isFinite, width > 0, width <= 4 else { throw fail("width must be in (0, 4], got \(width)") }
     guard inputChannels > 0 else { throw fail("input channels must be positive, got \(inputChannels)") }
     guard classes >= 2 else { throw fail("classes must be at least 2, got \(classes)") }
     guard imageHeight > 0, imageWidth > 0 else { throw fail("image size must be positive") }

@@ -49,6 +49,10 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   /// Restore the best epoch's weights at the end (when there is a validation set).
   public var restoreBest: Bool = true
 
+  public static let maximumEpochs = 100_000
+  public static let maximumBatchSize = 65_536
+  public static let maximumGrowClassesTo = 10_000_000
+
   public init(model: MobileNetV2Configuration) {
     self.model = model
   }
@@ -57,13 +61,21 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public func validate() throws {
     func fail(_ message: String) -> TrainingError { .invalidConfiguration(message) }
     try model.validate()
-    guard epochs >= 1 else { throw fail("epochs must be at least 1, got \(epochs)") }
-    guard batchSize >= 2 else { throw fail("batch size must be at least 2 (batch normalisation needs two examples), got \(batchSize)") }
-    guard learningRate > 0 else { throw fail("learning rate must be positive, got \(learningRate)") }
-    guard weightDecay >= 0 else { throw fail("weight decay must not be negative, got \(weightDecay)") }
+    // Upper bounds keep a typo (an extra digit or three) from becoming an allocation that
+    // kills the process or a run that never ends; each is far past any real setting.
+    guard (1...Self.maximumEpochs).contains(epochs) else { throw fail("epochs must be in 1…\(Self.maximumEpochs), got \(epochs)") }
+    guard (2...Self.maximumBatchSize).contains(batchSize) else {
+      throw fail("batch size must be in 2…\(Self.maximumBatchSize) (batch normalisation needs two examples), got \(batchSize)")
+    }
+    guard learningRate.isFinite, learningRate > 0 else { throw fail("learning rate must be a positive number, got \(learningRate)") }
+    guard momentum.isFinite, (0..<1).contains(momentum) else { throw fail("momentum must be in [0, 1), got \(momentum)") }
+    guard weightDecay.isFinite, weightDecay >= 0 else { throw fail("weight decay must be a number ≥ 0, got \(weightDecay)") }
     guard (0..<1).contains(labelSmoothing) else { throw fail("label smoothing must be in [0, 1), got \(labelSmoothing)") }
-    if case .explicit(let weights) = classWeighting, weights.count != model.classes {
-      throw fail("class weights has \(weights.count) values for \(model.classes) classes")
+    if case .explicit(let weights) = classWeighting {
+      guard weights.count == model.classes else { throw fail("class weights has \(weights.count) values for \(model.classes) classes") }
+      guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }), weights.contains(where: { $0 > 0 }) else {
+        throw fail("class weights must be numbers ≥ 0, not all 0, got \(weights)")
+      }
     }
     if case .effectiveNumber(let beta) = classWeighting, !(0..<1).contains(beta) {
       throw fail("the effective-number β must be in [0, 1), got \(beta)")
@@ -72,13 +84,22 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
       guard classWeighting != .none else { throw fail("deferred re-weighting needs class weights (--class-weights)") }
       guard (1...epochs).contains(reweightFromEpoch) else { throw fail("re-weighting epoch \(reweightFromEpoch) is outside 1…\(epochs)") }
     }
-    if let growClassesTo, growClassesTo < 1 { throw fail("classes can only grow to a positive count, got \(growClassesTo)") }
-    guard logitAdjustment >= 0 else { throw fail("logit adjustment τ must not be negative, got \(logitAdjustment)") }
-    guard focalGamma >= 0 else { throw fail("focal γ must not be negative, got \(focalGamma)") }
+    if let growClassesTo, !(1...Self.maximumGrowClassesTo).contains(growClassesTo) {
+      throw fail("classes can grow to 1…\(Self.maximumGrowClassesTo) examples, got \(growClassesTo)")
+    }
+    guard logitAdjustment.isFinite, logitAdjustment >= 0 else { throw fail("logit adjustment τ must be a number ≥ 0, got \(logitAdjustment)") }
+    guard focalGamma.isFinite, focalGamma >= 0 else { throw fail("focal γ must be a number ≥ 0, got \(focalGamma)") }
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
-    if let gradientClipNorm, gradientClipNorm <= 0 { throw fail("gradient clip norm must be positive") }
+    if let gradientClipNorm, !(gradientClipNorm.isFinite && gradientClipNorm > 0) {
+      throw fail("gradient clip norm must be a positive number, got \(gradientClipNorm)")
+    }
+    if let earlyStoppingPatience, earlyStoppingPatience < 1 {
+      throw fail("early stopping patience must be at least 1 epoch, got \(earlyStoppingPatience)")
+    }
     do { try mixing.validate() } catch let error as DataError { throw fail(error.problem) }
-    guard testTimeAugmentation.shift >= 0 else { throw fail("test-time shift must be ≥ 0") }
+    guard (0...Augmentation.maximumShift).contains(testTimeAugmentation.shift) else {
+      throw fail("test-time shift must be in 0…\(Augmentation.maximumShift) pixels, got \(testTimeAugmentation.shift)")
+    }
     do { try augmentation.validate() } catch let error as DataError { throw fail(error.problem) }
   }
 }

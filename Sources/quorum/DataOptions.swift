@@ -66,12 +66,10 @@ struct DataOptions: ParsableArguments {
   var classes: Int?
 
   func imageLoading() throws -> ImageLoading {
-    guard channels == 1 || channels == 3 else { throw ValidationError("--channels must be 1 or 3") }
+    do { try ImageLoading.checkChannels(channels) } catch let error as DataError { throw ValidationError("--channels \(error.problem)") }
     var size: (Int, Int)?
     if let imageSize {
-      let parts = imageSize.lowercased().split(separator: "x").compactMap { Int($0) }
-      guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--image-size must look like 28x28, got \(imageSize)") }
-      size = (parts[0], parts[1])
+      do { size = try ImageLoading.size(imageSize) } catch let error as DataError { throw ValidationError("--image-size \(error.problem)") }
     }
     return ImageLoading(size: size, channels: channels, interpolation: interpolation)
   }
@@ -106,7 +104,7 @@ struct DataOptions: ParsableArguments {
     }
     if let encoding { try encoding.write(to: output + "/labels.json") }
     if let longTailRatio {
-      guard longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }
+      guard longTailRatio.isFinite, longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }
       let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: longTailRatio, classes: training.classes)
       training = LongTail.firstPerClass(training, counts: counts)
     }

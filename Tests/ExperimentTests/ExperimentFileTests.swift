@@ -76,7 +76,7 @@ final class ExperimentFileTests: XCTestCase {
   }
 
   func testBadFilesNameTheKeyAndLine() throws {
-    assertError("name: x\ndata:\n  train: y\ntraining:\n  epochs: many\n", line: 5, mentions: ["epochs", "must be a number", "many"])
+    assertError("name: x\ndata:\n  train: y\ntraining:\n  epochs: many\n", line: 5, mentions: ["epochs", "must be a finite number", "many"])
     assertError("name: x\ndata:\n  train: y\ngrid:\n  dropot: [0.1]\n", line: 5, mentions: ["unknown training setting \"dropot\""])
     assertError("name: x\ndata:\n  train: y\ngrid:\n  seed: []\n", line: 5, mentions: ["grid.seed", "non-empty list"])
     assertError("name: x\ndata:\n  train: y\nfolds: {k: 1}\n", line: 4, mentions: ["folds.k", "≥ 2"])
@@ -95,6 +95,72 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\ndata:\n  train: y\ntraining:\n  dropout: 1.5\n", line: nil, mentions: ["variant default", "dropout"])
     assertError("name: x\ndata:\n  train: y\ntraining:\n  sampling: sometimes\n", line: 5, mentions: ["sampling", "class-balanced"])
     assertError("name: x\ndevice: gpu0\ndata:\n  train: y\n", line: 2, mentions: ["device must be cpu, auto, cuda, cuda:N, cuda:all, or cuda-emulated", "gpu0"])
+  }
+
+  /// A short file that declares an enormous tree through aliases ("billion laughs": nine
+  /// levels of ten aliases, 10⁹ values) is refused from its node count, before any reader
+  /// expands it; before the bound, parsing it grew past 12 GB.
+  func testAliasBombsAndOversizedFilesAreRefusedBeforeExpansion() throws {
+    var yaml = "name: x\ndata:\n  train: y\nanchors:\n  - &l0 [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.0]\n"
+    for level in 1...9 { yaml += "  - &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+    // Under grid: (a list setting's values) and under training: alike.
+    let underGrid = yaml.replacingOccurrences(of: "anchors:", with: "grid:\n  stage_strides:") + ""
+    for bomb in [yaml, underGrid, yaml + "training:\n  stage_strides: *l9\n"] {
+      assertError(bomb, line: nil, mentions: ["more than 100000 values", "aliases"])
+    }
+    // Aliases used within the bound still work: one list shared by two keys.
+    let shared = try Experiment.parse(
+      "name: x\ndata:\n  train: y\ngrid:\n  seed: &s [0, 1]\ntraining:\n  stage_strides: &t [1, 1, 2, 2, 2, 1, 1]\n",
+      file: "exp.yaml")
+    XCTAssertEqual(shared.variants.count, 2)
+    // A file past 1 MiB is not an experiment; neither is one that is not UTF-8.
+    assertError("name: x\ndata:\n  train: y\n#" + String(repeating: "x", count: 1 << 20), line: nil, mentions: ["bytes", "right file"])
+    let directory = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let binary = directory + "/exp.yaml"
+    try Data([0x6e, 0x61, 0x6d, 0x65, 0x3a, 0x20, 0xff, 0xfe]).write(to: URL(fileURLWithPath: binary))
+    XCTAssertThrowsError(try Experiment.read(binary)) { XCTAssert("\($0)".contains("\(binary): is not UTF-8 text"), "\($0)") }
+    XCTAssertThrowsError(try Experiment.read(directory)) { XCTAssert("\($0)".contains("is a directory"), "\($0)") }
+  }
+
+  /// Numbers from the file are bounded and finite where they are read: a huge value is an
+  /// error naming the setting, never a trap converting it or an allocation sized by it.
+  func testOutOfRangeNumbersAreErrorsNamingTheSetting() {
+    let base = "name: x\ndata:\n  train: y\ntraining:\n"
+    let cases: [(setting: String, mentions: [String])] = [
+      ("epochs: 1e300", ["epochs", "whole number"]),
+      ("epochs: 10000000", ["epochs", "1…100000"]),
+      ("batch_size: 1000000000", ["batch size", "2…65536"]),
+      ("seed: -1", ["seed", "≥ 0"]),
+      ("learning_rate: .inf", ["learning_rate", "finite"]),
+      ("learning_rate: nan", ["learning_rate", "finite"]),
+      ("width: 1e9", ["width", "(0, 4]"]),
+      ("shift: 10000000000", ["shift", "0…1024"]),
+      ("tta_shift: 5000", ["test-time shift", "0…1024"]),
+      ("momentum: 1.5", ["momentum", "[0, 1)"]),
+      ("weight_decay: 1e300", ["weight decay"]),
+      ("clip_norm: 0", ["clip norm", "positive"]),
+      ("mixup: 1e300", ["mixup"]),
+      ("early_stopping: 0", ["early stopping", "at least 1"]),
+      ("grow_classes_to: 100000000000", ["grow", "10000000"]),
+      ("class_weights: [1, 1, 1, 1, 1, 1, 1, 1, 1, -1]", ["class weights", "≥ 0"]),
+      ("class_weights: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]", ["class weights", "not all 0"]),
+    ]
+    for (setting, mentions) in cases { assertError(base + "  \(setting)\n", line: nil, mentions: mentions) }
+    assertError("name: x\ndata:\n  train: y\ndistill:\n  temperature: .inf\n", line: nil, mentions: ["temperature"])
+    assertError("name: x\ndata:\n  train: y\nensemble:\n  weights: {default: .inf}\n", line: nil, mentions: ["weight ≥ 0"])
+  }
+
+  /// The data section's numbers are checked when the data is loaded, before any file is read.
+  func testDataSectionNumbersAreChecked() throws {
+    for (entry, mention) in [
+      ("image_size: 28x0", "1…4096"), ("image_size: 100000x28", "1…4096"), ("image_size: 28", "28x28"),
+      ("channels: abc", "channels must be 1"), ("channels: 4", "channels must be 1"), ("long_tail_ratio: abc", "long_tail_ratio"),
+      ("long_tail_ratio: 0.5", "long_tail_ratio"),
+    ] {
+      let experiment = try Experiment.parse("name: x\ndata:\n  train: /nonexistent\n  \(entry)\n", file: "exp.yaml")
+      XCTAssertThrowsError(try ExperimentData.load(experiment), entry) { XCTAssert("\($0)".contains(mention), "\(entry): \($0)") }
+    }
   }
 
   /// `device:` names where `quorum run`'s local workers train, in `--device`'s spellings.

@@ -52,7 +52,7 @@ public struct CurveKeys: Equatable {
   /// Writes DIRECTORY/NAME.key (owner-only) and DIRECTORY/NAME.pub; refuses to overwrite
   /// an existing key, which would lock out every peer that trusts it.
   public func write(name: String, directory: String) throws -> (secret: String, public: String) {
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try Folders.create(directory)
     let secretPath = "\(directory)/\(name).key"
     let publicPath = "\(directory)/\(name).pub"
     for path in [secretPath, publicPath] where FileManager.default.fileExists(atPath: path) {
@@ -107,7 +107,7 @@ public struct AllowList {
     }
     var keys: [String: String] = [:]
     if isDirectory.boolValue {
-      let files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".pub") }.sorted()
+      let files = try Folders.list(path).filter { $0.hasSuffix(".pub") }
       for file in files {
         keys[try CurveKeys.read(publicKeyFile: "\(path)/\(file)")] = String(file.dropLast(4))
       }

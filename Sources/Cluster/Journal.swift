@@ -1,3 +1,4 @@
+import Data
 import Foundation
 
 /// What the coordinator remembers: one JSON object per line, appended and fsync'd before
@@ -31,8 +32,7 @@ public final class Journal {
   /// took effect, since the coordinator acts on an event only after its fsync.
   public init(path: String) throws {
     self.path = path
-    try FileManager.default.createDirectory(
-      at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+    try Folders.create(URL(fileURLWithPath: path).deletingLastPathComponent().path)
     descriptor = open(path, O_RDWR | O_CREAT | O_APPEND, 0o644)
     guard descriptor >= 0 else { throw JournalError(path: path, "cannot be opened: \(String(cString: strerror(errno)))") }
     let data = FileManager.default.contents(atPath: path) ?? Data()

@@ -5,12 +5,7 @@ import Foundation
 /// names, sorted; label c is the c-th name.
 extension ImageDataset {
   public static func loadClassArrays(folder: String) throws -> ImageDataset {
-    let names: [String]
-    do {
-      names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".npy") }.sorted()
-    } catch {
-      throw DataError(file: folder, "cannot be listed: \(error.localizedDescription)")
-    }
+    let names = try Folders.list(folder).filter { $0.hasSuffix(".npy") }
     guard !names.isEmpty else { throw DataError(file: folder, "holds no .npy files (expected one CLASS.npy per class)") }
     var pixels: [UInt8] = []
     var labels: [Int32] = []

@@ -58,24 +58,28 @@ public enum FileBytes {
   /// temporary file in the same folder, fsync'd, then renamed over the target.
   public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
     let url = URL(fileURLWithPath: path)
-    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    if Folders.isFolder(path) { throw DataError(file: path, "is a folder: name a file to write") }
+    try Folders.create(url.deletingLastPathComponent().path)
     let temporary = path + ".tmp-\(getpid())"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard descriptor >= 0 else { throw DataError(file: path, "cannot be written: \(String(cString: strerror(errno)))") }
     var written = 0
-    let ok = bytes.withUnsafeBytes { buffer -> Bool in
+    // errno is read right after the call that failed: any later call may overwrite it.
+    var failure: Int32 = 0
+    bytes.withUnsafeBytes { buffer in
       while written < buffer.count {
         let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-        if result <= 0 { return false }
+        if result < 0 { failure = errno; return }
+        if result == 0 { failure = ENOSPC; return }
         written += result
       }
-      return fsync(descriptor) == 0
+      if fsync(descriptor) != 0 { failure = errno }
     }
-    let reason = String(cString: strerror(errno))
     close(descriptor)
-    guard ok, rename(temporary, path) == 0 else {
+    if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+    guard failure == 0 else {
       unlink(temporary)
-      throw DataError(file: path, "cannot be written: \(reason)")
+      throw DataError(file: path, "cannot be written: \(String(cString: strerror(failure)))")
     }
     // Make the rename itself durable.
     let folder = open(url.deletingLastPathComponent().path, O_RDONLY)

@@ -34,6 +34,17 @@ public struct FoldAssignment: Equatable, Sendable {
     return FoldAssignment(fold: fold, count: k)
   }
 
+  /// Refuses k folds of a training set with a class of fewer than k examples: some folds
+  /// would validate without that class, and their scores (and the out-of-fold predictions
+  /// an ensemble learns from) would mean something else. `source` names the data.
+  public static func checkStratifiable(classCounts: [Int], folds k: Int, source: String, classNames: [String]? = nil) throws {
+    guard let smallest = classCounts.indices.min(by: { classCounts[$0] < classCounts[$1] }), classCounts[smallest] < k else { return }
+    let name = classNames.map { $0[smallest] } ?? String(smallest)
+    throw DataError(
+      file: source,
+      "class \(name) has \(classCounts[smallest]) examples, fewer than the \(k) folds: \(k - classCounts[smallest]) folds would validate without it; use at most \(max(classCounts[smallest], 2)) folds, or give the class more examples")
+  }
+
   /// Repeated stratified k-fold: `repeats` independent assignments.
   public static func repeatedStratified(labels: [Int32], classes: Int, folds k: Int, repeats: Int, seed: UInt64) -> [FoldAssignment] {
     (0..<repeats).map { stratified(labels: labels, classes: classes, folds: k, seed: seed, repeat: $0) }

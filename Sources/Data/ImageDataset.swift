@@ -107,6 +107,16 @@ public struct ImageDataset: Sendable {
     return subset
   }
 
+  /// Refuses a training set with a class no example teaches, when the class count came
+  /// from the largest label (a label past the intended count widens the model silently).
+  public func checkEveryClassHasExamples(source: String) throws {
+    let empty = classCounts.indices.filter { classCounts[$0] == 0 }
+    guard !empty.isEmpty else { return }
+    throw DataError(
+      file: source,
+      "classes \(empty.map(String.init).joined(separator: ", ")) of 0…\(classes - 1) have no training examples (the class count, \(classes), comes from the largest label): fix the labels, or give the class count (--classes N) if the classes are meant to be absent")
+  }
+
   /// Examples per class.
   public var classCounts: [Int] {
     var counts = [Int](repeating: 0, count: classes)

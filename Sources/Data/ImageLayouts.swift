@@ -80,7 +80,12 @@ extension ImageDataset {
     csv: String, imageFolder: String, idColumn: String = "id", labelColumn: String? = "label",
     encoding: LabelEncoding? = nil, loading: ImageLoading = ImageLoading()
   ) throws -> (dataset: ImageDataset, encoding: LabelEncoding) {
-    let text = String(decoding: try FileBytes.read(csv), as: UTF8.self)
+    let bytes = try FileBytes.read(csv)
+    guard let text = String(validating: bytes, as: UTF8.self) else {
+      let line = 1 + (String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        .firstIndex { $0.contains("\u{FFFD}") } ?? 0)
+      throw DataError(file: csv, "line \(line) is not valid UTF-8: save the file as UTF-8")
+    }
     let rows = try CSV.parse(text, path: csv)
     guard let header = rows.first else { throw DataError(file: csv, "is empty") }
     func column(_ name: String) throws -> Int {
@@ -93,14 +98,25 @@ extension ImageDataset {
     let labelIndex = try labelColumn.map(column)
     var ids: [String] = []
     var labelTexts: [String] = []
+    var rowOfId: [String: Int] = [:]
     for (offset, row) in rows.dropFirst().enumerated() {
       let line = offset + 2
       if row.count == 1 && row[0].isEmpty { continue }
       guard row.count == header.count else {
         throw DataError(file: csv, "row \(line) has \(row.count) fields, the header \(header.count)")
       }
-      ids.append(row[idIndex])
-      if let labelIndex { labelTexts.append(row[labelIndex]) }
+      let id = row[idIndex]
+      guard !id.isEmpty else { throw DataError(file: csv, "row \(line): column \"\(idColumn)\" is empty: fill it in or drop the row") }
+      // The same image twice would weigh double in training, or make two rows of a submission.
+      if let earlier = rowOfId[id] { throw DataError(file: csv, "row \(line): id \"\(id)\" repeats row \(earlier): ids must be unique") }
+      rowOfId[id] = line
+      ids.append(id)
+      if let labelIndex {
+        guard !row[labelIndex].isEmpty else {
+          throw DataError(file: csv, "row \(line): column \"\(header[labelIndex])\" is empty: fill it in or drop the row")
+        }
+        labelTexts.append(row[labelIndex])
+      }
     }
     let labelling = encoding ?? LabelEncoding(labels: labelTexts)
     var labels: [Int32] = []
@@ -130,11 +146,7 @@ extension ImageDataset {
   public static func loadClassFolders(
     _ folder: String, encoding: LabelEncoding? = nil, loading: ImageLoading = ImageLoading()
   ) throws -> (dataset: ImageDataset, encoding: LabelEncoding) {
-    let manager = FileManager.default
-    let classes = ((try? manager.contentsOfDirectory(atPath: folder)) ?? []).filter {
-      var isFolder: ObjCBool = false
-      return manager.fileExists(atPath: folder + "/" + $0, isDirectory: &isFolder) && isFolder.boolValue
-    }.sorted()
+    let classes = try Folders.list(folder).filter { Folders.isFolder(folder + "/" + $0) }
     guard !classes.isEmpty else { throw DataError(file: folder, "has no class sub-folders (expected FOLDER/CLASS/image.png)") }
     let labelling = encoding ?? LabelEncoding(labels: classes)
     var paths: [String] = []
@@ -144,9 +156,13 @@ extension ImageDataset {
       guard let label = labelling.index(of: name) else {
         throw DataError(file: folder + "/" + name, "is not one of the training classes (\(labelling.classes.prefix(10).joined(separator: ", "))…)")
       }
-      let files = try manager.contentsOfDirectory(atPath: folder + "/" + name).filter {
+      let files = try Folders.list(folder + "/" + name).filter {
         ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased())
-      }.sorted()
+      }
+      // An empty class folder would be a class no example teaches.
+      guard !files.isEmpty else {
+        throw DataError(file: folder + "/" + name, "is a class folder with no .png, .jpg or .jpeg images: add images or remove it")
+      }
       for file in files {
         paths.append(folder + "/" + name + "/" + file)
         labels.append(Int32(label))
@@ -162,9 +178,9 @@ extension ImageDataset {
   /// An unlabelled folder of images (a test set): every PNG/JPEG in `folder`, sorted by
   /// name; ids are the file names without extension.
   public static func loadImageFolder(_ folder: String, classes: Int, loading: ImageLoading = ImageLoading()) throws -> ImageDataset {
-    let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter {
+    let files = try Folders.list(folder).filter {
       ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased())
-    }.sorted()
+    }
     guard !files.isEmpty else { throw DataError(file: folder, "holds no .png, .jpg or .jpeg images") }
     var dataset = try decode(
       files.map { folder + "/" + $0 }, labels: [Int32](repeating: 0, count: files.count), classes: classes, loading: loading

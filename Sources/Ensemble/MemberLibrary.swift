@@ -47,6 +47,7 @@ public enum MemberLibrary {
       let path = "\(runDirectory)/logits/\(variant)/fold\(fold).oof.npy"
       guard FileManager.default.fileExists(atPath: path) else { return nil }
       let (shape, values) = try NumPy.readFloat32(path)
+      try requireFinite(values, classes: classes, path: path)
       // The fold's validation examples, in example order: exactly those the fold model
       // never trained on (folds.npy says which).
       let rows = folds.split(fold).validation
@@ -61,6 +62,7 @@ public enum MemberLibrary {
       let testPath = "\(runDirectory)/logits/\(variant)/fold\(fold).test.npy"
       if FileManager.default.fileExists(atPath: testPath) {
         let (testShape, testValues) = try NumPy.readFloat32(testPath)
+        try requireFinite(testValues, classes: classes, path: testPath)
         guard testShape.count == 2, testShape[1] == classes else { throw DataError(file: testPath, "has shape \(testShape), expected [n, \(classes)]") }
         tests.append(Predictions(logits: testValues, classes: classes))
       }
@@ -74,6 +76,7 @@ public enum MemberLibrary {
     let refitPath = "\(runDirectory)/logits/\(variant)/all.test.npy"
     if FileManager.default.fileExists(atPath: refitPath) {
       let (shape, values) = try NumPy.readFloat32(refitPath)
+      try requireFinite(values, classes: classes, path: refitPath)
       guard shape.count == 2, shape[1] == classes, test.map({ $0.rows == shape[0] }) ?? true else {
         throw DataError(file: refitPath, "has shape \(shape), expected [\(test?.rows ?? 0), \(classes)] like the fold models' test predictions")
       }
@@ -81,4 +84,13 @@ public enum MemberLibrary {
     }
     return Member(name: variant, outOfFold: Predictions(logits: outOfFold, classes: classes), test: test, refitTest: refitTest)
   }
+
+  /// Refuses NaN or infinite logits, naming the file and the row: an ensemble fed them
+  /// would score and predict nonsense (NaN compares false, so it picks class 0).
+  static func requireFinite(_ logits: [Float], classes: Int, path: String) throws {
+    guard let bad = logits.firstIndex(where: { !$0.isFinite }) else { return }
+    throw DataError(
+      file: path, "holds NaN or infinite logits (row \(bad / max(classes, 1))): the member diverged or the file is damaged; retrain it or leave it out")
+  }
+
 }

@@ -32,7 +32,7 @@ public struct ExperimentData {
     var training: ImageDataset
     var test: ImageDataset?
     func idx(_ folder: String, _ split: String) throws -> ImageDataset? {
-      let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+      let files = try Folders.list(folder)
       guard let images = files.first(where: { $0.hasPrefix("\(split)-images-idx3-ubyte") }) else { return nil }
       guard let labels = files.first(where: { $0.hasPrefix("\(split)-labels-idx1-ubyte") }) else {
         return try ImageDataset.loadUnlabelledIDX(images: folder + "/" + images, classes: 0)
@@ -42,6 +42,7 @@ public struct ExperimentData {
     switch layout {
     case "idx":
       guard let loaded = try idx(train, "train") else { throw fail("no train-images-idx3-ubyte[.gz] in \(train)") }
+      try loaded.checkEveryClassHasExamples(source: train + "/train-labels-idx1-ubyte")
       training = loaded
       test = try idx(value("test") ?? train, "t10k")
     case "class-arrays":
@@ -89,6 +90,10 @@ public struct ExperimentData {
     if let file = experiment.foldsFile {
       folds = try FoldAssignment.read(file, examples: training.count)
     } else {
+      let k = experiment.foldCount ?? 5
+      do {
+        try FoldAssignment.checkStratifiable(classCounts: training.classCounts, folds: k, source: "folds.k", classNames: training.classNames)
+      } catch let error as DataError { throw ExperimentError(file: experiment.file, line: nil, "\(error)") }
       folds = FoldAssignment.stratified(
         labels: training.labels, classes: training.classes, folds: experiment.foldCount ?? 5, seed: experiment.foldSeed)
     }

@@ -48,13 +48,20 @@ public enum ModelCheckpoint {
     if prefix.isEmpty, let unexpected = present.subtracting(expected).sorted().first {
       throw DataError(file: file.path, "has tensor \"\(unexpected)\" that this model does not have: a checkpoint of another architecture")
     }
+    // A NaN weight predicts class 0 for everything without a word: refused where it is read.
+    func finite(_ values: [Float], _ name: String) throws -> [Float] {
+      guard values.allSatisfy(\.isFinite) else {
+        throw DataError(file: file.path, "tensor \"\(name)\" holds NaN or infinite values: the model diverged or the file is damaged; retrain this member")
+      }
+      return values
+    }
     for parameter in model.parameters {
-      let values = try file.floats(prefix + parameter.name, shape: parameter.checkpointShape)
+      let values = try finite(try file.floats(prefix + parameter.name, shape: parameter.checkpointShape), prefix + parameter.name)
       model.backend.upload(fromCheckpointLayout(values, of: parameter), to: parameter.value)
     }
     for norm in model.norms {
       for buffer in [norm.runningMean, norm.runningVariance] {
-        model.backend.upload(try file.floats(prefix + buffer.name, shape: [norm.channels]), to: buffer.value)
+        model.backend.upload(try finite(try file.floats(prefix + buffer.name, shape: [norm.channels]), prefix + buffer.name), to: buffer.value)
       }
       norm.batchesTracked = try file.int64(prefix + norm.prefix + ".num_batches_tracked")
     }
@@ -76,21 +83,28 @@ public enum ModelCheckpoint {
     try load(model, from: try Safetensors.read(path))
   }
 
+  /// Refuses a checkpoint whose recorded model is another architecture than
+  /// `configuration`; the regularisation (dropout, stochastic depth) does not shape a
+  /// tensor, so it may differ. `expected` names whose model it should be.
+  public static func requireArchitecture(
+    _ recorded: MobileNetV2Configuration, of configuration: MobileNetV2Configuration, name: String, expected: String
+  ) throws {
+    var recorded = recorded
+    (recorded.dropout, recorded.stochasticDepth) = (configuration.dropout, configuration.stochasticDepth)
+    guard recorded != configuration else { return }
+    func summary(_ c: MobileNetV2Configuration) -> String {
+      "width \(c.width), \(c.inputChannels)-channel \(c.imageHeight)×\(c.imageWidth) images, \(c.classes) classes, strides \(c.stemStride) \(c.stageStrides)"
+    }
+    throw DataError(file: name, "is a checkpoint of a model of \(summary(recorded)); \(expected) has \(summary(configuration))")
+  }
+
   /// Checks that `bytes` are a checkpoint of a model of `configuration` (its recorded
   /// description, every tensor's name and shape), by loading them into a fresh model; the
   /// coordinator's check of a worker's checkpoint before it is stored. `name` names them
   /// in the error.
   public static func check(_ bytes: [UInt8], name: String, configuration: MobileNetV2Configuration) throws {
     let file = try Safetensors.parse(bytes, path: name)
-    var recorded = try description(file.metadata, path: name).configuration
-    // The architecture must match; the regularisation does not shape a tensor.
-    (recorded.dropout, recorded.stochasticDepth) = (configuration.dropout, configuration.stochasticDepth)
-    guard recorded == configuration else {
-      func summary(_ c: MobileNetV2Configuration) -> String {
-        "width \(c.width), \(c.inputChannels)-channel \(c.imageHeight)×\(c.imageWidth) images, \(c.classes) classes, strides \(c.stemStride) \(c.stageStrides)"
-      }
-      throw DataError(file: name, "is a checkpoint of a model of \(summary(recorded)); the task's has \(summary(configuration))")
-    }
+    try requireArchitecture(try description(file.metadata, path: name).configuration, of: configuration, name: name, expected: "the task's")
     try load(try MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1), inferenceOnly: true), from: file)
   }
 

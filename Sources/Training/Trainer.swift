@@ -265,7 +265,7 @@ public final class Trainer {
         for (offset, loss) in losses.enumerated() {
           let step = read + offset
           guard loss.isFinite else {
-            throw TrainingError.invalidConfiguration("the loss became \(loss) at epoch \(epoch + 1), step \(step + 1): lower the learning rate or clip gradients (--clip-norm)")
+            throw TrainingError.diverged("the loss became \(loss) at epoch \(epoch + 1), step \(step + 1): lower the learning rate or clip gradients (--clip-norm)")
           }
           lossSum += Double(loss) * Double(epochBatches[step].count)
           seen += epochBatches[step].count

@@ -106,6 +106,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 
 public enum TrainingError: Error, CustomStringConvertible {
   case invalidConfiguration(String)
+  /// The loss stopped being a number: the settings train, but not stably.
+  case diverged(String)
   case resumeMismatch(file: String, String)
   /// The backend failed (`Backend.check`) while the trainer was doing `while`.
   case device(DeviceFailure, while: String, batchSize: Int)
@@ -113,6 +115,7 @@ public enum TrainingError: Error, CustomStringConvertible {
   public var description: String {
     switch self {
     case .invalidConfiguration(let message): return "invalid training configuration: \(message)"
+    case .diverged(let message): return "training diverged: \(message)"
     case .resumeMismatch(let file, let message): return "\(file): cannot resume: \(message)"
     case .device(let failure, let doing, let batchSize):
       guard failure.isOutOfMemory else { return "\(failure), while \(doing)" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Data
 import Foundation
 import Wire
 
@@ -21,7 +22,7 @@ extension Bench {
     func run() throws {
       let folder = FileManager.default.temporaryDirectory.appendingPathComponent("quorum-bench-\(getpid())").path
       defer { try? FileManager.default.removeItem(atPath: folder) }
-      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      try Folders.create(folder)
       let ids = (0..<tasks).map { "v\($0 % 8)/fold\($0 / 8)" }
       let scheduler = Scheduler(tasks: ids, journal: try Journal(path: folder + "/journal.jsonl"))
       let context = ZeroMQContext()

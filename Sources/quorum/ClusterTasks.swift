@@ -115,7 +115,7 @@ struct ExperimentSetup {
 
   /// The run directory's fixed files: the experiment as given and the fold assignment.
   func prepareRunDirectory() throws {
-    try FileManager.default.createDirectory(atPath: experiment.runDirectory, withIntermediateDirectories: true)
+    try Folders.create(experiment.runDirectory)
     try FileBytes.writeAtomically(try FileBytes.read(experiment.file), to: experiment.runDirectory + "/experiment.yaml")
     try data.folds.write(to: experiment.runDirectory + "/folds.npy")
   }

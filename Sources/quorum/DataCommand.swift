@@ -20,17 +20,29 @@ struct DataCommand: ParsableCommand {
     @Option(help: "For a CSV: the folder of its images.") var images: String?
     @Option(help: "For a CSV: the id column.") var idColumn: String = "id"
     @Option(help: "For a CSV: the label column (absent: an unlabelled set).") var labelColumn: String = "label"
+    @Option(help: "Check that stratified k-fold with this many folds can be made (every class at least k examples).")
+    var folds: Int = 5
 
     func run() throws {
       var problems: [String] = []
       func report(_ role: String, _ load: () throws -> ImageDataset) {
         do {
           let dataset = try load()
+          guard dataset.isLabelled else {
+            print("\(role): \(dataset.count) unlabelled images of \(dataset.height)×\(dataset.width)×\(dataset.channels)")
+            return
+          }
           print("\(role): \(dataset.count) images of \(dataset.height)×\(dataset.width)×\(dataset.channels), \(dataset.classes) classes")
           print("  \(LongTail.histogram(dataset.classCounts))")
           if let names = dataset.classNames { print("  classes: \(names.joined(separator: ", "))") }
           let empty = dataset.classCounts.enumerated().filter { $0.element == 0 }.map { String($0.offset) }
           if !empty.isEmpty { problems.append("\(role): classes without examples: \(empty.joined(separator: ", "))") }
+          // What quorum train and quorum run refuse: a class smaller than the folds.
+          if role != "t10k", empty.isEmpty {
+            do { try FoldAssignment.checkStratifiable(classCounts: dataset.classCounts, folds: folds, source: "\(role) with \(folds) folds", classNames: dataset.classNames) } catch {
+              problems.append("\(error)")
+            }
+          }
         } catch {
           problems.append("\(error)")
         }

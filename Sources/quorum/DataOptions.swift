@@ -98,9 +98,9 @@ struct DataOptions: ParsableArguments {
     } else if let trainFolders {
       (training, encoding) = try ImageDataset.loadClassFolders(trainFolders, loading: loading)
     } else {
-      training = try ImageDataset.loadIDX(
-        images: try path(trainImages, "train-images-idx3-ubyte"), labels: try path(trainLabels, "train-labels-idx1-ubyte"),
-        classes: classes)
+      let labels = try path(trainLabels, "train-labels-idx1-ubyte")
+      training = try ImageDataset.loadIDX(images: try path(trainImages, "train-images-idx3-ubyte"), labels: labels, classes: classes)
+      if classes == nil { try training.checkEveryClassHasExamples(source: labels) }
     }
     if let encoding { try encoding.write(to: output + "/labels.json") }
     if let longTailRatio {
@@ -115,6 +115,8 @@ struct DataOptions: ParsableArguments {
         assignment = try FoldAssignment.read(foldsFile, examples: training.count)
       } else {
         guard let folds, folds >= 2 else { throw ValidationError("--folds must be at least 2") }
+        try FoldAssignment.checkStratifiable(
+          classCounts: training.classCounts, folds: folds, source: "--folds \(folds)", classNames: training.classNames)
         assignment = FoldAssignment.stratified(labels: training.labels, classes: training.classes, folds: folds, seed: foldsSeed ?? seed)
       }
       guard (0..<assignment.count).contains(fold) else {

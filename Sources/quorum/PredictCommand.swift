@@ -41,7 +41,7 @@ struct PredictCommand: ParsableCommand {
     experiment.data.removeAll { $0.key == "test" }
     experiment.data.append((key: "test", value: SettingValue(kind: .text(data), line: nil)))
     let loaded = try ExperimentData.load(experiment)
-    guard let newData = loaded.test else { throw ValidationError("\(data): no data read (is it in the experiment's test layout?)") }
+    guard let newData = loaded.test else { throw DataError(file: data, "no data read (is it in the experiment's test layout?)") }
     let training = loaded.training
     let predictor = CheckpointPredictor(
       runDirectory: runDirectory, experiment: experiment, training: training, data: newData, threads: threads,
@@ -51,7 +51,7 @@ struct PredictCommand: ParsableCommand {
     let predictions: Predictions
     let method: String
     if student {
-      guard let plan = experiment.distill else { throw ValidationError("\(runDirectory)/experiment.yaml has no distill: section: there is no student") }
+      guard let plan = experiment.distill else { throw DataError(file: runDirectory + "/experiment.yaml", "has no distill: section: there is no student") }
       predictions = try predictor.predict(variant: plan.student, checkpoints: ["\(runDirectory)/checkpoints/\(plan.student.name)/all.safetensors"])
       method = "the distilled student"
     } else {
@@ -59,7 +59,7 @@ struct PredictCommand: ParsableCommand {
       var memberPredictions: [Predictions] = []
       for name in submitted.members {
         guard let variant = experiment.foldVariants.first(where: { $0.name == name }) else {
-          throw ValidationError("\(runDirectory)/ensemble/submitted.json names member \(name), which the experiment does not have")
+          throw DataError(file: runDirectory + "/ensemble/submitted.json", "names member \(name), which the experiment does not have")
         }
         let refit = submitted.refit?.contains(name) == true
         let checkpoints = refit
@@ -107,14 +107,14 @@ struct CheckpointPredictor {
     var models: [Predictions] = []
     for checkpoint in checkpoints {
       guard FileManager.default.fileExists(atPath: checkpoint) else {
-        throw ValidationError("\(checkpoint): no such checkpoint (was \(variant.name)'s task stored?)")
+        throw DataError(file: checkpoint, "no such checkpoint (was \(variant.name)'s task stored?)")
       }
       // The checkpoint records the normalisation its model was trained with (its fold's
       // training images, and a Noisy Student's pseudo-labelled ones).
       let recorded = try ModelCheckpoint.description(of: checkpoint)
-      guard recorded.configuration == configuration.model else {
-        throw ValidationError("\(checkpoint) holds another model than the experiment's \(variant.name) (\(recorded.configuration) against \(configuration.model))")
-      }
+      try ModelCheckpoint.requireArchitecture(
+        recorded.configuration, of: configuration.model, name: checkpoint,
+        expected: "the experiment's \(variant.name) (a checkpoint of another run or variant? restore this run's)")
       let trainer = try Trainer(
         configuration: configuration, data: TrainingData(training: training), backend: CPUBackend(threads: threads), threads: threads,
         outputFolder: nil, reporter: ProgressReporter(style: .silent, totalEpochs: 1), prefetch: false,

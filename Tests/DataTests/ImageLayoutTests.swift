@@ -122,7 +122,9 @@ final class ImageLayoutTests: XCTestCase {
     XCTAssertEqual([array.count, array.height, array.width], [2, 4, 4])
     XCTAssertFalse(array.subset([1]).isLabelled, "subsets keep the flag")
     XCTAssertEqual(array.subset([1]).ids, ["1"])
-    assertError(try ImageDataset.loadImageFolder(folder + "/nowhere", classes: 2), mentions: ["nowhere", "no .png"])
+    assertError(try ImageDataset.loadImageFolder(folder + "/nowhere", classes: 2), mentions: ["nowhere", "no such folder"])
+    try FileManager.default.createDirectory(atPath: folder + "/empty", withIntermediateDirectories: true)
+    assertError(try ImageDataset.loadImageFolder(folder + "/empty", classes: 2), mentions: ["empty", "no .png"])
   }
 
   func testClassFolders() throws {
@@ -138,4 +140,54 @@ final class ImageLayoutTests: XCTestCase {
     try writePNG(gradient(5, 5), "test/hat/0.png")
     assertError(try ImageDataset.loadClassFolders(folder + "/test", encoding: encoding), mentions: ["hat", "not one of the training classes"])
   }
+
+  /// CSV rows that would mean something else are refused, naming the row: text that is
+  /// not UTF-8 (it became a class of replacement characters), an empty label (a class
+  /// named "", which also turned numeric labels into text order), an empty or repeated id
+  /// (an image trained twice, or two rows of a submission).
+  func testCSVsThatMeanSomethingElseAreRefusedNamingTheRow() throws {
+    let images = folder + "/images"
+    try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+    for id in ["a", "b", "c"] { try writePNG(gradient(4, 4), "images/\(id).png") }
+    let cases: [(bytes: [UInt8], mentions: [String])] = [
+      (Array("id,label\na,1\nb,".utf8) + [0xff, 0xfe] + Array("\n".utf8), ["line 3", "not valid UTF-8"]),
+      (Array("id,label\na,1\nb,\nc,2\n".utf8), ["row 3", "column \"label\" is empty"]),
+      (Array("id,label\na,1\n,2\n".utf8), ["row 3", "column \"id\" is empty"]),
+      (Array("id,label\na,1\nb,2\na,2\n".utf8), ["row 4", "id \"a\" repeats row 2"]),
+    ]
+    for (bytes, mentions) in cases {
+      try FileBytes.writeAtomically(bytes, to: folder + "/t.csv")
+      assertError(try ImageDataset.loadCSV(csv: folder + "/t.csv", imageFolder: images), mentions: ["t.csv"] + mentions)
+    }
+    // An unlabelled CSV's repeated id is refused too (two rows of one submission).
+    try FileBytes.writeAtomically(Array("id\na\na\n".utf8), to: folder + "/u.csv")
+    assertError(try ImageDataset.loadCSV(csv: folder + "/u.csv", imageFolder: images, labelColumn: nil), mentions: ["row 3", "repeats"])
+  }
+
+  /// An empty class folder is a class no example teaches: refused, not trained as a class.
+  func testAnEmptyClassFolderIsRefused() throws {
+    try FileManager.default.createDirectory(atPath: folder + "/train/boot", withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: folder + "/train/empty", withIntermediateDirectories: true)
+    try writePNG(gradient(4, 4), "train/boot/0.png")
+    assertError(try ImageDataset.loadClassFolders(folder + "/train"), mentions: ["train/empty", "no .png", "remove it"])
+    assertError(try ImageDataset.loadClassFolders(folder + "/absent"), mentions: ["absent", "no such folder"])
+  }
+
+  /// Folders are created and listed with the system's reason in words, never a Foundation
+  /// error domain and code; a write's error is the failing call's, not "Success".
+  func testFolderAndWriteErrorsSayWhy() throws {
+    try FileBytes.writeAtomically([1], to: folder + "/afile")
+    for attempt in [{ try Folders.create(self.folder + "/afile/sub") }, { try FileBytes.writeAtomically([1], to: self.folder + "/afile/sub/x") }] {
+      XCTAssertThrowsError(try attempt()) { error in
+        XCTAssert("\(error)".contains("afile is a file, not a folder"), "\(error)")
+        XCTAssertFalse("\(error)".contains("Domain"), "\(error)")
+      }
+    }
+    assertError(try FileBytes.writeAtomically([1], to: folder), mentions: ["is a folder", "name a file"])
+    assertError(try Folders.list(folder + "/afile"), mentions: ["afile", "is a file, not a folder"])
+    try Folders.create(folder + "/a/b/c")
+    try Folders.create(folder + "/a/b/c")  // idempotent, like mkdir -p
+    XCTAssertEqual(try Folders.list(folder + "/a"), ["b"])
+  }
+
 }

@@ -128,4 +128,41 @@ final class ImbalanceToolTests: XCTestCase {
     XCTAssertEqual(Double(ratio), expected, accuracy: 1e-3)
     XCTAssertNil(ClassWeighting.none.weights(counts: counts))
   }
+
+  /// Stratified k-fold of a class smaller than k left some folds validating without it
+  /// (and 200 folds of 145 examples made empty folds scored as "accuracy 0"): refused,
+  /// naming the class and the largest k that works.
+  func testFoldsLargerThanAClassAreRefused() throws {
+    var counts = [Int](repeating: 20, count: 10)
+    counts[9] = 2
+    XCTAssertThrowsError(try FoldAssignment.checkStratifiable(classCounts: counts, folds: 5, source: "--folds 5")) { error in
+      let message = "\(error)"
+      XCTAssert(message.contains("--folds 5: class 9 has 2 examples") && message.contains("use at most 2 folds"), message)
+    }
+    XCTAssertNoThrow(try FoldAssignment.checkStratifiable(classCounts: counts, folds: 2, source: "--folds 2"))
+    XCTAssertThrowsError(try FoldAssignment.checkStratifiable(classCounts: [3, 1], folds: 2, source: "k", classNames: ["cat", "dog"])) {
+      XCTAssert("\($0)".contains("class dog has 1 examples"), "\($0)")
+    }
+  }
+
+  /// A label past the intended class count (a 12 among 0…9) widened the model to 13
+  /// classes, three of them never taught: refused when the count comes from the labels.
+  func testAClassCountInferredFromAStrayLabelIsRefused() throws {
+    let folder = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let labels: [UInt8] = [0, 1, 2, 12, 0, 1]
+    try FileBytes.writeAtomically(idxBytes(shape: [6, 2, 2], payload: [UInt8](repeating: 1, count: 24)), to: folder + "/images")
+    try FileBytes.writeAtomically(idxBytes(shape: [6], payload: labels), to: folder + "/labels")
+    let dataset = try ImageDataset.loadIDX(images: folder + "/images", labels: folder + "/labels")
+    XCTAssertEqual(dataset.classes, 13)
+    XCTAssertThrowsError(try dataset.checkEveryClassHasExamples(source: folder + "/labels")) { error in
+      let message = "\(error)"
+      XCTAssert(message.contains("labels: classes 3, 4, 5, 6, 7, 8, 9, 10, 11 of 0…12 have no training examples") && message.contains("--classes"), message)
+    }
+    // With the count given, the stray label itself is named.
+    XCTAssertThrowsError(try ImageDataset.loadIDX(images: folder + "/images", labels: folder + "/labels", classes: 10)) {
+      XCTAssert("\($0)".contains("label 12 at index 3 is outside the class range 0…9"), "\($0)")
+    }
+  }
+
 }

@@ -41,4 +41,21 @@ final class MemberLibraryTests: XCTestCase {
       XCTAssert("\($0)".contains("fold3.oof.npy") && "\($0)".contains("fold 3 holds"), "\($0)")
     }
   }
+
+  /// NaN logits (a member that diverged) made `quorum report` trap converting a NaN
+  /// confidence: they are refused where they are read, naming the file and the row.
+  func testNaNLogitsAreRefusedNamingTheFileAndRow() throws {
+    let classes = 3
+    let folds = FoldAssignment(fold: (0..<10).map { Int32($0 % 2) }, count: 2)
+    for fold in 0..<2 {
+      var values = [Float](repeating: 0, count: 5 * classes)
+      if fold == 1 { values[2 * classes + 1] = .nan }
+      try NumPy.write(values, shape: [5, classes], to: "\(folder)/logits/v/fold\(fold).oof.npy")
+    }
+    XCTAssertThrowsError(try MemberLibrary.load(runDirectory: folder, variant: "v", folds: folds, classes: classes)) { error in
+      let message = "\(error)"
+      XCTAssert(message.contains("fold1.oof.npy") && message.contains("NaN") && message.contains("row 2"), message)
+    }
+  }
+
 }

@@ -114,4 +114,22 @@ final class CheckpointTests: XCTestCase {
       XCTAssert("\(error)".contains("wide.safetensors") && "\(error)".contains("more bytes than any file holds"), "\(error)")
     }
   }
+
+  /// A checkpoint holding a NaN weight predicted class 0 for everything without a word:
+  /// now refused on load, naming the file and the tensor.
+  func testACheckpointWithNaNWeightsIsRefused() throws {
+    let original = try model(seed: 3)
+    let path = folder + "/model.safetensors"
+    try ModelCheckpoint.save(original, description: description, to: path)
+    var file = try Safetensors.read(path)
+    let entry = try XCTUnwrap(file.entries.first { $0.dtype == .F32 && $0.name.hasSuffix("weight") })
+    let name = entry.name
+    withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { file.data.replaceSubrange(entry.bytes.lowerBound..<entry.bytes.lowerBound + 4, with: $0) }
+    try file.write(to: folder + "/nan.safetensors")
+    XCTAssertThrowsError(try ModelCheckpoint.load(folder + "/nan.safetensors", into: try model())) { error in
+      let message = "\(error)"
+      XCTAssert(message.contains("nan.safetensors") && message.contains(name) && message.contains("NaN"), message)
+    }
+  }
+
 }

@@ -42,6 +42,15 @@ public struct CurveKeys: Equatable {
     }
   }
 
+  /// A warning when the secret key file can be read by other users (ssh refuses such a
+  /// key; Quorum says so, since a container's secret mount is commonly 0444 inside a
+  /// private mount), nil when it is owner-only.
+  public static func exposure(ofSecretKeyFile path: String) -> String? {
+    var status = stat()
+    guard stat(path, &status) == 0, status.st_mode & 0o077 != 0 else { return nil }
+    return "\(path) has mode \(String(status.st_mode & 0o777, radix: 8)): other users can read this secret key and impersonate this peer; chmod 600 \(path)"
+  }
+
   /// Reads a public key file (NAME.pub): one key, '#' comments allowed.
   public static func read(publicKeyFile path: String) throws -> String {
     let text = try readKeyText(path)

@@ -87,6 +87,7 @@ public final class Worker {
       // that is down) a message waits in the outbox, a heartbeat is skipped.
       _ = try socket.sendIfReady(try Framing.encode(.hello(hello())))
       var lastHeard = Date().timeIntervalSince1970
+      var heardAny = false
       var lastSent = 0.0
       while !stop() {
         let now = Date().timeIntervalSince1970
@@ -97,6 +98,7 @@ public final class Worker {
         if ready[1] { while try wake.receive(timeout: 0) != nil {} }
         if ready[0], let frames = try socket.receive(timeout: 0) {
           lastHeard = now
+          heardAny = true
           backoff = timing.reconnectInitial
           switch try? Framing.decode(frames) {
           case .task(let task): start(task)
@@ -133,7 +135,10 @@ public final class Worker {
           lastSent = now
         }
         if now - lastHeard > timing.leaseDuration {
-          log("coordinator silent for \(Int(now - lastHeard)) s: reconnecting in \(Int(backoff)) s")
+          // A coordinator's ROUTER drops every message of a second peer with a name already
+          // connected, so a duplicate name looks like silence: say so.
+          let never = heardAny ? "" : " (it never answered this connection: check the address, and that no other worker is connected as \"\(name)\"; each worker needs its own --name)"
+          log("coordinator silent for \(Int(now - lastHeard)) s: reconnecting in \(Int(backoff)) s\(never)")
           break
         }
       }

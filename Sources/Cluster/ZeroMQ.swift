@@ -115,10 +115,12 @@ public final class ZeroMQSocket {
   }
 
   public func bind(_ endpoint: String) throws {
+    try Endpoint.check(endpoint, binding: true)
     try check(zmq_bind(handle, endpoint), "zmq_bind(\(endpoint))", hint: "is the address free and local?")
   }
 
   public func connect(_ endpoint: String) throws {
+    try Endpoint.check(endpoint, binding: false)
     try check(zmq_connect(handle, endpoint), "zmq_connect(\(endpoint))")
   }
 

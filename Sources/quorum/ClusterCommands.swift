@@ -53,6 +53,7 @@ struct CoordinatorCommand: ParsableCommand {
     let socket = try ZeroMQSocket(.router, context: context)
     if let key, let allow {
       let keys = try CurveKeys.read(secretKeyFile: key)
+      if let warning = CurveKeys.exposure(ofSecretKeyFile: key) { log("warning: \(warning)") }
       let allowList = try AllowList(path: allow)
       authentication = try ZAPHandler(context: context, allowList: allowList, log: log)
       try socket.makeCurveServer(keys: keys)
@@ -189,6 +190,7 @@ struct WorkerCommand: ParsableCommand {
       security = Worker.Security(keys: try CurveKeys.read(secretKeyFile: key), serverPublicKey: try CurveKeys.read(publicKeyFile: serverKey))
     }
     let log: (String) -> Void = { FileHandle.standardError.write(Data("worker \(name): \($0)\n".utf8)) }
+    if let key, let warning = CurveKeys.exposure(ofSecretKeyFile: key) { log("warning: \(warning)") }
     let devices = try device.devices()
     let slots = devices.count * membersPerDevice
     let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), devices: devices, log: log)

@@ -80,7 +80,7 @@ struct DataOptions: ParsableArguments {
       let candidate = data + "/" + name
       if FileManager.default.fileExists(atPath: candidate) { return candidate }
     }
-    throw ValidationError("no \(stem)[.gz] in \(data): pass --data FOLDER or the file flags (--train-images …)")
+    throw DataError(file: data, "holds no \(stem)[.gz]: pass --data FOLDER of IDX files, or the file flags (--train-images …)")
   }
 
   /// Loads and splits the data, with one line on what was loaded. A fold assignment is

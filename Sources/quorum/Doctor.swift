@@ -117,8 +117,8 @@ struct Doctor: ParsableCommand {
     if let key, let serverKey {
       do {
         let keys = try CurveKeys.read(secretKeyFile: key)
-        let mode = (try? FileManager.default.attributesOfItem(atPath: key)[.posixPermissions] as? Int) ?? 0
-        report(mode & 0o007 == 0 ? .ok : .warning, "key", "\(key): public key \(keys.publicKey)\(mode & 0o007 == 0 ? "" : String(format: "; mode %o lets every user read the secret key: chmod 600", mode))")
+        let exposure = CurveKeys.exposure(ofSecretKeyFile: key)
+        report(exposure == nil ? .ok : .warning, "key", "\(key): public key \(keys.publicKey)\(exposure.map { "; \($0)" } ?? "")")
         let server = try CurveKeys.read(publicKeyFile: serverKey)
         report(.ok, "server key", "\(serverKey): \(server)")
         security = Worker.Security(keys: keys, serverPublicKey: server)

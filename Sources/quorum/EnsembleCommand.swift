@@ -1,4 +1,5 @@
 import ArgumentParser
+import Data
 import Foundation
 
 struct ReportCommand: ParsableCommand {
@@ -18,7 +19,7 @@ struct ReportCommand: ParsableCommand {
   func run() throws {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw ValidationError("\(path): no such run directory or experiment file")
+      throw DataError(file: path, "no such run directory or experiment file")
     }
     let setup = isDirectory.boolValue
       ? try ExperimentSetup(file: path + "/experiment.yaml", runDirectory: path) : try ExperimentSetup(file: path)

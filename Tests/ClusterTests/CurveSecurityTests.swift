@@ -68,6 +68,12 @@ final class CurveSecurityTests: XCTestCase {
     XCTAssertEqual(try CurveKeys.read(publicKeyFile: paths.public), keys.publicKey)
     let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: paths.secret)[.posixPermissions] as? Int)
     XCTAssertEqual(mode & 0o077, 0, "the secret key is readable by its owner only")
+    XCTAssertNil(CurveKeys.exposure(ofSecretKeyFile: paths.secret))
+    // A key others can read is said so (ssh refuses one), naming the file and the fix.
+    chmod(paths.secret, 0o644)
+    let warning = try XCTUnwrap(CurveKeys.exposure(ofSecretKeyFile: paths.secret))
+    XCTAssert(warning.contains("mode 644") && warning.contains("chmod 600 \(paths.secret)"), warning)
+    chmod(paths.secret, 0o600)
     XCTAssertThrowsError(try CurveKeys.generate().write(name: "gpu-1", directory: folder)) { XCTAssert("\($0)".contains("exists"), "\($0)") }
     XCTAssertThrowsError(try CurveKeys.read(secretKeyFile: paths.public)) { XCTAssert("\($0)".contains("public key file"), "\($0)") }
     try FileBytes.writeAtomically(Array("not a key\n".utf8), to: folder + "/bad.pub")

@@ -53,4 +53,21 @@ final class ZeroMQSocketTests: XCTestCase {
       XCTAssert("\(error)".contains("zmq_bind(tcp://256.0.0.1:1)"), "\(error)")
     }
   }
+
+  /// libzmq reads a TCP port modulo 2¹⁶ (port 70000 bound 4464, -1 bound 65535): such an
+  /// endpoint is refused before libzmq sees it, naming the port.
+  func testAnOutOfRangePortIsRefusedNotWrapped() throws {
+    let context = ZeroMQContext()
+    let router = try ZeroMQSocket(.router, context: context)
+    for endpoint in ["tcp://127.0.0.1:70000", "tcp://127.0.0.1:-1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:55a", "tcp://127.0.0.1"] {
+      XCTAssertThrowsError(try router.bind(endpoint), endpoint) { error in
+        XCTAssert("\(error)".hasPrefix(endpoint + ":") && ("\(error)".contains("1…65535") || "\(error)".contains("no port")), "\(error)")
+      }
+    }
+    let dealer = try ZeroMQSocket(.dealer, context: context)
+    XCTAssertThrowsError(try dealer.connect("tcp://127.0.0.1:*")) { XCTAssert("\($0)".contains("1…65535"), "\($0)") }
+    try router.bind("tcp://127.0.0.1:*")
+    XCTAssert(router.lastEndpoint.hasPrefix("tcp://127.0.0.1:"), router.lastEndpoint)
+  }
+
 }

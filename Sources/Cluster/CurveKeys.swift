@@ -48,13 +48,16 @@ public struct CurveKeys: Equatable {
   public static func exposure(ofSecretKeyFile path: String) -> String? {
     var status = stat()
     guard stat(path, &status) == 0, status.st_mode & 0o077 != 0 else { return nil }
-    return "\(path) has mode \(String(status.st_mode & 0o777, radix: 8)): other users can read this secret key and impersonate this peer; chmod 600 \(path)"
+    return "\(path) has mode \(String(status.st_mode & 0o777, radix: 8)): other users can read or change this secret key (and impersonate this peer); chmod 600 \(path)"
   }
 
   /// Reads a public key file (NAME.pub): one key, '#' comments allowed.
   public static func read(publicKeyFile path: String) throws -> String {
-    let text = try readKeyText(path)
-    guard isKey(text) else { throw KeyError("\(path): not a CURVE public key (40 characters of Z85 text)") }
+    let line = try readKeyText(path)
+    // A trailing "# comment", as the one-file allow-list takes.
+    let text = String(line.prefix(40))
+    let rest = line.dropFirst(40).trimmingCharacters(in: .whitespaces)
+    guard isKey(text), rest.isEmpty || rest.hasPrefix("#") else { throw KeyError("\(path): not a CURVE public key (40 characters of Z85 text)") }
     return text
   }
 
@@ -108,17 +111,28 @@ public struct AllowList {
     _ = try keys()  // fail at start on a missing or malformed list, not at the first worker
   }
 
-  /// Public key → the name it was given (its file name, or "PATH line N").
+  /// Public key → the name it was given (its file name, or "PATH line N"); every file
+  /// must be a key (checked at start: fix the list before serving).
   public func keys() throws -> [String: String] {
+    let (keys, skipped) = try read()
+    if let first = skipped.first { throw KeyError(first) }
+    return keys
+  }
+
+  /// The keys, and the folder's files that are not keys, skipped: one bad or half-copied
+  /// .pub file while serving must not lock out every worker whose key is listed. (A bad
+  /// file admits nobody, so skipping it fails closed.)
+  public func read() throws -> (keys: [String: String], skipped: [String]) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
       throw KeyError("\(path): no such allow-list (a folder of worker .pub files, or a file of keys)")
     }
     var keys: [String: String] = [:]
+    var skipped: [String] = []
     if isDirectory.boolValue {
       let files = try Folders.list(path).filter { $0.hasSuffix(".pub") }
       for file in files {
-        keys[try CurveKeys.read(publicKeyFile: "\(path)/\(file)")] = String(file.dropLast(4))
+        do { keys[try CurveKeys.read(publicKeyFile: "\(path)/\(file)")] = String(file.dropLast(4)) } catch { skipped.append("\(error)") }
       }
     } else {
       guard let data = FileManager.default.contents(atPath: path) else { throw KeyError("\(path): not readable") }
@@ -131,7 +145,7 @@ public struct AllowList {
         keys[key] = comment.isEmpty ? "\(path) line \(index + 1)" : comment
       }
     }
-    return keys
+    return (keys, skipped)
   }
 }
 

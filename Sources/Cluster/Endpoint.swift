@@ -5,8 +5,8 @@ public struct EndpointError: Error, CustomStringConvertible {
   public let description: String
 }
 
-enum Endpoint {
-  static func check(_ endpoint: String, binding: Bool) throws {
+public enum Endpoint {
+  public static func check(_ endpoint: String, binding: Bool) throws {
     guard endpoint.hasPrefix("tcp://") else { return }  // ipc://, inproc://: paths and names
     let address = endpoint.dropFirst("tcp://".count)
     guard let colon = address.lastIndex(of: ":"), colon != address.startIndex else {

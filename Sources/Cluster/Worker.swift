@@ -209,8 +209,11 @@ struct HandshakeWatch {
       succeeded = true
       droppedHandshakes = 0
       return first ? "connected to \(endpoint)\(security == nil ? " (plain TCP)" : " (CURVE encrypted)")" : nil
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH where event.value == 500:
+      // 500: the coordinator could not read its allow-list at all; this key is not the problem.
+      throw WorkerError("the coordinator at \(endpoint) could not read its --allow list (ZAP status 500): its log names the file; fix it there (this worker's key need not change)")
     case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-      throw WorkerError("the coordinator at \(endpoint) refused this worker's key (ZAP status \(event.value)): add this worker's public key \(security?.keys.publicKey ?? "") (the .pub file beside its --key) to the coordinator's --allow folder")
+      throw WorkerError("the coordinator at \(endpoint) refused this worker's key (ZAP status \(event.value)): add this worker's public key \(security?.keys.publicKey ?? "") (the .pub file beside its --key) to the coordinator's --allow folder (if it is listed, check that the coordinator's --allow names that folder)")
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL where Int32(bitPattern: event.value) == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
       if security == nil {
         throw WorkerError("the coordinator at \(endpoint) requires CURVE encryption: pass --key (this worker's .key file) and --server-key (the coordinator's .pub file)")

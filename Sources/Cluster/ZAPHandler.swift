@@ -74,7 +74,11 @@ public final class ZAPHandler {
     _ = frames[6].withUnsafeBufferPointer { zmq_z85_encode(&text, $0.baseAddress!, 32) }
     let key = String(cString: text)
     let keys: [String: String]
-    do { keys = try allowList.keys() } catch {
+    do {
+      let list = try allowList.read()
+      keys = list.keys
+      for problem in list.skipped { log("ignoring \(problem) (fix or remove it; the other keys stay admitted)") }
+    } catch {
       log("refused \(key) from \(address): the allow-list cannot be read (\(error))")
       return reply("500", "allow-list unreadable")
     }

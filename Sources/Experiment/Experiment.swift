@@ -147,6 +147,10 @@ public struct Experiment {
     guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }), !name.hasPrefix("."), name.count <= 100 else {
       throw fail(nameNode, "name \"\(name.prefix(100))\" may hold ASCII letters, digits, - _ . only, not start with a dot, and be at most 100 characters (it names the run directory)")
     }
+    // A text key given as a list or mapping must not quietly become its default.
+    for key in ["device", "logits_precision", "run_directory"] {
+      if let node = entries[key], node.scalar == nil { throw fail(node, "\(key) must be text, not a list or mapping") }
+    }
     let deviceName = entries["device"]?.string ?? "cpu"
     guard let device = ComputeDevice(deviceName) else {
       throw fail(entries["device"], "device must be \(ComputeDevice.spellings), got \(deviceName)")

@@ -35,6 +35,7 @@ struct CoordinatorCommand: ParsableCommand {
     if (key == nil) != (allow == nil) {
       throw ValidationError("--key and --allow go together: the coordinator's secret key and the worker keys it admits")
     }
+    do { try Endpoint.check(bind, binding: true) } catch { throw ValidationError("--bind \(error)") }
     if key == nil { try checkPlainTCP(bind, insecure: insecure, keysHint: "Pass --key and --allow") }
   }
 
@@ -181,6 +182,7 @@ struct WorkerCommand: ParsableCommand {
     if (key == nil) != (serverKey == nil) {
       throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
     }
+    do { try Endpoint.check(connect, binding: false) } catch { throw ValidationError("--connect \(error)") }
     if key == nil { try checkPlainTCP(connect, insecure: insecure, keysHint: "Pass --key and --server-key") }
   }
 

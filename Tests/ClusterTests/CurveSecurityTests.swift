@@ -76,8 +76,18 @@ final class CurveSecurityTests: XCTestCase {
     chmod(paths.secret, 0o600)
     XCTAssertThrowsError(try CurveKeys.generate().write(name: "gpu-1", directory: folder)) { XCTAssert("\($0)".contains("exists"), "\($0)") }
     XCTAssertThrowsError(try CurveKeys.read(secretKeyFile: paths.public)) { XCTAssert("\($0)".contains("public key file"), "\($0)") }
+    let serving = try AllowList(path: folder)
     try FileBytes.writeAtomically(Array("not a key\n".utf8), to: folder + "/bad.pub")
     XCTAssertThrowsError(try AllowList(path: folder)) { XCTAssert("\($0)".contains("bad.pub"), "\($0)") }
+    // While serving, one bad (or half-copied) file no longer locks out the listed keys: it
+    // is skipped and named, and admits nobody.
+    let read = try serving.read()
+    XCTAssertEqual(read.keys[keys.publicKey], "gpu-1")
+    XCTAssertEqual(read.keys.count, 1)
+    XCTAssert(read.skipped.count == 1 && read.skipped[0].contains("bad.pub"), "\(read.skipped)")
+    // A .pub file may carry a trailing comment, as the one-file list does.
+    try FileBytes.writeAtomically(Array("\(keys.publicKey)  # the first GPU box\n".utf8), to: folder + "/commented.pub")
+    XCTAssertEqual(try CurveKeys.read(publicKeyFile: folder + "/commented.pub"), keys.publicKey)
   }
 
   func testAnAdmittedKeyTalksAndOthersAreRefusedWithTheReason() throws {

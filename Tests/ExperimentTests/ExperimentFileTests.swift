@@ -94,6 +94,9 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\ndata: [1\n", line: nil, mentions: ["not valid YAML"])
     assertError("name: x\ndata:\n  train: y\ntraining:\n  dropout: 1.5\n", line: nil, mentions: ["variant default", "dropout"])
     assertError("name: x\ndata:\n  train: y\ntraining:\n  sampling: sometimes\n", line: 5, mentions: ["sampling", "class-balanced"])
+    // A text key written as a list became its default (device: [cuda:3] trained on the CPU).
+    assertError("name: x\ndevice: [cuda:3]\ndata:\n  train: y\n", line: 2, mentions: ["device must be text"])
+    assertError("name: x\nrun_directory: {a: b}\ndata:\n  train: y\n", line: 2, mentions: ["run_directory must be text"])
     assertError("name: x\ndevice: gpu0\ndata:\n  train: y\n", line: 2, mentions: ["device must be cpu, auto, cuda, cuda:N, cuda:all, or cuda-emulated", "gpu0"])
   }
 

@@ -49,11 +49,11 @@ public struct Augmentation: Codable, Equatable, Sendable {
   /// Whether the affine path is needed (otherwise integer shifts and flips suffice).
   var needsWarp: Bool { verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 || elasticAlpha > 0 }
 
-  /// Checks the ranges, naming the setting.
   /// The largest shift, in pixels: past any image this tool trains on, and small enough
   /// that the draw's span (2·shift + 1) stays a 32-bit number.
   public static let maximumShift = 1024
 
+  /// Checks the ranges, naming the setting.
   public func validate() throws {
     func check(_ ok: Bool, _ message: String) throws { if !ok { throw DataError(file: "augmentation", message) } }
     try check((0...Self.maximumShift).contains(shift), "shift must be in 0…\(Self.maximumShift) pixels, got \(shift)")

@@ -40,9 +40,11 @@ public struct FoldAssignment: Equatable, Sendable {
   public static func checkStratifiable(classCounts: [Int], folds k: Int, source: String, classNames: [String]? = nil) throws {
     guard let smallest = classCounts.indices.min(by: { classCounts[$0] < classCounts[$1] }), classCounts[smallest] < k else { return }
     let name = classNames.map { $0[smallest] } ?? String(smallest)
+    let count = classCounts[smallest]
+    // Two folds is the fewest there are: a class below two examples has no k that works.
+    let remedy = count >= 2 ? "use at most \(count) folds, or give the class more examples" : "give the class at least 2 examples, or remove it"
     throw DataError(
-      file: source,
-      "class \(name) has \(classCounts[smallest]) examples, fewer than the \(k) folds: \(k - classCounts[smallest]) folds would validate without it; use at most \(max(classCounts[smallest], 2)) folds, or give the class more examples")
+      file: source, "class \(name) has \(count) examples, fewer than the \(k) folds: \(k - count) folds would validate without it; \(remedy)")
   }
 
   /// Repeated stratified k-fold: `repeats` independent assignments.

@@ -92,5 +92,4 @@ public enum MemberLibrary {
     throw DataError(
       file: path, "holds NaN or infinite logits (row \(bad / max(classes, 1))): the member diverged or the file is damaged; retrain it or leave it out")
   }
-
 }

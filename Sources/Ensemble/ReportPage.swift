@@ -166,7 +166,7 @@ public struct ReportPage {
     for row in 0..<predictions.rows {
       let predicted = predictions.predictedClass(row: row)
       let confidence = exp(predictions.logProbabilities[row * predictions.classes + predicted])
-      let bin = confidence.isFinite ? min(9, max(0, Int(confidence * 10))) : 0
+      let bin = min(9, Int(confidence * 10))
       confidenceSum[bin] += confidence
       correct[bin] += predicted == Int(training.labels[row]) ? 1 : 0
       count[bin] += 1

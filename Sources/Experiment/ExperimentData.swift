@@ -95,7 +95,7 @@ public struct ExperimentData {
         try FoldAssignment.checkStratifiable(classCounts: training.classCounts, folds: k, source: "folds.k", classNames: training.classNames)
       } catch let error as DataError { throw ExperimentError(file: experiment.file, line: nil, "\(error)") }
       folds = FoldAssignment.stratified(
-        labels: training.labels, classes: training.classes, folds: experiment.foldCount ?? 5, seed: experiment.foldSeed)
+        labels: training.labels, classes: training.classes, folds: k, seed: experiment.foldSeed)
     }
     return ExperimentData(training: training, test: test, folds: folds)
   }

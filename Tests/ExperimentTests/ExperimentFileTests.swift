@@ -107,7 +107,7 @@ final class ExperimentFileTests: XCTestCase {
     var yaml = "name: x\ndata:\n  train: y\nanchors:\n  - &l0 [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.0]\n"
     for level in 1...9 { yaml += "  - &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
     // Under grid: (a list setting's values) and under training: alike.
-    let underGrid = yaml.replacingOccurrences(of: "anchors:", with: "grid:\n  stage_strides:") + ""
+    let underGrid = yaml.replacingOccurrences(of: "anchors:", with: "grid:\n  stage_strides:")
     for bomb in [yaml, underGrid, yaml + "training:\n  stage_strides: *l9\n"] {
       assertError(bomb, line: nil, mentions: ["more than 100000 values", "aliases"])
     }

@@ -29,7 +29,7 @@ build() {  # NAME MODULE SOURCES... -- FLAGS...
 }
 
 build wire Wire Sources/Wire/*.swift Tests/Fuzz/WireFuzz.swift -- -I Sources/CLZ4 -llz4
-build readers Data Sources/Data/{DataError,FileBytes,DeclaredSize,IDX,NumPy,ImageCodec,CSV}.swift \
+build readers Data Sources/Data/{DataError,FileBytes,Folders,DeclaredSize,IDX,NumPy,ImageCodec,CSV}.swift \
   Sources/Training/Safetensors.swift Tests/Fuzz/ReadersFuzz.swift -- \
   -I Sources/CZlib -I Sources/CPNG -I Sources/CTurboJPEG -lz -lpng16 -lturbojpeg
 

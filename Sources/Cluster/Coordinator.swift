@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import Wire
 
@@ -15,12 +16,22 @@ public final class Coordinator {
     /// Its latest progress report (of any of its tasks).
     public var progress: ProgressReport?
     public var busy: Bool { running > 0 }
+    /// Whether it has said hello on this coordinator: only then is it handed work. A
+    /// worker heard first by a heartbeat (this coordinator restarted under it) may be busy
+    /// with a task of the earlier run; its hello says so.
+    public var announced = false
 
     init(lastSeen: Double) { self.lastSeen = lastSeen }
   }
 
   public let scheduler: Scheduler
   public private(set) var workers: [String: WorkerRecord] = [:]
+  /// Each worker's current connection: the routing identity its messages come from
+  /// (`PeerIdentity`), and where messages to it go.
+  private var connections: [String: String] = [:]
+  /// Identities whose worker name a newer process took (by its hello): a message from one
+  /// means two processes run under one name, and it is told to stop.
+  private var superseded = SupersededIdentities()
   /// Events since the start: messages, results stored and discarded, leases expired.
   public private(set) var counters = CoordinatorCounters()
   let startTime: Double
@@ -70,6 +81,10 @@ public final class Coordinator {
   /// Serves until every task is stored or failed (or `stop` says so), then tells the
   /// workers to leave.
   public func run(stop: () -> Bool = { false }) throws {
+    // A worker's identity is its own (`PeerIdentity`), so a connection under a connected
+    // identity is that worker again (its old connection half-open after a network cut):
+    // the new one takes over instead of being dropped unheard.
+    try socket.setOption(ZMQ_ROUTER_HANDOVER, 1, "ZMQ_ROUTER_HANDOVER")
     while (!scheduler.isFinished || decoding.isBusy) && !stop() {
       if let frames = try socket.receive(timeout: scheduler.timing.heartbeatInterval / 4), frames.count >= 2 {
         try handle(identity: frames[0], frames: Array(frames.dropFirst()))
@@ -81,13 +96,15 @@ public final class Coordinator {
   }
 
   func handle(identity: [UInt8], frames: [[UInt8]]) throws {
-    let worker = String(decoding: identity, as: UTF8.self)
+    let peer = String(decoding: identity, as: UTF8.self)
+    let worker = PeerIdentity.name(of: peer)
     let now = clock()
     counters.messagesReceived += 1
     // A result is judged on its declaration (the lease, what the task returns) before a
     // frame of it is decompressed: a peer can make the coordinator decode only what it
     // would store.
     if let declaration = Framing.resultDeclaration(frames) {
+      guard try admit(peer, as: worker, hello: false) else { return }
       heard(from: worker, now: now, hello: false)
       return try receive(declaration, frames: frames, from: worker)
     }
@@ -99,9 +116,11 @@ public final class Coordinator {
     }
     var isHello = false
     if case .hello = message { isHello = true }
+    guard try admit(peer, as: worker, hello: isHello) else { return }
     heard(from: worker, now: now, hello: isHello)
     switch message {
     case .hello(let hello):
+      workers[worker]?.announced = true
       log("worker \(worker) joined (\(hello.devices.joined(separator: ", ")), \(hello.threads) threads)")
       // Leases it no longer holds go back now (a restarted worker, a crashed task).
       for (task, attempt) in try scheduler.release(worker: worker, keeping: hello.running) {
@@ -126,18 +145,53 @@ public final class Coordinator {
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)
-      workers[worker] = nil
+      forget(worker)
     case .result, .task, .acknowledgement, .reject:
       // (A result is received through its declaration above.)
       counters.messagesRejected += 1
     }
   }
 
+  /// Whether a message of `peer` is heard as worker `worker`'s. One name, one process: a
+  /// hello from a new process under a connected name takes the name over (a restarted
+  /// worker, whose earlier process is gone); the earlier process, if it speaks again, is
+  /// told to stop, and so is a new process under a connected name that has not said
+  /// hello. Either way both sides log why, instead of retrying unheard.
+  private func admit(_ peer: String, as worker: String, hello: Bool) throws -> Bool {
+    if let taken = superseded[peer] {
+      return try refuseDuplicate(peer, taken, "a newer worker process connected under the name \"\(taken)\" and took it over")
+    }
+    guard let current = connections[worker], current != peer else {
+      connections[worker] = peer
+      return true
+    }
+    guard hello else {
+      return try refuseDuplicate(peer, worker, "a worker named \"\(worker)\" is already connected")
+    }
+    superseded.insert(current, name: worker)
+    connections[worker] = peer
+    log("worker \(worker) connected from a new process: it replaces the earlier one (which, if it still runs, will be told to stop)")
+    return true
+  }
+
+  private func refuseDuplicate(_ peer: String, _ worker: String, _ reason: String) throws -> Bool {
+    counters.messagesRejected += 1
+    log("two worker processes use the name \"\(worker)\": \(reason); the other one is refused. Give each worker its own --name")
+    try socket.send([Array(peer.utf8)] + (try Framing.encode(.reject(reason: "\(reason): give each worker its own --name"))))
+    return false
+  }
+
   /// An unknown peer is registered as it speaks: after a coordinator restart, workers'
-  /// heartbeats (and late results, judged by their attempt) arrive before any hello.
+  /// heartbeats (and late results, judged by their attempt) arrive before any hello. It is
+  /// handed work only once it says hello (`WorkerRecord.announced`).
   private func heard(from worker: String, now: Double, hello: Bool) {
     if workers[worker] == nil && !hello { log("worker \(worker) is back (after a restart or a lost connection)") }
     workers[worker, default: WorkerRecord(lastSeen: now)].lastSeen = now
+  }
+
+  private func forget(_ worker: String) {
+    workers[worker] = nil
+    connections[worker] = nil
   }
 
   /// A result: discarded undecoded when its lease is not current, refused when its
@@ -208,7 +262,7 @@ public final class Coordinator {
       counters.workersLost += 1
       log("worker \(worker) is silent: its tasks go back")
       try scheduler.workerLost(worker)
-      workers[worker] = nil
+      forget(worker)
     }
     for phase in 1..<max(scheduler.phaseCount, 1)
     where !startedPhases.contains(phase) && scheduler.hasUnfinishedTasks(in: phase) && scheduler.phasesFinished(before: phase) {
@@ -238,7 +292,7 @@ public final class Coordinator {
     }
     // Each worker gets leases up to its slots (several members on one device).
     leasing: for worker in workers.keys.sorted() {
-      while let record = workers[worker], record.running < record.slots {
+      while let record = workers[worker], record.announced, record.running < record.slots {
         guard let lease = try scheduler.lease(to: worker, now: now) else { break leasing }
         workers[worker]?.running += 1
         try send(.task(TaskAssignment(
@@ -248,7 +302,22 @@ public final class Coordinator {
   }
 
   func send(_ message: Message, to worker: String) throws {
-    try socket.send([Array(worker.utf8)] + (try Framing.encode(message)))
+    try socket.send([Array((connections[worker] ?? worker).utf8)] + (try Framing.encode(message)))
+  }
+}
+
+/// The identities a newer process took the name of, each with that name: the most recent
+/// thousand (a worker restarted every minute for a day stays within it).
+struct SupersededIdentities {
+  private var names: [String: String] = [:]
+  private var order: [String] = []
+  static let capacity = 1000
+
+  subscript(identity: String) -> String? { names[identity] }
+
+  mutating func insert(_ identity: String, name: String) {
+    if names.updateValue(name, forKey: identity) == nil { order.append(identity) }
+    if order.count > Self.capacity { names[order.removeFirst()] = nil }
   }
 }
 

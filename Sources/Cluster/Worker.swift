@@ -22,6 +22,8 @@ public final class Worker {
   }
 
   public let name: String
+  /// This process's routing identity (`PeerIdentity`): the same on every reconnection.
+  let identity: String
   let endpoint: String
   let security: Security?
   let context: ZeroMQContext
@@ -51,6 +53,7 @@ public final class Worker {
     precondition(slots >= 1, "a worker trains at least one task at a time")
     self.slots = slots
     self.name = name
+    identity = PeerIdentity.identity(name: name, token: PeerIdentity.token())
     self.endpoint = endpoint
     self.security = security
     self.context = context
@@ -79,7 +82,7 @@ public final class Worker {
       lock.unlock()
     }
     while !stop() {
-      let socket = try ZeroMQSocket(.dealer, context: context, identity: name)
+      let socket = try ZeroMQSocket(.dealer, context: context, identity: identity)
       if let security { try socket.makeCurveClient(keys: security.keys, serverPublicKey: security.serverPublicKey) }
       let monitor = try socket.monitor()
       try socket.connect(endpoint)
@@ -89,10 +92,18 @@ public final class Worker {
       var lastHeard = Date().timeIntervalSince1970
       var heardAny = false
       var lastSent = 0.0
+      var handshakes = 0
       while !stop() {
         let now = Date().timeIntervalSince1970
         for event in try monitor.drain() {
           if let note = try handshake.observe(event) { log(note) }
+          // This socket connected again (the coordinator restarted, or the network came
+          // back): hello again, so that a coordinator that has never seen this worker
+          // learns what it runs before handing it work. (The first hello was queued at
+          // connect.)
+          guard event.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED else { continue }
+          handshakes += 1
+          if handshakes > 1 { _ = try socket.sendIfReady(try Framing.encode(.hello(hello()))) }
         }
         let ready = try ZeroMQSocket.poll([socket, wake], timeout: timing.heartbeatInterval / 4)
         if ready[1] { while try wake.receive(timeout: 0) != nil {} }
@@ -135,9 +146,7 @@ public final class Worker {
           lastSent = now
         }
         if now - lastHeard > timing.leaseDuration {
-          // A coordinator's ROUTER drops every message of a second peer with a name already
-          // connected, so a duplicate name looks like silence: say so.
-          let never = heardAny ? "" : " (it never answered this connection: check the address, and that no other worker is connected as \"\(name)\"; each worker needs its own --name)"
+          let never = heardAny ? "" : " (it never answered this connection: check the address and the coordinator's log)"
           log("coordinator silent for \(Int(now - lastHeard)) s: reconnecting in \(Int(backoff)) s\(never)")
           break
         }

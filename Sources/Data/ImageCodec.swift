@@ -41,6 +41,28 @@ public enum ImageCodec {
     throw DataError(file: path, "is neither PNG nor JPEG (starts with \(bytes.prefix(4).map { String($0, radix: 16) }))")
   }
 
+  /// Whether the file stores colour (a PNG of colour type 2, 3 or 6; a JPEG not in the grey
+  /// colour space), read from its header; nil for what `decode` would not read. What
+  /// `decode` converts, a loader reports (`ImageDataset.convertedImages`).
+  public static func storesColour(_ bytes: [UInt8]) -> Bool? {
+    if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
+      // Signature (8), IHDR length and type (8), width, height (8), bit depth (1), colour type.
+      guard bytes.count > 25 else { return nil }
+      return bytes[25] & 2 != 0
+    }
+    if bytes.starts(with: [0xFF, 0xD8]) {
+      guard let handle = tjInitDecompress() else { return nil }
+      defer { tjDestroy(handle) }
+      var (width, height, subsampling, colorspace): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+      let size = UInt(bytes.count)
+      guard bytes.withUnsafeBufferPointer({ tjDecompressHeader3(handle, $0.baseAddress, size, &width, &height, &subsampling, &colorspace) }) == 0 else {
+        return nil
+      }
+      return colorspace != TJCS_GRAY.rawValue
+    }
+    return nil
+  }
+
   static func decodePNG(_ bytes: [UInt8], path: String, channels: Int) throws -> DecodedImage {
     var image = png_image()
     image.version = UInt32(PNG_IMAGE_VERSION)

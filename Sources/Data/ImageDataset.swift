@@ -14,6 +14,9 @@ public struct ImageDataset: Sendable {
   public var ids: [String]?
   /// False for an unlabelled test set (its labels are placeholders).
   public var isLabelled = true
+  /// The image files whose colour loading changed (PNG/JPEG layouts), for the loader's
+  /// warning.
+  public var convertedImages = ConvertedImages()
 
   public init(
     pixels: [UInt8], labels: [Int32], height: Int, width: Int, channels: Int, classes: Int, classNames: [String]? = nil

@@ -197,10 +197,16 @@ extension ImageDataset {
     guard !paths.isEmpty else { throw DataError(file: describe(0), "no images") }
     var pixels: [UInt8] = []
     var size = loading.size
+    var converted = ConvertedImages()
     for (index, path) in paths.enumerated() {
       var image: DecodedImage
       do {
-        image = try ImageCodec.decode(try FileBytes.read(path), path: path, channels: loading.channels)
+        let bytes = try FileBytes.read(path)
+        image = try ImageCodec.decode(bytes, path: path, channels: loading.channels)
+        if let colour = ImageCodec.storesColour(bytes), colour != (loading.channels == 3) {
+          converted.count += 1
+          converted.example = converted.example ?? path
+        }
       } catch let error as DataError {
         throw DataError(file: error.file, error.problem + (describe(index) == path ? "" : " (\(describe(index)))"))
       }
@@ -216,6 +222,27 @@ extension ImageDataset {
       }
       pixels += image.pixels
     }
-    return ImageDataset(pixels: pixels, labels: labels, height: size!.height, width: size!.width, channels: loading.channels, classes: classes)
+    var dataset = ImageDataset(pixels: pixels, labels: labels, height: size!.height, width: size!.width, channels: loading.channels, classes: classes)
+    dataset.convertedImages = converted
+    return dataset
+  }
+}
+
+/// Image files whose colour `ImageLoading.channels` changed: colour files read as grey
+/// (channels 1), or grey files whose one channel was repeated three times (channels 3).
+public struct ConvertedImages: Sendable, Equatable {
+  public var count = 0
+  /// The first such file.
+  public var example: String?
+
+  /// What a user should be told, or nil: colour thrown away, or an all-grey set tripled
+  /// (a grey file among colour ones is expected, and repeating it is right).
+  public func warning(of total: Int, channels: Int) -> String? {
+    guard let example else { return nil }
+    if channels == 1 {
+      return "\(count) of \(total) images are colour files, read as grey (e.g. \(example)): pass --channels 3 (channels: 3 in an experiment's data section) to train on their colour"
+    }
+    guard count == total else { return nil }
+    return "all \(total) images are grey files, each channel repeated into RGB (e.g. \(example)): --channels 1 trains on the same information with a third of the input"
   }
 }

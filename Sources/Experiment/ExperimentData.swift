@@ -7,6 +7,9 @@ public struct ExperimentData {
   public var training: ImageDataset
   public var test: ImageDataset?
   public var folds: FoldAssignment
+  /// What loading changed that the user may not want (colour files read as grey), for
+  /// the coordinator's log.
+  public var warnings: [String] = []
 
   public static func load(_ experiment: Experiment) throws -> ExperimentData {
     func value(_ key: String) -> String? { experiment.data.first { $0.key == key }.map { "\($0.value)" } }
@@ -74,6 +77,7 @@ public struct ExperimentData {
       }
     default: throw fail("unknown layout \(layout) (idx, class-arrays, csv, class-folders)")
     }
+    let warnings = [training.convertedImages.warning(of: training.count, channels: channels)].compactMap { $0 }
     if let ratio = longTailRatio {
       let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: ratio, classes: training.classes)
       training = LongTail.firstPerClass(training, counts: counts)
@@ -97,6 +101,6 @@ public struct ExperimentData {
       folds = FoldAssignment.stratified(
         labels: training.labels, classes: training.classes, folds: k, seed: experiment.foldSeed)
     }
-    return ExperimentData(training: training, test: test, folds: folds)
+    return ExperimentData(training: training, test: test, folds: folds, warnings: warnings)
   }
 }

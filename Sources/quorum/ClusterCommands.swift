@@ -48,6 +48,7 @@ struct CoordinatorCommand: ParsableCommand {
     try setup.prepareRunDirectory()
     let context = ZeroMQContext()
     let log: (String) -> Void = { print("coordinator: \($0)") }
+    for warning in setup.data.warnings { log("warning: data: \(warning)") }
     // The authentication handler binds before the socket, so no connection is ever
     // accepted unchecked.
     var authentication: ZAPHandler?
@@ -178,6 +179,7 @@ struct WorkerCommand: ParsableCommand {
 
   func validate() throws {
     guard membersPerDevice >= 1 else { throw ValidationError("--members-per-device must be at least 1") }
+    if let problem = PeerIdentity.problem(with: name) { throw ValidationError("--name \(problem)") }
     if let problem = device.unavailability() { throw ValidationError("--device \(device): \(problem); use --device cpu or auto") }
     if (key == nil) != (serverKey == nil) {
       throw ValidationError("--key and --server-key go together: this worker's secret key and the coordinator's public key")
@@ -239,6 +241,7 @@ struct Run: ParsableCommand {
       throw ValidationError("\(file): device: \(setup.experiment.device): \(problem); use device: cpu or auto")
     }
     try setup.prepareRunDirectory()
+    for warning in setup.data.warnings { print("warning: data: \(warning)") }
     let context = ZeroMQContext()
     let socket = try ZeroMQSocket(.router, context: context)
     try socket.bind("tcp://127.0.0.1:*")

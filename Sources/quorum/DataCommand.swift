@@ -22,12 +22,19 @@ struct DataCommand: ParsableCommand {
     @Option(help: "For a CSV: the label column (absent: an unlabelled set).") var labelColumn: String = "label"
     @Option(help: "Check that stratified k-fold with this many folds can be made (every class at least k examples).")
     var folds: Int = 5
+    @Option(help: "Channels PNG/JPEG images are read with, as quorum train's --channels: 1 (grey) or 3 (RGB).")
+    var channels: Int = 1
+
+    func validate() throws {
+      do { try ImageLoading.checkChannels(channels) } catch let error as DataError { throw ValidationError("--channels \(error.problem)") }
+    }
 
     func run() throws {
       var problems: [String] = []
       func report(_ role: String, _ load: () throws -> ImageDataset) {
         do {
           let dataset = try load()
+          if let warning = dataset.convertedImages.warning(of: dataset.count, channels: channels) { print("\(role): warning: \(warning)") }
           guard dataset.isLabelled else {
             print("\(role): \(dataset.count) unlabelled images of \(dataset.height)×\(dataset.width)×\(dataset.channels)")
             return
@@ -71,7 +78,8 @@ struct DataCommand: ParsableCommand {
           guard let images else { throw ValidationError("a CSV needs --images FOLDER") }
           let header = try CSV.parse(String(decoding: try FileBytes.read(path), as: UTF8.self), path: path).first ?? []
           let dataset = try ImageDataset.loadCSV(
-            csv: path, imageFolder: images, idColumn: idColumn, labelColumn: header.contains(labelColumn) ? labelColumn : nil).dataset
+            csv: path, imageFolder: images, idColumn: idColumn, labelColumn: header.contains(labelColumn) ? labelColumn : nil,
+            loading: ImageLoading(channels: channels)).dataset
           if !dataset.isLabelled { print("unlabelled: \(dataset.count) ids") }
           return dataset
         }
@@ -80,7 +88,7 @@ struct DataCommand: ParsableCommand {
         return FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &sub) && sub.boolValue
       }) {
         print("layout: class sub-folders")
-        report("data") { try ImageDataset.loadClassFolders(path).dataset }
+        report("data") { try ImageDataset.loadClassFolders(path, loading: ImageLoading(channels: channels)).dataset }
       } else if path.hasSuffix(".npy") {
         print("layout: one class array")
         let (dtype, shape, _) = try NumPy.read(path)

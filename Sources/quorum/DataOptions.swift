@@ -102,6 +102,7 @@ struct DataOptions: ParsableArguments {
       training = try ImageDataset.loadIDX(images: try path(trainImages, "train-images-idx3-ubyte"), labels: labels, classes: classes)
       if classes == nil { try training.checkEveryClassHasExamples(source: labels) }
     }
+    if let warning = training.convertedImages.warning(of: training.count, channels: loading.channels) { log("warning: \(warning)") }
     if let encoding { try encoding.write(to: output + "/labels.json") }
     if let longTailRatio {
       guard longTailRatio.isFinite, longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }

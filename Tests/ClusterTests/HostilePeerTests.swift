@@ -16,7 +16,7 @@ final class HostilePeerTests: XCTestCase {
 
   var timing: Timing {
     var timing = Timing.fastForTests
-    timing.retryLimit = 8  // three refusals, and the leases handed to the peers that leave
+    timing.retryLimit = 8  // three refusals, and the lease given back as mallory leaves
     return timing
   }
 
@@ -55,9 +55,8 @@ final class HostilePeerTests: XCTestCase {
     let discarded = try next(eve) { if case .acknowledgement(let a) = $0 { return a }; return nil }
     XCTAssertFalse(discarded.stored)
     XCTAssertNil(discarded.refusal, "late or foreign, not refused")
-    // (Any peer that speaks is registered, as workers are after a coordinator restart: eve
-    // is handed the free lease, and gives it back by leaving.)
-    _ = try next(eve) { if case .task(let t) = $0 { return t }; return nil }
+    // (Any peer that speaks is registered, as workers are after a coordinator restart, but
+    // handed no work before its hello: WorkerIdentityTests.)
     try eve.send(try Framing.encode(.disconnect(reason: "done")))
 
     // A peer that holds the lease and sends junk three times.

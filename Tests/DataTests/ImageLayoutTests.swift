@@ -141,6 +141,34 @@ final class ImageLayoutTests: XCTestCase {
     assertError(try ImageDataset.loadClassFolders(folder + "/test", encoding: encoding), mentions: ["hat", "not one of the training classes"])
   }
 
+  /// Colour thrown away is said: colour files read as grey are counted and named, in
+  /// PNG and JPEG alike; an all-grey set read as RGB is said too; a grey file among colour
+  /// ones read as RGB is what mixed sets need, and is not.
+  func testColourChangedByLoadingIsCounted() throws {
+    let colour = gradient(5, 5, channels: 3), grey = gradient(5, 5)
+    for (name, image) in [("a", colour), ("b", grey)] {
+      try FileManager.default.createDirectory(atPath: folder + "/mixed/" + name, withIntermediateDirectories: true)
+      try writePNG(image, "mixed/\(name)/0.png")
+      try FileBytes.writeAtomically(try ImageCodec.encodeJPEG(image), to: folder + "/mixed/\(name)/1.jpg")
+    }
+    XCTAssertEqual(ImageCodec.storesColour(try ImageCodec.encodeJPEG(colour)), true)
+    XCTAssertEqual(ImageCodec.storesColour(try ImageCodec.encodeJPEG(grey)), false)
+    XCTAssertEqual(ImageCodec.storesColour(try ImageCodec.encodePNG(colour)), true)
+    XCTAssertEqual(ImageCodec.storesColour(try ImageCodec.encodePNG(grey)), false)
+
+    let asGrey = try ImageDataset.loadClassFolders(folder + "/mixed").dataset
+    XCTAssertEqual(asGrey.convertedImages.count, 2, "the colour PNG and JPEG")
+    let warning = try XCTUnwrap(asGrey.convertedImages.warning(of: asGrey.count, channels: 1))
+    XCTAssert(warning.hasPrefix("2 of 4 images are colour files, read as grey") && warning.contains("--channels 3"), warning)
+    XCTAssert(warning.contains("mixed/a/"), warning)
+    let asColour = try ImageDataset.loadClassFolders(folder + "/mixed", loading: ImageLoading(channels: 3)).dataset
+    XCTAssertEqual(asColour.convertedImages.count, 2, "the grey files, repeated into RGB")
+    XCTAssertNil(asColour.convertedImages.warning(of: asColour.count, channels: 3), "a mixed set read as RGB")
+    try FileManager.default.removeItem(atPath: folder + "/mixed/a")
+    let allGrey = try ImageDataset.loadClassFolders(folder + "/mixed", loading: ImageLoading(channels: 3)).dataset
+    XCTAssert(allGrey.convertedImages.warning(of: allGrey.count, channels: 3)?.hasPrefix("all 2 images are grey files") == true)
+  }
+
   /// CSV rows that would mean something else are refused, naming the row: text that is
   /// not UTF-8 (it became a class of replacement characters), an empty label (a class
   /// named "", which also turned numeric labels into text order), an empty or repeated id

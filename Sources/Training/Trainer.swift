@@ -73,6 +73,17 @@ public final class Trainer {
 
   /// Called after every epoch with its record (a worker turns it into a progress report).
   public var onEpoch: ((EpochRecord) -> Void)?
+  /// Passes over a data set's images in evaluation mode so far (each epoch's, the final).
+  public private(set) var evaluationPasses = 0
+  /// The last epoch's evaluation, kept for `finish`: when the final weights are that
+  /// epoch's evaluation weights and no test-time augmentation applies, the final logits are
+  /// these, bit for bit, and evaluating again would only repeat them.
+  private var lastEpochEvaluation: EpochEvaluation?
+  struct EpochEvaluation {
+    var epoch: Int
+    var validation: (logits: [Float], metrics: ClassificationMetrics)?
+    var test: (logits: [Float], metrics: ClassificationMetrics)?
+  }
 
   /// Whether batches are assembled on a background thread while the previous one
   /// trains. It changes the speed, never the result.
@@ -283,10 +294,15 @@ public final class Trainer {
       var record = EpochRecord(
         epoch: epoch + 1, trainingLoss: lossSum / Double(max(seen, 1)), learningRate: learningRate,
         imagesPerSecond: Double(seen) / seconds, seconds: seconds)
+      var evaluation = EpochEvaluation(epoch: epoch + 1)
+      let testDue = configuration.testEvaluationInterval.map { $0 > 0 && (epoch + 1) % $0 == 0 } ?? true
       try withEvaluationWeights {
-        record.validation = data.validation.map { evaluate($0).metrics }
-        record.test = data.test.flatMap { $0.isLabelled ? evaluate($0).metrics : nil }
+        evaluation.validation = data.validation.map { evaluate($0) }
+        evaluation.test = data.test.flatMap { $0.isLabelled && testDue ? evaluate($0) : nil }
       }
+      record.validation = evaluation.validation?.metrics
+      record.test = evaluation.test?.metrics
+      lastEpochEvaluation = evaluation
       try checkBackend("evaluating epoch \(epoch + 1)")
       progress.epoch += 1
       progress.history.append(record)
@@ -407,17 +423,23 @@ public final class Trainer {
   /// Puts the final weights in place (best epoch or EMA), writes the run folder's
   /// outputs and returns the logits and scores.
   func finish(_ progress: TrainingProgress) throws -> TrainingResult {
+    var restored = false
     if configuration.restoreBest, data.validation != nil, let bestPath, let bestEpoch = progress.bestEpoch,
       bestEpoch != progress.epoch
     {
       try ModelCheckpoint.load(bestPath, into: model)
+      restored = true
       reporter.message("restored the weights of epoch \(bestEpoch) (best validation \(configuration.selectionMetric.rawValue))")
     } else {
+      // (The weights the epochs were evaluated with: the average's, where there is one.)
       average?.copyToModel()
     }
     let augmentation = configuration.testTimeAugmentation
-    let validation = data.validation.map { evaluate($0, testTimeAugmentation: augmentation) }
-    let test = data.test.map { evaluate($0, testTimeAugmentation: augmentation) }
+    // The last epoch's evaluation is the final one when its weights are the final weights
+    // (nothing restored, this process ran that epoch) and no augmentation changes it.
+    let reusable = restored || augmentation.transforms.count > 1 ? nil : lastEpochEvaluation.flatMap { $0.epoch == progress.epoch ? $0 : nil }
+    let validation = data.validation.map { reusable?.validation ?? evaluate($0, testTimeAugmentation: augmentation) }
+    let test = data.test.map { reusable?.test ?? evaluate($0, testTimeAugmentation: augmentation) }
     try checkBackend("computing the final logits")
     let result = TrainingResult(
       progress: progress, validationLogits: validation?.logits, testLogits: test?.logits,
@@ -451,6 +473,7 @@ public final class Trainer {
   /// logits returned are the log of that average. The run's own data sets, where the
   /// backend holds them, are assembled there.
   public func evaluate(_ dataset: ImageDataset, testTimeAugmentation: TestTimeAugmentation = .none) -> (logits: [Float], metrics: ClassificationMetrics) {
+    evaluationPasses += 1
     let held = heldImages?.held(dataset, of: data)
     let classes = configuration.model.classes
     let transforms = testTimeAugmentation.transforms

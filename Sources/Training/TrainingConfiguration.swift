@@ -48,6 +48,10 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public var earlyStoppingPatience: Int? = nil
   /// Restore the best epoch's weights at the end (when there is a validation set).
   public var restoreBest: Bool = true
+  /// Score a labelled test set every this many epochs (nil: every epoch; 0: only at the
+  /// end, where its logits are made anyway). The validation set is scored every epoch: it
+  /// selects the epoch.
+  public var testEvaluationInterval: Int? = nil
 
   public static let maximumEpochs = 100_000
   public static let maximumBatchSize = 65_536
@@ -92,6 +96,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     if let emaDecay, !(0..<1).contains(emaDecay) { throw fail("EMA decay must be in [0, 1), got \(emaDecay)") }
     if let gradientClipNorm, !(gradientClipNorm.isFinite && gradientClipNorm > 0) {
       throw fail("gradient clip norm must be a positive number, got \(gradientClipNorm)")
+    }
+    if let testEvaluationInterval, testEvaluationInterval < 0 {
+      throw fail("the test evaluation interval must be 0 (only at the end) or more epochs, got \(testEvaluationInterval)")
     }
     if let earlyStoppingPatience, earlyStoppingPatience < 1 {
       throw fail("early stopping patience must be at least 1 epoch, got \(earlyStoppingPatience)")

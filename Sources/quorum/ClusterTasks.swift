@@ -268,6 +268,9 @@ final class TaskRunner: @unchecked Sendable {
         inputChannels: training.channels, classes: training.classes, imageHeight: training.height, imageWidth: training.width)),
       file: file)
     configuration.restoreBest = false
+    // A task reports only its validation score each epoch; its test logits are made once,
+    // at the end (the test set scored every epoch was work thrown away).
+    configuration.testEvaluationInterval = 0
     return configuration
   }
 

@@ -44,6 +44,8 @@ struct Doctor: ParsableCommand {
     report(curve ? .ok : .failed, "libzmq", "\(major).\(minor).\(patch)\(curve ? ", CURVE available" : ": built without CURVE (libsodium); install Debian's libzmq5")")
     report(.ok, "liblz4", String(cString: LZ4_versionString()))
     report(.ok, "OpenBLAS", String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces))
+    let kernels = BLASCore.summary()
+    report(kernels.weakerThanTheCPUAllows ? .warning : .ok, "GEMM", kernels.line)
 
     // CUDA driver and GPUs: the emulated device's go through the same checks, by its
     // stand-in driver and NVRTC.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensor
 
 @main
 struct Quorum: ParsableCommand {
@@ -13,4 +14,10 @@ struct Quorum: ParsableCommand {
       ReportCommand.self, PredictCommand.self, DataCommand.self,
       Bench.self,
     ])
+
+  static func main() {
+    // Before anything runs: OpenBLAS may have picked kernels below this CPU (BLASCore).
+    BLASCore.restartWithBetterCoreIfNeeded()
+    main(nil)
+  }
 }

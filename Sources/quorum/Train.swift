@@ -88,6 +88,8 @@ struct Train: ParsableCommand {
   var selectBy: SelectionMetric = .accuracy
   @Option(help: "Stop after this many epochs without validation improvement.") var earlyStopping: Int?
   @Flag(inversion: .prefixedNo, help: "Restore the best validation epoch's weights at the end.") var restoreBest = true
+  @Option(help: "Score the test set every N epochs (0: only at the end; its logits are made there anyway).")
+  var testEvery: Int = 1
   @Option(help: "Seed of initialisation, shuffling, augmentation, dropout and the validation split.") var seed: UInt64 = 0
   @Option(help: "CPU threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
   @Option(
@@ -170,6 +172,7 @@ struct Train: ParsableCommand {
     configuration.selectionMetric = selectBy
     configuration.earlyStoppingPatience = earlyStopping
     configuration.restoreBest = restoreBest
+    configuration.testEvaluationInterval = testEvery == 1 ? nil : testEvery
 
     let backend = try device.makeBackend(threads: threads)
     let trainer = try Trainer(
@@ -177,7 +180,8 @@ struct Train: ParsableCommand {
       prefetch: prefetch, prefetchThreads: prefetchThreads, holdImages: deviceData, recordSteps: cudaGraphs)
     reporter.message(
       "MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)"
-        + (trainer.holdsImages ? ", the images held in device memory" : ""))
+        + (trainer.holdsImages ? ", the images held in device memory" : "")
+        + (backend is CPUBackend ? ", \(BLASCore.summary().line)" : ""))
     if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
     let result = try trainer.run(resume: resume)
     if let test = result.test {

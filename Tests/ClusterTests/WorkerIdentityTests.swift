@@ -92,7 +92,9 @@ final class WorkerIdentityTests: XCTestCase {
     old = nil
 
     let socket = try ZeroMQSocket(.router, context: context)
-    try socket.bind(endpoint)
+    // libzmq closes the old listener on its I/O thread, after zmq_close returns: the port
+    // may still be taken for a moment, as it is not for a restarted coordinator process.
+    try bindRetrying(socket, endpoint)
     let lines = Lines()
     let journal = folder + "/journal.jsonl"
     let coordinator = try coordinator(tasks: ["one", "two"], socket: socket, journal: journal, lines: lines)
@@ -111,6 +113,15 @@ final class WorkerIdentityTests: XCTestCase {
     release.increment()
     wait { idleDone.value == 1 }
     XCTAssertTrue(coordinator.scheduler.isFinished)
+  }
+
+  private func bindRetrying(_ socket: ZeroMQSocket, _ endpoint: String) throws {
+    let deadline = Date().addingTimeInterval(10)
+    while true {
+      do { return try socket.bind(endpoint) } catch where Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.05)
+      }
+    }
   }
 
   /// A peer that speaks without ever saying hello (here a result of no lease) is answered

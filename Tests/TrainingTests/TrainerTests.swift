@@ -158,6 +158,43 @@ final class TrainerTests: XCTestCase {
     XCTAssertNotEqual(c.model.snapshot, a.model.snapshot)
   }
 
+  /// When the last epoch's weights are the final ones, the final logits are that epoch's
+  /// evaluation, not a second pass over the images; they equal a fresh evaluation of the
+  /// saved model (here with the weight average, which the epochs are evaluated with).
+  /// Test-time augmentation changes the final pass, so it is made. The test set can be
+  /// scored only at the end (`--test-every 0`, as cluster tasks do).
+  func testTheFinalLogitsReuseTheLastEpochsEvaluation() throws {
+    let data = try SmallFashionMNIST.load(training: 160, test: 32)
+    var configuration = SmallFashionMNIST.configuration(epochs: 2)
+    configuration.restoreBest = false  // (a restored best epoch is evaluated again)
+    XCTAssertNotNil(configuration.emaDecay)
+    let run = try trainer(configuration, data, output: folder + "/reuse")
+    let result = try run.run()
+    XCTAssertEqual(run.evaluationPasses, 4, "validation and test at each of 2 epochs, nothing repeated")
+    let fresh = try trainer(configuration, data, output: nil)
+    try ModelCheckpoint.load(folder + "/reuse/model.safetensors", into: fresh.model)
+    XCTAssertEqual(fresh.evaluate(try XCTUnwrap(data.test)).logits, result.testLogits)
+    XCTAssertEqual(fresh.evaluate(try XCTUnwrap(data.validation)).logits, result.validationLogits)
+
+    // Scoring the test set only at the end: the same training, the same final logits, the
+    // test set passed over once.
+    var atTheEnd = configuration
+    atTheEnd.testEvaluationInterval = 0
+    let once = try trainer(atTheEnd, data, output: nil)
+    let onceResult = try once.run()
+    XCTAssertEqual(once.evaluationPasses, 3, "validation at each of 2 epochs, the test set at the end")
+    XCTAssertEqual(onceResult.progress.history.map { $0.test == nil }, [true, true])
+    XCTAssertEqual(onceResult.testLogits, result.testLogits)
+    XCTAssertEqual(onceResult.test?.accuracy, result.test?.accuracy)
+
+    var augmented = configuration
+    augmented.testTimeAugmentation = TestTimeAugmentation(flips: true)
+    let flipped = try trainer(augmented, data, output: nil)
+    let flippedResult = try flipped.run()
+    XCTAssertEqual(flipped.evaluationPasses, 6, "the final passes are made with the flips")
+    XCTAssertNotEqual(flippedResult.testLogits, result.testLogits)
+  }
+
   func testEarlyStoppingRestoresTheBestEpoch() throws {
     let data = try SmallFashionMNIST.load(training: 192, test: 32)
     var configuration = SmallFashionMNIST.configuration(epochs: 8)

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The headline CPU number (docs/benchmark-protocol.md): the whole `quorum train` a user
+# runs, as a process, beside PyTorch's whole loop of the same recipe, alternated run by
+# run, REPEATS times; wall-clock seconds and peak RSS of each process (data loading,
+# training, the test evaluation, the outputs), medians and ranges in a markdown table.
+#
+# Arms (ARMS, space-separated, in the order they alternate):
+#   quorum           quorum train as a user starts it;
+#   quorum-prescott  the same with OPENBLAS_CORETYPE=Prescott: the SSE3 kernels that
+#                    Debian's OpenBLAS 0.3.21 falls back to on a CPU newer than its table
+#                    (issue 18), i.e. what such a machine ran before Quorum chose the
+#                    kernels from the CPU's features;
+#   pytorch          scripts/bench/pytorch_accuracy.py with the same recipe.
+#
+#   scripts/bench/whole_command.sh
+#   REPEATS=5 EPOCHS=1 ARMS="quorum pytorch" scripts/bench/whole_command.sh
+#
+# Env: REPEATS (3), EPOCHS (1), THREADS (2), ARMS ("quorum quorum-prescott pytorch"),
+# QUORUM (.build/release/quorum), PYTHON (python3), RESULTS
+# (bench-results/whole_command.jsonl). FMNIST-LT-100, imagenet preset, width 1, the
+# reference recipe, no validation split: the protocol's CPU row.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+REPEATS=${REPEATS:-3}
+EPOCHS=${EPOCHS:-1}
+THREADS=${THREADS:-2}
+ARMS=${ARMS:-quorum quorum-prescott pytorch}
+QUORUM=${QUORUM:-.build/release/quorum}
+PYTHON=${PYTHON:-python3}
+RESULTS=${RESULTS:-bench-results/whole_command.jsonl}
+read -r -a arms <<<"$ARMS"
+
+if [ ! -x "$QUORUM" ]; then
+  echo "whole_command: $QUORUM is not an executable (swift build -c release)" >&2
+  exit 1
+fi
+if [[ " $ARMS " == *" pytorch "* ]]; then
+  "$PYTHON" -c "import torch, torchvision" || {
+    echo "whole_command: the peer needs: pip install -r scripts/bench/requirements.txt" >&2
+    exit 1
+  }
+fi
+mkdir -p "$(dirname "$RESULTS")" bench-results/runs
+: >"$RESULTS"
+
+# Runs one arm as a whole process under GNU time; appends {"arm", "repeat", "seconds",
+# "peak_rss_mib", "status"} to RESULTS.
+run_arm() {
+  local arm=$1 repeat=$2 log=bench-results/runs/whole-$1-$2.log
+  local command=()
+  case "$arm" in
+    quorum | quorum-prescott)
+      command=("$QUORUM" train --long-tail-ratio 100 --validation-fraction 0 --epochs "$EPOCHS" --threads "$THREADS"
+        --progress lines --output "bench-results/runs/whole-$arm")
+      ;;
+    pytorch)
+      command=("$PYTHON" scripts/bench/pytorch_accuracy.py --long-tail-ratio 100 --epochs "$EPOCHS" --threads "$THREADS")
+      ;;
+    *)
+      echo "whole_command: unknown arm '$arm'" >&2
+      exit 1
+      ;;
+  esac
+  local environment=()
+  if [ "$arm" = quorum-prescott ]; then environment=(OPENBLAS_CORETYPE=Prescott); fi
+  local status=0
+  env "${environment[@]}" /usr/bin/time -f "%e %M" -o "$log.time" "${command[@]}" >"$log" 2>&1 || status=$?
+  read -r seconds kib <"$log.time"
+  printf '{"arm":"%s","repeat":%d,"seconds":%s,"peak_rss_mib":%d,"status":%d}\n' \
+    "$arm" "$repeat" "$seconds" $((kib / 1024)) "$status" >>"$RESULTS"
+  echo "whole_command: $arm #$repeat: ${seconds} s, $((kib / 1024)) MiB, status $status ($log)" >&2
+}
+
+for repeat in $(seq 1 "$REPEATS"); do
+  for arm in "${arms[@]}"; do run_arm "$arm" "$repeat"; done
+done
+
+"$PYTHON" - "$RESULTS" <<'PY'
+import json
+import statistics
+import sys
+
+runs = [json.loads(line) for line in open(sys.argv[1])]
+arms = list(dict.fromkeys(run["arm"] for run in runs))
+medians = {arm: statistics.median(r["seconds"] for r in runs if r["arm"] == arm and r["status"] == 0) for arm in arms
+           if any(r["arm"] == arm and r["status"] == 0 for r in runs)}
+print("| arm | runs | median | range | peak RSS (median) | PyTorch's time / this |")
+print("| --- | ---: | ---: | --- | ---: | ---: |")
+for arm in arms:
+    ok = [r for r in runs if r["arm"] == arm and r["status"] == 0]
+    failed = sum(1 for r in runs if r["arm"] == arm and r["status"] != 0)
+    if not ok:
+        print(f"| {arm} | 0 ({failed} failed) | | | | |")
+        continue
+    seconds = [r["seconds"] for r in ok]
+    ratio = f"{medians['pytorch'] / medians[arm]:.2f}×" if "pytorch" in medians and arm != "pytorch" else ""
+    runs_text = f"{len(ok)}" + (f" ({failed} failed)" if failed else "")
+    print(f"| {arm} | {runs_text} | {medians[arm]:.1f} s | {min(seconds):.1f}–{max(seconds):.1f} | "
+          f"{statistics.median(r['peak_rss_mib'] for r in ok):.0f} MiB | {ratio} |")
+PY

@@ -27,6 +27,8 @@ let computeSettings: [SwiftSetting] =
 let systemLibraries: [Target] = [
   .systemLibrary(
     name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+  // oneDNN ships no pkg-config file; its header and library are on the default paths.
+  .systemLibrary(name: "COneDNN", providers: [.apt(["libdnnl-dev"])]),
   .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
   .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
   .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -38,7 +40,7 @@ let systemLibraries: [Target] = [
 
 let modules: [Target] = [
   // Tensors, the Backend interface and the CPU backend.
-  .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: computeSettings),
+  .target(name: "Tensor", dependencies: ["COpenBLAS", "COneDNN"], swiftSettings: computeSettings),
   // Layers with explicit forward/backward, MobileNetV2, losses, optimizers, schedules.
   .target(name: "NN", dependencies: ["Tensor"], swiftSettings: computeSettings),
   // Dataset readers, splits, augmentation, batches.

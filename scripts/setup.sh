@@ -8,7 +8,8 @@ packages=(
   pkg-config          # the system-library targets find their flags through it
   libzmq3-dev         # ZeroMQ: coordinator <-> worker transport
   liblz4-dev          # LZ4 frames for logits on the wire
-  libopenblas-dev     # the CPU backend's GEMMs
+  libopenblas-dev     # GEMMs where oneDNN has no fast kernels (arm64), and the stacking MLP
+  libdnnl-dev         # oneDNN: the CPU backend's GEMMs on x86-64 (JIT for AVX2, AVX-512, AMX)
   zlib1g-dev          # gzip'd IDX files
   libpng-dev          # PNG images (CSV + image folder, class folders)
   libturbojpeg0-dev   # JPEG images (TurboJPEG: errors as return codes)

@@ -1,8 +1,8 @@
 import COpenBLAS
 
-/// The reference backend: OpenBLAS for matrix products, hand-written SIMD loops for the
-/// rest, split over `threads` cores in fixed chunks (see `Parallel`), so the same thread
-/// count gives bit-identical results.
+/// The reference backend: oneDNN or OpenBLAS for matrix products (`GEMMLibrary`),
+/// hand-written SIMD loops for the rest, split over `threads` cores in fixed chunks (see
+/// `Parallel`), so the same thread count gives bit-identical results.
 public final class CPUBackend: Backend {
   public let parallel: Parallel
   public var name: String { "cpu (\(parallel.threads) thread\(parallel.threads == 1 ? "" : "s"))" }
@@ -12,11 +12,16 @@ public final class CPUBackend: Backend {
   private let floatScratch = Scratch<Float>()
   private let doubleScratch = Scratch<Double>()
 
-  public init(threads: Int) {
+  /// The library of the matrix products (`GEMMLibrary`).
+  public let gemmLibrary: GEMMLibrary
+
+  public init(threads: Int, gemmLibrary: GEMMLibrary = .inUse) {
     parallel = Parallel(threads: threads)
-    // OpenBLAS runs single-threaded; `gemm` splits the output over our own chunks. With
+    self.gemmLibrary = gemmLibrary
+    // The library runs single-threaded; `gemm` splits the output over our own chunks. With
     // OpenBLAS's own threads, its helpers spin-yield between calls and fight the
-    // element-wise kernels' threads for the cores (a sixth of a step on 2 cores).
+    // element-wise kernels' threads for the cores (a sixth of a step on 2 cores); oneDNN
+    // is asked for one thread by each caller (`singleThreadedSgemm`).
     openblas_set_num_threads(1)
   }
 
@@ -27,22 +32,23 @@ public final class CPUBackend: Backend {
   func doubles(_ count: Int) -> UnsafeMutablePointer<Double> { doubleScratch.zeroed(count) }
 
   /// Splits c into blocks of rows (or of columns, when it is wider than tall) and runs
-  /// one single-threaded sgemm per chunk. Every element is still one sgemm dot product
-  /// over all of k, so the split does not change the arithmetic.
+  /// one single-threaded sgemm per chunk. Every element is still one dot product over all
+  /// of k, and the chunks depend on the thread count only, so the same thread count gives
+  /// the same bits.
   public func gemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
-    let (orderA, orderB) = (transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans)
+    let library = gemmLibrary
     // Below ~2 MFLOP a second thread costs more than it saves.
     let work = m * n * k
     let splitRows = m >= n
     let chunks = work < 1 << 20 ? 1 : parallel.chunkCount(splitRows ? m : n, grain: 16)
     if chunks == 1 {
-      cblas_sgemm(
-        CblasRowMajor, orderA, orderB, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c,
-        Int32(ldc))
+      singleThreadedSgemm(
+        library, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+        beta: beta, c: c, ldc: ldc)
       return
     }
     parallel.run(chunks: chunks) { chunk in
@@ -50,14 +56,14 @@ public final class CPUBackend: Backend {
       if splitRows {
         // Rows i of op(A) start at a + i·lda (stored as is) or a + i (stored transposed).
         let rowsOfA = transposeA ? a + part.lowerBound : a + part.lowerBound * lda
-        cblas_sgemm(
-          CblasRowMajor, orderA, orderB, Int32(part.count), Int32(n), Int32(k), alpha, rowsOfA, Int32(lda), b,
-          Int32(ldb), beta, c + part.lowerBound * ldc, Int32(ldc))
+        singleThreadedSgemm(
+          library, transposeA: transposeA, transposeB: transposeB, m: part.count, n: n, k: k, alpha: alpha, a: rowsOfA, lda: lda,
+          b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
       } else {
         let columnsOfB = transposeB ? b + part.lowerBound * ldb : b + part.lowerBound
-        cblas_sgemm(
-          CblasRowMajor, orderA, orderB, Int32(m), Int32(part.count), Int32(k), alpha, a, Int32(lda), columnsOfB,
-          Int32(ldb), beta, c + part.lowerBound, Int32(ldc))
+        singleThreadedSgemm(
+          library, transposeA: transposeA, transposeB: transposeB, m: m, n: part.count, k: k, alpha: alpha, a: a, lda: lda,
+          b: columnsOfB, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
       }
     }
   }

@@ -205,7 +205,7 @@ struct WorkerCommand: ParsableCommand {
     // A device that cannot start (no driver, no such GPU, a kernel that fails to load) ends
     // the worker now, with the reason, rather than every task it would be given.
     let names = try runner.startDevices()
-    log("training on \(names.joined(separator: ", "))" + (devices.contains { !$0.isCUDA } ? " with \(BLASCore.summary().line)" : "") + (slots == 1 ? "" : ", \(slots) members at once" + (devices.count == 1 ? "" : " (\(membersPerDevice) per device)")))
+    log("training on \(names.joined(separator: ", "))" + (devices.contains { !$0.isCUDA } ? " with \(GEMMLibrary.summary().line)" : "") + (slots == 1 ? "" : ", \(slots) members at once" + (devices.count == 1 ? "" : " (\(membersPerDevice) per device)")))
     // Fault injection for the cluster's tests: the process dies as it starts this task.
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(

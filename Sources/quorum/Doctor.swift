@@ -1,6 +1,7 @@
 import ArgumentParser
 import CUDA
 import CLZ4
+import COneDNN
 import COpenBLAS
 import CZeroMQ
 import Cluster
@@ -43,8 +44,14 @@ struct Doctor: ParsableCommand {
     let curve = zmq_has("curve") != 0
     report(curve ? .ok : .failed, "libzmq", "\(major).\(minor).\(patch)\(curve ? ", CURVE available" : ": built without CURVE (libsodium); install Debian's libzmq5")")
     report(.ok, "liblz4", String(cString: LZ4_versionString()))
-    report(.ok, "OpenBLAS", String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces))
-    let kernels = BLASCore.summary()
+    // OpenBLAS fits the stacking MLP, and trains where oneDNN has no fast kernels.
+    let blas = BLASCore.summary()
+    report(
+      blas.weakerThanTheCPUAllows ? .warning : .ok, "OpenBLAS",
+      String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces) + ": " + blas.line)
+    let onednn = dnnl_version().pointee
+    report(.ok, "oneDNN", "\(onednn.major).\(onednn.minor).\(onednn.patch), \(GEMMLibrary.oneDNNInstructions) kernels on this CPU")
+    let kernels = GEMMLibrary.summary()
     report(kernels.weakerThanTheCPUAllows ? .warning : .ok, "GEMM", kernels.line)
 
     // CUDA driver and GPUs: the emulated device's go through the same checks, by its

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tensor
 
 @main
@@ -18,6 +19,12 @@ struct Quorum: ParsableCommand {
   static func main() {
     // Before anything runs: OpenBLAS may have picked kernels below this CPU (BLASCore).
     BLASCore.restartWithBetterCoreIfNeeded()
+    do {
+      _ = try GEMMLibrary.choice(environment: ProcessInfo.processInfo.environment)
+    } catch {
+      FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+      Foundation.exit(2)
+    }
     main(nil)
   }
 }

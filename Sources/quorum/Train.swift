@@ -181,7 +181,7 @@ struct Train: ParsableCommand {
     reporter.message(
       "MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)"
         + (trainer.holdsImages ? ", the images held in device memory" : "")
-        + (backend is CPUBackend ? ", \(BLASCore.summary().line)" : ""))
+        + (backend is CPUBackend ? ", \(GEMMLibrary.summary().line)" : ""))
     if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
     let result = try trainer.run(resume: resume)
     if let test = result.test {

@@ -9,14 +9,17 @@ import XCTest
 /// thread. What remains, counted and bounded here: the closure contexts Swift boxes when
 /// a parallel loop hands its body to the worker threads (`withoutActuallyEscaping`, a few
 /// dozen bytes, ~150 per step), and the packing scratch OpenBLAS's small-matrix kernels
-/// allocate inside sgemm on AVX-512 machines (~10 KiB, a few per step).
+/// allocate inside sgemm on AVX-512 machines (~10 KiB, a few per step). The products run on
+/// OpenBLAS here: oneDNN's sgemm, the default on x86-64, allocates and frees its packing
+/// buffers inside every product (~1,800 a step at batch 16, up to 360 KiB), which would
+/// hide Quorum's own allocations from the count.
 final class AllocationTests: XCTestCase {
   func testTrainingStepsAllocateNoBuffers() throws {
     let data = try SmallFashionMNIST.load(training: 128, test: 8)
     var configuration = SmallFashionMNIST.configuration(epochs: 1)  // dropout, stochastic depth, EMA, clipping
     configuration.batchSize = 16
     let trainer = try Trainer(
-      configuration: configuration, data: data, backend: CPUBackend(threads: 2), threads: 2, outputFolder: nil,
+      configuration: configuration, data: data, backend: CPUBackend(threads: 2, gemmLibrary: .openBLAS), threads: 2, outputFolder: nil,
       reporter: ProgressReporter(style: .silent, totalEpochs: 1))
     let batches = trainer.batches(epoch: 0)
     for step in 0..<2 { _ = trainer.trainStep(batches[step], epoch: 0, step: step, learningRate: 0.01) }

@@ -4,7 +4,8 @@ import Tensor
 import XCTest
 
 /// The GEMM kernels `quorum` runs with: never weaker than the CPU's features allow unless
-/// the user asks, whatever OpenBLAS's table of CPU models knows.
+/// the user asks, whatever OpenBLAS's table of CPU models knows (GEMMLibraryTests: which
+/// library multiplies).
 final class BLASCoreTests: XCTestCase {
   let avx512: Set<String> = ["sse3", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
 
@@ -34,15 +35,38 @@ final class BLASCoreTests: XCTestCase {
   }
 
   /// The kernels `quorum` itself runs with on this machine are the best its features
-  /// allow, as `quorum doctor` reports them (here OpenBLAS may or may not know the CPU).
+  /// allow, as `quorum doctor` reports them: oneDNN's AVX2 or better where they exist, and
+  /// OpenBLAS's (the stacker's, and the fallback) never below the CPU's best core (here
+  /// OpenBLAS may or may not know the CPU).
   func testQuorumRunsTheBestKernelsThisCPUAllows() throws {
     let doctor = try runQuorum(["doctor", "--device", "cpu"])
-    let line = try XCTUnwrap(doctor.output.split(separator: "\n").first { $0.contains("GEMM") }, doctor.output)
-    XCTAssert(line.hasPrefix("ok"), String(line))
-    if let features = BLASCore.Features.ofThisMachine(), let best = BLASCore.best(for: features) {
-      let core = try XCTUnwrap(line.split(separator: " ").first { BLASCore.level(of: String($0)) != nil }.map(String.init), String(line))
-      XCTAssertGreaterThanOrEqual(BLASCore.level(of: core)!, BLASCore.level(of: best)!, String(line))
+    func line(_ check: String) throws -> String {
+      let found = doctor.output.split(separator: "\n").first { $0.split(separator: " ").dropFirst().first == Substring(check) }
+      return try String(XCTUnwrap(found, "no \(check) line: \(doctor.output)"))
     }
+    let gemm = try line("GEMM")
+    XCTAssert(gemm.hasPrefix("ok"), gemm)
+    if GEMMLibrary.oneDNNHasAVX2Kernels { XCTAssert(gemm.contains("oneDNN"), gemm) }
+    let openBLAS = try line("OpenBLAS")
+    XCTAssert(openBLAS.hasPrefix("ok"), openBLAS)
+    if let features = BLASCore.Features.ofThisMachine(), let best = BLASCore.best(for: features) {
+      let core = try XCTUnwrap(openBLAS.split(separator: " ").first { BLASCore.level(of: String($0)) != nil }.map(String.init), openBLAS)
+      XCTAssertGreaterThanOrEqual(BLASCore.level(of: core)!, BLASCore.level(of: best)!, openBLAS)
+    }
+  }
+
+  /// OpenBLAS named over oneDNN's faster kernels is the user's to choose, and doctor says
+  /// what it costs; a library Quorum does not know stops `quorum` before anything runs.
+  func testAUsersGEMMLibraryIsKeptAndAnUnknownOneRefused() throws {
+    let doctor = try runQuorum(["doctor", "--device", "cpu"], environment: ["QUORUM_GEMM": "openblas"])
+    let gemm = try XCTUnwrap(doctor.output.split(separator: "\n").first { $0.contains("GEMM") }.map(String.init), doctor.output)
+    XCTAssert(gemm.contains("OpenBLAS"), gemm)
+    if GEMMLibrary.oneDNNHasAVX2Kernels {
+      XCTAssert(gemm.hasPrefix("warning") && gemm.contains("QUORUM_GEMM=openblas is set"), gemm)
+    }
+    let refused = try runQuorum(["doctor", "--device", "cpu"], environment: ["QUORUM_GEMM": "mkl"])
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssert(refused.output.contains("QUORUM_GEMM=mkl"), refused.output)
   }
 
   /// Where OpenBLAS's own detection falls short (pretended here: this machine's CPU may be
@@ -61,7 +85,7 @@ final class BLASCoreTests: XCTestCase {
     let features = try XCTUnwrap(BLASCore.Features.ofThisMachine(), "no /proc/cpuinfo")
     let best = try XCTUnwrap(BLASCore.best(for: features), "an x86-64 CPU without AVX")
     let doctor = try runQuorum(["doctor", "--device", "cpu"], environment: ["OPENBLAS_CORETYPE": "Prescott"])
-    let line = try XCTUnwrap(doctor.output.split(separator: "\n").first { $0.contains("GEMM") }, doctor.output)
+    let line = try XCTUnwrap(doctor.output.split(separator: "\n").first { $0.contains("Prescott kernels") }, doctor.output)
     XCTAssert(line.hasPrefix("warning"), String(line))
     XCTAssert(line.contains("Prescott kernels, slower than this CPU allows (\(best)): OPENBLAS_CORETYPE=Prescott is set"), String(line))
   }

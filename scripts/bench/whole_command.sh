@@ -5,20 +5,22 @@
 # training, the test evaluation, the outputs), medians and ranges in a markdown table.
 #
 # Arms (ARMS, space-separated, in the order they alternate):
-#   quorum           quorum train as a user starts it;
-#   quorum-prescott  the same with OPENBLAS_CORETYPE=Prescott: the SSE3 kernels that
-#                    Debian's OpenBLAS 0.3.21 falls back to on a CPU newer than its table
-#                    (issue 18), i.e. what such a machine ran before Quorum chose the
-#                    kernels from the CPU's features;
+#   quorum           quorum train as a user starts it (GEMMs by oneDNN on x86-64 with AVX2);
+#   quorum-openblas  the same with QUORUM_GEMM=openblas: OpenBLAS's GEMMs, its kernels
+#                    chosen from the CPU's features (what issue 18 first shipped);
+#   quorum-prescott  QUORUM_GEMM=openblas and OPENBLAS_CORETYPE=Prescott: the SSE3 kernels
+#                    that Debian's OpenBLAS 0.3.21 falls back to on a CPU newer than its
+#                    table (issue 18), i.e. what such a machine ran before;
 #   pytorch          scripts/bench/pytorch_accuracy.py with the same recipe.
 #
 #   scripts/bench/whole_command.sh
 #   REPEATS=5 EPOCHS=1 ARMS="quorum pytorch" scripts/bench/whole_command.sh
+#   PRESET=cifar ARMS="quorum pytorch" scripts/bench/whole_command.sh
 #
-# Env: REPEATS (3), EPOCHS (1), THREADS (2), ARMS ("quorum quorum-prescott pytorch"),
-# QUORUM (.build/release/quorum), PYTHON (python3), RESULTS
-# (bench-results/whole_command.jsonl). FMNIST-LT-100, imagenet preset, width 1, the
-# reference recipe, no validation split: the protocol's CPU row.
+# Env: REPEATS (3), EPOCHS (1), THREADS (2), PRESET (imagenet, or cifar),
+# ARMS ("quorum quorum-openblas quorum-prescott pytorch"), QUORUM (.build/release/quorum),
+# PYTHON (python3), RESULTS (bench-results/whole_command.jsonl). FMNIST-LT-100, imagenet preset, width 1, the
+# reference recipe, no validation split: the protocol's CPU row (PRESET=cifar: its cifar row).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -26,7 +28,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPEATS=${REPEATS:-3}
 EPOCHS=${EPOCHS:-1}
 THREADS=${THREADS:-2}
-ARMS=${ARMS:-quorum quorum-prescott pytorch}
+PRESET=${PRESET:-imagenet}
+ARMS=${ARMS:-quorum quorum-openblas quorum-prescott pytorch}
 QUORUM=${QUORUM:-.build/release/quorum}
 PYTHON=${PYTHON:-python3}
 RESULTS=${RESULTS:-bench-results/whole_command.jsonl}
@@ -51,12 +54,13 @@ run_arm() {
   local arm=$1 repeat=$2 log=bench-results/runs/whole-$1-$2.log
   local command=()
   case "$arm" in
-    quorum | quorum-prescott)
+    quorum | quorum-openblas | quorum-prescott)
       command=("$QUORUM" train --long-tail-ratio 100 --validation-fraction 0 --epochs "$EPOCHS" --threads "$THREADS"
-        --progress lines --output "bench-results/runs/whole-$arm")
+        --preset "$PRESET" --progress lines --output "bench-results/runs/whole-$arm")
       ;;
     pytorch)
-      command=("$PYTHON" scripts/bench/pytorch_accuracy.py --long-tail-ratio 100 --epochs "$EPOCHS" --threads "$THREADS")
+      command=("$PYTHON" scripts/bench/pytorch_accuracy.py --long-tail-ratio 100 --epochs "$EPOCHS" --threads "$THREADS"
+        --preset "$PRESET")
       ;;
     *)
       echo "whole_command: unknown arm '$arm'" >&2
@@ -64,12 +68,15 @@ run_arm() {
       ;;
   esac
   local environment=()
-  if [ "$arm" = quorum-prescott ]; then environment=(OPENBLAS_CORETYPE=Prescott); fi
+  case "$arm" in
+    quorum-openblas) environment=(QUORUM_GEMM=openblas) ;;
+    quorum-prescott) environment=(QUORUM_GEMM=openblas OPENBLAS_CORETYPE=Prescott) ;;
+  esac
   local status=0
   env "${environment[@]}" /usr/bin/time -f "%e %M" -o "$log.time" "${command[@]}" >"$log" 2>&1 || status=$?
   read -r seconds kib <"$log.time"
-  printf '{"arm":"%s","repeat":%d,"seconds":%s,"peak_rss_mib":%d,"status":%d}\n' \
-    "$arm" "$repeat" "$seconds" $((kib / 1024)) "$status" >>"$RESULTS"
+  printf '{"arm":"%s","preset":"%s","repeat":%d,"seconds":%s,"peak_rss_mib":%d,"status":%d}\n' \
+    "$arm" "$PRESET" "$repeat" "$seconds" $((kib / 1024)) "$status" >>"$RESULTS"
   echo "whole_command: $arm #$repeat: ${seconds} s, $((kib / 1024)) MiB, status $status ($log)" >&2
 }
 

@@ -7,8 +7,8 @@ import Foundation
 ///
 /// oneDNN's sgemm is generated at run time for the instructions the CPU has (AVX2, AVX-512,
 /// AMX), so no table of CPU models can leave it on old kernels; at MobileNetV2's shapes on
-/// the 2-core Xeon of docs/benchmarks.md it did a step's products in 31–34 ms where
-/// OpenBLAS's best kernels took 44–51 (`scripts/bench/gemm_candidates.sh`, the table in
+/// the 2-core Xeon of docs/benchmarks.md it did a step's products in 31.4 ms where
+/// OpenBLAS's best kernels took 42.4 (`scripts/bench/gemm_candidates.sh`, the table in
 /// docs/compute-core.md). It is chosen wherever its JIT has AVX2 kernels or better (every
 /// x86-64 CPU of the last decade); elsewhere (arm64, an x86-64 CPU without AVX2) OpenBLAS,
 /// with its kernels chosen from the CPU's features (`BLASCore`). `QUORUM_GEMM=openblas` or

@@ -180,7 +180,7 @@ struct Bench: ParsableCommand {
   }
 
   struct Sgemm: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "OpenBLAS sgemm GFLOP/s for square matrices (median of repeats).")
+    static let configuration = CommandConfiguration(abstract: "sgemm GFLOP/s of the CPU backend's GEMM library for square matrices (median of repeats).")
     @Option var size: Int = 512
     @Option var threads: Int = 2
     @Option var repeats: Int = 20
@@ -200,7 +200,7 @@ struct Bench: ParsableCommand {
       }
       let median = times.dropFirst(2).sorted()[repeats / 2]
       let record: [String: Any] = [
-        "engine": "openblas", "size": size, "threads": threads, "gflops": 2 * pow(Double(size), 3) / median / 1e9,
+        "engine": "sgemm", "library": backend.gemmLibrary.rawValue, "size": size, "threads": threads, "gflops": 2 * pow(Double(size), 3) / median / 1e9,
       ]
       print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
     }

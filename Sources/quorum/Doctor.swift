@@ -44,7 +44,8 @@ struct Doctor: ParsableCommand {
     let curve = zmq_has("curve") != 0
     report(curve ? .ok : .failed, "libzmq", "\(major).\(minor).\(patch)\(curve ? ", CURVE available" : ": built without CURVE (libsodium); install Debian's libzmq5")")
     report(.ok, "liblz4", String(cString: LZ4_versionString()))
-    // OpenBLAS fits the stacking MLP, and trains where oneDNN has no fast kernels.
+    // OpenBLAS multiplies for the stacking MLP, and for training where oneDNN has no fast
+    // kernels.
     let blas = BLASCore.summary()
     report(
       blas.weakerThanTheCPUAllows ? .warning : .ok, "OpenBLAS",

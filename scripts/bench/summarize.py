@@ -4,7 +4,7 @@
     python3 scripts/bench/summarize.py bench-results/cpu_training.jsonl --command "..."
 
 Rows: one per (preset, width, mode); throughput is the median over repeats, ratio is
-ours / pytorch (above 1: Quorum is faster). Footer: OpenBLAS sgemm GFLOP/s, the useful
+ours / pytorch (above 1: Quorum is faster). Footer: the GEMM library's sgemm GFLOP/s, the useful
 GFLOP/s of training (3 x forward FLOPs per image: forward, input- and weight-gradient),
 the machine, and last the exact command that produced the file.
 """
@@ -63,8 +63,8 @@ def main():
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 sys.exit(f"{args.results}:{number}: not JSON ({error}): {line[:80]!r}")
-            if record["engine"] == "openblas":
-                sgemm.append(record["gflops"])
+            if record["engine"] == "sgemm":
+                sgemm.append((record["library"], record["gflops"]))
                 continue
             engine = "ours" if record["engine"] == "quorum" else record["engine"]
             key = (record["preset"], float(record["width"]), record["mode"], engine)
@@ -89,7 +89,9 @@ def main():
     print()
     print(f"Medians over {repeats} repeats; ratio = ours / pytorch.")
     if sgemm:
-        print(f"OpenBLAS sgemm 512x512x512: {statistics.median(sgemm):.1f} GFLOP/s (median of {len(sgemm)}).")
+        libraries = "/".join(sorted({library for library, _ in sgemm}))
+        gflops = [value for _, value in sgemm]
+        print(f"{libraries} sgemm 512x512x512: {statistics.median(gflops):.1f} GFLOP/s (median of {len(gflops)}).")
     for preset, width, mode in configurations:
         if mode != "train":
             continue

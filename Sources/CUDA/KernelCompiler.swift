@@ -41,12 +41,69 @@ public struct KernelCompiler {
       return ([UInt8](bytes), true)
     }
     let bytes = try nvrtc.compile(source.text, name: source.file, architecture: architecture, headers: KernelSources.headers)
-    if let path, let folder = cacheFolder {
-      // Written beside, then renamed: a reader never sees half a file.
-      try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-      let temporary = path + ".\(getpid()).tmp"
-      if FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) { _ = rename(temporary, path) }
-    }
+    if let path, let problem = store(bytes, at: path) { KernelCompiler.warnOnce(problem) }
     return (bytes, false)
   }
+
+  /// Why the cache folder cannot hold CUBINs (it cannot be created, is a file, or cannot be
+  /// written), in words a user can act on; nil when it can, or when there is no cache.
+  /// Creates the folder when it is missing.
+  public func cacheFolderProblem() -> String? {
+    guard let folder = cacheFolder else { return nil }
+    if let problem = KernelCompiler.createFolder(folder) { return problem }
+    guard access(folder, W_OK) == 0 else {
+      return "the kernel cache folder \(folder) cannot be written: \(String(cString: strerror(errno)))"
+        + KernelCompiler.cacheAdvice
+    }
+    return nil
+  }
+
+  static let cacheAdvice = "; kernels compile again at every start (set QUORUM_KERNEL_CACHE to a writable folder, or to nothing to turn the cache off)"
+
+  /// Writes a CUBIN beside its cache path, then renames it into place, so that a reader
+  /// never sees half a file. Returns the problem when the cache could not take it.
+  func store(_ bytes: [UInt8], at path: String) -> String? {
+    guard let folder = cacheFolder else { return nil }
+    if let problem = KernelCompiler.createFolder(folder) { return problem }
+    let temporary = path + ".\(getpid()).tmp"
+    guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+      return "the kernel cache folder \(folder) cannot be written (\(String(cString: strerror(errno))))" + KernelCompiler.cacheAdvice
+    }
+    guard rename(temporary, path) == 0 else {
+      let reason = String(cString: strerror(errno))
+      unlink(temporary)
+      return "cannot store \(path) in the kernel cache (\(reason))" + KernelCompiler.cacheAdvice
+    }
+    return nil
+  }
+
+  /// `mkdir -p` with the system's reason in words, never a Foundation domain and code.
+  static func createFolder(_ folder: String) -> String? {
+    var prefix = folder.hasPrefix("/") ? "/" : ""
+    for component in folder.split(separator: "/") {
+      prefix += component
+      if mkdir(prefix, 0o755) != 0 {
+        let reason = errno
+        var isFolder: ObjCBool = false
+        guard reason == EEXIST, FileManager.default.fileExists(atPath: prefix, isDirectory: &isFolder), isFolder.boolValue else {
+          let cause = reason == EEXIST ? "\(prefix) is a file, not a folder" : "\(prefix): \(String(cString: strerror(reason)))"
+          return "the kernel cache folder \(folder) cannot be created (\(cause))" + cacheAdvice
+        }
+      }
+      prefix += "/"
+    }
+    return nil
+  }
+
+  /// A cache that cannot be written costs start-up time, not correctness: said once per
+  /// process on standard error, not thrown.
+  static func warnOnce(_ problem: String) {
+    warnedLock.lock()
+    defer { warnedLock.unlock() }
+    guard !warned else { return }
+    warned = true
+    FileHandle.standardError.write(Data("quorum: warning: \(problem)\n".utf8))
+  }
+  nonisolated(unsafe) private static var warned = false
+  private static let warnedLock = NSLock()
 }

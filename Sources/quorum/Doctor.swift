@@ -85,6 +85,7 @@ struct Doctor: ParsableCommand {
         // Compiling the kernels for this machine's GPUs fills the cache a worker starts from.
         do {
           let compiler = KernelCompiler(nvrtc: try emulated ? NVRTC.emulated() : NVRTC())
+          if let problem = compiler.cacheFolderProblem() { report(.warning, "kernel cache", problem) }
           let architectures = Array(Set(gpus.map(\.architecture))).sorted()
           for architecture in architectures { for source in KernelSources.all { _ = try compiler.cubin(source, architecture: architecture) } }
           report(.ok, "CUDA kernels", "\(KernelSources.all.count) compiled for \(architectures.joined(separator: ", ")) by NVRTC \(compiler.nvrtc.version.major).\(compiler.nvrtc.version.minor) (\(compiler.nvrtc.library.path); cache \(compiler.cacheFolder ?? "off"))")

@@ -55,6 +55,26 @@ final class KernelCompilationTests: XCTestCase {
     XCTAssertEqual(rebuilt.bytes, first.bytes)
   }
 
+  /// A cache folder that cannot be made (a file stands where a parent folder should be)
+  /// costs start-up time, not the run: the kernels still compile, and the problem names the
+  /// file in the way and the variable that moves the cache.
+  func testACacheFolderThatCannotBeMadeIsNamedAndKernelsStillCompile() throws {
+    let folder = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try Data("not a folder".utf8).write(to: URL(fileURLWithPath: folder + "/blocker"))
+    let compiler = KernelCompiler(nvrtc: try nvrtc(), cacheFolder: folder + "/blocker/kernels")
+    let problem = try XCTUnwrap(compiler.cacheFolderProblem())
+    XCTAssert(problem.contains("\(folder)/blocker is a file, not a folder") && problem.contains("QUORUM_KERNEL_CACHE"), problem)
+    let source = KernelSources.all.first { $0.file == "dropout.cu" }!
+    let first = try compiler.cubin(source, architecture: "sm_90")
+    let second = try compiler.cubin(source, architecture: "sm_90")
+    XCTAssertEqual([first.cached, second.cached], [false, false])
+    XCTAssert(second.bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46]))
+    XCTAssertNil(KernelCompiler(nvrtc: try nvrtc(), cacheFolder: folder + "/fresh/kernels").cacheFolderProblem())
+    var isFolder: ObjCBool = false
+    XCTAssert(FileManager.default.fileExists(atPath: folder + "/fresh/kernels", isDirectory: &isFolder) && isFolder.boolValue)
+  }
+
   func testACompilationErrorCarriesNVRTCsLog() throws {
     let nvrtc = try nvrtc()
     XCTAssertThrowsError(try nvrtc.compile("extern \"C\" __global__ void broken() { undeclared = 1; }", name: "broken.cu", architecture: "sm_90")) {

@@ -11,15 +11,19 @@
 #   quorum-prescott  QUORUM_GEMM=openblas and OPENBLAS_CORETYPE=Prescott: the SSE3 kernels
 #                    that Debian's OpenBLAS 0.3.21 falls back to on a CPU newer than its
 #                    table (issue 18), i.e. what such a machine ran before;
+#   quorum-baseline  quorum train from another build, BASELINE (e.g. the previous
+#                    commit's release binary copied aside): a change measured against
+#                    what it replaces, in the same alternated run;
 #   pytorch          scripts/bench/pytorch_accuracy.py with the same recipe.
 #
 #   scripts/bench/whole_command.sh
 #   REPEATS=5 EPOCHS=1 ARMS="quorum pytorch" scripts/bench/whole_command.sh
 #   PRESET=cifar ARMS="quorum pytorch" scripts/bench/whole_command.sh
+#   BASELINE=/tmp/quorum-before ARMS="quorum-baseline quorum pytorch" scripts/bench/whole_command.sh
 #
 # Env: REPEATS (3), EPOCHS (1), THREADS (2), PRESET (imagenet, or cifar),
 # ARMS ("quorum quorum-openblas quorum-prescott pytorch"), QUORUM (.build/release/quorum),
-# PYTHON (python3), RESULTS (bench-results/whole_command.jsonl). FMNIST-LT-100, imagenet preset, width 1, the
+# BASELINE (for quorum-baseline), PYTHON (python3), RESULTS (bench-results/whole_command.jsonl). FMNIST-LT-100, imagenet preset, width 1, the
 # reference recipe, no validation split: the protocol's CPU row (PRESET=cifar: its cifar row).
 set -euo pipefail
 
@@ -39,6 +43,10 @@ if [ ! -x "$QUORUM" ]; then
   echo "whole_command: $QUORUM is not an executable (swift build -c release)" >&2
   exit 1
 fi
+if [[ " $ARMS " == *" quorum-baseline "* ]] && [ ! -x "${BASELINE:-}" ]; then
+  echo "whole_command: the quorum-baseline arm needs BASELINE, the path of another quorum binary" >&2
+  exit 1
+fi
 if [[ " $ARMS " == *" pytorch "* ]]; then
   "$PYTHON" -c "import torch, torchvision" || {
     echo "whole_command: the peer needs: pip install -r scripts/bench/requirements.txt" >&2
@@ -54,8 +62,10 @@ run_arm() {
   local arm=$1 repeat=$2 log=bench-results/runs/whole-$1-$2.log
   local command=()
   case "$arm" in
-    quorum | quorum-openblas | quorum-prescott)
-      command=("$QUORUM" train --long-tail-ratio 100 --validation-fraction 0 --epochs "$EPOCHS" --threads "$THREADS"
+    quorum | quorum-openblas | quorum-prescott | quorum-baseline)
+      local binary=$QUORUM
+      [ "$arm" != quorum-baseline ] || binary=$BASELINE
+      command=("$binary" train --long-tail-ratio 100 --validation-fraction 0 --epochs "$EPOCHS" --threads "$THREADS"
         --preset "$PRESET" --progress lines --output "bench-results/runs/whole-$arm")
       ;;
     pytorch)

@@ -183,7 +183,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "sgemm GFLOP/s of the CPU backend's GEMM library for square matrices (median of repeats).")
     @Option var size: Int = 512
     @Option var threads: Int = 2
-    @Option var repeats: Int = 20
+    // 200 products of 512³ take a quarter of a second: 20 (the old default) took 25 ms,
+    // short enough that one burst of a noisy neighbour halved the median (112 against
+    // 216–224 GFLOP/s on the same machine, minutes apart).
+    @Option var repeats: Int = 200
 
     func run() throws {
       let backend = CPUBackend(threads: threads)

@@ -253,7 +253,7 @@ public final class DeviceOperations {
     let warpsPerBlock = 4
     try device.launch(
       "softmax_cross_entropy", grid: (batch + warpsPerBlock - 1) / warpsPerBlock, block: 32 * warpsPerBlock,
-      [.buffer(logits), .buffer(labels), .buffer(softTargets), .buffer(logitAdjustment), .buffer(workspace.weights), .buffer(workspace.total),
+      [.buffer(logits), .buffer(labels), .buffer(softTargets), .buffer(logitAdjustment), .buffer(classWeights), .buffer(workspace.total),
        .int(batch), .int(classes), .float(labelSmoothing), .float(focalGamma), .buffer(logitGradient), .buffer(workspace.shares)])
     try device.launch("sum_in_order", grid: 1, block: reductionBlock, [.buffer(workspace.shares), .int(batch), .buffer(workspace.loss)])
   }

@@ -180,6 +180,33 @@ final class OperationGradientTests: XCTestCase {
     XCTAssertEqual(g.array(), expected)
   }
 
+  /// Class weights with label smoothing are PyTorch's: each class's smoothing term carries
+  /// that class's weight and the batch is normalised by the labels' weights. The expected
+  /// loss and gradient are `torch.nn.functional.cross_entropy(z, y, weight=w,
+  /// label_smoothing=0.2)` in float64 with autograd, for exactly these numbers (PyTorch
+  /// 2.15.0).
+  func testClassWeightedSmoothingIsPyTorchs() {
+    let (batch, classes) = (3, 4)
+    let logits = Tensor(shape: [batch * classes], values: [0.5, -1.25, 2.0, 0.75, 1.5, 0.25, -0.5, -2.0, -0.75, 1.0, 0.125, 0.5])
+    var labels: [Int32] = [0, 3, 1]
+    let weights = Tensor(shape: [classes], values: [1, 2, 0.5, 3])
+    let gradient = Tensor(shape: [batch * classes])
+    let loss = labels.withUnsafeMutableBufferPointer {
+      backend.softmaxCrossEntropy(
+        logits: logits, labels: $0.baseAddress!, batch: batch, classes: classes,
+        options: CrossEntropyOptions(labelSmoothing: 0.2, classWeights: weights), logitGradient: gradient)
+    }
+    XCTAssertEqual(loss, 2.3492322019442433, accuracy: 1e-6)
+    let pytorch = [
+      -0.11464738392291951, -0.01197141935508316, 0.11692535749435884, 0.00969344578364384, 0.3044455570721248,
+      0.07294598579110478, 0.03816335305678945, -0.4155548959200191, 0.01704138014724012, -0.13731193923514662,
+      0.056704106593374874, 0.06356645249453162,
+    ]
+    for (index, expected) in pytorch.enumerated() {
+      XCTAssertEqual(Double(gradient[index]), expected, accuracy: 1e-6, "∂loss/∂z[\(index)]")
+    }
+  }
+
   func testCrossEntropyGradientsForEveryOption() {
     let (batch, classes) = (5, 4)
     let logits = randomTensor([batch * classes], seed: 21, scale: 2)

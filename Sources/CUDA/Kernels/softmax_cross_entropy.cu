@@ -1,8 +1,11 @@
 // CPU twin: CPUBackend.softmaxCrossEntropy (CPUBackend+Loss.swift), in float32 where the
 // CPU sums in float64. With targets q = (1 − ε)·t + ε/K (t the one-hot label or a row of
-// soft targets: smoothing applies to both), p = softmax(z + adjustment) and example
-// weights wᵢ = Σ_c t_ic·w_c (w[label] for one-hot targets, 1 without class weights):
-//   loss = Σᵢ wᵢ · (−Σ_c q_ic (1 − p_ic)^γ log p_ic) / Σᵢ wᵢ.
+// soft targets: smoothing applies to both), p = softmax(z + adjustment), class weights w_c
+// (1 without) and example weights wᵢ = Σ_c t_ic·w_c (w[label] for one-hot targets, 1
+// without class weights):
+//   loss = Σᵢ −Σ_c w_c·q_ic·(1 − p_ic)^γ·log p_ic / Σᵢ wᵢ,
+// each class's term weighted by its class, smoothing terms included: PyTorch's
+// cross_entropy(weight=w, label_smoothing=ε).
 // Three launches, no atomics, nothing read back by the host: cross_entropy_weights (one
 // block: each wᵢ and Σwᵢ in a fixed order), softmax_cross_entropy (a warp per example:
 // ∂loss/∂logits and each example's share of the loss), then sum_in_order (reduce.cu)
@@ -42,7 +45,7 @@ __device__ __forceinline__ float warp_sum(float value) {
 
 extern "C" __global__ void softmax_cross_entropy(const float* __restrict__ logits, const int* __restrict__ labels,
                                                  const float* __restrict__ soft_targets, const float* __restrict__ adjustment,
-                                                 const float* __restrict__ weights, const float* __restrict__ total,
+                                                 const float* __restrict__ class_weights, const float* __restrict__ total,
                                                  int batch, int classes, float smoothing, float focal_gamma,
                                                  float* __restrict__ gradient, float* __restrict__ losses) {
   KERNEL_REQUIRE(blockDim.x % 32 == 0 && blockDim.y == 1, "softmax_cross_entropy",
@@ -60,18 +63,29 @@ extern "C" __global__ void softmax_cross_entropy(const float* __restrict__ logit
   for (int c = lane; c < classes; c += 32) sum += expf(row[c] + (adjustment ? adjustment[c] : 0.f) - largest);
   float log_sum = largest + logf(warp_sum(sum));
   int label = soft_targets ? -1 : labels[warp];
-  float share = weights[warp] / total[0];
+  float share = 1.f / total[0];
+  // Σ_c Q_c with Q_c = w_c·q_c, for the gradient p_j·Σ_c Q_c − Q_j: 1 without class weights.
+  float sum_q = 1.f;
+  if (class_weights) {  // the same for every lane of the warp, so the shuffles see all 32
+    sum_q = 0.f;
+    for (int c = lane; c < classes; c += 32) {
+      float t = soft_targets ? soft_targets[(long long)warp * classes + c] : (c == label ? 1.f : 0.f);
+      sum_q += class_weights[c] * ((1.f - smoothing) * t + smoothing / classes);
+    }
+    sum_q = warp_sum(sum_q);
+  }
   float loss = 0.f, sum_a = 0.f;
   for (int c = lane; c < classes; c += 32) {
     float t = soft_targets ? soft_targets[(long long)warp * classes + c] : (c == label ? 1.f : 0.f);
     float q = (1.f - smoothing) * t + smoothing / classes;
+    if (class_weights) q *= class_weights[c];
     float log_p = row[c] + (adjustment ? adjustment[c] : 0.f) - log_sum;
     float p = expf(log_p);
     if (focal_gamma == 0.f) {
       loss -= q * log_p;
-      row_gradient[c] = share * (p - q);
+      row_gradient[c] = share * (p * sum_q - q);
     } else {
-      // Focal: A_c = q_c·(γ(1 − p_c)^(γ−1)·p_c·log p_c − (1 − p_c)^γ), ∂/∂z_j = A_j − p_j·Σ_c A_c.
+      // Focal: A_c = Q_c·(γ(1 − p_c)^(γ−1)·p_c·log p_c − (1 − p_c)^γ), ∂/∂z_j = A_j − p_j·Σ_c A_c.
       float remainder = fmaxf(1.f - p, 0.f);
       float modulation = powf(remainder, focal_gamma);
       loss -= q * modulation * log_p;

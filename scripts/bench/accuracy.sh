@@ -7,10 +7,12 @@
 #   scripts/bench/accuracy.sh                      # FMNIST-LT-100, seeds 0 1 2, 15 epochs
 #   DATA=full SEEDS="0" EPOCHS=15 scripts/bench/accuracy.sh
 #   PEER=0 QUORUM=path/to/quorum scripts/bench/accuracy.sh
+#   DROPOUT=0.5 SEEDS="0 1 2 3 4" scripts/bench/accuracy.sh
 #
-# Env: SEEDS ("0 1 2"), EPOCHS (15), DATA (lt100 or full), QUORUM (.build/release/quorum),
+# Env: SEEDS ("0 1 2"), EPOCHS (15), DATA (lt100 or full), DROPOUT (0.2, both engines: the
+# dropout before the classifier), QUORUM (.build/release/quorum),
 # RESULTS (bench-results/accuracy-$DATA.jsonl), PEER (1; 0 skips PyTorch), THREADS (2),
-# PYTHON (python3). Run folders go to bench-results/runs/quorum-$DATA-seed$seed.
+# PYTHON (python3). Run folders go to bench-results/runs/quorum-$DATA-dropout$DROPOUT-seed$seed.
 # Needs: python3 with scripts/bench/requirements.txt installed (for the peer); Quorum
 # built with `swift build -c release` (done here if the default binary is missing).
 set -euo pipefail
@@ -20,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 readonly default_quorum=.build/release/quorum
 SEEDS=${SEEDS:-0 1 2}
 EPOCHS=${EPOCHS:-15}
+DROPOUT=${DROPOUT:-0.2}
 DATA=${DATA:-lt100}
 QUORUM=${QUORUM:-$default_quorum}
 RESULTS=${RESULTS:-bench-results/accuracy-$DATA.jsonl}
@@ -128,19 +131,19 @@ mkdir -p "$(dirname "$RESULTS")" bench-results/runs
 : >"$RESULTS"
 
 for seed in "${seeds[@]}"; do
-  run="bench-results/runs/quorum-$DATA-seed$seed"
-  echo "accuracy: quorum, $DATA, seed $seed, $EPOCHS epochs -> $run" >&2
+  run="bench-results/runs/quorum-$DATA-dropout$DROPOUT-seed$seed"
+  echo "accuracy: quorum, $DATA, dropout $DROPOUT, seed $seed, $EPOCHS epochs -> $run" >&2
   rm -f "$run/metrics.json"  # never summarise a stale run
   "$QUORUM" train ${quorum_data[@]+"${quorum_data[@]}"} --validation-fraction 0 --epochs "$EPOCHS" --seed "$seed" \
-    --threads "$THREADS" --output "$run" --progress lines
+    --dropout "$DROPOUT" --threads "$THREADS" --output "$run" --progress lines
   record quorum_line "$run/metrics.json" "$data_name" "$seed" "$THREADS"
 
   if [ "$PEER" != 0 ]; then
-    echo "accuracy: pytorch, $DATA, seed $seed, $EPOCHS epochs" >&2
+    echo "accuracy: pytorch, $DATA, dropout $DROPOUT, seed $seed, $EPOCHS epochs" >&2
     record "$PYTHON" scripts/bench/pytorch_accuracy.py "${peer_data[@]}" --seed "$seed" --epochs "$EPOCHS" \
-      --threads "$THREADS"
+      --dropout "$DROPOUT" --threads "$THREADS"
   fi
 done
 
 "$PYTHON" scripts/bench/summarize_accuracy.py "$RESULTS" \
-  --command "SEEDS='$SEEDS' EPOCHS=$EPOCHS DATA=$DATA PEER=$PEER THREADS=$THREADS QUORUM=$QUORUM RESULTS=$RESULTS scripts/bench/accuracy.sh"
+  --command "SEEDS='$SEEDS' EPOCHS=$EPOCHS DATA=$DATA DROPOUT=$DROPOUT PEER=$PEER THREADS=$THREADS QUORUM=$QUORUM RESULTS=$RESULTS scripts/bench/accuracy.sh"

@@ -11,7 +11,7 @@ import Synchronization
 /// nothing (the Swift overlay boxes the closure and copies a block on every call, which
 /// made a training step allocate ~500 times), so a step stays allocation-free.
 ///
-/// A training step hands out about a thousand jobs, most of them a few tens of
+/// A training step hands out several hundred jobs, most of them a few tens of
 /// microseconds long, with a little serial work between them. Waking a sleeping thread
 /// through the kernel costs about as much as such a job (a profile of `quorum bench step`
 /// put 17 % of the process's time in the scheduler's wake-up and futex paths), so both

@@ -70,7 +70,7 @@ let modules: [Target] = [
     cxxSettings: [.unsafeFlags(["-Wall", "-Werror", "-Wno-unknown-pragmas"])]),
   .target(
     name: "CUDA",
-    dependencies: ["CUDAEmulator", "Tensor"],
+    dependencies: ["CUDAEmulator", "Tensor", "Data"],
     resources: [
       .embedInCode("Kernels/batchnorm_statistics.cu"),
       .embedInCode("Kernels/batchnorm_apply.cu"),

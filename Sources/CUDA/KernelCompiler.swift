@@ -1,3 +1,4 @@
+import Data
 import Foundation
 
 /// Compiles kernel sources to CUBINs with NVRTC, caching each on disk under
@@ -77,21 +78,9 @@ public struct KernelCompiler {
     return nil
   }
 
-  /// `mkdir -p` with the system's reason in words, never a Foundation domain and code.
+  /// `Folders.create`, its failure turned into the cache's warning.
   static func createFolder(_ folder: String) -> String? {
-    var prefix = folder.hasPrefix("/") ? "/" : ""
-    for component in folder.split(separator: "/") {
-      prefix += component
-      if mkdir(prefix, 0o755) != 0 {
-        let reason = errno
-        var isFolder: ObjCBool = false
-        guard reason == EEXIST, FileManager.default.fileExists(atPath: prefix, isDirectory: &isFolder), isFolder.boolValue else {
-          let cause = reason == EEXIST ? "\(prefix) is a file, not a folder" : "\(prefix): \(String(cString: strerror(reason)))"
-          return "the kernel cache folder \(folder) cannot be created (\(cause))" + cacheAdvice
-        }
-      }
-      prefix += "/"
-    }
+    do { try Folders.create(folder) } catch { return "the kernel cache: \(error)" + cacheAdvice }
     return nil
   }
 

@@ -13,12 +13,14 @@ final class ParallelTests: XCTestCase {
     for threads in [2, 3, 5] {
       let parallel = Parallel(threads: threads)
       let runs = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-      defer { runs.deallocate() }
-      var expected = 0
+      let stamp = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+      defer {
+        runs.deallocate()
+        stamp.deallocate()
+      }
       for job in 0..<20_000 {
         let chunks = 1 + job % threads
         runs.initialize(repeating: 0, count: threads)
-        let stamp = UnsafeMutablePointer<Int>.allocate(capacity: threads)
         stamp.initialize(repeating: -1, count: threads)
         parallel.run(chunks: chunks) { chunk in
           runs[chunk] += 1
@@ -28,10 +30,7 @@ final class ParallelTests: XCTestCase {
           XCTAssertEqual(runs[chunk], chunk < chunks ? 1 : 0, "job \(job), chunk \(chunk) of \(chunks), \(threads) threads")
           XCTAssertEqual(stamp[chunk], chunk < chunks ? job : -1)
         }
-        stamp.deallocate()
-        expected += chunks
       }
-      XCTAssertGreaterThan(expected, 0)
     }
   }
 

@@ -2,7 +2,16 @@
 # Installs every system dependency Quorum needs on Debian/Ubuntu. Idempotent: packages
 # already present are skipped, so running it twice costs a few seconds.
 #   scripts/setup.sh            (as root, or with sudo available)
+#   scripts/setup.sh --build    only what building the release binary needs (the -dev
+#                               packages and the data set): the Dockerfile's build stage
 set -euo pipefail
+
+build_only=0
+case "${1:-}" in
+  "") ;;
+  --build) build_only=1 ;;
+  *) echo "usage: scripts/setup.sh [--build]" >&2; exit 64 ;;
+esac
 
 packages=(
   pkg-config          # the system-library targets find their flags through it
@@ -13,13 +22,17 @@ packages=(
   zlib1g-dev          # gzip'd IDX files
   libpng-dev          # PNG images (CSV + image folder, class folders)
   libturbojpeg0-dev   # JPEG images (TurboJPEG: errors as return codes)
+)
+# Developing and testing, not building.
+development_packages=(
   python3-venv        # scripts/check-deploy.sh and scripts/cuda-tools.sh install their pinned tools into venvs
   chromium            # the tests open report.html in headless Chromium (plots render, the page's check runs)
 )
+[ "$build_only" -eq 1 ] || packages+=("${development_packages[@]}")
 # Installed where the distribution has them, skipped with a warning where it does not.
-# Debian has the data set; Ubuntu has it in its universe component, which an image may lack
-# (the Dockerfile's build stage runs this script on Ubuntu 24.04). Quorum builds without
-# it; only the embedded default (examples/fmnist-lt.yaml) needs it.
+# Debian has the data set; Ubuntu has it in its universe component, which an image may
+# lack. Quorum builds without it; only the embedded default (examples/fmnist-lt.yaml) and
+# the image's examples need it.
 optional_packages=(
   dataset-fashion-mnist  # the embedded default data set, /usr/share/datasets/fashion-mnist
 )

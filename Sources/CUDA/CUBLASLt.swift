@@ -42,6 +42,15 @@ public final class CUBLASLt {
     try self.init(library: DynamicLibrary.open("cuBLASLt", names: Self.libraryNames, folders: folders, hint: Self.hint))
   }
 
+  /// The library found and its version (major·10000 + minor·100 + patch), without a handle:
+  /// a handle needs a CUDA context, and this answers on a machine with no driver (what
+  /// `quorum doctor` says of an image's CUDA libraries).
+  public static func probe(folders: [String] = DynamicLibrary.searchFolders()) throws -> (library: DynamicLibrary, version: Int) {
+    let library = try DynamicLibrary.open("cuBLASLt", names: libraryNames, folders: folders, hint: hint)
+    let getVersion: @convention(c) () -> Int = try library.function("cublasLtGetVersion")
+    return (library, getVersion())
+  }
+
   /// The emulated device's cuBLASLt: the same descriptors and epilogues, on OpenBLAS.
   public static func emulated() throws -> CUBLASLt { try CUBLASLt(library: .emulated("cuBLASLt", library: "cublasLt")) }
 

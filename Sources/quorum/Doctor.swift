@@ -62,6 +62,20 @@ struct Doctor: ParsableCommand {
       report(.skipped, "CUDA driver", "--device cpu")
     } else {
       let emulated = device.isEmulated
+      // NVRTC and cuBLASLt load without a driver or a GPU: what an image or a machine
+      // brings of CUDA is checked before the GPU is there.
+      if !emulated {
+        do {
+          let nvrtc = try NVRTC()
+          let blas = try CUBLASLt.probe()
+          let blasVersion = "\(blas.version / 10000).\(blas.version / 100 % 100).\(blas.version % 100)"
+          report(
+            .ok, "CUDA libs",
+            "NVRTC \(nvrtc.version.major).\(nvrtc.version.minor) (\(nvrtc.library.path)), cuBLASLt \(blasVersion) (\(blas.library.path))")
+        } catch {
+          report(.failed, "CUDA libs", "\(error)")
+        }
+      }
       do {
         let driver = try emulated ? CUDADriverAPI.emulated() : CUDADriverAPI()
         let version = try driver.driverVersion()

@@ -348,4 +348,40 @@ final class ClusterCommandTests: XCTestCase {
       XCTAssert(worker.output.contains("--device cuda:0: the CUDA driver not found") && worker.output.contains("use --device cpu or auto"), worker.output)
     }
   }
+
+  /// NVRTC and cuBLASLt are checked without a driver (what a container image brings of
+  /// CUDA): a folder that lacks them is named, with the library and the fix; NVRTC on
+  /// LD_LIBRARY_PATH (where scripts/test.sh puts CI's pip NVRTC) gets the check past it to
+  /// cuBLASLt.
+  func testDoctorNamesTheMissingCUDALibrariesWithoutAGPU() throws {
+    // The dynamic linker's own cache: what no folder of ours can hide.
+    let ldconfig = Process()
+    ldconfig.executableURL = URL(fileURLWithPath: "/sbin/ldconfig")
+    ldconfig.arguments = ["-p"]
+    let pipe = Pipe()
+    ldconfig.standardOutput = pipe
+    try ldconfig.run()
+    let cache = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    ldconfig.waitUntilExit()
+    try XCTSkipIf(cache.contains("libnvrtc.so") || cache.contains("libcublasLt.so"), "the system paths have NVRTC or cuBLASLt: no folder can hide them")
+    let empty = folder + "/cuda"
+    try FileManager.default.createDirectory(atPath: empty + "/lib64", withIntermediateDirectories: true)
+    // Only the given folder: no virtual environment, no user site-packages.
+    let bare = ["CUDA_HOME": empty, "LD_LIBRARY_PATH": "", "HOME": folder, "VIRTUAL_ENV": folder + "/none"]
+    let none = try runQuorum(["doctor"], environment: bare)
+    XCTAssertEqual(none.status, 1, none.output)
+    let line = try XCTUnwrap(none.output.split(separator: "\n").first { $0.contains("CUDA libs") }, none.output)
+    XCTAssert(line.hasPrefix("FAILED"), String(line))
+    XCTAssert(line.contains("NVRTC not found (tried libnvrtc.so.13, libnvrtc.so.12, libnvrtc.so in \(empty)/lib64"), String(line))
+    XCTAssert(line.contains("pip install nvidia-cuda-nvrtc"), String(line))
+
+    let searchPath = (ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init)
+    guard let nvrtcFolder = searchPath.first(where: { FileManager.default.fileExists(atPath: $0 + "/libnvrtc.so.13") }) else { return }
+    var withNVRTC = bare
+    withNVRTC["LD_LIBRARY_PATH"] = nvrtcFolder
+    let some = try runQuorum(["doctor"], environment: withNVRTC)
+    let next = try XCTUnwrap(some.output.split(separator: "\n").first { $0.contains("CUDA libs") }, some.output)
+    XCTAssert(next.hasPrefix("FAILED") && next.contains("cuBLASLt not found (tried libcublasLt.so.13"), String(next))
+    XCTAssert(next.contains("pip install nvidia-cublas"), String(next))
+  }
 }

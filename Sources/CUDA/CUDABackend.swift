@@ -404,13 +404,13 @@ public final class CUDABackend: Backend {
   }
 
   public func sgdStep(
-    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: Float, decay: Float,
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: DeviceScalar, decay: Float,
     nesterov: Bool
   ) {
     run("sgdStep") {
       try operations.sgdStep(
         weight: buffer(weight), gradient: buffer(gradient), velocity: buffer(velocity), count: count, learningRate: word(learningRate),
-        momentum: momentum, decay: decay, nesterov: nesterov)
+        momentum: word(momentum), decay: decay, nesterov: nesterov)
     }
   }
 

@@ -263,12 +263,12 @@ public final class DeviceOperations {
   /// One SGD step of a parameter (`SGD.step`'s arithmetic). `decay` 0 for parameters that
   /// take none.
   public func sgdStep(
-    weight: DeviceBuffer, gradient: DeviceBuffer, velocity: DeviceBuffer, count: Int, learningRate: DeviceWord, momentum: Float,
-    decay: Float, nesterov: Bool
+    weight: DeviceBuffer, gradient: DeviceBuffer, velocity: DeviceBuffer, count: Int, learningRate: DeviceWord,
+    momentum: DeviceWord, decay: Float, nesterov: Bool
   ) throws {
     try elementwise(
       "sgd_step", count: count,
-      [.buffer(weight), .buffer(gradient), .buffer(velocity), .long(count), .word(learningRate), .float(momentum), .float(decay), .int(nesterov ? 1 : 0)])
+      [.buffer(weight), .buffer(gradient), .buffer(velocity), .long(count), .word(learningRate), .word(momentum), .float(decay), .int(nesterov ? 1 : 0)])
   }
 
   /// One AdamW step of a parameter (`Backend.adamWStep`'s arithmetic).

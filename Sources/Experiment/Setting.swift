@@ -81,6 +81,7 @@ enum TrainingSettings {
     "learning_rate": { value, config in config.learningRate = try number(value) },
     "momentum": { value, config in config.momentum = Float(try number(value)) },
     "nesterov": { value, config in config.nesterov = try flag(value) },
+    "cycle_momentum": { value, config in config.momentumCycle = try flag(value) ? MomentumCycle() : nil },
     "weight_decay": { value, config in config.weightDecay = Float(try number(value)) },
     "schedule": { value, config in
       switch try text(value) {

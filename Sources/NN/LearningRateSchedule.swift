@@ -29,21 +29,47 @@ public enum LearningRateSchedule: Codable, Equatable, Sendable {
     case .oneCycle(let fraction):
       let initial = peak / 25
       let minimum = initial / 1e4
-      let phaseEnd = fraction * Double(total) - 1
-      func anneal(_ start: Double, _ end: Double, _ progress: Double) -> Double {
-        end + (start - end) / 2 * (1 + cos(Double.pi * progress))
-      }
-      if Double(step) <= phaseEnd {
-        return anneal(initial, peak, Double(step) / max(phaseEnd, 1))
-      }
-      let progress = (Double(step) - phaseEnd) / max(Double(total - 1) - phaseEnd, 1)
-      return anneal(peak, minimum, min(progress, 1))
+      let (rising, progress) = Self.oneCyclePhase(fraction: fraction, step: step, totalSteps: total)
+      return rising ? Self.anneal(initial, peak, progress) : Self.anneal(peak, minimum, progress)
     case .step(let epochs, let factor):
       let epoch = step / max(stepsPerEpoch, 1)
       return peak * pow(factor, Double(epoch / max(epochs, 1)))
     case .reduceOnPlateau:
       return peak * plateauFactor
     }
+  }
+
+  /// One-cycle's momentum as PyTorch's OneCycleLR cycles it by default (`cycle_momentum`):
+  /// from `maximum` down to `base` while the rate rises to its peak, back up as it falls,
+  /// on the same cosines. nil for the other schedules: their momentum is the optimizer's.
+  public func cycledMomentum(step: Int, totalSteps: Int, cycle: MomentumCycle = MomentumCycle()) -> Double? {
+    guard case .oneCycle(let fraction) = self else { return nil }
+    let (rising, progress) = Self.oneCyclePhase(fraction: fraction, step: step, totalSteps: max(totalSteps, 1))
+    return rising ? Self.anneal(cycle.maximum, cycle.base, progress) : Self.anneal(cycle.base, cycle.maximum, progress)
+  }
+
+  /// Which of one-cycle's two phases a step lies in (the first ends at step
+  /// fraction·total − 1, as in PyTorch), and how far into it.
+  static func oneCyclePhase(fraction: Double, step: Int, totalSteps total: Int) -> (rising: Bool, progress: Double) {
+    let phaseEnd = fraction * Double(total) - 1
+    if Double(step) <= phaseEnd { return (true, Double(step) / max(phaseEnd, 1)) }
+    return (false, min((Double(step) - phaseEnd) / max(Double(total - 1) - phaseEnd, 1), 1))
+  }
+
+  /// PyTorch's cosine annealing from `start` to `end`.
+  static func anneal(_ start: Double, _ end: Double, _ progress: Double) -> Double {
+    end + (start - end) / 2 * (1 + cos(Double.pi * progress))
+  }
+}
+
+/// The momentum range one-cycle training cycles SGD's momentum through (PyTorch's
+/// OneCycleLR `base_momentum` and `max_momentum`, with its defaults).
+public struct MomentumCycle: Codable, Equatable, Sendable {
+  public var base: Double
+  public var maximum: Double
+  public init(base: Double = 0.85, maximum: Double = 0.95) {
+    self.base = base
+    self.maximum = maximum
   }
 }
 

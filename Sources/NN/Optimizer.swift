@@ -10,8 +10,9 @@ import Tensor
 /// calls the operations, which read those scalars when they run.
 public protocol Optimizer: AnyObject {
   /// This step's learning rate and counters, written to the backend (an upload: outside a
-  /// recording).
-  func prepare(learningRate: Float)
+  /// recording). `momentum`: this step's SGD momentum where the schedule cycles it
+  /// (one-cycle training), nil for the optimizer's own; AdamW has none to cycle.
+  func prepare(learningRate: Float, momentum: Float?)
   /// The update of every parameter at the prepared values (recordable).
   func update(_ parameters: [Parameter])
   /// Every state tensor by a stable name ("momentum/features.0.0.weight").
@@ -21,6 +22,9 @@ public protocol Optimizer: AnyObject {
 }
 
 extension Optimizer {
+  /// This step's learning rate, at the optimizer's own momentum.
+  public func prepare(learningRate: Float) { prepare(learningRate: learningRate, momentum: nil) }
+
   /// One update with this learning rate.
   public func step(_ parameters: [Parameter], learningRate: Float) {
     prepare(learningRate: learningRate)
@@ -39,8 +43,9 @@ public final class SGD: Optimizer {
   private let velocities: [Tensor]
   private let names: [String]
   private let backend: Backend
-  /// The learning rate, on the backend.
+  /// The learning rate and the momentum, on the backend.
   private let scalars: StepScalars
+  private enum Scalar { static let learningRate = 0, momentum = 1 }
 
   public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = true, weightDecay: Float = 0, backend: Backend) {
     self.momentum = momentum
@@ -49,22 +54,24 @@ public final class SGD: Optimizer {
     self.backend = backend
     velocities = parameters.map { backend.makeTensor(shape: [$0.count]) }
     names = parameters.map { "momentum/" + $0.name }
-    scalars = StepScalars(count: 1, backend: backend)
+    scalars = StepScalars(count: 2, backend: backend)
   }
 
   public var state: [(name: String, tensor: Tensor)] { Array(zip(names, velocities)).map { ($0, $1) } }
   public var counters: [String: Int] = [:]
 
-  public func prepare(learningRate: Float) {
-    scalars.set(0, to: learningRate)
+  public func prepare(learningRate: Float, momentum stepMomentum: Float?) {
+    scalars.set(Scalar.learningRate, to: learningRate)
+    scalars.set(Scalar.momentum, to: stepMomentum ?? momentum)
     scalars.write()
   }
 
   public func update(_ parameters: [Parameter]) {
     for (parameter, velocity) in zip(parameters, velocities) {
       backend.sgdStep(
-        weight: parameter.value, gradient: parameter.gradient, velocity: velocity, count: parameter.count, learningRate: scalars[0],
-        momentum: momentum, decay: parameter.decays ? weightDecay : 0, nesterov: nesterov)
+        weight: parameter.value, gradient: parameter.gradient, velocity: velocity, count: parameter.count,
+        learningRate: scalars[Scalar.learningRate], momentum: scalars[Scalar.momentum], decay: parameter.decays ? weightDecay : 0,
+        nesterov: nesterov)
     }
   }
 }
@@ -108,7 +115,7 @@ public final class AdamW: Optimizer {
     set { steps = newValue["adam.steps"] ?? 0 }
   }
 
-  public func prepare(learningRate: Float) {
+  public func prepare(learningRate: Float, momentum: Float?) {
     steps += 1
     let correction1 = 1 - Float(pow(Double(beta1), Double(steps)))
     let correction2 = 1 - Float(pow(Double(beta2), Double(steps)))

@@ -249,9 +249,10 @@ public protocol Backend: AnyObject {
   func stochasticDepthScales(seed: UInt64, stream: DeviceScalar, block: Int, batch: Int, dropProbability: Float, output: Tensor)
 
   /// SGD with momentum on one parameter (PyTorch's form): g' = g + decay·w,
-  /// v ← μ·v + g', w ← w − lr·(Nesterov ? g' + μ·v : v).
+  /// v ← μ·v + g', w ← w − lr·(Nesterov ? g' + μ·v : v). The learning rate and μ are read
+  /// when the step runs (one-cycle training may move both every step).
   func sgdStep(
-    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: Float, decay: Float,
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: DeviceScalar, decay: Float,
     nesterov: Bool)
 
   /// AdamW on one parameter: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g²,

@@ -29,10 +29,11 @@ extension CPUBackend {
   }
 
   public func sgdStep(
-    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: Float, decay: Float, nesterov: Bool
+    weight: Tensor, gradient: Tensor, velocity: Tensor, count: Int, learningRate: DeviceScalar, momentum: DeviceScalar, decay: Float,
+    nesterov: Bool
   ) {
     let (w, g, v) = (weight.data, gradient.data, velocity.data)
-    let learningRate = learningRate.hostValue
+    let (learningRate, momentum) = (learningRate.hostValue, momentum.hostValue)
     for i in 0..<count {
       let decayed = g[i] + decay * w[i]
       let updated = momentum * v[i] + decayed

@@ -258,14 +258,17 @@ public final class Trainer {
         learningRate = configuration.schedule.learningRate(
           peak: configuration.learningRate, step: progress.step, totalSteps: totalSteps,
           stepsPerEpoch: stepsPerEpoch, plateauFactor: progress.plateau.factor)
+        let momentum = configuration.momentumCycle.flatMap {
+          configuration.schedule.cycledMomentum(step: progress.step, totalSteps: totalSteps, cycle: $0).map(Float.init)
+        }
         if let prefetcher {
           let slot = prefetcher.batch(index)
           enqueueStep(
             images: slot.images, labels: slot.labels, indices: batch, epoch: epoch, step: progress.step,
-            learningRate: Float(learningRate))
+            learningRate: Float(learningRate), momentum: momentum)
           prefetcher.release(index)
         } else {
-          assembleAndEnqueueStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate))
+          assembleAndEnqueueStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate), momentum: momentum)
         }
         backend.copy(lossValue, offset: 0, to: epochLosses, offset: index, count: 1)
         progress.step += 1
@@ -322,27 +325,28 @@ public final class Trainer {
 
   /// Forward, loss, backward, clipping, update, average: one optimizer step on the
   /// training examples at `batch`. Returns the batch's loss (read back: the host waits for
-  /// the step). Allocates nothing.
-  public func trainStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) -> Double {
-    assembleAndEnqueueStep(batch, epoch: epoch, step: step, learningRate: learningRate)
+  /// the step). Allocates nothing. `momentum`: this step's SGD momentum where it is cycled
+  /// (nil: the configuration's).
+  public func trainStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float, momentum: Float? = nil) -> Double {
+    assembleAndEnqueueStep(batch, epoch: epoch, step: step, learningRate: learningRate, momentum: momentum)
     withUnsafeMutablePointer(to: &lossRead) { backend.download(lossValue, offset: 0, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
     return Double(lossRead)
   }
 
   /// Assembles the batch at `batch` (on the backend from its held images, as part of the
   /// step, else on the host), then `enqueueStep`.
-  func assembleAndEnqueueStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
+  func assembleAndEnqueueStep(_ batch: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float, momentum: Float?) {
     if let heldImages {
       heldImages.stagePlan(
         data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed, epoch: epoch,
         assembler: assembler, labels: labels)
-      enqueueStep(images: nil, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
+      enqueueStep(images: nil, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate, momentum: momentum)
       return
     }
     assembler.assemble(
       data.training, indices: batch, augmentation: configuration.augmentation, seed: configuration.seed,
       epoch: epoch, images: images, labels: labels)
-    enqueueStep(images: images, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate)
+    enqueueStep(images: images, labels: labels, indices: batch, epoch: epoch, step: step, learningRate: learningRate, momentum: momentum)
   }
 
   /// One optimizer step on an assembled batch (the training examples at `indices`), called
@@ -350,7 +354,10 @@ public final class Trainer {
   /// host's batch, or nil where the backend assembles it from its held images (the plan
   /// staged). First what the host prepares and sends (the batch, the labels, the step's
   /// scalars), then the step itself, recorded once per shape and replayed (`StepRecorder`).
-  func enqueueStep(images: Tensor?, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float) {
+  func enqueueStep(
+    images: Tensor?, labels: UnsafeMutablePointer<Int32>, indices: ArraySlice<Int>, epoch: Int, step: Int, learningRate: Float,
+    momentum: Float?
+  ) {
     let batch = 0..<indices.count
     var mixed = false
     if let targets = data.targets, let softTargets {
@@ -376,7 +383,7 @@ public final class Trainer {
     if mixed, let softTargets, let softTargetTensor {
       backend.commit(staging: softTargets, to: softTargetTensor, count: batch.count * classes)
     }
-    optimizer.prepare(learningRate: learningRate)
+    optimizer.prepare(learningRate: learningRate, momentum: momentum)
     model.prepareTrainingStep(UInt64(step))
     // Deferred re-weighting: the class weights join at their epoch (epochs are 1-based there).
     let weighted = configuration.reweightFromEpoch.map { epoch + 1 >= $0 } ?? true

@@ -17,6 +17,11 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public var nesterov: Bool = true
   public var weightDecay: Float = 5e-4
   public var schedule: LearningRateSchedule = .oneCycle(warmupFraction: 0.15)
+  /// One-cycle's momentum cycling (PyTorch's OneCycleLR default, `cycle_momentum`): SGD's
+  /// momentum falls from the cycle's maximum to its base as the rate rises, and back as
+  /// it falls, in place of `momentum`. nil: `momentum` throughout, as the reference
+  /// recipe (and its PyTorch peer) trains.
+  public var momentumCycle: MomentumCycle? = nil
   public var labelSmoothing: Float = 0.1
   /// Per-class loss weights, computed from the training set's class counts.
   public var classWeighting: ClassWeighting = .none
@@ -73,6 +78,15 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     }
     guard learningRate.isFinite, learningRate > 0 else { throw fail("learning rate must be a positive number, got \(learningRate)") }
     guard momentum.isFinite, (0..<1).contains(momentum) else { throw fail("momentum must be in [0, 1), got \(momentum)") }
+    if let momentumCycle {
+      guard case .oneCycle = schedule else { throw fail("momentum cycling (--cycle-momentum) needs the one-cycle schedule") }
+      guard optimizer == .sgd else { throw fail("momentum cycling (--cycle-momentum) is SGD's: AdamW has no momentum to cycle") }
+      guard momentumCycle.base.isFinite, momentumCycle.maximum.isFinite, 0 <= momentumCycle.base,
+        momentumCycle.base <= momentumCycle.maximum, momentumCycle.maximum < 1
+      else {
+        throw fail("the momentum cycle must have 0 ≤ base ≤ maximum < 1, got \(momentumCycle.base)…\(momentumCycle.maximum)")
+      }
+    }
     guard weightDecay.isFinite, weightDecay >= 0 else { throw fail("weight decay must be a number ≥ 0, got \(weightDecay)") }
     guard (0..<1).contains(labelSmoothing) else { throw fail("label smoothing must be in [0, 1), got \(labelSmoothing)") }
     if case .explicit(let weights) = classWeighting {

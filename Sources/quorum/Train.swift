@@ -41,6 +41,8 @@ struct Train: ParsableCommand {
   @Option(help: "Peak learning rate.") var learningRate: Double = 0.1
   @Option(help: "SGD momentum.") var momentum: Float = 0.9
   @Flag(inversion: .prefixedNo, help: "Nesterov momentum for SGD.") var nesterov = true
+  @Flag(help: "one-cycle: cycle SGD's momentum as PyTorch's OneCycleLR does by default, 0.95 → 0.85 at the peak → 0.95 (in place of --momentum).")
+  var cycleMomentum = false
   @Option(help: "Weight decay (never on batch-norm parameters or biases).") var weightDecay: Float = 5e-4
   @Option(help: "Learning-rate schedule: one-cycle, warmup-cosine, step, plateau or constant.")
   var schedule: ScheduleName = .oneCycle
@@ -152,6 +154,7 @@ struct Train: ParsableCommand {
     configuration.learningRate = learningRate
     configuration.momentum = momentum
     configuration.nesterov = nesterov
+    configuration.momentumCycle = cycleMomentum ? MomentumCycle() : nil
     configuration.weightDecay = weightDecay
     configuration.schedule = try scheduleValue()
     configuration.labelSmoothing = labelSmoothing

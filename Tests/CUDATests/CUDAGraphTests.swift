@@ -20,19 +20,21 @@ final class CUDAGraphTests: XCTestCase {
   override func tearDown() { quorum_emulator_set_race_check(1) }
 
   /// A replay reads a `DeviceScalar` as it is when the graph runs: an SGD step recorded at
-  /// one learning rate and replayed at two others moves the weight by each of them.
+  /// one learning rate and replayed at two others moves the weight by each of them, and a
+  /// momentum changed between replays (one-cycle's cycling) is the one the velocity takes.
   func testAReplayReadsTheStepScalarsAsTheyAreAtTheReplay() throws {
     let backend = try TestDevice.backend()
     let weight = backend.makeTensor(shape: [5], values: [1, 2, 3, 4, 5])
     let gradient = backend.makeTensor(shape: [5], values: [1, 1, 1, 1, 1])
     let velocity = backend.makeTensor(shape: [5])
-    let scalars = StepScalars(count: 1, backend: backend)
+    let scalars = StepScalars(count: 2, backend: backend)  // learning rate, momentum 0
     scalars.set(0, to: 0.5)
     scalars.write()
     let recording = try XCTUnwrap(
       backend.record {
         backend.sgdStep(
-          weight: weight, gradient: gradient, velocity: velocity, count: 5, learningRate: scalars[0], momentum: 0, decay: 0, nesterov: false)
+          weight: weight, gradient: gradient, velocity: velocity, count: 5, learningRate: scalars[0], momentum: scalars[1], decay: 0,
+          nesterov: false)
       })
     try backend.check()
     XCTAssertEqual(backend.download(weight), [1, 2, 3, 4, 5], "recording runs nothing")
@@ -44,6 +46,12 @@ final class CUDAGraphTests: XCTestCase {
     scalars.write()
     backend.replay(recording)
     XCTAssertEqual(backend.download(weight), [0.25, 1.25, 2.25, 3.25, 4.25])
+    // Momentum 0.5: v = 0.5·1 + 1 = 1.5, the weight moves by 0.5·1.5.
+    scalars.set(1, to: 0.5)
+    scalars.write()
+    backend.replay(recording)
+    XCTAssertEqual(backend.download(velocity), [1.5, 1.5, 1.5, 1.5, 1.5])
+    XCTAssertEqual(backend.download(weight), [-0.5, 0.5, 1.5, 2.5, 3.5])
     try backend.check()
   }
 

@@ -441,14 +441,17 @@ final class KernelParityTests: XCTestCase {
     let deviceGradients = try parameters.map { try upload($0.gradient) }
     let sgd = SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: cpu)
     let velocities = try parameters.map { try device.buffer([Float](repeating: 0, count: $0.count)) }
-    for step in 0..<3 {
+    // The momentum moves from step to step too (one-cycle's cycling).
+    for (step, momentum) in [Float(0.95), 0.9, 0.85].enumerated() {
       let learningRate = Float(0.1) / Float(step + 1)
-      sgd.step(parameters, learningRate: learningRate)
-      let deviceRate = DeviceWord(try device.buffer([learningRate]), index: 0)
+      sgd.prepare(learningRate: learningRate, momentum: momentum)
+      sgd.update(parameters)
+      let scalars = try device.buffer([learningRate, momentum])
       for (index, parameter) in parameters.enumerated() {
         try operations.sgdStep(
           weight: deviceWeights[index], gradient: deviceGradients[index], velocity: velocities[index], count: parameter.count,
-          learningRate: deviceRate, momentum: 0.9, decay: parameter.decays ? 5e-4 : 0, nesterov: true)
+          learningRate: DeviceWord(scalars, index: 0), momentum: DeviceWord(scalars, index: 1), decay: parameter.decays ? 5e-4 : 0,
+          nesterov: true)
         try assertClose(deviceWeights[index], parameter.value, tolerance: 1e-6, "SGD step \(step) of \(parameter.name)")
       }
     }

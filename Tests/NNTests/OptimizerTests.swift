@@ -65,6 +65,41 @@ final class OptimizerTests: XCTestCase {
     XCTAssert(rate(7) > rate(3) && rate(50) < rate(20))
   }
 
+  /// torch.optim.lr_scheduler.OneCycleLR(max_lr=0.1, total_steps=40, pct_start=0.15,
+  /// cycle_momentum=True, base_momentum=0.85, max_momentum=0.95): the optimizer's momentum
+  /// at steps 0, 3, 6, …, 39, printed by PyTorch 2 (`param_groups[0]["momentum"]` before each
+  /// step). Other schedules have no cycle.
+  func testCycledMomentumIsPyTorchOneCycleLRs() {
+    let pytorch = [
+      0.95, 0.8845491502812526, 0.8502132911852482, 0.8533763885297821, 0.860099138635988, 0.8698682681810371,
+      0.8819379166906423, 0.8953865820268349, 0.9091874758908285, 0.9222869177888269, 0.9336847821823279,
+      0.9425108567864806, 0.9480912821586409, 0.95,
+    ]
+    let schedule = LearningRateSchedule.oneCycle(warmupFraction: 0.15)
+    for (index, expected) in pytorch.enumerated() {
+      let step = index * 3
+      XCTAssertEqual(try XCTUnwrap(schedule.cycledMomentum(step: step, totalSteps: 40)), expected, accuracy: 1e-12, "step \(step)")
+    }
+    XCTAssertEqual(schedule.cycledMomentum(step: 5, totalSteps: 40, cycle: MomentumCycle(base: 0.8, maximum: 0.8)), 0.8)
+    XCTAssertNil(LearningRateSchedule.warmupCosine(warmupFraction: 0.15).cycledMomentum(step: 5, totalSteps: 40))
+  }
+
+  /// SGD reads its momentum when the step runs: a step prepared with another momentum
+  /// moves the velocity by that one (v ← μ·v + g), and the next one without goes back to
+  /// the optimizer's own.
+  func testSGDTakesEachStepsMomentum() {
+    let parameter = self.parameter([1, 2], gradient: [1, -1], decays: false)
+    let sgd = SGD(parameters: [parameter], momentum: 0.9, nesterov: false, weightDecay: 0, backend: backend)
+    sgd.prepare(learningRate: 0.1, momentum: 0.5)
+    sgd.update([parameter])  // v = g = (1, −1); w = (0.9, 2.1)
+    sgd.prepare(learningRate: 0.1, momentum: 0.5)
+    sgd.update([parameter])  // v = 0.5·v + g = (1.5, −1.5); w = (0.75, 2.25)
+    XCTAssertEqual(parameter.value.array(), [0.75, 2.25])
+    sgd.step([parameter], learningRate: 0.1)  // its own 0.9: v = (2.35, −2.35); w = (0.515, 2.485)
+    XCTAssertEqual(parameter.value.array()[0], 0.515, accuracy: 1e-6)
+    XCTAssertEqual(parameter.value.array()[1], 2.485, accuracy: 1e-6)
+  }
+
   func testWarmupCosineStepAndPlateauSchedules() {
     let cosine = LearningRateSchedule.warmupCosine(warmupFraction: 0.1)
     XCTAssertEqual(cosine.learningRate(peak: 1, step: 0, totalSteps: 100, stepsPerEpoch: 10, plateauFactor: 1), 0.1, accuracy: 1e-12)

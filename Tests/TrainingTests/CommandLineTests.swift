@@ -189,13 +189,23 @@ final class CommandLineTests: XCTestCase {
     let missing = try run(["train", "--data", folder + "/nowhere", "--output", folder + "/bad"])
     XCTAssertNotEqual(missing.status, 0)
     XCTAssert(missing.output.contains("nowhere"), missing.output)
+    // Momentum cycling is one-cycle's and SGD's: other settings are refused, naming the flag.
+    let good = try writeDataset("good", count: 8)
+    for (extra, problem) in [(["--schedule", "constant"], "needs the one-cycle schedule"), (["--optimizer", "adamw"], "AdamW has no momentum")] {
+      let refused = try run(
+        ["train", "--train-images", good.images, "--train-labels", good.labels, "--test-images", "none", "--output", folder + "/cycled",
+         "--cycle-momentum"] + extra)
+      XCTAssertNotEqual(refused.status, 0, refused.output)
+      XCTAssert(refused.output.contains("--cycle-momentum") && refused.output.contains(problem), refused.output)
+    }
   }
 
   func testHelpExplainsEveryFlag() throws {
     let help = try run(["train", "--help"])
     XCTAssertEqual(help.status, 0)
     for flag in ["--preset", "--width", "--epochs", "--batch-size", "--optimizer", "--learning-rate", "--schedule", "--weight-decay",
-      "--label-smoothing", "--dropout", "--stochastic-depth", "--seed", "--threads", "--output", "--resume", "--early-stopping"]
+      "--label-smoothing", "--dropout", "--stochastic-depth", "--seed", "--threads", "--output", "--resume", "--early-stopping",
+      "--cycle-momentum"]
     {
       XCTAssert(help.output.contains(flag), "help lacks \(flag)")
     }

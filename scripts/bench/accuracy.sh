@@ -8,9 +8,11 @@
 #   DATA=full SEEDS="0" EPOCHS=15 scripts/bench/accuracy.sh
 #   PEER=0 QUORUM=path/to/quorum scripts/bench/accuracy.sh
 #   DROPOUT=0.5 SEEDS="0 1 2 3 4" scripts/bench/accuracy.sh
+#   CYCLE_MOMENTUM=1 scripts/bench/accuracy.sh
 #
 # Env: SEEDS ("0 1 2"), EPOCHS (15), DATA (lt100 or full), DROPOUT (0.2, both engines: the
-# dropout before the classifier), QUORUM (.build/release/quorum),
+# dropout before the classifier), CYCLE_MOMENTUM (0; 1: one-cycle's momentum cycling in both
+# engines, run folders get a -cycled suffix), QUORUM (.build/release/quorum),
 # RESULTS (bench-results/accuracy-$DATA.jsonl), PEER (1; 0 skips PyTorch), THREADS (2),
 # PYTHON (python3). Run folders go to bench-results/runs/quorum-$DATA-dropout$DROPOUT-seed$seed.
 # Needs: python3 with scripts/bench/requirements.txt installed (for the peer); Quorum
@@ -23,6 +25,10 @@ readonly default_quorum=.build/release/quorum
 SEEDS=${SEEDS:-0 1 2}
 EPOCHS=${EPOCHS:-15}
 DROPOUT=${DROPOUT:-0.2}
+CYCLE_MOMENTUM=${CYCLE_MOMENTUM:-0}
+cycle_flags=()
+suffix=""
+if [ "$CYCLE_MOMENTUM" != 0 ]; then cycle_flags=(--cycle-momentum); suffix=-cycled; fi
 DATA=${DATA:-lt100}
 QUORUM=${QUORUM:-$default_quorum}
 RESULTS=${RESULTS:-bench-results/accuracy-$DATA.jsonl}
@@ -131,19 +137,19 @@ mkdir -p "$(dirname "$RESULTS")" bench-results/runs
 : >"$RESULTS"
 
 for seed in "${seeds[@]}"; do
-  run="bench-results/runs/quorum-$DATA-dropout$DROPOUT-seed$seed"
+  run="bench-results/runs/quorum-$DATA-dropout$DROPOUT$suffix-seed$seed"
   echo "accuracy: quorum, $DATA, dropout $DROPOUT, seed $seed, $EPOCHS epochs -> $run" >&2
   rm -f "$run/metrics.json"  # never summarise a stale run
   "$QUORUM" train ${quorum_data[@]+"${quorum_data[@]}"} --validation-fraction 0 --epochs "$EPOCHS" --seed "$seed" \
-    --dropout "$DROPOUT" --threads "$THREADS" --output "$run" --progress lines
+    --dropout "$DROPOUT" ${cycle_flags[@]+"${cycle_flags[@]}"} --threads "$THREADS" --output "$run" --progress lines
   record quorum_line "$run/metrics.json" "$data_name" "$seed" "$THREADS"
 
   if [ "$PEER" != 0 ]; then
     echo "accuracy: pytorch, $DATA, dropout $DROPOUT, seed $seed, $EPOCHS epochs" >&2
     record "$PYTHON" scripts/bench/pytorch_accuracy.py "${peer_data[@]}" --seed "$seed" --epochs "$EPOCHS" \
-      --dropout "$DROPOUT" --threads "$THREADS"
+      --dropout "$DROPOUT" ${cycle_flags[@]+"${cycle_flags[@]}"} --threads "$THREADS"
   fi
 done
 
 "$PYTHON" scripts/bench/summarize_accuracy.py "$RESULTS" \
-  --command "SEEDS='$SEEDS' EPOCHS=$EPOCHS DATA=$DATA DROPOUT=$DROPOUT PEER=$PEER THREADS=$THREADS QUORUM=$QUORUM RESULTS=$RESULTS scripts/bench/accuracy.sh"
+  --command "SEEDS='$SEEDS' EPOCHS=$EPOCHS DATA=$DATA DROPOUT=$DROPOUT CYCLE_MOMENTUM=$CYCLE_MOMENTUM PEER=$PEER THREADS=$THREADS QUORUM=$QUORUM RESULTS=$RESULTS scripts/bench/accuracy.sh"

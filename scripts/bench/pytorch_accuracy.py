@@ -195,6 +195,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sampling", choices=["shuffle", "class-balanced"], default="shuffle")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
+    parser.add_argument("--cycle-momentum", action="store_true",
+                        help="OneCycleLR's momentum cycling (0.95 -> 0.85 -> 0.95), as quorum train --cycle-momentum")
     parser.add_argument("--stochastic-depth", type=float, default=0.0,
                         help="drop probability of the last residual block (earlier ones scale linearly), as quorum's")
     parser.add_argument("--threads", type=int, default=2)
@@ -257,7 +259,8 @@ def main():
     optimizer = torch.optim.SGD(parameter_groups(model, 5e-4), lr=args.learning_rate, momentum=0.9, nesterov=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.learning_rate, total_steps=args.epochs * steps_per_epoch, pct_start=0.15,
-        anneal_strategy="cos", div_factor=25, final_div_factor=1e4, cycle_momentum=False)
+        anneal_strategy="cos", div_factor=25, final_div_factor=1e4, cycle_momentum=args.cycle_momentum,
+        base_momentum=0.85, max_momentum=0.95)
     loss_function = nn.CrossEntropyLoss(label_smoothing=0.1)
 
     history = []

@@ -15,6 +15,8 @@ import XCTest
 /// the peak), label smoothing and dropout with Quorum's own masks are all in the step.
 final class PyTorchTrainingParityTests: XCTestCase {
   static let (batch, capacity, steps, totalSteps) = (127, 128, 5, 100)
+  /// A ragged last batch: 5 examples in buffers planned for 128.
+  static let raggedBatch = 5
 
   /// What one run of the five steps leaves, every tensor in checkpoint layout.
   struct Run {
@@ -35,8 +37,9 @@ final class PyTorchTrainingParityTests: XCTestCase {
     return try Safetensors.read(url.path)
   }
 
-  /// The five steps on `threads` threads; `cycled`: with one-cycle's momentum cycling.
-  func run(_ file: Safetensors, threads: Int, cycled: Bool = false) throws -> Run {
+  /// The five steps on `threads` threads; `cycled`: with one-cycle's momentum cycling;
+  /// on the first `batch` examples.
+  func run(_ file: Safetensors, threads: Int, cycled: Bool = false, batch examples: Int = batch) throws -> Run {
     let metadata = file.metadata
     let pixels = try file.floats("pixels").map { UInt8($0) }
     let labels = try file.floats("labels").map { Int32($0) }
@@ -64,7 +67,7 @@ final class PyTorchTrainingParityTests: XCTestCase {
     }
     let initial = weights()
     var run = Run()
-    let batch = Array(0..<Self.batch)[...]
+    let batch = Array(0..<examples)[...]
     for step in 0..<Self.steps {
       let learningRate = configuration.schedule.learningRate(
         peak: configuration.learningRate, step: step, totalSteps: Self.totalSteps, stepsPerEpoch: Self.totalSteps, plateauFactor: 1)
@@ -119,14 +122,17 @@ final class PyTorchTrainingParityTests: XCTestCase {
     }
   }
 
-  func checkSteps(_ file: Safetensors, cycled: Bool) throws -> (runs: [Run], names: [String]) {
-    let runs = try [2, 1, 3].map { try run(file, threads: $0, cycled: cycled) }
+  /// Each step's learning rate, momentum and loss, and every parameter's update norm after
+  /// every step, of the fixture's run at `prefix` ("", "cycled/" or "ragged/").
+  func checkSteps(_ file: Safetensors, prefix: String) throws -> (runs: [Run], names: [String]) {
+    let cycled = prefix == "cycled/"
+    let examples = prefix == "ragged/" ? Self.raggedBatch : Self.batch
+    let runs = try [2, 1, 3].map { try run(file, threads: $0, cycled: cycled, batch: examples) }
     let ours = runs[0]
     func spread(_ values: (Run) -> [Float]) -> Float {
       4 * runs.dropFirst().map { other in zip(values(ours), values(other)).map { abs($0 - $1) }.max() ?? 0 }.max()!
     }
     let metadata = file.metadata
-    let prefix = cycled ? "cycled/" : ""
     let names = try XCTUnwrap(metadata["parameters"]).split(separator: ",").map(String.init)
     XCTAssertEqual(Set(names), Set(ours.updates.keys), "the same parameters")
     let referenceNorms = try file.floats(prefix + "update_norms", shape: [Self.steps, names.count])
@@ -160,7 +166,7 @@ final class PyTorchTrainingParityTests: XCTestCase {
   /// after every step, and every value of the update after five steps.
   func testFiveRecipeStepsMatchPyTorchFloat64() throws {
     let file = try fixture()
-    let (runs, names) = try checkSteps(file, cycled: false)
+    let (runs, names) = try checkSteps(file, prefix: "")
     let ours = runs[0]
     func spread(_ values: (Run) -> [Float]) -> Float {
       4 * runs.dropFirst().map { other in zip(values(ours), values(other)).map { abs($0 - $1) }.max() ?? 0 }.max()!
@@ -190,7 +196,7 @@ final class PyTorchTrainingParityTests: XCTestCase {
   /// allows, or the check could not tell the momentum.
   func testCycledMomentumStepsMatchPyTorchOneCycleLR() throws {
     let file = try fixture()
-    let (runs, names) = try checkSteps(file, cycled: true)
+    let (runs, names) = try checkSteps(file, prefix: "cycled/")
     let plain = try file.floats("update_norms", shape: [Self.steps, names.count])
     let cycled = try file.floats("cycled/update_norms", shape: [Self.steps, names.count])
     let envelope = try file.floats("float32/envelope/cycled/update_norms", shape: [Self.steps, names.count])
@@ -200,5 +206,19 @@ final class PyTorchTrainingParityTests: XCTestCase {
     let effect = names.indices.map { abs(cycled[$0] - plain[$0]) / allowance.at($0, relative: 3e-3) }.max() ?? 0
     XCTAssertGreaterThan(effect, 3, "cycling the momentum moves the first update by less than the check allows")
     XCTAssertEqual(runs.count, 3)
+  }
+
+  /// A ragged last batch (5 examples in buffers planned for 128) trains as PyTorch's batch
+  /// of 5: batch statistics over the 5 only, the loss their mean, the same five steps.
+  func testARaggedBatchOfFiveTrainsLikePyTorchs() throws {
+    let file = try fixture()
+    let (runs, _) = try checkSteps(file, prefix: "ragged/")
+    let ours = runs[0]
+    for step in 0..<Self.steps {
+      for (name, values) in ours.runningStatistics[step] {
+        let spread = 4 * runs.dropFirst().map { zip(values, $0.runningStatistics[step][name]!).map { abs($0 - $1) }.max() ?? 0 }.max()!
+        assertClose(values, try file.floats("ragged/after/\(step + 1)/\(name)"), tolerance: 1e-3, rounding: spread, "\(name) after ragged step \(step + 1)")
+      }
+    }
   }
 }

@@ -21,13 +21,15 @@ cycling) of which these are the first 5 (the rate from 0.004 to 0.022), label sm
                                   step k, in named_parameters order
   cycled/update_norms             the same five steps from the same start with OneCycleLR's
                                   momentum cycling on (0.95 -> 0.85 at the peak -> 0.95)
-  float32/envelope/update_norms, float32/envelope/cycled/update_norms,
+  ragged/...                      the plain run on the first 5 examples only (a ragged last
+                                  batch in buffers planned for 128): losses, after/, update_norms
+  float32/envelope/update_norms, float32/envelope/cycled/update_norms, .../ragged/update_norms,
   float32/envelope/update/<name>, metadata float32/envelope/[cycled/]loss_<k>
                                   the largest distance from float64 of seven PyTorch
                                   float32 runs (the same weights, and six nudged by one ulp):
                                   how far float32 rounding alone moves each result, which the
                                   test allows Quorum twice over
-metadata: loss_<k> (the loss of step k, before its update), lr_<k>, cycled/loss_<k>,
+metadata: loss_<k> (the loss of step k, before its update), lr_<k>, cycled/loss_<k>, ragged/loss_<k>,
 cycled/momentum_<k> (the momentum step k used), and the settings.
 The input is (pixel/255 - 0.5)/0.25, Quorum's normalisation with mean 0.5 and std 0.25.
 
@@ -46,6 +48,7 @@ from mobilenet_reference import PRESETS, build  # noqa: E402
 from pytorch_accuracy import parameter_groups  # noqa: E402
 
 SEED, STEPS, TOTAL_STEPS, BATCH, CLASSES, SIZE = 5, 5, 100, 127, 10, 28
+RAGGED = 5  # a last batch of 5 in buffers planned for 128
 WIDTH, DROPOUT, SMOOTHING, PEAK = 0.5, 0.2, 0.1, 0.1
 MEAN, STD = 0.5, 0.25
 DROPOUT_PURPOSE = 3  # Quorum's RandomPurpose.dropout
@@ -92,9 +95,10 @@ masks = [torch.tensor([
      for c in range(channels)] for n in range(BATCH)], dtype=torch.float64) for step in range(STEPS)]
 
 
-def train(cycle_momentum, prefix, metadata, tensors, dtype=torch.float64, jitter=None):
+def train(cycle_momentum, prefix, metadata, tensors, dtype=torch.float64, jitter=None, batch=BATCH):
     """The five steps from the initial weights (each nudged by one float32 ulp up or down
-    at random where `jitter` seeds it); returns the model after them."""
+    at random where `jitter` seeds it) on the first `batch` examples; returns the model
+    after them."""
     model = build(width=WIDTH, input_channels=1, classes=CLASSES, stem_stride=stem_stride,
                   stage_strides=stage_strides, dropout=0.0)
     model.load_state_dict(initial)
@@ -112,19 +116,19 @@ def train(cycle_momentum, prefix, metadata, tensors, dtype=torch.float64, jitter
     start = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
     norms = []
     for step in range(STEPS):
-        model.classifier[0].forward = lambda features, mask=masks[step].to(dtype): features * mask
+        model.classifier[0].forward = lambda features, mask=masks[step][:batch].to(dtype): features * mask
         metadata[f"{prefix}lr_{step + 1}"] = repr(optimizer.param_groups[0]["lr"])
         metadata[f"{prefix}momentum_{step + 1}"] = repr(optimizer.param_groups[0]["momentum"])
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(images.to(dtype)), labels, label_smoothing=SMOOTHING)
+        loss = F.cross_entropy(model(images[:batch].to(dtype)), labels[:batch], label_smoothing=SMOOTHING)
         loss.backward()
         optimizer.step()
         scheduler.step()
         metadata[f"{prefix}loss_{step + 1}"] = repr(loss.item())
-        if prefix == "":
+        if prefix in ("", "ragged/"):
             for name, buffer in model.state_dict().items():
                 if name.endswith("running_mean") or name.endswith("running_var"):
-                    tensors[f"after/{step + 1}/{name}"] = buffer.float().contiguous()
+                    tensors[f"{prefix}after/{step + 1}/{name}"] = buffer.float().contiguous()
         parameters = dict(model.named_parameters())
         norms.append([float((parameters[name].detach() - start[name]).norm()) for name in names])
         print(f"{prefix or 'plain/'} step {step + 1}: lr {metadata[f'{prefix}lr_{step + 1}']}, "
@@ -136,30 +140,31 @@ def train(cycle_momentum, prefix, metadata, tensors, dtype=torch.float64, jitter
 metadata, tensors = {}, {}
 model, start = train(False, "", metadata, tensors)
 train(True, "cycled/", metadata, tensors)
+train(False, "ragged/", metadata, tensors, batch=RAGGED)
 # The same in float32, from the same weights and from six nudged by one ulp: how far float32
 # arithmetic itself moves each result from the float64 reference (ReLU6 gates that flip with
 # rounding, carried on by the steps). The largest distance of the seven is the envelope the
 # test allows Quorum twice over, beside its own summation orders' spread.
-for cycled, prefix in ((False, ""), (True, "cycled/")):
+for cycled, prefix, batch in ((False, "", BATCH), (True, "cycled/", BATCH), (False, "ragged/", RAGGED)):
     reference_norms = tensors[prefix + "update_norms"]
     norm_envelope = torch.zeros_like(reference_norms)
     loss_envelope = [0.0] * STEPS
     update_envelope = {name: torch.zeros_like(initial[name]) for name in names}
     for jitter in [None, 1, 2, 3, 4, 5, 6]:
         sample_metadata, sample_tensors = {}, {}
-        sample, sample_start = train(cycled, "", sample_metadata, sample_tensors, torch.float32, jitter)
+        sample, sample_start = train(cycled, "", sample_metadata, sample_tensors, torch.float32, jitter, batch)
         norm_envelope = torch.maximum(norm_envelope, (sample_tensors["update_norms"] - reference_norms).abs())
         for step in range(STEPS):
             distance = abs(float(sample_metadata[f"loss_{step + 1}"]) - float(metadata[f"{prefix}loss_{step + 1}"]))
             loss_envelope[step] = max(loss_envelope[step], distance)
-        if not cycled:
+        if prefix == "":
             for name, parameter in sample.named_parameters():
                 distance = ((parameter.detach() - sample_start[name]).double() - (dict(model.named_parameters())[name].detach() - start[name])).abs()
                 update_envelope[name] = torch.maximum(update_envelope[name], distance.float())
     tensors[f"float32/envelope/{prefix}update_norms"] = norm_envelope.contiguous()
     for step in range(STEPS):
         metadata[f"float32/envelope/{prefix}loss_{step + 1}"] = repr(loss_envelope[step])
-    if not cycled:
+    if prefix == "":
         for name in names:
             tensors["float32/envelope/update/" + name] = update_envelope[name].contiguous()
 tensors.update({"weights/" + k: v for k, v in initial.items()})

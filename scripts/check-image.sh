@@ -107,6 +107,14 @@ healthcheck() {
   else docker exec "$1" quorum-healthcheck
   fi
 }
+# Waits up to 60 s for container $1's health check to pass; $2 names it in the failure.
+wait_healthy() {
+  local deadline=$((SECONDS + 60))
+  until healthcheck "$1" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$2's health check did not pass within 60 s"
+    sleep 0.5
+  done
+}
 
 compose_down() { :; }
 cleanup() {
@@ -277,11 +285,7 @@ wait_for_journal() {
 running() { [ "$("$engine" inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 
 start_coordinator
-deadline=$((SECONDS + 60))
-until healthcheck "$prefix-coordinator" >/dev/null 2>&1; do
-  [ "$SECONDS" -lt "$deadline" ] || die "the coordinator's health check did not pass within 60 s"
-  sleep 0.5
-done
+wait_healthy "$prefix-coordinator" "the coordinator"
 say "coordinator healthy (the image's HEALTHCHECK) at $((SECONDS - step_started)) s"
 start_worker worker-0
 start_worker worker-1
@@ -361,11 +365,7 @@ if [ "$engine" = podman ] && command -v podman-compose >/dev/null; then
     || { tail -30 "$work/compose.log" >&2; die "podman-compose up failed ($work/compose.log)"; }
   coordinator=${prefix}_coordinator_1
   # The recipe's own health check (its status endpoint), run by the engine.
-  deadline=$((SECONDS + 60))
-  until healthcheck "$coordinator" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || die "the compose coordinator's health check did not pass within 60 s"
-    sleep 0.5
-  done
+  wait_healthy "$coordinator" "the compose coordinator"
   say "compose: coordinator healthy (the recipe's health check)"
   deadline=$((SECONDS + 300))
   while running "$coordinator"; do

@@ -91,19 +91,6 @@ final class PyTorchTrainingParityTests: XCTestCase {
     return run
   }
 
-  /// max|ours − reference| ≤ tolerance · max(max|reference|, floor) + rounding.
-  func assertClose(
-    _ ours: [Float], _ reference: [Float], tolerance: Float, floor: Float = 1e-6, rounding: Float = 0, _ label: String,
-    file: StaticString = #filePath, line: UInt = #line
-  ) {
-    XCTAssertEqual(ours.count, reference.count, label, file: file, line: line)
-    let scale = max(reference.map(abs).max() ?? 0, floor)
-    let difference = zip(ours, reference).map { abs($0 - $1) }.max() ?? 0
-    XCTAssertLessThanOrEqual(
-      difference, tolerance * scale + rounding,
-      "\(label): max difference \(difference), max |reference| \(scale), float32 rounding allowance \(rounding)", file: file, line: line)
-  }
-
   /// How far PyTorch's own float32 lands from its float64 (the fixture's `float32/envelope/`:
   /// the largest distance of seven float32 runs, from the same weights and from six nudged
   /// by one ulp). MobileNetV2's 34 ReLU6 layers put some of their inputs closer to a kink

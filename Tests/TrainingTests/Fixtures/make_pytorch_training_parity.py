@@ -45,35 +45,13 @@ from safetensors.torch import save_file
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "..", "scripts", "bench"))
 from mobilenet_reference import PRESETS, build  # noqa: E402
+from quorum_random import DROPOUT_PURPOSE, uniform  # noqa: E402
 from pytorch_accuracy import parameter_groups  # noqa: E402
 
 SEED, STEPS, TOTAL_STEPS, BATCH, CLASSES, SIZE = 5, 5, 100, 127, 10, 28
 RAGGED = 5  # a last batch of 5 in buffers planned for 128
 WIDTH, DROPOUT, SMOOTHING, PEAK = 0.5, 0.2, 0.1, 0.1
 MEAN, STD = 0.5, 0.25
-DROPOUT_PURPOSE = 3  # Quorum's RandomPurpose.dropout
-MASK32 = 0xFFFFFFFF
-
-
-def philox(counter, key):
-    """Philox4x32-10, as Quorum's Philox.block."""
-    c0, c1, c2, c3 = counter
-    k0, k1 = key
-    for round_ in range(10):
-        if round_ > 0:
-            k0, k1 = (k0 + 0x9E3779B9) & MASK32, (k1 + 0xBB67AE85) & MASK32
-        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0) & MASK32, p1 & MASK32, ((p0 >> 32) ^ c3 ^ k1) & MASK32, p0 & MASK32
-    return c0, c1, c2, c3
-
-
-assert philox((0, 0, 0, 0), (0, 0)) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
-
-
-def uniform(seed, purpose, stream, index):
-    """Quorum's RandomStream(seed, purpose, stream).uniform(at: index)."""
-    word = philox((index & MASK32, index >> 32, stream & MASK32, purpose), (seed & MASK32, seed >> 32))[0]
-    return (word >> 8) / 16777216.0
 
 
 torch.manual_seed(20261207)

@@ -64,6 +64,7 @@ enum TrainingSettings {
   static let all: [String: Apply] = [
     "epochs": { value, config in config.epochs = try integer(value) },
     "batch_size": { value, config in config.batchSize = try integer(value) },
+    "batching": { value, config in config.batching = try choice(value, Batching.self, Batching.allCases.map(\.rawValue)) },
     "preset": { value, config in
       let preset = try choice(value, MobileNetV2Configuration.Preset.self, ["imagenet", "cifar"])
       config.model.stemStride = preset.stemStride

@@ -8,9 +8,9 @@ import Tensor
 /// by the operations as they run (`DeviceScalar`).
 ///
 /// A shape is what a recording fixes besides the tensors: the batch's size (an epoch's
-/// batches differ by one at most), whether the class weights have joined, and whether the
-/// loss reads soft targets (mixup/CutMix draw that per step). So an epoch records two
-/// or three steps at most. The first step of a shape runs op by op: it makes what a backend
+/// batches differ by one at most, or all but a ragged last one are full), whether the
+/// class weights have joined, and whether the loss reads soft targets (mixup/CutMix draw
+/// that per step). So an epoch records two or three steps at most. The first step of a shape runs op by op: it makes what a backend
 /// makes lazily (cuBLASLt's plans, scratch buffers), which a recording may not.
 final class StepRecorder {
   struct Shape: Hashable {

@@ -73,6 +73,17 @@ public final class Trainer {
 
   /// Called after every epoch with its record (a worker turns it into a progress report).
   public var onEpoch: ((EpochRecord) -> Void)?
+  /// Where `run` writes a JSON line per step (`StepLog`: learning rate, loss, gradient
+  /// norm). Set it before the first step. nil: no step log.
+  public var stepLogPath: String?
+  /// Keep the evaluation weights (the average's, where there is one) after every this many
+  /// epochs as epoch-N.safetensors in the output folder: snapshots to diagnose a run from,
+  /// or to ensemble. nil: only the run's own checkpoints.
+  public var snapshotInterval: Int?
+  /// Measures each step's gradient norm for the step log where no clipper does.
+  private var normMeter: GradientClipper?
+  /// The epoch's gradient norms, kept on the backend like `epochLosses` (a step log only).
+  private var epochNorms: Tensor?
   /// Passes over a data set's images in evaluation mode so far (each epoch's, the final).
   public private(set) var evaluationPasses = 0
   /// The last epoch's evaluation, kept for `finish`: when the final weights are that
@@ -201,12 +212,15 @@ public final class Trainer {
   var statePath: String? { outputFolder.map { $0 + "/state.safetensors" } }
   var bestPath: String? { outputFolder.map { $0 + "/best.safetensors" } }
 
-  /// Mini-batches of an epoch: a seeded permutation cut into as few batches of at most
-  /// the batch size as hold it, of sizes that differ by one at most. A ragged last batch
-  /// (11,909 examples in batches of 128 leave 5) gives batch normalisation statistics of
-  /// a handful of examples and one wild step an epoch: at the reference recipe's learning
-  /// rate it made training on a 4/5 fold of FMNIST-LT diverge (test accuracy 0.45 against
-  /// 0.81 on the whole set). A batch of one is dropped (batch normalisation needs two).
+  /// Mini-batches of an epoch: a seeded permutation cut as the configuration's `batching`
+  /// says. By default into as few batches of at most the batch size as hold it, of sizes
+  /// that differ by one at most. A ragged last batch (11,909 examples in batches of 128
+  /// leave 5) gives batch normalisation statistics of a handful of examples and one wild
+  /// step an epoch: at the reference recipe's learning rate it once made training on a 4/5
+  /// fold of FMNIST-LT diverge (test accuracy 0.45 against 0.81 on the whole set; with the
+  /// cause since fixed, docs/benchmarks.md measures both cuts beside PyTorch). `ragged`
+  /// cuts as PyTorch's DataLoader does. A batch of one is dropped (batch normalisation
+  /// needs two; PyTorch refuses to train on one).
   public func batches(epoch: Int) -> [ArraySlice<Int>] { Self.batches(configuration: configuration, data: data, epoch: epoch) }
 
   static func batches(configuration: TrainingConfiguration, data: TrainingData, epoch: Int) -> [ArraySlice<Int>] {
@@ -215,11 +229,17 @@ public final class Trainer {
       growTo: configuration.growClassesTo)
     let count = (order.count + configuration.batchSize - 1) / configuration.batchSize
     guard count > 0 else { return [] }
-    let (base, extra) = order.count.quotientAndRemainder(dividingBy: count)
+    let sizes: [Int]
+    switch configuration.batching {
+    case .even:
+      let (base, extra) = order.count.quotientAndRemainder(dividingBy: count)
+      sizes = (0..<count).map { base + ($0 < extra ? 1 : 0) }
+    case .ragged:
+      sizes = (0..<count).map { min(configuration.batchSize, order.count - $0 * configuration.batchSize) }
+    }
     var batches: [ArraySlice<Int>] = []
     var start = 0
-    for index in 0..<count {
-      let size = base + (index < extra ? 1 : 0)
+    for size in sizes {
       if size >= 2 { batches.append(order[start..<(start + size)]) }
       start += size
     }
@@ -239,6 +259,11 @@ public final class Trainer {
     }
     let stepsPerEpoch = batches(epoch: 0).count
     let totalSteps = stepsPerEpoch * configuration.epochs
+    let stepLog = try stepLogPath.map { try StepLog(path: $0, keepingEpochs: resume ? progress.epoch : nil) }
+    if stepLog != nil && clipper == nil && normMeter == nil {
+      precondition(recorder.replays == 0, "set stepLogPath before the first step: the recorded step has no norm to log")
+      normMeter = .measuring(model.parameters, backend: backend)
+    }
     let runStart = Date()
     let stepsAtStart = progress.step
     while progress.epoch < configuration.epochs && !progress.stoppedEarly {
@@ -252,6 +277,11 @@ public final class Trainer {
         data.training, batches: epochBatches, augmentation: configuration.augmentation, seed: configuration.seed, epoch: epoch)
       defer { prefetcher?.finish() }
       if epochLosses.capacity < epochBatches.count { epochLosses = backend.makeTensor(shape: [epochBatches.count]) }
+      if stepLog != nil && (epochNorms?.capacity ?? 0) < epochBatches.count {
+        epochNorms = backend.makeTensor(shape: [epochBatches.count])
+      }
+      let firstStep = progress.step
+      var stepScalars: [(learningRate: Double, momentum: Double?)] = []
       var lastRead = Date()
       var read = 0  // step losses read back so far this epoch
       for (index, batch) in epochBatches.enumerated() {
@@ -271,11 +301,27 @@ public final class Trainer {
           assembleAndEnqueueStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate), momentum: momentum)
         }
         backend.copy(lossValue, offset: 0, to: epochLosses, offset: index, count: 1)
+        if stepLog != nil, let epochNorms, let meter = clipper ?? normMeter {
+          backend.copy(meter.normValue, offset: 0, to: epochNorms, offset: index, count: 1)
+          let sgdMomentum = configuration.optimizer == .sgd ? Double(momentum ?? configuration.momentum) : nil
+          stepScalars.append((learningRate, sgdMomentum))
+        }
         progress.step += 1
         try checkBackend("training epoch \(epoch + 1), step \(index + 1)")
         guard index == epochBatches.count - 1 || Date().timeIntervalSince(lastRead) >= Self.lossReadInterval else { continue }
         // A read-back point: the losses since the last, the divergence check, the progress line.
         let losses = backend.download(epochLosses, count: index + 1 - read, offset: read)
+        // The step log first: the steps up to a non-finite loss are what diagnoses it.
+        if let stepLog, let epochNorms {
+          let norms = backend.download(epochNorms, count: losses.count, offset: read)
+          try stepLog.write(losses.indices.map { offset in
+            let step = read + offset
+            return StepLog.Entry(
+              epoch: epoch + 1, step: firstStep + step + 1, batch: epochBatches[step].count,
+              learningRate: stepScalars[step].learningRate, momentum: stepScalars[step].momentum, loss: Double(losses[offset]),
+              gradientNorm: Double(norms[offset]))
+          })
+        }
         for (offset, loss) in losses.enumerated() {
           let step = read + offset
           guard loss.isFinite else {
@@ -315,6 +361,10 @@ public final class Trainer {
       if let statePath {
         try TrainingStateFile.save(
           to: statePath, configuration: configuration, progress: progress, model: model, optimizer: optimizer, average: average)
+      }
+      if let snapshotInterval, let outputFolder, progress.epoch % snapshotInterval == 0 {
+        let path = outputFolder + "/epoch-\(progress.epoch).safetensors"
+        try withEvaluationWeights { try ModelCheckpoint.save(model, description: description, to: path) }
       }
       if let interruption, progress.epoch >= interruption, progress.epoch < configuration.epochs {
         return TrainingResult(progress: progress)
@@ -400,7 +450,7 @@ public final class Trainer {
         logits: logits, labels: labelTensor, batch: batch.count, classes: classes, options: options, logitGradient: logitGradient,
         loss: lossValue)
       model.backward(logitGradient: logitGradient, batch: batch.count)
-      clipper?.clip()
+      (clipper ?? normMeter)?.clip()
       optimizer.update(model.parameters)
       average?.update()
     }

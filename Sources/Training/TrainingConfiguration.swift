@@ -10,6 +10,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public var model: MobileNetV2Configuration
   public var epochs: Int = 15
   public var batchSize: Int = 128
+  /// How an epoch is cut into batches of at most `batchSize`.
+  public var batching: Batching = .even
   public var optimizer: OptimizerKind = .sgd
   /// The peak learning rate.
   public var learningRate: Double = 0.1

@@ -36,6 +36,11 @@ struct Train: ParsableCommand {
   // MARK: Optimisation
   @Option(help: "Number of epochs.") var epochs: Int = 15
   @Option(help: "Mini-batch size.") var batchSize: Int = 128
+  @Option(help: """
+    How an epoch is cut into batches: even (as few batches as hold it, sizes differing by one at most) or ragged (full \
+    batches and the rest last, as PyTorch's DataLoader with drop_last=False).
+    """)
+  var batching: Batching = .even
   @Option(help: "sgd (momentum, PyTorch's L2 weight decay) or adamw (decoupled weight decay).")
   var optimizer: TrainingConfiguration.OptimizerKind = .sgd
   @Option(help: "Peak learning rate.") var learningRate: Double = 0.1
@@ -122,6 +127,12 @@ struct Train: ParsableCommand {
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
   @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
+  @Option(help: ArgumentHelp(
+    "Write a JSON line per step to this file: epoch, step, batch, learning rate, momentum, loss and the gradient norm before clipping.",
+    valueName: "file"))
+  var stepLog: String?
+  @Option(help: "Also keep the weights after every N epochs as epoch-N.safetensors in --output.")
+  var saveEvery: Int?
   @Option(help: "Progress display: auto (a bar on a terminal, lines otherwise), bar, lines or none.")
   var progress: ProgressName = .auto
 
@@ -141,6 +152,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    if let saveEvery, saveEvery < 1 { throw ValidationError("--save-every must be at least 1 epoch, got \(saveEvery)") }
     let style: ProgressReporter.Style? = [.bar: .bar, .lines: .lines, .none: .silent][progress]
     let reporter = ProgressReporter(style: style, totalEpochs: epochs)
     let data = try dataOptions.load(seed: seed, output: output, log: reporter.message)
@@ -150,6 +162,7 @@ struct Train: ParsableCommand {
         channels: data.training.channels))
     configuration.epochs = epochs
     configuration.batchSize = batchSize
+    configuration.batching = batching
     configuration.optimizer = optimizer
     configuration.learningRate = learningRate
     configuration.momentum = momentum
@@ -186,6 +199,8 @@ struct Train: ParsableCommand {
         + (trainer.holdsImages ? ", the images held in device memory" : "")
         + (backend is CPUBackend ? ", \(GEMMLibrary.summary().line)" : ""))
     if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
+    trainer.stepLogPath = stepLog
+    trainer.snapshotInterval = saveEvery
     let result = try trainer.run(resume: resume)
     if let test = result.test {
       reporter.message(String(
@@ -249,3 +264,4 @@ extension ComputeDevice: ExpressibleByArgument {
 extension TrainingConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension SelectionMetric: ExpressibleByArgument {}
 extension Sampling: ExpressibleByArgument {}
+extension Batching: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import CUDA
 import CUDAEmulator
 import Data
+import Foundation
 import NN
 import Tensor
 import Training
@@ -121,6 +122,46 @@ final class CUDAGraphTests: XCTestCase {
       XCTAssertGreaterThan(launched.lastStepLaunches.kernels, 300, "a step launched op by op")
       XCTAssertEqual(launched.lastStepLaunches.graphs, 0)
       print("a training step: \(launched.lastStepLaunches.kernels) kernel launches op by op, 1 graph launch replayed")
+    }
+  }
+
+  /// A step log on a device whose steps replay as graphs: the norm is measured inside the
+  /// recorded step (no clipper here, so by the measuring one), and measuring changes no bit
+  /// of the training. The first step, before any update, has the CPU's loss and norm.
+  func testTheStepLogMeasuresInsideTheReplayedStepAndChangesNothing() throws {
+    let count = 40
+    var pixels = [UInt8](repeating: 0, count: count * 16 * 16)
+    for i in pixels.indices { pixels[i] = UInt8((i * 7919 + i / 256 * 31) % 251) }
+    let images = ImageDataset(pixels: pixels, labels: (0..<count).map { Int32($0 % 4) }, height: 16, width: 16, channels: 1, classes: 4)
+    var configuration = TrainingConfiguration(
+      model: MobileNetV2Configuration(width: 0.35, classes: 4, imageHeight: 16, imageWidth: 16, dropout: 0.2))
+    configuration.batchSize = 16
+    configuration.epochs = 2
+    configuration.learningRate = 0.02
+    let folder = NSTemporaryDirectory() + "quorum-steplog-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    func run(_ backend: Backend, log: String?) throws -> (trainer: Trainer, entries: [StepLog.Entry]) {
+      let trainer = try Trainer(
+        configuration: configuration, data: TrainingData(training: images), backend: backend, threads: 1, outputFolder: nil,
+        reporter: ProgressReporter(style: .silent, totalEpochs: 2), prefetch: false)
+      trainer.stepLogPath = log.map { folder + "/" + $0 }
+      try trainer.run()
+      return (trainer, try log.map { try StepLog.read(folder + "/" + $0) } ?? [])
+    }
+    let device = try TestDevice.backend()
+    let logged = try run(device, log: "device.jsonl")
+    let plain = try run(try TestDevice.backend(), log: nil)
+    let cpu = try run(CPUBackend(threads: 1), log: "cpu.jsonl")
+    XCTAssertGreaterThan(logged.trainer.replayedSteps, 0, "the steps replayed")
+    XCTAssertEqual(logged.entries.count, 6, "3 batches (14, 13, 13) a epoch, 2 epochs")
+    XCTAssertEqual(logged.entries.map(\.batch), cpu.entries.map(\.batch))
+    XCTAssertEqual(logged.entries.map(\.learningRate), cpu.entries.map(\.learningRate))
+    XCTAssert(logged.entries.allSatisfy { $0.gradientNorm.isFinite && $0.gradientNorm > 0 }, "\(logged.entries)")
+    XCTAssertEqual(Set(logged.entries.map(\.gradientNorm)).count, 6, "a norm per step, not one repeated")
+    XCTAssertEqual(logged.entries[0].loss, cpu.entries[0].loss, accuracy: 1e-5 * cpu.entries[0].loss)
+    XCTAssertEqual(logged.entries[0].gradientNorm, cpu.entries[0].gradientNorm, accuracy: 1e-4 * cpu.entries[0].gradientNorm)
+    for (a, b) in zip(logged.trainer.model.parameters, plain.trainer.model.parameters) {
+      XCTAssertEqual(device.download(a.value).map(\.bitPattern), plain.trainer.backend.download(b.value).map(\.bitPattern), a.name)
     }
   }
 }

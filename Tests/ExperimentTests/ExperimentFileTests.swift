@@ -54,7 +54,7 @@ final class ExperimentFileTests: XCTestCase {
     let experiment = try Experiment.parse("""
       name: all
       data: {train: /data, layout: csv, images: /img, id_column: id, label_column: label, image_size: 28x28, channels: 1}
-      training: {batch_size: 64, optimizer: adamw, learning_rate: 0.003, weight_decay: 0.05, schedule: warmup-cosine,
+      training: {batch_size: 64, batching: ragged, optimizer: adamw, learning_rate: 0.003, weight_decay: 0.05, schedule: warmup-cosine,
         label_smoothing: 0.05, class_weights: effective-number, reweight_from_epoch: 3, sampling: square-root,
         grow_classes_to: 500, logit_adjustment: 1, focal_gamma: 2, mixup: 0.2, cutmix: 1, mix_probability: 0.5,
         shift: 3, flip: 0.5, vertical_flip: 0.1, rotation: 10, scale: 0.1, shear: 5, erasing: 0.25, elastic_alpha: 8,
@@ -63,6 +63,7 @@ final class ExperimentFileTests: XCTestCase {
       """, file: "exp.yaml")
     let c = try experiment.variants[0].configuration(TrainingConfiguration(model: .init()), file: "exp.yaml")
     XCTAssertEqual(c.optimizer, .adamw)
+    XCTAssertEqual(c.batching, .ragged)
     XCTAssertEqual(c.classWeighting, .effectiveNumber(beta: 0.9999))
     XCTAssertEqual(c.sampling, .squareRoot)
     XCTAssertEqual(c.growClassesTo, 500)

@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import QuorumTestSupport
+import Training
 import XCTest
 
 /// `quorum train` as a user runs it: a real process on files the test writes.
@@ -39,10 +40,16 @@ final class CommandLineTests: XCTestCase {
     let result = try run([
       "train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", test.images,
       "--test-labels", test.labels, "--width", "0.35", "--epochs", "2", "--batch-size", "16", "--threads", "2",
-      "--output", output, "--progress", "lines",
+      "--output", output, "--progress", "lines", "--batching", "ragged", "--step-log", output + "/steps.jsonl", "--save-every", "1",
     ])
     XCTAssertEqual(result.status, 0, result.output)
     XCTAssert(result.output.contains("epoch 2/2"), result.output)
+    // 88 training examples cut as PyTorch's DataLoader: five batches of 16 and one of 8.
+    let steps = try StepLog.read(output + "/steps.jsonl")
+    XCTAssertEqual(steps.map(\.batch), [16, 16, 16, 16, 16, 8, 16, 16, 16, 16, 16, 8])
+    XCTAssertEqual(steps.map(\.step), Array(1...12))
+    XCTAssert(steps.allSatisfy { $0.gradientNorm > 0 && $0.loss.isFinite && $0.momentum == Double(Float(0.9)) }, "\(steps)")
+    for epoch in 1...2 { XCTAssert(FileManager.default.fileExists(atPath: output + "/epoch-\(epoch).safetensors"), "epoch \(epoch)") }
     let testLogits = try NumPy.readFloat32(output + "/test.logits.npy")
     XCTAssertEqual(testLogits.shape, [20, 4])
     XCTAssertEqual(try NumPy.readFloat32(output + "/validation.logits.npy").shape, [8, 4], "round(10 % × 24) = 2 per class held out")
@@ -55,10 +62,11 @@ final class CommandLineTests: XCTestCase {
     let again = try run([
       "train", "--train-images", train.images, "--train-labels", train.labels, "--test-images", test.images,
       "--test-labels", test.labels, "--width", "0.35", "--epochs", "2", "--batch-size", "16", "--threads", "2",
-      "--output", output, "--progress", "none", "--resume",
+      "--output", output, "--progress", "none", "--resume", "--batching", "ragged", "--step-log", output + "/steps.jsonl",
     ])
     XCTAssertEqual(again.status, 0, again.output)
     XCTAssertEqual(try NumPy.readFloat32(output + "/test.logits.npy").values, testLogits.values)
+    XCTAssertEqual(try StepLog.read(output + "/steps.jsonl"), steps, "the finished epochs' steps are kept")
   }
 
   /// The same command on the CUDA backend over the emulated device: the whole trainer
@@ -205,7 +213,7 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(help.status, 0)
     for flag in ["--preset", "--width", "--epochs", "--batch-size", "--optimizer", "--learning-rate", "--schedule", "--weight-decay",
       "--label-smoothing", "--dropout", "--stochastic-depth", "--seed", "--threads", "--output", "--resume", "--early-stopping",
-      "--cycle-momentum"]
+      "--cycle-momentum", "--batching", "--step-log", "--save-every"]
     {
       XCTAssert(help.output.contains(flag), "help lacks \(flag)")
     }

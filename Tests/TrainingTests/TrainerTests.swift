@@ -79,6 +79,134 @@ final class TrainerTests: XCTestCase {
     XCTAssertEqual(batches.count, (data.training.count + 31) / 32)
   }
 
+  /// Ragged batching cuts as PyTorch's DataLoader (drop_last=False): full batches and the
+  /// rest last; a last batch of one is dropped, as PyTorch cannot train on it.
+  func testRaggedBatchingIsPyTorchsDataLoader() throws {
+    var data = try SmallFashionMNIST.load(training: 141, test: 10)
+    data.validation = nil
+    var configuration = SmallFashionMNIST.configuration(epochs: 1)
+    configuration.batchSize = 32
+    configuration.batching = .ragged
+    XCTAssertEqual(data.training.count, 106, "the fixture holds some examples out")
+    let batches = try trainer(configuration, data, output: nil).batches(epoch: 0)
+    XCTAssertEqual(batches.map(\.count), [32, 32, 32, 10])
+    XCTAssertEqual(Set(batches.flatMap { $0 }).count, data.training.count, "each example once")
+    data.training = data.training.subset(Array(0..<97))
+    XCTAssertEqual(try trainer(configuration, data, output: nil).batches(epoch: 0).map(\.count), [32, 32, 32])
+    XCTAssertEqual(try trainer(configuration, data, output: nil).batches(epoch: 1).map(\.count), [32, 32, 32])
+  }
+
+  /// A configuration saved before `batching` existed (a state file's) reads as even.
+  func testAConfigurationWithoutBatchingReadsAsEven() throws {
+    var configuration = SmallFashionMNIST.configuration(epochs: 1)
+    configuration.batching = .ragged
+    var object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as? [String: Any])
+    XCTAssertEqual(object["batching"] as? String, "ragged")
+    object["batching"] = nil
+    let decoded = try JSONDecoder().decode(TrainingConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+    configuration.batching = .even
+    XCTAssertEqual(decoded, configuration)
+  }
+
+  /// The step log has a line per step with what the step used and measured: the learning
+  /// rate of the schedule, SGD's momentum, the batch's loss (whose batch-weighted means
+  /// are the epochs' training losses) and the global gradient norm before clipping (here
+  /// the first step's, recomputed from the gradients). Logging changes no bit of the
+  /// training, and a resumed run's log equals an uninterrupted run's.
+  func testTheStepLogRecordsEveryStepAndChangesNothing() throws {
+    let data = try SmallFashionMNIST.load(training: 160, test: 16)
+    var configuration = SmallFashionMNIST.configuration(epochs: 2)
+    configuration.gradientClipNorm = nil
+    // Both with run folders: a run restores its best epoch from its folder.
+    let plain = try trainer(configuration, data, output: folder + "/plain")
+    try plain.run()
+    let logged = try trainer(configuration, data, output: folder + "/logged")
+    logged.stepLogPath = folder + "/logged/steps.jsonl"
+    let result = try logged.run()
+    XCTAssertEqual(logged.model.snapshot, plain.model.snapshot, "measuring the norm changes nothing")
+
+    let entries = try StepLog.read(folder + "/logged/steps.jsonl")
+    let perEpoch = logged.batches(epoch: 0).count
+    XCTAssertEqual(entries.count, 2 * perEpoch)
+    XCTAssertEqual(entries.map(\.step), Array(1...(2 * perEpoch)))
+    XCTAssertEqual(entries.map(\.epoch), [Int](repeating: 1, count: perEpoch) + [Int](repeating: 2, count: perEpoch))
+    for (index, entry) in entries.enumerated() {
+      let epoch = index / perEpoch
+      XCTAssertEqual(entry.batch, logged.batches(epoch: epoch)[index % perEpoch].count)
+      let rate = configuration.schedule.learningRate(
+        peak: configuration.learningRate, step: index, totalSteps: 2 * perEpoch, stepsPerEpoch: perEpoch, plateauFactor: 1)
+      XCTAssertEqual(entry.learningRate, rate, "step \(index + 1)")
+      XCTAssertEqual(entry.momentum, Double(Float(0.9)), "the float32 momentum SGD used")
+    }
+    for epoch in 1...2 {
+      let steps = entries.filter { $0.epoch == epoch }
+      let mean = steps.map { $0.loss * Double($0.batch) }.reduce(0, +) / Double(steps.map(\.batch).reduce(0, +))
+      XCTAssertEqual(mean, result.progress.history[epoch - 1].trainingLoss, accuracy: 1e-12, "epoch \(epoch)")
+    }
+
+    // The first step's norm, from the gradients that step leaves.
+    let single = try trainer(configuration, data, output: nil)
+    _ = single.trainStep(single.batches(epoch: 0)[0], epoch: 0, step: 0, learningRate: Float(entries[0].learningRate))
+    let squares = single.model.parameters.map { parameter in
+      parameter.gradient.array().reduce(0.0) { $0 + Double($1) * Double($1) }
+    }
+    XCTAssertEqual(entries[0].gradientNorm, squares.reduce(0, +).squareRoot(), accuracy: 1e-5 * entries[0].gradientNorm)
+    XCTAssertGreaterThan(Set(entries.map(\.gradientNorm)).count, perEpoch, "a norm per step")
+
+    // Clipping logs the norm before it clips: the first step's is the same.
+    var clipped = configuration
+    clipped.gradientClipNorm = Float(entries[0].gradientNorm / 2)
+    let clipping = try trainer(clipped, data, output: folder + "/clipped")
+    clipping.stepLogPath = folder + "/clipped/steps.jsonl"
+    try clipping.run(stoppingAfter: 1)
+    XCTAssertEqual(try StepLog.read(folder + "/clipped/steps.jsonl")[0].gradientNorm, entries[0].gradientNorm)
+
+    // Interrupted after epoch 1 with a torn line at the end, then resumed.
+    let first = try trainer(configuration, data, output: folder + "/resumed")
+    first.stepLogPath = folder + "/resumed/steps.jsonl"
+    try first.run(stoppingAfter: 1)
+    let handle = try XCTUnwrap(FileHandle(forWritingAtPath: folder + "/resumed/steps.jsonl"))
+    handle.seekToEndOfFile()
+    handle.write(Data("{\"epoch\": 2, \"st".utf8))
+    handle.closeFile()
+    XCTAssertEqual(try StepLog.read(folder + "/resumed/steps.jsonl"), Array(entries.prefix(perEpoch)), "a torn last line is left out")
+    let second = try trainer(configuration, data, output: folder + "/resumed")
+    second.stepLogPath = folder + "/resumed/steps.jsonl"
+    try second.run(resume: true)
+    XCTAssertEqual(try StepLog.read(folder + "/resumed/steps.jsonl"), entries)
+  }
+
+  /// A step log that is not one names its file and line.
+  func testAStepLogThatDoesNotReadNamesItsLine() throws {
+    let path = folder + "/steps.jsonl"
+    let entry = StepLog.Entry(epoch: 1, step: 1, batch: 8, learningRate: 0.1, momentum: nil, loss: .nan, gradientNorm: 2)
+    let log = try StepLog(path: path)
+    try log.write([entry])
+    let read = try StepLog.read(path)
+    XCTAssert(read.count == 1 && read[0].loss.isNaN && read[0].momentum == nil, "\(read)")
+    try Data("{\"epoch\": 1}\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    XCTAssertThrowsError(try StepLog.read(path)) {
+      XCTAssert("\($0)".contains(path) && "\($0)".contains("line 1"), "\($0)")
+    }
+    XCTAssertThrowsError(try StepLog(path: folder)) { XCTAssert("\($0)".contains("is a folder"), "\($0)") }
+  }
+
+  /// Snapshots every epoch are the evaluation weights: the last one scores the test set
+  /// as the run's final logits.
+  func testSnapshotsKeepEachEpochsEvaluationWeights() throws {
+    let data = try SmallFashionMNIST.load(training: 160, test: 32)
+    var configuration = SmallFashionMNIST.configuration(epochs: 2)
+    configuration.restoreBest = false
+    let run = try trainer(configuration, data, output: folder + "/snapshots")
+    run.snapshotInterval = 1
+    let result = try run.run()
+    let fresh = try trainer(configuration, data, output: nil)
+    try ModelCheckpoint.load(folder + "/snapshots/epoch-2.safetensors", into: fresh.model)
+    XCTAssertEqual(fresh.evaluate(try XCTUnwrap(data.test)).logits, result.testLogits)
+    try ModelCheckpoint.load(folder + "/snapshots/epoch-1.safetensors", into: fresh.model)
+    XCTAssertNotEqual(fresh.evaluate(try XCTUnwrap(data.test)).logits, result.testLogits, "epoch 1's weights are its own")
+  }
+
   /// With targets (a teacher's probabilities), training follows them, not the labels: a
   /// teacher that always says "the next class" is learnt; mixup beside targets is refused.
   func testTrainingFollowsTheTeachersTargets() throws {

@@ -9,10 +9,15 @@
 #   PEER=0 QUORUM=path/to/quorum scripts/bench/accuracy.sh
 #   DROPOUT=0.5 SEEDS="0 1 2 3 4" scripts/bench/accuracy.sh
 #   CYCLE_MOMENTUM=1 scripts/bench/accuracy.sh
+#   BATCHING=ragged FOLDS=5 FOLD=1 scripts/bench/accuracy.sh   # 11,909 examples: a last batch of 5
 #
 # Env: SEEDS ("0 1 2"), EPOCHS (15), DATA (lt100 or full), DROPOUT (0.2, both engines: the
 # dropout before the classifier), CYCLE_MOMENTUM (0; 1: one-cycle's momentum cycling in both
-# engines, run folders get a -cycled suffix), QUORUM (.build/release/quorum),
+# engines, run folders get a -cycled suffix), BATCHING (empty: each engine's own cut, Quorum
+# even and PyTorch ragged as its DataLoader; even or ragged: that cut in both engines),
+# FOLDS and FOLD (train both engines on all folds but FOLD of a stratified FOLDS-fold split;
+# Quorum then keeps its last epoch, as PyTorch does, instead of the best on the held-out
+# fold), QUORUM (.build/release/quorum),
 # RESULTS (bench-results/accuracy-$DATA.jsonl), PEER (1; 0 skips PyTorch), THREADS (2),
 # PYTHON (python3). Run folders go to bench-results/runs/quorum-$DATA-dropout$DROPOUT-seed$seed.
 # Needs: python3 with scripts/bench/requirements.txt installed (for the peer); Quorum
@@ -29,6 +34,25 @@ CYCLE_MOMENTUM=${CYCLE_MOMENTUM:-0}
 cycle_flags=()
 suffix=""
 if [ "$CYCLE_MOMENTUM" != 0 ]; then cycle_flags=(--cycle-momentum); suffix=-cycled; fi
+BATCHING=${BATCHING:-}
+batching_flags=()
+case "$BATCHING" in
+  "") ;;
+  even | ragged) batching_flags=(--batching "$BATCHING"); suffix+=-$BATCHING ;;
+  *)
+    echo "accuracy: BATCHING must be even, ragged or empty, not '$BATCHING'" >&2
+    exit 1
+    ;;
+esac
+FOLDS=${FOLDS:-}
+FOLD=${FOLD:-0}
+quorum_split=(--validation-fraction 0)
+peer_split=()
+if [ -n "$FOLDS" ]; then
+  quorum_split=(--folds "$FOLDS" --fold "$FOLD" --no-restore-best)
+  peer_split=(--folds "$FOLDS" --fold "$FOLD")
+  suffix+=-fold$FOLD-of-$FOLDS
+fi
 DATA=${DATA:-lt100}
 QUORUM=${QUORUM:-$default_quorum}
 RESULTS=${RESULTS:-bench-results/accuracy-$DATA.jsonl}
@@ -140,16 +164,18 @@ for seed in "${seeds[@]}"; do
   run="bench-results/runs/quorum-$DATA-dropout$DROPOUT$suffix-seed$seed"
   echo "accuracy: quorum, $DATA, dropout $DROPOUT, seed $seed, $EPOCHS epochs -> $run" >&2
   rm -f "$run/metrics.json"  # never summarise a stale run
-  "$QUORUM" train ${quorum_data[@]+"${quorum_data[@]}"} --validation-fraction 0 --epochs "$EPOCHS" --seed "$seed" \
-    --dropout "$DROPOUT" ${cycle_flags[@]+"${cycle_flags[@]}"} --threads "$THREADS" --output "$run" --progress lines
+  "$QUORUM" train ${quorum_data[@]+"${quorum_data[@]}"} "${quorum_split[@]}" --epochs "$EPOCHS" --seed "$seed" \
+    --dropout "$DROPOUT" ${cycle_flags[@]+"${cycle_flags[@]}"} ${batching_flags[@]+"${batching_flags[@]}"} \
+    --threads "$THREADS" --output "$run" --progress lines
   record quorum_line "$run/metrics.json" "$data_name" "$seed" "$THREADS"
 
   if [ "$PEER" != 0 ]; then
     echo "accuracy: pytorch, $DATA, dropout $DROPOUT, seed $seed, $EPOCHS epochs" >&2
-    record "$PYTHON" scripts/bench/pytorch_accuracy.py "${peer_data[@]}" --seed "$seed" --epochs "$EPOCHS" \
-      --dropout "$DROPOUT" ${cycle_flags[@]+"${cycle_flags[@]}"} --threads "$THREADS"
+    record "$PYTHON" scripts/bench/pytorch_accuracy.py "${peer_data[@]}" ${peer_split[@]+"${peer_split[@]}"} --seed "$seed" \
+      --epochs "$EPOCHS" --dropout "$DROPOUT" ${cycle_flags[@]+"${cycle_flags[@]}"} \
+      ${batching_flags[@]+"${batching_flags[@]}"} --threads "$THREADS"
   fi
 done
 
 "$PYTHON" scripts/bench/summarize_accuracy.py "$RESULTS" \
-  --command "SEEDS='$SEEDS' EPOCHS=$EPOCHS DATA=$DATA DROPOUT=$DROPOUT CYCLE_MOMENTUM=$CYCLE_MOMENTUM PEER=$PEER THREADS=$THREADS QUORUM=$QUORUM RESULTS=$RESULTS scripts/bench/accuracy.sh"
+  --command "SEEDS='$SEEDS' EPOCHS=$EPOCHS DATA=$DATA DROPOUT=$DROPOUT CYCLE_MOMENTUM=$CYCLE_MOMENTUM BATCHING=$BATCHING FOLDS=$FOLDS FOLD=$FOLD PEER=$PEER THREADS=$THREADS QUORUM=$QUORUM RESULTS=$RESULTS scripts/bench/accuracy.sh"

@@ -14,8 +14,16 @@ probability 0.5; torchvision's mobilenet_v2 built by mobilenet_reference.build_p
 (dropout 0.2, torchvision's own init), channels_last; SGD with Nesterov momentum 0.9 and
 weight decay 5e-4 on conv and linear weights only (not batch norm, not biases);
 OneCycleLR to 0.1 (15 % warm-up, cosine, div 25, final div 1e4) stepped every batch;
-batches of 128 from a seeded shuffle, a last batch of one example dropped; cross entropy
-with label smoothing 0.1. The balanced test set is scored after every epoch.
+batches of 128 from a seeded shuffle; cross entropy with label smoothing 0.1. The balanced
+test set is scored after every epoch.
+
+Batches are cut as PyTorch's DataLoader cuts them (`--batching ragged`, its drop_last=False:
+full batches, the rest last), where `quorum train` by default cuts the epoch evenly (sizes
+differing by one at most); `--batching even` cuts as Quorum does, and `quorum train
+--batching ragged` as this does. A last batch of one example is dropped either way (batch
+normalisation cannot train on it). `--folds K --fold F` trains on the other folds of a
+stratified K-fold split with the per-class fold sizes of `quorum train --folds K --fold F`
+(the examples differ: each engine shuffles with its own generator).
 
 Progress goes to stderr, one line per epoch; stdout gets exactly one JSON line at the end.
 The random streams are PyTorch's, not Quorum's: the same recipe, not the same draws.
@@ -169,16 +177,38 @@ def parameter_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def batches(count, batch_size, generator, weights=None):
-    """A seeded permutation cut into batches; a last batch of one example is dropped
-    (batch normalisation needs two), as Quorum's Trainer.batches. With per-example
-    `weights`, `count` draws with replacement instead (class-balanced sampling: weights
-    1/n_c, as torch's WeightedRandomSampler)."""
+def batches(count, batch_size, generator, weights=None, even=False):
+    """A seeded permutation cut into batches: full ones and the rest last (DataLoader's
+    drop_last=False), or with `even` into as few batches as hold it, sizes differing by one
+    at most (Quorum's Trainer.batches). A batch of one example is dropped (batch
+    normalisation needs two). With per-example `weights`, `count` draws with replacement
+    instead (class-balanced sampling: weights 1/n_c, as torch's WeightedRandomSampler)."""
     if weights is not None:
         order = torch.multinomial(weights, count, replacement=True, generator=generator)
     else:
         order = torch.randperm(count, generator=generator)
-    return [b for b in torch.split(order, batch_size) if len(b) >= 2]
+    if even:
+        number = (count + batch_size - 1) // batch_size
+        base, extra = divmod(count, number)
+        sizes = [base + (1 if index < extra else 0) for index in range(number)]
+    else:
+        sizes = [min(batch_size, count - start) for start in range(0, count, batch_size)]
+    return [b for b in torch.split(order, sizes) if len(b) >= 2]
+
+
+def fold_of_each(labels, folds, seed):
+    """A stratified fold per example: each class's examples in a seeded order dealt to
+    folds 0, 1, … in turn, the turn carried from class to class, as Quorum's
+    FoldAssignment.stratified (so every fold holds as many of each class as Quorum's)."""
+    generator = np.random.default_rng(seed)
+    fold = np.zeros(len(labels), dtype=np.int64)
+    turn = 0
+    for label in range(int(labels.max()) + 1):
+        members = np.flatnonzero(labels == label)
+        for position in generator.permutation(len(members)):
+            fold[members[position]] = turn
+            turn = (turn + 1) % folds
+    return fold
 
 
 def main():
@@ -199,6 +229,12 @@ def main():
                         help="OneCycleLR's momentum cycling (0.95 -> 0.85 -> 0.95), as quorum train --cycle-momentum")
     parser.add_argument("--stochastic-depth", type=float, default=0.0,
                         help="drop probability of the last residual block (earlier ones scale linearly), as quorum's")
+    parser.add_argument("--batching", choices=["ragged", "even"], default="ragged",
+                        help="ragged: DataLoader's full batches and the rest; even: Quorum's default cut")
+    parser.add_argument("--folds", type=int, default=None, help="train on all folds but --fold of a stratified split")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--step-log", default=None,
+                        help="a JSON line per step, as quorum train --step-log: loss and the gradient norm before the step")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (scripts/bench/gpu.sh)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (the GPU peer's eager mode)")
@@ -225,6 +261,11 @@ def main():
         if args.long_tail_ratio == 100:
             assert counts == FMNIST_LT_100_COUNTS and sum(counts) == 14886, counts
         kept = first_per_class(train_labels, counts)
+        train_images, train_labels = train_images[kept], train_labels[kept]
+    if args.folds is not None:
+        if args.folds < 2 or not 0 <= args.fold < args.folds:
+            parser.error(f"--folds needs at least 2 folds and --fold in 0…{args.folds - 1}")
+        kept = fold_of_each(train_labels, args.folds, args.seed) != args.fold
         train_images, train_labels = train_images[kept], train_labels[kept]
     if args.limit is not None:
         train_images, train_labels = train_images[:args.limit], train_labels[:args.limit]
@@ -255,7 +296,8 @@ def main():
     if args.sampling == "class-balanced":
         class_counts = np.bincount(train_labels, minlength=CLASSES).astype(np.float64)
         sample_weights = torch.tensor(1.0 / class_counts[train_labels], dtype=torch.float64)
-    steps_per_epoch = len(batches(len(train_labels), args.batch, torch.Generator().manual_seed(0)))
+    even = args.batching == "even"
+    steps_per_epoch = len(batches(len(train_labels), args.batch, torch.Generator().manual_seed(0), even=even))
     optimizer = torch.optim.SGD(parameter_groups(model, 5e-4), lr=args.learning_rate, momentum=0.9, nesterov=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.learning_rate, total_steps=args.epochs * steps_per_epoch, pct_start=0.15,
@@ -265,16 +307,25 @@ def main():
 
     history = []
     seen_total = 0
+    step_log = open(args.step_log, "w") if args.step_log else None
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         loss_sum = 0.0
         seen = 0
-        for indices in batches(len(train_labels), args.batch, data_generator, sample_weights):
+        for indices in batches(len(train_labels), args.batch, data_generator, sample_weights, even=even):
             inputs = normalise(augment(train_raw[indices], data_generator), mean, std).to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 loss = loss_function(model(inputs), train_targets[indices].to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if step_log is not None:
+                # The global L2 norm, scaled by min(1, inf) = 1: measured, not clipped.
+                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
+                group = optimizer.param_groups[0]
+                step_log.write(json.dumps({
+                    "epoch": epoch, "step": scheduler.last_epoch + 1, "batch": len(indices),
+                    "learning_rate": group["lr"], "momentum": group["momentum"], "loss": loss.item(),
+                    "gradient_norm": norm}) + "\n")
             optimizer.step()
             scheduler.step()
             loss_sum += loss.item() * len(indices)
@@ -296,6 +347,8 @@ def main():
             f"{seen / seconds:.0f} img/s  test accuracy {scores['accuracy']:.4f}  "
             f"lowest recall {scores['lowest_recall']:.3f}")
 
+    if step_log is not None:
+        step_log.close()
     seconds_total = sum(record["seconds"] for record in history)
     if args.long_tail_ratio == 1:
         data_name = "fmnist"
@@ -314,6 +367,9 @@ def main():
         "dropout": args.dropout,
         "stochastic_depth": args.stochastic_depth,
         "threads": args.threads,
+        "batching": args.batching,
+        "folds": args.folds,
+        "fold": args.fold if args.folds is not None else None,
         "train_examples": int(len(train_labels)),
         "seconds_total": seconds_total,
         "train_images_per_second": seen_total / seconds_total if seconds_total > 0 else None,

@@ -36,7 +36,7 @@ public struct Experiment {
     /// The training configuration of this variant for a model of the given input.
     public func configuration(_ base: TrainingConfiguration, file: String) throws -> TrainingConfiguration {
       var configuration = base
-      for (key, value) in settings {
+      for (key, value) in TrainingSettings.ordered(settings) {
         do { try TrainingSettings.all[key]!(value, &configuration) } catch let mismatch as TrainingSettings.Mismatch {
           throw ExperimentError(file: file, line: value.line, "\(key) must be \(mismatch.expected), got \(value)")
         }

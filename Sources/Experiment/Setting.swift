@@ -94,6 +94,36 @@ enum TrainingSettings {
       default: throw Mismatch(expected: "one of one-cycle, warmup-cosine, step, plateau, constant")
       }
     },
+    // The schedule's and the class weights' parameters, applied after `schedule` and
+    // `class_weights` whatever their order in the file (`ordered`), as `quorum train`'s
+    // --warmup, --step-epochs, --decay-factor, --plateau-patience and --effective-number-beta.
+    "warmup": { value, config in
+      let fraction = try number(value)
+      switch config.schedule {
+      case .oneCycle: config.schedule = .oneCycle(warmupFraction: fraction)
+      case .warmupCosine: config.schedule = .warmupCosine(warmupFraction: fraction)
+      default: throw Mismatch(expected: "set with schedule one-cycle or warmup-cosine (the schedules that warm up)")
+      }
+    },
+    "step_epochs": { value, config in
+      guard case .step(_, let factor) = config.schedule else { throw Mismatch(expected: "set with schedule step") }
+      config.schedule = .step(epochs: try integer(value), factor: factor)
+    },
+    "decay_factor": { value, config in
+      switch config.schedule {
+      case .step(let epochs, _): config.schedule = .step(epochs: epochs, factor: try number(value))
+      case .reduceOnPlateau(_, let patience): config.schedule = .reduceOnPlateau(factor: try number(value), patience: patience)
+      default: throw Mismatch(expected: "set with schedule step or plateau")
+      }
+    },
+    "plateau_patience": { value, config in
+      guard case .reduceOnPlateau(let factor, _) = config.schedule else { throw Mismatch(expected: "set with schedule plateau") }
+      config.schedule = .reduceOnPlateau(factor: factor, patience: try integer(value))
+    },
+    "effective_number_beta": { value, config in
+      guard case .effectiveNumber = config.classWeighting else { throw Mismatch(expected: "set with class_weights effective-number") }
+      config.classWeighting = .effectiveNumber(beta: try number(value))
+    },
     "label_smoothing": { value, config in config.labelSmoothing = Float(try number(value)) },
     "class_weights": { value, config in
       if case .list(let values) = value.kind { config.classWeighting = .explicit(try values.map { Float(try number($0)) }); return }
@@ -133,4 +163,20 @@ enum TrainingSettings {
     "select_by": { value, config in config.selectionMetric = try choice(value, SelectionMetric.self, SelectionMetric.allCases.map(\.rawValue)) },
     "early_stopping": { value, config in config.earlyStoppingPatience = try integer(value) },
   ]
+
+  /// Settings that others refine (`warmup` the schedule, `effective_number_beta` the class
+  /// weights): applied first, so that a refinement holds wherever it stands in the file or
+  /// a grid puts its values.
+  static let appliedFirst: Set = ["schedule", "class_weights"]
+
+  /// `settings` in the order they apply: `appliedFirst` ones, then the rest as given.
+  static func ordered<Value>(_ settings: [(key: String, value: Value)]) -> [(key: String, value: Value)] {
+    settings.filter { appliedFirst.contains($0.key) } + settings.filter { !appliedFirst.contains($0.key) }
+  }
+}
+
+extension Experiment {
+  /// The keys of an experiment's `training:` section (`quorum train`'s flags with
+  /// underscores), sorted.
+  public static var trainingSettingNames: [String] { TrainingSettings.all.keys.sorted() }
 }

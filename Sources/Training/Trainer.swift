@@ -216,11 +216,11 @@ public final class Trainer {
   /// says. By default into as few batches of at most the batch size as hold it, of sizes
   /// that differ by one at most. A ragged last batch (11,909 examples in batches of 128
   /// leave 5) gives batch normalisation statistics of a handful of examples and one wild
-  /// step an epoch: at the reference recipe's learning rate it once made training on a 4/5
-  /// fold of FMNIST-LT diverge (test accuracy 0.45 against 0.81 on the whole set; with the
-  /// cause since fixed, docs/benchmarks.md measures both cuts beside PyTorch). `ragged`
-  /// cuts as PyTorch's DataLoader does. A batch of one is dropped (batch normalisation
-  /// needs two; PyTorch refuses to train on one).
+  /// step an epoch: at the reference recipe's learning rate it ruins training on a 4/5
+  /// fold of FMNIST-LT-100 in both engines (3 seeds: Quorum 0.47, PyTorch 0.42 test
+  /// accuracy, against 0.79 and 0.78 with even batches; docs/benchmarks.md). `ragged` cuts
+  /// as PyTorch's DataLoader does. A batch of one is dropped (batch normalisation needs
+  /// two; PyTorch refuses to train on one).
   public func batches(epoch: Int) -> [ArraySlice<Int>] { Self.batches(configuration: configuration, data: data, epoch: epoch) }
 
   static func batches(configuration: TrainingConfiguration, data: TrainingData, epoch: Int) -> [ArraySlice<Int>] {

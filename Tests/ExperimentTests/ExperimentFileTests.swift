@@ -50,6 +50,61 @@ final class ExperimentFileTests: XCTestCase {
     XCTAssertEqual(configuration.model.stageStrides, [1, 1, 2, 2, 1, 2, 1])
   }
 
+  /// Every training flag of `quorum train` is a key of the experiment file's `training:`
+  /// section, and every key a flag, so the two cannot drift apart: a flag added to one and
+  /// not the other fails here. Left out, each for its reason: what a task of a run decides
+  /// for itself (the device, threads, run folder, resume, progress, diagnosis files) and
+  /// what it fixes (the last epoch's weights kept, the test set scored once at the end).
+  func testEveryTrainingFlagOfQuorumTrainIsAnExperimentKey() throws {
+    let help = try runQuorum(["train", "--help"])
+    XCTAssertEqual(help.status, 0, help.output)
+    // The options after the data group: "  --name <value>", "  --name", "  --name/--no-name".
+    let options = try XCTUnwrap(help.output.components(separatedBy: "\nOPTIONS:\n").last)
+    var flags = Set<String>()
+    for line in options.split(separator: "\n") where line.hasPrefix("  --") {
+      let name = line.dropFirst(4).prefix { $0.isLetter || $0.isNumber || $0 == "-" }
+      flags.insert(name.replacingOccurrences(of: "-", with: "_"))
+    }
+    let runLevel: Set = [
+      "threads", "device", "prefetch", "prefetch_threads", "device_data", "cuda_graphs", "output", "resume",
+      "initialize_from", "step_log", "save_every", "progress", "version", "restore_best", "test_every",
+    ]
+    XCTAssert(runLevel.isSubset(of: flags), "left-out names that are no flag: \(runLevel.subtracting(flags).sorted())")
+    XCTAssertGreaterThan(flags.count, 50, "the help was read: \(flags.sorted())")
+    XCTAssertEqual(flags.subtracting(runLevel).sorted(), Experiment.trainingSettingNames)
+  }
+
+  /// The schedule's and the class weights' parameters hold wherever they stand, and are
+  /// refused beside a schedule or weighting that has no such parameter, naming both.
+  func testScheduleAndWeightParametersApplyInAnyOrder() throws {
+    func configuration(_ training: String) throws -> TrainingConfiguration {
+      let experiment = try Experiment.parse("name: x\ndata:\n  train: /d\ntraining: {\(training)}\n", file: "exp.yaml")
+      return try experiment.variants[0].configuration(TrainingConfiguration(model: .init()), file: "exp.yaml")
+    }
+    XCTAssertEqual(try configuration("warmup: 0.3, schedule: warmup-cosine").schedule, .warmupCosine(warmupFraction: 0.3))
+    XCTAssertEqual(try configuration("warmup: 0.05").schedule, .oneCycle(warmupFraction: 0.05))
+    XCTAssertEqual(try configuration("decay_factor: 0.5, step_epochs: 3, schedule: step").schedule, .step(epochs: 3, factor: 0.5))
+    XCTAssertEqual(
+      try configuration("plateau_patience: 4, schedule: plateau, decay_factor: 0.2").schedule, .reduceOnPlateau(factor: 0.2, patience: 4))
+    XCTAssertEqual(
+      try configuration("effective_number_beta: 0.999, class_weights: effective-number").classWeighting, .effectiveNumber(beta: 0.999))
+    // A grid's schedule comes after the defaults' refinements, and they still hold.
+    let grid = try Experiment.parse(
+      "name: x\ndata:\n  train: /d\ntraining: {warmup: 0.25}\ngrid:\n  schedule: [one-cycle, warmup-cosine]\n", file: "exp.yaml")
+    XCTAssertEqual(
+      try grid.variants.map { try $0.configuration(TrainingConfiguration(model: .init()), file: "exp.yaml").schedule },
+      [.oneCycle(warmupFraction: 0.25), .warmupCosine(warmupFraction: 0.25)])
+    for (training, mentions) in [
+      ("schedule: constant, warmup: 0.1", ["warmup", "one-cycle"]), ("step_epochs: 2", ["step_epochs", "schedule step"]),
+      ("decay_factor: 0.5", ["decay_factor", "plateau"]), ("schedule: step, plateau_patience: 2", ["plateau_patience"]),
+      ("effective_number_beta: 0.99", ["effective_number_beta", "effective-number"]),
+    ] {
+      XCTAssertThrowsError(try configuration(training), training) { error in
+        for part in mentions { XCTAssert("\(error)".contains(part), "\(error) lacks \(part)") }
+      }
+    }
+  }
+
   func testEveryTrainingSettingOfTheExampleAndMoreIsAccepted() throws {
     let experiment = try Experiment.parse("""
       name: all

@@ -54,6 +54,22 @@ public enum FileBytes {
     }
   }
 
+  /// Writes all of `bytes` to an open file, through short writes; 0, or the errno of the
+  /// write that failed (read right after it: any later call may overwrite it).
+  public static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int32 {
+    var written = 0
+    var failure: Int32 = 0
+    bytes.withUnsafeBytes { buffer in
+      while written < buffer.count {
+        let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+        if result < 0 { failure = errno; return }
+        if result == 0 { failure = ENOSPC; return }
+        written += result
+      }
+    }
+    return failure
+  }
+
   /// Writes `bytes` so that a crash leaves either the old file or the new one: a
   /// temporary file in the same folder, fsync'd, then renamed over the target.
   public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
@@ -63,18 +79,8 @@ public enum FileBytes {
     let temporary = path + ".tmp-\(getpid())"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard descriptor >= 0 else { throw DataError(file: path, "cannot be written: \(String(cString: strerror(errno)))") }
-    var written = 0
-    // errno is read right after the call that failed: any later call may overwrite it.
-    var failure: Int32 = 0
-    bytes.withUnsafeBytes { buffer in
-      while written < buffer.count {
-        let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-        if result < 0 { failure = errno; return }
-        if result == 0 { failure = ENOSPC; return }
-        written += result
-      }
-      if fsync(descriptor) != 0 { failure = errno }
-    }
+    var failure = writeAll(bytes, to: descriptor)
+    if failure == 0 && fsync(descriptor) != 0 { failure = errno }
     close(descriptor)
     if failure == 0 && rename(temporary, path) != 0 { failure = errno }
     guard failure == 0 else {

@@ -71,16 +71,7 @@ public final class StepLog {
   }
 
   private func write(bytes: [UInt8]) throws {
-    var written = 0
-    var failure: Int32 = 0
-    bytes.withUnsafeBytes { buffer in
-      while written < buffer.count {
-        let result = Foundation.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-        if result < 0 { failure = errno; return }
-        if result == 0 { failure = ENOSPC; return }
-        written += result
-      }
-    }
+    let failure = FileBytes.writeAll(bytes, to: descriptor)
     guard failure == 0 else { throw DataError(file: path, "cannot be written: \(String(cString: strerror(failure)))") }
   }
 

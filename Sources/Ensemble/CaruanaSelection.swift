@@ -1,12 +1,13 @@
 import Foundation
 import Tensor
+import Training
 
 /// Ensemble selection (Caruana et al., 2004): start from the best few members, then add,
 /// with replacement, the member that most improves the mixture's score, and keep the best
 /// mixture seen along the way. Bagging repeats the selection on random subsets of the
 /// members and averages the weights, which keeps one lucky member from taking over.
 public struct CaruanaSelection: Sendable {
-  public var objective: Objective = .negativeLogLikelihood
+  public var objective: Metric = .negativeLogLikelihood
   /// Additions after the initialisation.
   public var iterations = 50
   /// Best single members the selection starts from ("sorted initialisation").
@@ -17,7 +18,7 @@ public struct CaruanaSelection: Sendable {
   public var bagFraction = 0.5
   public var seed: UInt64 = 0
 
-  public init(objective: Objective = .negativeLogLikelihood, iterations: Int = 50, initialMembers: Int = 1, bags: Int = 0) {
+  public init(objective: Metric = .negativeLogLikelihood, iterations: Int = 50, initialMembers: Int = 1, bags: Int = 0) {
     self.objective = objective
     self.iterations = iterations
     self.initialMembers = initialMembers
@@ -41,6 +42,11 @@ public struct CaruanaSelection: Sendable {
     return total.map { $0 / Double(bags) }
   }
 
+  /// The objective's score of mixture probabilities (rows × classes, row-major).
+  private func score(_ probabilities: [Double], labels: [Int32], classes: Int) -> Double {
+    ClassificationMetrics.compute(probabilities: probabilities, labels: labels, classes: classes).score(objective)
+  }
+
   private func select(_ probabilities: [[Double]], among candidates: [Int], labels: [Int32], classes: Int) -> [Double] {
     let count = probabilities[0].count
     var counts = [Int](repeating: 0, count: probabilities.count)
@@ -54,12 +60,12 @@ public struct CaruanaSelection: Sendable {
     func scoreWith(_ m: Int) -> Double {
       let share = 1 / Double(selected + 1)
       let mixture = (0..<count).map { (sum[$0] + probabilities[m][$0]) * share }
-      return objective.score(probabilities: mixture, labels: labels, classes: classes)
+      return score(mixture, labels: labels, classes: classes)
     }
     // Sorted initialisation: the best single members, once each.
-    let alone = candidates.map { m in (m, objective.score(probabilities: probabilities[m], labels: labels, classes: classes)) }
+    let alone = candidates.map { m in (m, score(probabilities[m], labels: labels, classes: classes)) }
     for (m, _) in alone.sorted(by: { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }).prefix(max(1, initialMembers)) { add(m) }
-    var best = (score: objective.score(probabilities: sum.map { $0 / Double(selected) }, labels: labels, classes: classes), counts: counts)
+    var best = (score: score(sum.map { $0 / Double(selected) }, labels: labels, classes: classes), counts: counts)
     for _ in 0..<iterations {
       var choice = candidates[0]
       var choiceScore = -Double.infinity

@@ -1,10 +1,11 @@
 import Data
 import Foundation
+import Training
 
 /// What the experiment asks of the ensembling (its `ensemble:` section).
 public struct EnsembleSettings: Codable, Equatable, Sendable {
   /// What Caruana and the choice of the submitted method optimise.
-  public var objective: Objective = .balancedAccuracy
+  public var objective: Metric = .balancedAccuracy
   public var caruanaIterations = 50
   public var caruanaInitialMembers = 1
   public var caruanaBags = 0
@@ -92,15 +93,20 @@ public struct EnsembleMethods {
     return assembled
   }
 
-  /// With the balanced-accuracy objective, weights that make every class count equally
-  /// (n / (classes · count of the example's class)); nil otherwise.
+  /// The example weights of the fitted methods' cross-entropy under the objective: every
+  /// class counting equally for balanced accuracy (n / (classes · count of the example's
+  /// class)), by the competition's class weights for a weighted recall; nil otherwise.
   func balancing(_ labels: [Int32]) -> [Double]? {
-    guard settings.objective == .balancedAccuracy else { return nil }
-    let classes = outOfFold[0].classes
-    var counts = [Double](repeating: 0, count: classes)
-    for label in labels { counts[Int(label)] += 1 }
-    let present = Double(counts.filter { $0 > 0 }.count)
-    return labels.map { Double(labels.count) / (present * counts[Int($0)]) }
+    settings.objective.exampleWeights(labels, classes: outOfFold[0].classes)
+  }
+
+  /// ", class-balanced" (or ", class-weighted") where the fits lean toward classes.
+  var balancingNote: String {
+    switch settings.objective {
+    case .balancedAccuracy: return ", class-balanced"
+    case .weightedRecall: return ", class-weighted"
+    default: return ""
+    }
   }
 
   /// log of each class's share of `labels` (an absent class counts as one example).
@@ -133,7 +139,7 @@ public struct EnsembleMethods {
     var results: [MethodResult] = []
     let count = members.count
     // The best member by its own out-of-fold score.
-    let scores = outOfFold.map { settings.objective.score($0.metrics(labels: labels)) }
+    let scores = outOfFold.map { $0.metrics(labels: labels).score(settings.objective) }
     let best = scores.indices.max { scores[$0] < scores[$1] }!
     let corner = (0..<count).map { $0 == best ? 1.0 : 0 }
     results.append(MethodResult(
@@ -164,8 +170,8 @@ public struct EnsembleMethods {
       objective: settings.objective, iterations: settings.caruanaIterations, initialMembers: settings.caruanaInitialMembers,
       bags: settings.caruanaBags)
     caruana.seed = 0
-    results.append(weighted("Caruana selection (\(settings.objective.rawValue))") { caruana.fit($0, labels: $1) })
-    results.append(weighted(settings.objective == .balancedAccuracy ? "NLL-optimal weights (class-balanced)" : "NLL-optimal weights") {
+    results.append(weighted("Caruana selection (\(settings.objective.spelling))") { caruana.fit($0, labels: $1) })
+    results.append(weighted(balancingNote.isEmpty ? "NLL-optimal weights" : "NLL-optimal weights (\(balancingNote.dropFirst(2)))") {
       SimplexWeights().fit($0, labels: $1, exampleWeights: balancing($1))
     })
 
@@ -179,7 +185,7 @@ public struct EnsembleMethods {
     let stackedOOF = crossValidated(fitStacker) { $0.predict($1) }
     let stacker = fitStacker(outOfFold, labels)
     results.append(MethodResult(
-      name: settings.objective == .balancedAccuracy ? "stacking (logistic regression, class-balanced)" : "stacking (logistic regression)", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) },
+      name: "stacking (logistic regression\(balancingNote))", outOfFold: stackedOOF, test: tests.map { stacker.predict($0) },
       combiner: .stacking(stacker)))
     if settings.mlpHidden > 0 {
       let (hidden, mlpL2) = (settings.mlpHidden, settings.mlpL2)
@@ -191,7 +197,7 @@ public struct EnsembleMethods {
       let mlpOOF = crossValidated(fitMLP) { $0.predict($1) }
       let mlp = fitMLP(outOfFold, labels)
       results.append(MethodResult(
-        name: "stacking (MLP, \(hidden) hidden\(settings.objective == .balancedAccuracy ? ", class-balanced" : ""))", outOfFold: mlpOOF,
+        name: "stacking (MLP, \(hidden) hidden\(balancingNote))", outOfFold: mlpOOF,
         test: tests.map { mlp.predict($0) }, combiner: .mlpStacking(mlp)))
     }
 
@@ -214,7 +220,7 @@ public struct EnsembleMethods {
       var best = (score: -Double.infinity, tau: 0.0)
       for step in 0...20 {
         let tau = Double(step) / 20
-        let score = settings.objective.score(Self.priorCorrected(vote, logPrior: logPrior.map { tau * $0 }).metrics(labels: y))
+        let score = Self.priorCorrected(vote, logPrior: logPrior.map { tau * $0 }).metrics(labels: y).score(settings.objective)
         if score > best.score + 1e-12 { best = (score, tau) }
       }
       return logPrior.map { best.tau * $0 }

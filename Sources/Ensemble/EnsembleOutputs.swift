@@ -35,6 +35,12 @@ public struct MethodScores: Sendable {
   public var name: String
   public var outOfFold: ClassificationMetrics
   public var test: ClassificationMetrics?
+
+  public init(name: String, outOfFold: ClassificationMetrics, test: ClassificationMetrics?) {
+    self.name = name
+    self.outOfFold = outOfFold
+    self.test = test
+  }
 }
 
 /// Writes what the ensembling produced into the run directory:
@@ -53,9 +59,9 @@ public enum EnsembleOutputs {
   }
 
   /// The method whose out-of-fold objective is best (the first on a tie).
-  public static func chosen(_ scores: [MethodScores], objective: Objective) -> Int {
+  public static func chosen(_ scores: [MethodScores], objective: Metric) -> Int {
     var best = 0
-    for (index, score) in scores.enumerated() where objective.score(score.outOfFold) > objective.score(scores[best].outOfFold) { best = index }
+    for (index, score) in scores.enumerated() where score.outOfFold.score(objective) > scores[best].outOfFold.score(objective) { best = index }
     return best
   }
 
@@ -75,12 +81,19 @@ public enum EnsembleOutputs {
     settings: EnsembleSettings, memberTemperatures: [Double], refit: [String]? = nil, runDirectory: String
   ) throws {
     // scores.csv
-    var csv = "method,oof_accuracy,oof_balanced_accuracy,oof_macro_f1,oof_nll,oof_lowest_recall,test_accuracy,test_balanced_accuracy,test_macro_f1,test_nll,test_lowest_recall\n"
+    // The objective's own columns come last, named by its spelling (oof_quadratic_kappa,
+    // oof_f_beta:2), oriented as the metric is (the NLL is not negated there).
+    let objective = settings.objective
+    var csv = "method,oof_accuracy,oof_balanced_accuracy,oof_macro_f1,oof_nll,oof_lowest_recall,test_accuracy,test_balanced_accuracy,test_macro_f1,test_nll,test_lowest_recall,"
+      + csvField("oof_" + objective.spelling) + "," + csvField("test_" + objective.spelling) + "\n"
     func fields(_ m: ClassificationMetrics?) -> String {
       guard let m else { return ",,,," }
       return String(format: "%.6f,%.6f,%.6f,%.6f,%.6f", m.accuracy, m.balancedAccuracy, m.macroF1, m.negativeLogLikelihood, m.lowestRecall)
     }
-    for score in scores + memberScores { csv += "\(csvField(score.name)),\(fields(score.outOfFold)),\(fields(score.test))\n" }
+    func value(_ m: ClassificationMetrics?) -> String { m.map { String(format: "%.6f", objective.value($0)) } ?? "" }
+    for score in scores + memberScores {
+      csv += "\(csvField(score.name)),\(fields(score.outOfFold)),\(fields(score.test)),\(value(score.outOfFold)),\(value(score.test))\n"
+    }
     try FileBytes.writeAtomically(Array(csv.utf8), to: runDirectory + "/scores.csv")
 
     // ensemble/
@@ -93,7 +106,7 @@ public enum EnsembleOutputs {
     }
     let record: [String: Any] = [
       "members": members, "member_temperatures": Dictionary(uniqueKeysWithValues: zip(members, memberTemperatures)),
-      "methods": methods, "submitted": results[chosen].name, "objective": settings.objective.rawValue,
+      "methods": methods, "submitted": results[chosen].name, "objective": settings.objective.spelling,
     ]
     try FileBytes.writeAtomically(
       [UInt8](try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])), to: runDirectory + "/ensemble/weights.json")
@@ -131,15 +144,22 @@ public enum EnsembleOutputs {
   }
 
   /// The methods' scores as a markdown table (what `quorum run` prints).
-  public static func table(_ scores: [MethodScores], chosen: Int) -> String {
+  /// A metric other than balanced accuracy and NLL (which every table shows) gets the
+  /// first columns, out of fold and on the test set.
+  public static func table(_ scores: [MethodScores], chosen: Int, objective: Metric = .balancedAccuracy) -> String {
+    let headline = objective == .balancedAccuracy || objective == .negativeLogLikelihood ? nil : objective
     var lines = [
-      "| method | OOF balanced accuracy | OOF lowest recall | OOF NLL | test balanced accuracy | test lowest recall | test NLL |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+      "| method |" + (headline.map { " OOF \($0.spelling) | test \($0.spelling) |" } ?? "")
+        + " OOF balanced accuracy | OOF lowest recall | OOF NLL | test balanced accuracy | test lowest recall | test NLL |",
+      "| --- |" + (headline == nil ? "" : " ---: | ---: |") + " ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (index, score) in scores.enumerated() {
       let test = score.test.map { String(format: "%.4f | %.3f | %.4f", $0.balancedAccuracy, $0.lowestRecall, $0.negativeLogLikelihood) } ?? "— | — | —"
+      let first = headline.map { metric in
+        String(format: " %.4f | %@ |", metric.value(score.outOfFold), score.test.map { String(format: "%.4f", metric.value($0)) } ?? "—")
+      } ?? ""
       lines.append(String(
-        format: "| %@%@ | %.4f | %.3f | %.4f | %@ |", score.name, index == chosen ? " (submitted)" : "", score.outOfFold.balancedAccuracy,
+        format: "| %@%@ |%@ %.4f | %.3f | %.4f | %@ |", score.name, index == chosen ? " (submitted)" : "", first, score.outOfFold.balancedAccuracy,
         score.outOfFold.lowestRecall, score.outOfFold.negativeLogLikelihood, test))
     }
     return lines.joined(separator: "\n")

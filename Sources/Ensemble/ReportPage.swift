@@ -28,6 +28,8 @@ public struct ReportPage {
   public var chosen: Int
   public var memberTemperatures: [Double]
   public var epochs: [Epoch]
+  /// The competition's metric: it picked the submission, and heads the scores table.
+  public var objective: Metric = .balancedAccuracy
   /// A heat map of where a model saw the predicted class in a training example (row,
   /// class), at the model's resolution; nil where there is none to show.
   public typealias Explanation = (_ row: Int, _ predictedClass: Int) -> (values: [Float], height: Int, width: Int)?
@@ -74,15 +76,19 @@ public struct ReportPage {
     var sections: [String] = []
 
     // Scores of every method.
-    var table = "<table><tr><th>method</th><th>OOF accuracy</th><th>OOF balanced acc.</th><th>OOF macro-F1</th><th>OOF NLL</th><th>OOF lowest recall</th><th>test balanced acc.</th><th>test lowest recall</th><th>test NLL</th></tr>"
+    let headline = objective == .balancedAccuracy || objective == .negativeLogLikelihood ? nil : objective
+    var table = "<table><tr><th>method</th>" + (headline.map { "<th>OOF \(escape($0.spelling))</th><th>test \(escape($0.spelling))</th>" } ?? "") + "<th>OOF accuracy</th><th>OOF balanced acc.</th><th>OOF macro-F1</th><th>OOF NLL</th><th>OOF lowest recall</th><th>test balanced acc.</th><th>test lowest recall</th><th>test NLL</th></tr>"
     for (index, score) in scores.enumerated() {
       let o = score.outOfFold
       let t = score.test.map { String(format: "<td>%.4f</td><td>%.3f</td><td>%.4f</td>", $0.balancedAccuracy, $0.lowestRecall, $0.negativeLogLikelihood) } ?? "<td>—</td><td>—</td><td>—</td>"
-      table += String(format: "<tr%@><td>%@</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.3f</td>%@</tr>",
-        index == chosen ? " class='chosen'" : "", escape(score.name) + (index == chosen ? " (submitted)" : ""), o.accuracy, o.balancedAccuracy, o.macroF1,
+      let first = headline.map { metric in
+        String(format: "<td>%.4f</td><td>%@</td>", metric.value(o), score.test.map { String(format: "%.4f", metric.value($0)) } ?? "—")
+      } ?? ""
+      table += String(format: "<tr%@><td>%@</td>%@<td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.3f</td>%@</tr>",
+        index == chosen ? " class='chosen'" : "", escape(score.name) + (index == chosen ? " (submitted)" : ""), first, o.accuracy, o.balancedAccuracy, o.macroF1,
         o.negativeLogLikelihood, o.lowestRecall, t)
     }
-    sections.append("<h2>Scores</h2><p>Out-of-fold scores over the training set; methods that are fitted (Caruana, weights, stacking, temperature) are scored by cross-validation over the same folds, never on data they were fitted on. The submitted method has the best out-of-fold objective.</p>" + table + "</table>")
+    sections.append("<h2>Scores</h2><p>Out-of-fold scores over the training set; methods that are fitted (Caruana, weights, stacking, temperature) are scored by cross-validation over the same folds, never on data they were fitted on. The submitted method has the best out-of-fold \(escape(objective.spelling)).</p>" + table + "</table>")
 
     // Gain of each method.
     let balanced = scores.map { $0.outOfFold.balancedAccuracy } + scores.compactMap { $0.test?.balancedAccuracy }

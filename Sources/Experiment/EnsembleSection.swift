@@ -1,10 +1,11 @@
 import Ensemble
+import Training
 import Yams
 
 /// The experiment file's `ensemble:` section: how the members are combined.
 ///
 ///     ensemble:
-///       objective: balanced_accuracy     # accuracy, balanced_accuracy or nll
+///       objective: balanced_accuracy     # a metric (as metric:); default: metric:, else balanced_accuracy
 ///       caruana_iterations: 50
 ///       caruana_initial_members: 1
 ///       caruana_bags: 0                  # > 0: bagged selection
@@ -19,8 +20,10 @@ enum EnsembleSection {
     "weights", "submission_probabilities",
   ]
 
-  static func parse(_ node: Node?, file: String) throws -> EnsembleSettings {
+  /// `metric` (the experiment's `metric:`) is the objective unless the section names one.
+  static func parse(_ node: Node?, metric: Metric?, file: String) throws -> EnsembleSettings {
     var settings = EnsembleSettings()
+    if let metric { settings.objective = metric }
     guard let node else { return settings }
     guard case .mapping(let mapping) = node else {
       throw ExperimentError(file: file, line: node.mark?.line, "\"ensemble\" must be a mapping (\(keys.joined(separator: ", ")))")
@@ -38,8 +41,8 @@ enum EnsembleSection {
       }
       switch name {
       case "objective":
-        guard let text = value.string, let objective = Objective(rawValue: text) else {
-          throw ExperimentError(file: file, line: line, "ensemble objective must be \(Objective.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let text = value.string, let objective = Metric(text) else {
+          throw ExperimentError(file: file, line: line, "ensemble objective must be \(Metric.spellings)")
         }
         settings.objective = objective
       case "caruana_iterations": settings.caruanaIterations = try integer(1...10_000)

@@ -101,7 +101,7 @@ public struct Experiment {
     String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "-" })
   }
 
-  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit"]
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "metric", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -148,7 +148,7 @@ public struct Experiment {
       throw fail(nameNode, "name \"\(name.prefix(100))\" may hold ASCII letters, digits, - _ . only, not start with a dot, and be at most 100 characters (it names the run directory)")
     }
     // A text key given as a list or mapping must not quietly become its default.
-    for key in ["device", "logits_precision", "run_directory"] {
+    for key in ["device", "logits_precision", "run_directory", "metric"] {
       if let node = entries[key], node.scalar == nil { throw fail(node, "\(key) must be text, not a list or mapping") }
     }
     let deviceName = entries["device"]?.string ?? "cpu"
@@ -159,6 +159,16 @@ public struct Experiment {
     let logitsPrecision = entries["logits_precision"]?.string ?? "float32"
     guard ["float32", "float16", "bfloat16"].contains(logitsPrecision) else {
       throw fail(entries["logits_precision"], "logits_precision must be float32, float16 or bfloat16, got \(logitsPrecision)")
+    }
+
+    // The competition's metric: the default of every member's select_by and of the
+    // ensemble's objective (so of Caruana's selection and the submitted method).
+    var metric: Metric?
+    if let node = entries["metric"] {
+      guard let text = node.string, let parsed = Metric(text) else {
+        throw fail(node, "metric must be \(Metric.spellings), got \(node.string ?? "?")")
+      }
+      metric = parsed
     }
 
     // data
@@ -213,6 +223,9 @@ public struct Experiment {
         defaults.append((name, try settingValue(value, file: file)))
       }
     }
+    if let metric, let node = entries["metric"], !defaults.contains(where: { $0.key == "select_by" }) {
+      defaults.insert(("select_by", SettingValue(kind: .text(metric.spelling), line: node.mark?.line)), at: 0)
+    }
     var grid: [(key: String, values: [SettingValue])] = []
     if let gridNode = entries["grid"] {
       guard case .mapping(let mapping) = gridNode else { throw fail(gridNode, "grid must be a mapping of settings to lists") }
@@ -245,7 +258,7 @@ public struct Experiment {
     }
     let experiment = Experiment(
       file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
-      logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], file: file),
+      logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], metric: metric, file: file),
       noisyStudent: try NoisyStudentPlan.parse(entries["noisy_student"], defaults: defaults, file: file),
       distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file),
       refit: try RefitPlan.parse(entries["refit"], variants: variants.map(\.name), file: file), data: data,

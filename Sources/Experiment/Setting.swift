@@ -160,7 +160,10 @@ enum TrainingSettings {
       guard seed >= 0 else { throw Mismatch(expected: "a whole number ≥ 0") }
       config.seed = UInt64(seed)
     },
-    "select_by": { value, config in config.selectionMetric = try choice(value, SelectionMetric.self, SelectionMetric.allCases.map(\.rawValue)) },
+    "select_by": { value, config in
+      guard let metric = Metric(try text(value)) else { throw Mismatch(expected: Metric.spellings) }
+      config.selectionMetric = metric
+    },
     "early_stopping": { value, config in config.earlyStoppingPatience = try integer(value) },
   ]
 

@@ -15,28 +15,50 @@ public struct ClassificationMetrics: Codable, Equatable, Sendable {
   public var lowestRecall: Double
   /// confusion[true][predicted].
   public var confusion: [[Int]]
+  /// trueClassRanks[r]: how many examples had their true class r-th (0: the top guess;
+  /// ties count against it). What MAP@k is made of.
+  public var trueClassRanks: [Int]
 
   enum CodingKeys: String, CodingKey {
     case accuracy, balancedAccuracy = "balanced_accuracy", macroF1 = "macro_f1"
     case negativeLogLikelihood = "nll", perClassRecall = "per_class_recall", lowestRecall = "lowest_recall", confusion
+    case trueClassRanks = "true_class_ranks"
   }
 
   /// Scores logits [n, classes] against labels.
   public static func compute(logits: UnsafePointer<Float>, labels: [Int32], classes: Int) -> ClassificationMetrics {
+    compute(labels: labels, classes: classes) { Double(logits[$0]) }
+  }
+
+  /// Scores probabilities [n, classes] (each row summing to 1) against labels.
+  public static func compute(probabilities: [Double], labels: [Int32], classes: Int) -> ClassificationMetrics {
+    compute(labels: labels, classes: classes) { log(max(probabilities[$0], 1e-300)) }
+  }
+
+  /// `score(i)`: the logit (or log-probability) at flat index i = row · classes + class.
+  static func compute(labels: [Int32], classes: Int, score: (Int) -> Double) -> ClassificationMetrics {
     var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+    var ranks = [Int](repeating: 0, count: classes)
     var nll = 0.0
     for (n, label) in labels.enumerated() {
-      let row = logits + n * classes
+      let row = n * classes
       var best = 0
       var largest = -Double.infinity
-      for c in 0..<classes where Double(row[c]) > largest {
-        largest = Double(row[c])
+      for c in 0..<classes where score(row + c) > largest {
+        largest = score(row + c)
         best = c
       }
       var sum = 0.0
-      for c in 0..<classes { sum += exp(Double(row[c]) - largest) }
-      nll -= Double(row[Int(label)]) - largest - log(sum)
+      let truth = score(row + Int(label))
+      var above = 0
+      for c in 0..<classes {
+        let value = score(row + c)
+        sum += exp(value - largest)
+        if c != Int(label) && value >= truth { above += 1 }
+      }
+      nll -= truth - largest - log(sum)
       confusion[Int(label)][best] += 1
+      ranks[above] += 1
     }
     let total = max(labels.count, 1)
     let support = confusion.map { $0.reduce(0, +) }
@@ -44,36 +66,93 @@ public struct ClassificationMetrics: Codable, Equatable, Sendable {
     let correct = (0..<classes).map { confusion[$0][$0] }
     let recall = (0..<classes).map { support[$0] > 0 ? Double(correct[$0]) / Double(support[$0]) : 0 }
     let present = (0..<classes).filter { support[$0] > 0 }
-    let scored = (0..<classes).filter { support[$0] > 0 || predicted[$0] > 0 }
-    let f1 = scored.map { c -> Double in
-      let denominator = Double(support[c] + predicted[c])
-      return denominator > 0 ? 2 * Double(correct[c]) / denominator : 0
-    }
     return ClassificationMetrics(
       accuracy: Double(correct.reduce(0, +)) / Double(total),
       balancedAccuracy: present.isEmpty ? 0 : present.map { recall[$0] }.reduce(0, +) / Double(present.count),
-      macroF1: f1.isEmpty ? 0 : f1.reduce(0, +) / Double(f1.count),
+      macroF1: fBeta(1, confusion: confusion),
       negativeLogLikelihood: nll / Double(total),
       perClassRecall: recall,
       lowestRecall: present.map { recall[$0] }.min() ?? 0,
-      confusion: confusion)
+      confusion: confusion,
+      trueClassRanks: ranks)
+  }
+
+  /// F-β averaged over the classes present in the labels or the predictions (0 where a
+  /// class's is undefined), as scikit-learn's `fbeta_score(average="macro")`.
+  static func fBeta(_ beta: Double, confusion: [[Int]]) -> Double {
+    let classes = confusion.count
+    let b2 = beta * beta
+    var total = 0.0
+    var scored = 0
+    for c in 0..<classes {
+      let support = confusion[c].reduce(0, +)
+      let predicted = confusion.reduce(0) { $0 + $1[c] }
+      guard support > 0 || predicted > 0 else { continue }
+      scored += 1
+      // (1 + β²)·tp / ((1 + β²)·tp + β²·fn + fp) = (1 + β²)·tp / (β²·support + predicted)
+      total += (1 + b2) * Double(confusion[c][c]) / (b2 * Double(support) + Double(predicted))
+    }
+    return scored > 0 ? total / Double(scored) : 0
+  }
+
+  /// Cohen's kappa with weights (i − j)², as scikit-learn's
+  /// `cohen_kappa_score(weights="quadratic")`; 0 where it is undefined (one class only).
+  var quadraticKappa: Double {
+    let classes = confusion.count
+    let rows = confusion.map { Double($0.reduce(0, +)) }
+    let columns = (0..<classes).map { c in Double(confusion.reduce(0) { $0 + $1[c] }) }
+    let total = rows.reduce(0, +)
+    guard total > 0 else { return 0 }
+    var observed = 0.0
+    var expected = 0.0
+    for i in 0..<classes {
+      for j in 0..<classes {
+        let weight = Double((i - j) * (i - j))
+        observed += weight * Double(confusion[i][j])
+        expected += weight * rows[i] * columns[j] / total
+      }
+    }
+    return expected > 0 ? 1 - observed / expected : 0
   }
 
   /// A metric by name, oriented so that larger is better.
-  public func score(_ metric: SelectionMetric) -> Double {
+  public func score(_ metric: Metric) -> Double {
     switch metric {
     case .accuracy: return accuracy
     case .balancedAccuracy: return balancedAccuracy
     case .macroF1: return macroF1
     case .negativeLogLikelihood: return -negativeLogLikelihood
+    case .quadraticKappa: return quadraticKappa
+    case .fBeta(let beta): return Self.fBeta(beta, confusion: confusion)
+    case .mapAtK(let k):
+      let total = trueClassRanks.reduce(0, +)
+      guard total > 0 else { return 0 }
+      return trueClassRanks.prefix(k).enumerated().reduce(0.0) { $0 + Double($1.element) / Double($1.offset + 1) } / Double(total)
+    case .weightedRecall(let weights):
+      var (sum, weightSum) = (0.0, 0.0)
+      for (c, row) in confusion.enumerated() where row.reduce(0, +) > 0 && c < weights.count {
+        sum += weights[c] * perClassRecall[c]
+        weightSum += weights[c]
+      }
+      return weightSum > 0 ? sum / weightSum : 0
     }
   }
 }
 
-/// The validation metric that early stopping and reduce-on-plateau watch.
-public enum SelectionMetric: String, Codable, CaseIterable, Sendable {
-  case accuracy
-  case balancedAccuracy = "balanced_accuracy"
-  case macroF1 = "macro_f1"
-  case negativeLogLikelihood = "nll"
+extension ClassificationMetrics {
+  public init(from decoder: Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    accuracy = try container.decode(Double.self, forKey: .accuracy)
+    balancedAccuracy = try container.decode(Double.self, forKey: .balancedAccuracy)
+    macroF1 = try container.decode(Double.self, forKey: .macroF1)
+    negativeLogLikelihood = try container.decode(Double.self, forKey: .negativeLogLikelihood)
+    perClassRecall = try container.decode([Double].self, forKey: .perClassRecall)
+    lowestRecall = try container.decode(Double.self, forKey: .lowestRecall)
+    let confusion = try container.decode([[Int]].self, forKey: .confusion)
+    self.confusion = confusion
+    // Absent from the state files of versions before the ranks were kept: MAP@k of a
+    // resumed run's earlier epochs then counts only the top guesses it can rebuild.
+    trueClassRanks = try container.decodeIfPresent([Int].self, forKey: .trueClassRanks)
+      ?? [confusion.indices.reduce(0) { $0 + confusion[$1][$1] }]
+  }
 }

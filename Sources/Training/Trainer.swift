@@ -127,6 +127,9 @@ public final class Trainer {
       }
     }
     guard data.training.count >= 2 else { throw TrainingError.invalidConfiguration("the training set needs at least 2 examples") }
+    do { try configuration.selectionMetric.check(classes: model.classes) } catch let error as MetricError {
+      throw TrainingError.invalidConfiguration("select_by: \(error)")
+    }
     if let targets = data.targets {
       guard targets.count == data.training.count * model.classes else {
         throw TrainingError.invalidConfiguration("\(targets.count / max(model.classes, 1)) target rows for \(data.training.count) training examples")
@@ -472,7 +475,7 @@ public final class Trainer {
       progress.epochsWithoutImprovement += 1
       if let patience = configuration.earlyStoppingPatience, progress.epochsWithoutImprovement >= patience {
         progress.stoppedEarly = true
-        reporter.message("early stopping: no \(configuration.selectionMetric.rawValue) improvement for \(patience) epochs")
+        reporter.message("early stopping: no \(configuration.selectionMetric.spelling) improvement for \(patience) epochs")
       }
     }
   }
@@ -486,7 +489,7 @@ public final class Trainer {
     {
       try ModelCheckpoint.load(bestPath, into: model)
       restored = true
-      reporter.message("restored the weights of epoch \(bestEpoch) (best validation \(configuration.selectionMetric.rawValue))")
+      reporter.message("restored the weights of epoch \(bestEpoch) (best validation \(configuration.selectionMetric.spelling))")
     } else {
       // (The weights the epochs were evaluated with: the average's, where there is one.)
       average?.copyToModel()

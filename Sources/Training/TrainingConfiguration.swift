@@ -50,7 +50,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   public var testTimeAugmentation: TestTimeAugmentation = .none
   public var seed: UInt64 = 0
   /// Which validation metric selects the best epoch.
-  public var selectionMetric: SelectionMetric = .accuracy
+  public var selectionMetric: Metric = .accuracy
   /// Stop after this many epochs without improvement (nil: never stop early).
   public var earlyStoppingPatience: Int? = nil
   /// Restore the best epoch's weights at the end (when there is a validation set).

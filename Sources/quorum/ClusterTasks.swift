@@ -35,6 +35,10 @@ struct ExperimentSetup {
     if let runDirectory { experiment.runDirectory = runDirectory }
     self.experiment = experiment
     data = try ExperimentData.load(experiment)
+    // A weighted recall with the wrong number of weights is refused before any task runs.
+    do { try experiment.ensemble.objective.check(classes: data.training.classes) } catch let error as MetricError {
+      throw ExperimentError(file: file, line: nil, "the ensemble's objective: \(error)")
+    }
     let text = String(decoding: try FileBytes.read(file), as: UTF8.self)
     let encoder = JSONEncoder()
     var settings: [String: String] = [:]
@@ -397,7 +401,7 @@ enum RunReport {
       results, scores: scores, memberScores: memberScores, chosen: chosen, members: members.map(\.name),
       classNames: training.classNames ?? (0..<classes).map(String.init), testIDs: test?.ids, settings: experiment.ensemble,
       memberTemperatures: temperatures, refit: refitMembers, runDirectory: experiment.runDirectory)
-    let page = ReportPage(
+    var page = ReportPage(
       experiment: experiment.name, version: Quorum.version, commandLine: CommandLine.arguments.joined(separator: " "),
       experimentText: String(decoding: (try? FileBytes.read(experiment.file)) ?? [], as: UTF8.self),
       classNames: training.classNames ?? (0..<classes).map(String.init), training: training, members: members, results: results,
@@ -406,13 +410,14 @@ enum RunReport {
     // best member where it has no weights), each example by its fold's model.
     let weights = results[chosen].weights ?? results[0].weights ?? []
     let leading = members[weights.indices.max { weights[$0] < weights[$1] } ?? 0].name
+    page.objective = experiment.ensemble.objective
     let explainer = experiment.foldVariants.first { $0.name == leading }.flatMap {
       try? FoldModelExplainer(runDirectory: experiment.runDirectory, variant: $0, training: training, folds: setup.data.folds, file: experiment.file)
     }
     let explained = explainer.map { explainer in page.explained(by: "\(leading)'s fold models") { explainer.heatMap(row: $0, classIndex: $1) } } ?? page
     try FileBytes.writeAtomically(Array(try explained.html().utf8), to: experiment.runDirectory + "/report.html")
-    lines += ["", "Ensembles (fitted methods scored by cross-validation over the folds; \(experiment.ensemble.objective.rawValue) picks the submission):", ""]
-    lines.append(EnsembleOutputs.table(scores, chosen: chosen))
+    lines += ["", "Ensembles (fitted methods scored by cross-validation over the folds; \(experiment.ensemble.objective.spelling) picks the submission):", ""]
+    lines.append(EnsembleOutputs.table(scores, chosen: chosen, objective: experiment.ensemble.objective))
     lines += studentLines(setup: setup, testLabels: testLabels)
     return (lines.joined(separator: "\n"), results[chosen])
   }

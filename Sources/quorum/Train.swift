@@ -91,8 +91,8 @@ struct Train: ParsableCommand {
   var ttaShift: Int = 0
 
   // MARK: Selection and run
-  @Option(help: "Validation metric that picks the best epoch: accuracy, balanced_accuracy, macro_f1 or nll.")
-  var selectBy: SelectionMetric = .accuracy
+  @Option(help: "Validation metric that picks the best epoch and drives early stopping and reduce-on-plateau: \(Metric.spellings).")
+  var selectBy: Metric = .accuracy
   @Option(help: "Stop after this many epochs without validation improvement.") var earlyStopping: Int?
   @Flag(inversion: .prefixedNo, help: "Restore the best validation epoch's weights at the end.") var restoreBest = true
   @Option(help: "Score the test set every N epochs (0: only at the end; its logits are made there anyway).")
@@ -262,6 +262,9 @@ extension ComputeDevice: ExpressibleByArgument {
   public static var defaultCompletionKind: CompletionKind { .list(["cpu", "auto", "cuda", "cuda:0", "cuda:all", "cuda-emulated"]) }
 }
 extension TrainingConfiguration.OptimizerKind: ExpressibleByArgument {}
-extension SelectionMetric: ExpressibleByArgument {}
+extension Metric: ExpressibleByArgument {
+  public init?(argument: String) { self.init(argument) }
+  public var defaultValueDescription: String { spelling }
+}
 extension Sampling: ExpressibleByArgument {}
 extension Batching: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import Data
 import Ensemble
 import Foundation
+import Training
 import QuorumTestSupport
 import XCTest
 
@@ -31,6 +32,24 @@ final class EnsembleMethodTests: XCTestCase {
   }
 
   func nll(_ p: Predictions, _ labels: [Int32]) -> Double { p.metrics(labels: labels).negativeLogLikelihood }
+
+  /// The competition's metric picks the submission: on ordinal labels, a method that is
+  /// right more often but far off when wrong wins by accuracy and loses by quadratic kappa.
+  func testTheSubmissionIsTheBestMethodByTheObjective() {
+    let classes = 5
+    let labels = (0..<200).map { Int32($0 % classes) }
+    func method(_ name: String, _ guess: (Int, Int) -> Int) -> MethodScores {
+      let logits = labels.enumerated().flatMap { row, label in (0..<classes).map { Float($0 == guess(row, Int(label)) ? 4 : 0) } }
+      return MethodScores(name: name, outOfFold: Predictions(logits: logits, classes: classes).metrics(labels: labels), test: nil)
+    }
+    let farWhenWrong = method("far") { row, label in row % 10 < 6 ? label : (label + 3) % classes }
+    let nearWhenWrong = method("near") { row, label in row % 10 < 5 ? label : (label == 0 ? 1 : label - 1) }
+    XCTAssertGreaterThan(farWhenWrong.outOfFold.accuracy, nearWhenWrong.outOfFold.accuracy)
+    XCTAssertGreaterThan(nearWhenWrong.outOfFold.score(.quadraticKappa), farWhenWrong.outOfFold.score(.quadraticKappa))
+    XCTAssertEqual(EnsembleOutputs.chosen([farWhenWrong, nearWhenWrong], objective: .accuracy), 0)
+    XCTAssertEqual(EnsembleOutputs.chosen([farWhenWrong, nearWhenWrong], objective: .quadraticKappa), 1)
+    XCTAssert(EnsembleOutputs.table([farWhenWrong, nearWhenWrong], chosen: 1, objective: .quadraticKappa).hasPrefix("| method | OOF quadratic_kappa | test quadratic_kappa |"))
+  }
 
   func testCaruanaPicksAPerfectMemberAlone() {
     let y = labels(600)
@@ -66,7 +85,7 @@ final class EnsembleMethodTests: XCTestCase {
     }
     let pair = [half(true), half(false)]
     for member in pair { XCTAssertLessThanOrEqual(member.metrics(labels: y).accuracy, 0.5 + 1e-9) }
-    for objective in [Objective.accuracy, .negativeLogLikelihood] {
+    for objective in [Metric.accuracy, .negativeLogLikelihood] {
       let weights = CaruanaSelection(objective: objective, iterations: 20).fit(pair, labels: y)
       XCTAssertEqual(weights[0], 0.5, accuracy: 0.06, "\(objective): \(weights)")
       XCTAssertEqual(Predictions.mixture(pair, weights: weights).metrics(labels: y).accuracy, 1, "\(objective)")

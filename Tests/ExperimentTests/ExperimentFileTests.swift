@@ -131,6 +131,31 @@ final class ExperimentFileTests: XCTestCase {
     XCTAssertEqual(experiment.foldCount, 5, "five folds by default")
   }
 
+  /// The competition's metric picks every member's epoch and the ensemble's submission,
+  /// unless a member's select_by or the ensemble's objective says otherwise.
+  func testTheMetricKeyDrivesSelectionAndTheEnsemble() throws {
+    let base = TrainingConfiguration(model: .init())
+    let kappa = try Experiment.parse("name: k\nmetric: quadratic_kappa\ndata: {train: /data}\ngrid: {seed: [0, 1]}\n", file: "k.yaml")
+    XCTAssertEqual(kappa.ensemble.objective, .quadraticKappa)
+    for variant in kappa.variants { XCTAssertEqual(try variant.configuration(base, file: "k.yaml").selectionMetric, .quadraticKappa) }
+    let mixed = try Experiment.parse("""
+      name: m
+      metric: f_beta:2
+      data: {train: /data}
+      training: {select_by: nll}
+      grid: {select_by: [accuracy, map_at_k:3]}
+      ensemble: {objective: "weighted_recall:1,2,3"}  # quoted: a flow mapping splits at commas
+      """, file: "m.yaml")
+    XCTAssertEqual(mixed.ensemble.objective, .weightedRecall([1, 2, 3]))
+    XCTAssertEqual(try mixed.variants.map { try $0.configuration(base, file: "m.yaml").selectionMetric }, [.accuracy, .mapAtK(3)])
+    let unset = try Experiment.parse("name: u\ndata: {train: /data}\n", file: "u.yaml")
+    XCTAssertEqual(unset.ensemble.objective, .balancedAccuracy)
+    XCTAssertEqual(try unset.variants[0].configuration(base, file: "u.yaml").selectionMetric, .accuracy)
+    assertError("name: x\nmetric: kappa\ndata: {train: y}\n", line: 2, mentions: ["metric must be", "quadratic_kappa", "kappa"])
+    assertError("name: x\nmetric: [accuracy]\ndata: {train: y}\n", line: 2, mentions: ["metric must be text"])
+    assertError("name: x\ndata: {train: y}\ntraining: {select_by: f_beta:0}\n", line: 3, mentions: ["select_by", "f_beta:BETA"])
+  }
+
   func testBadFilesNameTheKeyAndLine() throws {
     assertError("name: x\ndata:\n  train: y\ntraining:\n  epochs: many\n", line: 5, mentions: ["epochs", "must be a finite number", "many"])
     assertError("name: x\ndata:\n  train: y\ngrid:\n  dropot: [0.1]\n", line: 5, mentions: ["unknown training setting \"dropot\""])

@@ -250,7 +250,7 @@ final class ClusterCommandTests: XCTestCase {
   /// table and as Prometheus metrics; then the results: float16 logits (the experiment
   /// allows them) and checkpoints that load into a MobileNetV2.
   func testStatusEndpointFloat16LogitsAndCheckpoints() throws {
-    let file = try experiment("watched", extra: "logits_precision: float16")
+    let file = try experiment("watched", extra: "logits_precision: float16\nmetric: quadratic_kappa")
     let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<45_000))"
     let status = "127.0.0.1:\(Int.random(in: 45_000..<60_000))"
     let (coordinator, coordinatorOutput) = try start(["coordinator", file, "--bind", endpoint, "--status", status])
@@ -311,6 +311,21 @@ final class ClusterCommandTests: XCTestCase {
       firstWeights.append(model.parameters[0].value.array(count: 64))
     }
     XCTAssertNotEqual(firstWeights[0], firstWeights[1])
+
+    // metric: quadratic_kappa submits the method best by kappa out of fold, and names it.
+    XCTAssert(output.contains("quadratic_kappa picks the submission") && output.contains("| method | OOF quadratic_kappa |"), output)
+    let rows = String(decoding: try FileBytes.read("\(folder)/runs/watched/scores.csv"), as: UTF8.self).split(separator: "\n")
+    XCTAssert(rows[0].hasSuffix(",oof_quadratic_kappa,test_quadratic_kappa"), String(rows[0]))
+    let methods = rows.dropFirst().filter { !$0.hasPrefix("member ") }.map { line -> (name: String, kappa: Double) in
+      let name = line.hasPrefix("\"") ? String(line.dropFirst().prefix { $0 != "\"" }) : String(line.prefix { $0 != "," })
+      return (name, Double(line.split(separator: ",", omittingEmptySubsequences: false).dropLast().last ?? "") ?? .nan)
+    }
+    let best = try XCTUnwrap(methods.max { $0.kappa < $1.kappa })
+    XCTAssert(methods.allSatisfy { $0.kappa.isFinite }, rows.joined(separator: "\n"))
+    let weights = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read("\(folder)/runs/watched/ensemble/weights.json"))) as? [String: Any])
+    XCTAssertEqual(weights["objective"] as? String, "quadratic_kappa")
+    let submitted = try XCTUnwrap(weights["submitted"] as? String)
+    XCTAssertEqual(methods.first { $0.name == submitted }?.kappa, best.kappa, "submitted \(submitted):\n" + rows.joined(separator: "\n"))
   }
 
   /// `quorum doctor` against a live CURVE coordinator: an admitted key passes the real

@@ -207,9 +207,14 @@ public final class Trainer {
 
   /// Starts from the weights of a model checkpoint instead of random ones (the weight
   /// average, if any, restarts from them too).
-  public func initializeWeights(from path: String) throws {
-    try ModelCheckpoint.load(path, into: model)
+  /// Starts from another model's weights (WeightTransfer: a checkpoint of another class
+  /// count or input channels, or torchvision's state dict) and says what it took.
+  @discardableResult
+  public func initializeWeights(from path: String) throws -> WeightTransfer.Report {
+    let report = try WeightTransfer.load(path, into: model)
     average?.reset()
+    reporter.message("initialised from \(path): \(report.summary)")
+    return report
   }
 
   var statePath: String? { outputFolder.map { $0 + "/state.safetensors" } }

@@ -126,7 +126,7 @@ struct Train: ParsableCommand {
   var cudaGraphs = true
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
-  @Option(help: "Start from the weights of this model.safetensors instead of random ones.") var initializeFrom: String?
+  @Option(help: "Start from the weights of this checkpoint (Quorum's, of any class count or input channels, or torchvision's mobilenet_v2 state dict as safetensors): the classifier is new where the classes differ, the stem adapted where the channels do.") var initializeFrom: String?
   @Option(help: ArgumentHelp(
     "Write a JSON line per step to this file: epoch, step, batch, learning rate, momentum, loss and the gradient norm before clipping.",
     valueName: "file"))

@@ -210,8 +210,8 @@ public final class Trainer {
   /// Starts from another model's weights (WeightTransfer: a checkpoint of another class
   /// count or input channels, or torchvision's state dict) and says what it took.
   @discardableResult
-  public func initializeWeights(from path: String) throws -> WeightTransfer.Report {
-    let report = try WeightTransfer.load(path, into: model)
+  public func initializeWeights(from path: String, newClassifier: Bool = false) throws -> WeightTransfer.Report {
+    let report = try WeightTransfer.load(path, into: model, newClassifier: newClassifier)
     average?.reset()
     reporter.message("initialised from \(path): \(report.summary)")
     return report

@@ -41,11 +41,13 @@ public enum WeightTransfer {
   static let classifierNames: Set = ["classifier.1.weight", "classifier.1.bias"]
   static let stemName = "features.0.0.weight"
 
-  public static func load(_ path: String, into model: MobileNetV2) throws -> Report {
-    try load(try Safetensors.read(path), into: model)
+  /// `newClassifier`: leave the classifier as initialised even where the file's has the
+  /// same shape (other classes of the same count: a head for other labels is no start).
+  public static func load(_ path: String, into model: MobileNetV2, newClassifier: Bool = false) throws -> Report {
+    try load(try Safetensors.read(path), into: model, newClassifier: newClassifier)
   }
 
-  public static func load(_ file: Safetensors, into model: MobileNetV2) throws -> Report {
+  public static func load(_ file: Safetensors, into model: MobileNetV2, newClassifier: Bool = false) throws -> Report {
     let path = file.path
     let wanted = model.configuration
     var widths = "another width"
@@ -65,7 +67,9 @@ public enum WeightTransfer {
         if classifierNames.contains(name) { report.new.append(name); continue }
         throw DataError(file: path, "has no tensor \"\(name)\": not a MobileNetV2 checkpoint or state dict")
       }
-      if entry.shape == expected {
+      if newClassifier, classifierNames.contains(name) {
+        report.new.append(name + " (asked for)")
+      } else if entry.shape == expected {
         planned.append((parameter, try finite(try file.floats(name, shape: expected), name, path)))
         report.taken.append(name)
       } else if classifierNames.contains(name), entry.shape.count == expected.count, entry.shape.dropFirst() == expected.dropFirst() {

@@ -127,6 +127,8 @@ struct Train: ParsableCommand {
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
   @Option(help: "Start from the weights of this checkpoint (Quorum's, of any class count or input channels, or torchvision's mobilenet_v2 state dict as safetensors): the classifier is new where the classes differ, the stem adapted where the channels do.") var initializeFrom: String?
+  @Flag(help: "With --initialize-from: start the classifier afresh even where the file's has as many classes (other labels).")
+  var newClassifier = false
   @Option(help: ArgumentHelp(
     "Write a JSON line per step to this file: epoch, step, batch, learning rate, momentum, loss and the gradient norm before clipping.",
     valueName: "file"))
@@ -198,7 +200,7 @@ struct Train: ParsableCommand {
       "MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)"
         + (trainer.holdsImages ? ", the images held in device memory" : "")
         + (backend is CPUBackend ? ", \(GEMMLibrary.summary().line)" : ""))
-    if let initializeFrom { try trainer.initializeWeights(from: initializeFrom) }
+    if let initializeFrom { try trainer.initializeWeights(from: initializeFrom, newClassifier: newClassifier) }
     trainer.stepLogPath = stepLog
     trainer.snapshotInterval = saveEvery
     let result = try trainer.run(resume: resume)

@@ -92,6 +92,11 @@ final class WeightTransferTests: XCTestCase {
     let same = try checkpoint(try model(MobileNetV2Configuration(width: 0.35), seed: 8), name: "same")
     let report = try WeightTransfer.load(same, into: target)
     XCTAssertEqual(report.new + report.adapted + report.dropped, [])
+    // Other labels of the same count: the classifier afresh when asked.
+    let classifier = target.classifier.weight.value.array()
+    let fresh = try WeightTransfer.load(wide.replacingOccurrences(of: "wide", with: "same"), into: target, newClassifier: true)
+    XCTAssertEqual(fresh.new, ["classifier.1.weight (asked for)", "classifier.1.bias (asked for)"])
+    XCTAssertEqual(target.classifier.weight.value.array(), classifier)
   }
 
   /// A member fine-tuned from another member's checkpoint of another class count: loads,

@@ -103,14 +103,6 @@ public enum Metric: Hashable, Sendable {
     let mean = raw.reduce(0, +) / Double(max(raw.count, 1))
     return mean > 0 ? raw.map { $0 / mean } : nil
   }
-
-  /// Whether fits lean toward classes (see `exampleWeights`): names the methods that do.
-  public var balancesClasses: Bool {
-    switch self {
-    case .balancedAccuracy, .weightedRecall: return true
-    default: return false
-    }
-  }
 }
 
 public struct MetricError: Error, CustomStringConvertible, Sendable {

@@ -27,36 +27,43 @@ public struct ClassificationMetrics: Codable, Equatable, Sendable {
 
   /// Scores logits [n, classes] against labels.
   public static func compute(logits: UnsafePointer<Float>, labels: [Int32], classes: Int) -> ClassificationMetrics {
-    compute(labels: labels, classes: classes) { Double(logits[$0]) }
+    compute(labels: labels, classes: classes, value: { Double(logits[$0]) }) { row, label, largest in
+      var sum = 0.0
+      for c in 0..<classes { sum += exp(Double(logits[row + c]) - largest) }
+      return Double(logits[row + label]) - largest - log(sum)
+    }
   }
 
-  /// Scores probabilities [n, classes] (each row summing to 1) against labels.
+  /// Scores probabilities [n, classes] (each row summing to 1) against labels: what
+  /// Caruana's selection calls for every candidate mixture, so no logarithm but the true
+  /// class's.
   public static func compute(probabilities: [Double], labels: [Int32], classes: Int) -> ClassificationMetrics {
-    compute(labels: labels, classes: classes) { log(max(probabilities[$0], 1e-300)) }
+    probabilities.withUnsafeBufferPointer { p in
+      compute(labels: labels, classes: classes, value: { p[$0] }) { row, label, _ in log(max(p[row + label], 1e-300)) }
+    }
   }
 
-  /// `score(i)`: the logit (or log-probability) at flat index i = row · classes + class.
-  static func compute(labels: [Int32], classes: Int, score: (Int) -> Double) -> ClassificationMetrics {
+  /// `value(i)`: a score that orders the classes of a row (a logit or a probability) at flat
+  /// index i = row · classes + class; `trueLogProbability(row offset, label, the row's
+  /// largest value)`: the log-probability of the true class.
+  static func compute(
+    labels: [Int32], classes: Int, value: (Int) -> Double, trueLogProbability: (Int, Int, Double) -> Double
+  ) -> ClassificationMetrics {
     var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     var ranks = [Int](repeating: 0, count: classes)
     var nll = 0.0
     for (n, label) in labels.enumerated() {
       let row = n * classes
+      let truth = value(row + Int(label))
       var best = 0
       var largest = -Double.infinity
-      for c in 0..<classes where score(row + c) > largest {
-        largest = score(row + c)
-        best = c
-      }
-      var sum = 0.0
-      let truth = score(row + Int(label))
       var above = 0
       for c in 0..<classes {
-        let value = score(row + c)
-        sum += exp(value - largest)
-        if c != Int(label) && value >= truth { above += 1 }
+        let score = value(row + c)
+        if score > largest { (largest, best) = (score, c) }
+        if c != Int(label) && score >= truth { above += 1 }
       }
-      nll -= truth - largest - log(sum)
+      nll -= trueLogProbability(row, Int(label), largest)
       confusion[Int(label)][best] += 1
       ranks[above] += 1
     }

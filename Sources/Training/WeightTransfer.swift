@@ -59,10 +59,13 @@ public enum WeightTransfer {
       }
     }
     var report = Report()
+    // The file's tensors this model has a place for (taken, adapted or superseded).
+    var placed = Set<String>()
     var planned: [(Parameter, [Float])] = []
     for parameter in model.parameters {
       let name = parameter.name
       let expected = parameter.checkpointShape
+      placed.insert(name)
       guard let entry = file.entry(name) else {
         if classifierNames.contains(name) { report.new.append(name); continue }
         throw DataError(file: path, "has no tensor \"\(name)\": not a MobileNetV2 checkpoint or state dict")
@@ -101,8 +104,7 @@ public enum WeightTransfer {
         report.taken.append(tracked)
       }
     }
-    let known = Set(report.taken + report.new.map { String($0.prefix { $0 != " " }) } + report.adapted.map { String($0.prefix { $0 != " " }) })
-    report.dropped = file.entries.map(\.name).filter { !known.contains($0) }
+    report.dropped = file.entries.map(\.name).filter { !placed.contains($0) && !report.taken.contains($0) }
     // Everything checked: only now is the model changed.
     for (parameter, values) in planned { model.backend.upload(ModelCheckpoint.fromCheckpointLayout(values, of: parameter), to: parameter.value) }
     for (buffer, values) in buffers { model.backend.upload(values, to: buffer.value) }

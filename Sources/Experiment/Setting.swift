@@ -165,12 +165,24 @@ enum TrainingSettings {
       config.selectionMetric = metric
     },
     "early_stopping": { value, config in config.earlyStoppingPatience = try integer(value) },
+    "initialize_from": { value, config in
+      config.initialization = .init(path: try text(value), newClassifier: config.initialization?.newClassifier ?? false)
+    },
+    "new_classifier": { value, config in
+      guard config.initialization != nil else { throw Mismatch(expected: "beside initialize_from (the weights whose classifier it replaces)") }
+      config.initialization?.newClassifier = try flag(value)
+    },
+    "freeze": { value, config in
+      guard let epochs = TrainingConfiguration.frozenBodyEpochs(try text(value)) else { throw Mismatch(expected: "body:EPOCHS") }
+      config.freezeBodyEpochs = epochs
+    },
+    "layer_decay": { value, config in config.layerDecay = Float(try number(value)) },
   ]
 
   /// Settings that others refine (`warmup` the schedule, `effective_number_beta` the class
-  /// weights): applied first, so that a refinement holds wherever it stands in the file or
+  /// weights, `new_classifier` the checkpoint to start from): applied first, so that a refinement holds wherever it stands in the file or
   /// a grid puts its values.
-  static let appliedFirst: Set = ["schedule", "class_weights"]
+  static let appliedFirst: Set = ["schedule", "class_weights", "initialize_from"]
 
   /// `settings` in the order they apply: `appliedFirst` ones, then the rest as given.
   static func ordered<Value>(_ settings: [(key: String, value: Value)]) -> [(key: String, value: Value)] {

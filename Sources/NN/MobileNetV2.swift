@@ -94,7 +94,17 @@ public final class MobileNetV2 {
       + blocks.flatMap { $0.parameters }
       + [head.weight, headNorm.scale, headNorm.shift, classifier.weight, classifier.bias]
     norms = [stemNorm] + blocks.flatMap { $0.norms } + [headNorm]
+    let blockLayers = blocks.enumerated().flatMap { [Int](repeating: $0.offset + 1, count: $0.element.parameters.count) }
+    layers = [0, 0, 0] + blockLayers + [Int](repeating: blocks.count + 1, count: 3) + [blocks.count + 2, blocks.count + 2]
   }
+
+  /// Each parameter's layer, input to output: 0 the stem, 1… the inverted residual blocks,
+  /// then the head convolution, then the classifier (torchvision's `features.N` index, the
+  /// classifier after them). Layer-wise learning-rate decay scales by it.
+  public let layers: [Int]
+
+  /// The classifier's weight and bias: what trains while the body is frozen.
+  public var classifierParameters: [Parameter] { [classifier.weight, classifier.bias] }
 
   /// Whether the model was planned for inference only.
   public let inferenceOnly: Bool
@@ -128,9 +138,9 @@ public final class MobileNetV2 {
   /// statistics, and dropout and stochastic depth draw from streams keyed by
   /// (seed, step), so a step is reproducible anywhere.
   @discardableResult
-  public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64, step: UInt64) -> Tensor {
+  public func forward(_ images: Tensor, batch: Int, training: Bool, frozenBody: Bool = false, seed: UInt64, step: UInt64) -> Tensor {
     if training { prepareTrainingStep(step) }
-    return forward(images, batch: batch, training: training, seed: seed)
+    return forward(images, batch: batch, training: training, frozenBody: frozenBody, seed: seed)
   }
 
   /// Writes the step whose random streams dropout and stochastic depth draw from to the
@@ -143,10 +153,15 @@ public final class MobileNetV2 {
 
   /// `forward` at the step last written by `prepareTrainingStep` (0 before any): what a
   /// recorded training step calls, since its operations read the step when they run.
+  /// `frozenBody`: the features run in evaluation mode (batch norm on its running
+  /// statistics, which stay as they are; no stochastic depth) while the classifier's
+  /// dropout trains: the forward of a frozen-body step (`backwardClassifier`).
   @discardableResult
-  public func forward(_ images: Tensor, batch: Int, training: Bool, seed: UInt64 = 0) -> Tensor {
+  public func forward(_ images: Tensor, batch: Int, training: Bool, frozenBody: Bool = false, seed: UInt64 = 0) -> Tensor {
     precondition(batch >= 1 && batch <= capacity, "batch \(batch) outside 1…\(capacity)")
     precondition(!(training && inferenceOnly), "an inference-only model cannot run in training mode")
+    let trainingClassifier = training
+    let training = training && !frozenBody
     let geometry = ImageGeometry(batch: batch, height: inputGeometry.height, width: inputGeometry.width, channels: inputGeometry.channels)
     stem.forward(images, geometry, backend: backend)
     let stemRows = batch * stemGeometry.height * stemGeometry.width
@@ -160,7 +175,7 @@ public final class MobileNetV2 {
     headNorm.forward(head.output, rows: headRows, training: training, backend: backend)
     backend.globalAveragePoolForward(input: headNorm.output, headGeometry.with(batch: batch), output: pooled)
     var features = pooled
-    if training && configuration.dropout > 0 {
+    if trainingClassifier && configuration.dropout > 0 {
       backend.dropoutForward(
         input: pooled, count: batch * configuration.lastChannels, dropProbability: configuration.dropout, seed: seed,
         stream: step[0], mask: dropoutMask, output: dropped)
@@ -214,6 +229,16 @@ public final class MobileNetV2 {
     stem.backward(
       inputGeometry.with(batch: batch), outputGradient: workspace.first, inputGradient: inputGradient,
       backend: backend)
+  }
+
+  /// The classifier's gradients only, after a frozen-body training `forward`
+  /// (`frozenBody: true`): the features take no gradient, so none flows past the
+  /// classifier.
+  public func backwardClassifier(logitGradient: Tensor, batch: Int) {
+    precondition(!inferenceOnly, "an inference-only model keeps no activations for a backward pass")
+    classifier.backward(
+      input: configuration.dropout > 0 ? dropped : pooled, outputGradient: logitGradient, inputGradient: featureGradient,
+      batch: batch, backend: backend)
   }
 
   /// Fills the parameters as torchvision does: Kaiming-normal (fan-out) convolutions,

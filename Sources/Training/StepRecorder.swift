@@ -17,6 +17,8 @@ final class StepRecorder {
     var batch: Int
     var weighted: Bool
     var softTargets: Bool
+    /// A frozen-body step: the classifier's backward and update only.
+    var frozenBody = false
   }
 
   let backend: Backend

@@ -64,6 +64,8 @@ public final class Trainer {
   var epochLosses: Tensor
   static let lossReadInterval = 0.5
   let clipper: GradientClipper?
+  /// The clipper of a frozen-body step: the classifier's gradients are all there are.
+  let classifierClipper: GradientClipper?
   /// Mixing scratch: the batch's own images (host), and the mixed labels or distillation
   /// targets as soft targets (the backend's tensor and its host staging).
   let partnerImages: Tensor?
@@ -80,8 +82,10 @@ public final class Trainer {
   /// epochs as epoch-N.safetensors in the output folder: snapshots to diagnose a run from,
   /// or to ensemble. nil: only the run's own checkpoints.
   public var snapshotInterval: Int?
-  /// Measures each step's gradient norm for the step log where no clipper does.
+  /// Measures each step's gradient norm for the step log where no clipper does (and the
+  /// classifier's, while the body is frozen).
   private var normMeter: GradientClipper?
+  private var classifierNormMeter: GradientClipper?
   /// The epoch's gradient norms, kept on the backend like `epochLosses` (a step log only).
   private var epochNorms: Tensor?
   /// Passes over a data set's images in evaluation mode so far (each epoch's, the final).
@@ -146,15 +150,23 @@ public final class Trainer {
     let network = try MobileNetV2(model, capacity: configuration.batchSize, backend: backend)
     network.initialize(seed: configuration.seed)
     self.model = network
+    let scales = configuration.learningRateScales(layers: network.layers)
+    // A frozen first epoch allocates the classifier's state only; the body's comes when it trains.
+    let trainedFirst = configuration.freezesBody(inEpoch: 0) ? network.classifierParameters : network.parameters
     switch configuration.optimizer {
     case .sgd:
       optimizer = SGD(
         parameters: network.parameters, momentum: configuration.momentum, nesterov: configuration.nesterov,
-        weightDecay: configuration.weightDecay, backend: backend)
+        weightDecay: configuration.weightDecay, learningRateScales: scales, trainedFirst: trainedFirst, backend: backend)
     case .adamw:
-      optimizer = AdamW(parameters: network.parameters, weightDecay: configuration.weightDecay, backend: backend)
+      optimizer = AdamW(
+        parameters: network.parameters, weightDecay: configuration.weightDecay, learningRateScales: scales,
+        trainedFirst: trainedFirst, backend: backend)
     }
     clipper = configuration.gradientClipNorm.map { GradientClipper(network.parameters, maximumNorm: $0, backend: backend) }
+    classifierClipper = configuration.freezeBodyEpochs == nil ? nil : configuration.gradientClipNorm.map {
+      GradientClipper(network.classifierParameters, maximumNorm: $0, backend: backend)
+    }
     average = configuration.emaDecay.map { ExponentialMovingAverage(model: network, decay: $0) }
     // The training images' channel statistics, or a checkpoint's (predicting with a model
     // trained elsewhere).
@@ -205,16 +217,26 @@ public final class Trainer {
 
   deinit { labels.deallocate() }
 
-  /// Starts from the weights of a model checkpoint instead of random ones (the weight
-  /// average, if any, restarts from them too).
   /// Starts from another model's weights (WeightTransfer: a checkpoint of another class
-  /// count or input channels, or torchvision's state dict) and says what it took.
+  /// count or input channels, or torchvision's state dict) and says what it took; the
+  /// weight average, if any, restarts from them too. `run` does it for the configuration's
+  /// `initialization` unless it resumes.
   @discardableResult
   public func initializeWeights(from path: String, newClassifier: Bool = false) throws -> WeightTransfer.Report {
     let report = try WeightTransfer.load(path, into: model, newClassifier: newClassifier)
     average?.reset()
+    initializationReport = report
     reporter.message("initialised from \(path): \(report.summary)")
     return report
+  }
+
+  /// What the last `initializeWeights` took, adapted, left new and dropped.
+  public private(set) var initializationReport: WeightTransfer.Report?
+
+  /// The parameters that train in (0-based) `epoch`: the classifier's while the body is
+  /// frozen, else all.
+  func trainedParameters(inEpoch epoch: Int) -> [Parameter] {
+    configuration.freezesBody(inEpoch: epoch) ? model.classifierParameters : model.parameters
   }
 
   var statePath: String? { outputFolder.map { $0 + "/state.safetensors" } }
@@ -262,8 +284,11 @@ public final class Trainer {
     var progress = TrainingProgress()
     if resume, let statePath, FileManager.default.fileExists(atPath: statePath) {
       progress = try TrainingStateFile.load(
-        from: statePath, configuration: configuration, model: model, optimizer: optimizer, average: average)
+        from: statePath, configuration: configuration, model: model, optimizer: optimizer, average: average,
+        trainedParameters: trainedParameters(inEpoch:))
       reporter.message("resuming after epoch \(progress.epoch) of \(configuration.epochs) from \(statePath)")
+    } else if let initialization = configuration.initialization {
+      try initializeWeights(from: initialization.path, newClassifier: initialization.newClassifier)
     }
     let stepsPerEpoch = batches(epoch: 0).count
     let totalSteps = stepsPerEpoch * configuration.epochs
@@ -309,7 +334,7 @@ public final class Trainer {
           assembleAndEnqueueStep(batch, epoch: epoch, step: progress.step, learningRate: Float(learningRate), momentum: momentum)
         }
         backend.copy(lossValue, offset: 0, to: epochLosses, offset: index, count: 1)
-        if stepLog != nil, let epochNorms, let meter = clipper ?? normMeter {
+        if stepLog != nil, let epochNorms, let meter = stepNormMeter(epoch: epoch) {
           backend.copy(meter.normValue, offset: 0, to: epochNorms, offset: index, count: 1)
           let sgdMomentum = configuration.optimizer == .sgd ? Double(momentum ?? configuration.momentum) : nil
           stepScalars.append((learningRate, sgdMomentum))
@@ -446,22 +471,42 @@ public final class Trainer {
     // Deferred re-weighting: the class weights join at their epoch (epochs are 1-based there).
     let weighted = configuration.reweightFromEpoch.map { epoch + 1 >= $0 } ?? true
     let assemblesOnBackend = images == nil
-    recorder.run(StepRecorder.Shape(batch: batch.count, weighted: weighted, softTargets: mixed)) {
+    let frozenBody = configuration.freezesBody(inEpoch: epoch)
+    let trained = trainedParameters(inEpoch: epoch)
+    let meter = stepNormMeter(epoch: epoch)
+    // The body's state at the first step that trains it: an allocation, outside the recording.
+    optimizer.allocateState(for: trained)
+    recorder.run(StepRecorder.Shape(batch: batch.count, weighted: weighted, softTargets: mixed, frozenBody: frozenBody)) {
       if assemblesOnBackend, let heldImages {
         heldImages.assembleStaged(data.training, held: heldImages.training, batch: batch.count, images: modelImages)
       }
-      let logits = model.forward(modelImages, batch: batch.count, training: true, seed: configuration.seed)
+      let logits = model.forward(modelImages, batch: batch.count, training: true, frozenBody: frozenBody, seed: configuration.seed)
       let options = CrossEntropyOptions(
         labelSmoothing: configuration.labelSmoothing, classWeights: weighted ? classWeights : nil,
         logitAdjustment: logitAdjustment, focalGamma: configuration.focalGamma, softTargets: mixed ? softTargetTensor : nil)
       backend.softmaxCrossEntropy(
         logits: logits, labels: labelTensor, batch: batch.count, classes: classes, options: options, logitGradient: logitGradient,
         loss: lossValue)
-      model.backward(logitGradient: logitGradient, batch: batch.count)
-      (clipper ?? normMeter)?.clip()
-      optimizer.update(model.parameters)
+      if frozenBody {
+        model.backwardClassifier(logitGradient: logitGradient, batch: batch.count)
+      } else {
+        model.backward(logitGradient: logitGradient, batch: batch.count)
+      }
+      meter?.clip()
+      optimizer.update(trained)
       average?.update()
     }
+  }
+
+  /// What clips (or only measures, for the step log) a step's gradients in `epoch`: over
+  /// the classifier's alone while the body is frozen.
+  func stepNormMeter(epoch: Int) -> GradientClipper? {
+    if configuration.freezesBody(inEpoch: epoch) {
+      if let classifierClipper { return classifierClipper }
+      if normMeter != nil && classifierNormMeter == nil { classifierNormMeter = .measuring(model.classifierParameters, backend: backend) }
+      return classifierNormMeter
+    }
+    return clipper ?? normMeter
   }
 
   /// Early stopping, best-epoch checkpoint and reduce-on-plateau from a finished epoch.

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 import Data
 import NN
@@ -59,6 +60,47 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   /// end, where its logits are made anyway). The validation set is scored every epoch: it
   /// selects the epoch.
   public var testEvaluationInterval: Int? = nil
+  /// The weights training starts from (fine-tuning) instead of random ones; nil: random.
+  public var initialization: Initialization? = nil
+  /// Train only the classifier for this many first epochs: the features frozen, their batch
+  /// norms in evaluation mode, no optimizer state for them until they train. nil: none;
+  /// `epochs`: never unfrozen (a linear probe).
+  public var freezeBodyEpochs: Int? = nil
+  /// Layer-wise learning-rate decay: the classifier trains at the scheduled rate, each
+  /// layer below it (`MobileNetV2.layers`) at this factor of the one above. nil: one rate.
+  public var layerDecay: Float? = nil
+
+  /// A checkpoint to start from (`WeightTransfer`): Quorum's own of any class count or
+  /// input channels, or torchvision's `mobilenet_v2` state dict.
+  public struct Initialization: Codable, Equatable, Sendable {
+    public var path: String
+    /// Start the classifier afresh even where the file's has as many classes (other labels).
+    public var newClassifier: Bool
+
+    public init(path: String, newClassifier: Bool = false) {
+      self.path = path
+      self.newClassifier = newClassifier
+    }
+
+    enum CodingKeys: String, CodingKey { case path, newClassifier = "new_classifier" }
+  }
+
+  /// The epochs of a freeze spelled `body:EPOCHS` (`--freeze`, the experiment's `freeze`),
+  /// nil for another spelling.
+  public static func frozenBodyEpochs(_ spelling: String) -> Int? {
+    guard spelling.hasPrefix("body:"), let epochs = Int(spelling.dropFirst(5)), epochs >= 1 else { return nil }
+    return epochs
+  }
+
+  /// Whether the features are frozen in (0-based) `epoch`.
+  public func freezesBody(inEpoch epoch: Int) -> Bool { freezeBodyEpochs.map { epoch < $0 } ?? false }
+
+  /// Each parameter's multiple of the scheduled learning rate, for parameters of these
+  /// `layers` (`MobileNetV2.layers`): layer-wise decay, nil without it.
+  public func learningRateScales(layers: [Int]) -> [Float]? {
+    guard let layerDecay, let top = layers.max() else { return nil }
+    return layers.map { Float(pow(Double(layerDecay), Double(top - $0))) }
+  }
 
   public static let maximumEpochs = 100_000
   public static let maximumBatchSize = 65_536
@@ -119,6 +161,13 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     if let earlyStoppingPatience, earlyStoppingPatience < 1 {
       throw fail("early stopping patience must be at least 1 epoch, got \(earlyStoppingPatience)")
     }
+    if let freezeBodyEpochs, !(1...epochs).contains(freezeBodyEpochs) {
+      throw fail("the body can be frozen for 1…\(epochs) epochs (the run's), got \(freezeBodyEpochs)")
+    }
+    if let layerDecay, !(layerDecay.isFinite && layerDecay > 0 && layerDecay <= 1) {
+      throw fail("layer decay must be in (0, 1] (each layer's rate that factor of the one above), got \(layerDecay)")
+    }
+    if let initialization, initialization.path.isEmpty { throw fail("the checkpoint to initialise from has an empty path") }
     do { try mixing.validate() } catch let error as DataError { throw fail(error.problem) }
     guard (0...Augmentation.maximumShift).contains(testTimeAugmentation.shift) else {
       throw fail("test-time shift must be in 0…\(Augmentation.maximumShift) pixels, got \(testTimeAugmentation.shift)")

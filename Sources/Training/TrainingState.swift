@@ -65,7 +65,7 @@ enum TrainingStateFile {
   /// the state was saved with, except for a larger epoch count.
   static func load(
     from path: String, configuration: TrainingConfiguration, model: MobileNetV2, optimizer: Optimizer,
-    average: ExponentialMovingAverage?
+    average: ExponentialMovingAverage?, trainedParameters: (_ epoch: Int) -> [Parameter]
   ) throws -> TrainingProgress {
     let file = try Safetensors.read(path)
     let decoder = JSONDecoder()
@@ -79,10 +79,15 @@ enum TrainingStateFile {
       throw TrainingError.resumeMismatch(file: path, "it was saved with other settings; resume with the same flags (only --epochs may change)")
     }
     try ModelCheckpoint.load(model, from: file, prefix: modelPrefix)
+    let progress = try decoder.decode(TrainingProgress.self, from: Data(progressText.utf8))
+    // The state of every parameter trained so far (a frozen body's is not in the file),
+    // which is the state of the parameters the next epoch trains; the first epoch with a
+    // body trained after a frozen one allocates the body's afresh, as it would have.
+    optimizer.allocateState(for: trainedParameters(max(progress.epoch - 1, 0)))
     for (name, tensor) in optimizer.state + (average?.state ?? []) {
       model.backend.upload(try file.floats("optimizer/" + name, shape: [tensor.capacity]), to: tensor)
     }
     optimizer.counters = try decoder.decode([String: Int].self, from: Data(countersText.utf8))
-    return try decoder.decode(TrainingProgress.self, from: Data(progressText.utf8))
+    return progress
   }
 }

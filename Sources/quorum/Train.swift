@@ -90,6 +90,17 @@ struct Train: ParsableCommand {
   @Option(help: "Test-time augmentation: also average over shifts by this many pixels in the four directions.")
   var ttaShift: Int = 0
 
+  // MARK: Fine-tuning
+  @Option(help: "Start from the weights of this checkpoint (Quorum's, of any class count or input channels, or torchvision's mobilenet_v2 state dict as safetensors): the classifier is new where the classes differ, the stem adapted where the channels do.") var initializeFrom: String?
+  @Flag(help: "With --initialize-from: start the classifier afresh even where the file's has as many classes (other labels).")
+  var newClassifier = false
+  @Option(help: ArgumentHelp(
+    "Train only the classifier for the first EPOCHS epochs (the features frozen, their batch norms in evaluation mode), then everything; EPOCHS = --epochs never unfreezes (a linear probe).",
+    valueName: "body:EPOCHS"))
+  var freeze: FreezeSpelling?
+  @Option(help: "Layer-wise learning-rate decay: each layer below the classifier trains at this factor of the rate of the one above (e.g. 0.7).")
+  var layerDecay: Float?
+
   // MARK: Selection and run
   @Option(help: "Validation metric that picks the best epoch and drives early stopping and reduce-on-plateau: \(Metric.spellings).")
   var selectBy: Metric = .accuracy
@@ -126,9 +137,6 @@ struct Train: ParsableCommand {
   var cudaGraphs = true
   @Option(help: "Run folder for checkpoints, logits and metrics.") var output: String = "runs/train"
   @Flag(help: "Continue from --output's state.safetensors, bit-exactly, if it exists.") var resume = false
-  @Option(help: "Start from the weights of this checkpoint (Quorum's, of any class count or input channels, or torchvision's mobilenet_v2 state dict as safetensors): the classifier is new where the classes differ, the stem adapted where the channels do.") var initializeFrom: String?
-  @Flag(help: "With --initialize-from: start the classifier afresh even where the file's has as many classes (other labels).")
-  var newClassifier = false
   @Option(help: ArgumentHelp(
     "Write a JSON line per step to this file: epoch, step, batch, learning rate, momentum, loss and the gradient norm before clipping.",
     valueName: "file"))
@@ -144,6 +152,7 @@ struct Train: ParsableCommand {
   enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
 
   func validate() throws {
+    if newClassifier && initializeFrom == nil { throw ValidationError("--new-classifier needs --initialize-from (the weights whose classifier it replaces)") }
     if device.isSeveralDevices {
       throw ValidationError("--device \(device): quorum train trains one model on one device; name one GPU (cuda:N), or serve them all with quorum worker --device \(device)")
     }
@@ -191,6 +200,9 @@ struct Train: ParsableCommand {
     configuration.earlyStoppingPatience = earlyStopping
     configuration.restoreBest = restoreBest
     configuration.testEvaluationInterval = testEvery == 1 ? nil : testEvery
+    configuration.initialization = initializeFrom.map { .init(path: $0, newClassifier: newClassifier) }
+    configuration.freezeBodyEpochs = freeze?.epochs
+    configuration.layerDecay = layerDecay
 
     let backend = try device.makeBackend(threads: threads)
     let trainer = try Trainer(
@@ -200,7 +212,6 @@ struct Train: ParsableCommand {
       "MobileNetV2 \(preset.rawValue) width \(width): \(trainer.model.parameterCount) parameters on \(backend.name)"
         + (trainer.holdsImages ? ", the images held in device memory" : "")
         + (backend is CPUBackend ? ", \(GEMMLibrary.summary().line)" : ""))
-    if let initializeFrom { try trainer.initializeWeights(from: initializeFrom, newClassifier: newClassifier) }
     trainer.stepLogPath = stepLog
     trainer.snapshotInterval = saveEvery
     let result = try trainer.run(resume: resume)
@@ -270,3 +281,12 @@ extension Metric: ExpressibleByArgument {
 }
 extension Sampling: ExpressibleByArgument {}
 extension Batching: ExpressibleByArgument {}
+
+/// `--freeze`'s value: `body:EPOCHS`.
+struct FreezeSpelling: ExpressibleByArgument {
+  var epochs: Int
+  init?(argument: String) {
+    guard let epochs = TrainingConfiguration.frozenBodyEpochs(argument) else { return nil }
+    self.epochs = epochs
+  }
+}

@@ -2,13 +2,19 @@
 # Does fine-tuning pay? Pretrain MobileNetV2 on five Fashion-MNIST classes (all their
 # training images), then train on the other five with 50 images a class, once from the
 # pretrained weights (--initialize-from) and once from scratch, with the same settings and
-# seeds (the fine-tuned run with a new classifier: the labels are others); score both on the 5,000 test images of those five classes. One line per run to
-# RESULTS, then a markdown table with the means.
+# seeds (the fine-tuned runs with a new classifier: the labels are others); score each on
+# the 5,000 test images of those five classes. One line per run to RESULTS, then a markdown
+# table with the means. The arms:
+#   finetuned  every layer trains from the pretrained weights
+#   frozen     the body frozen for the first FROZEN_EPOCHS epochs, then everything
+#   decayed    as frozen, and layer-wise learning-rate decay LAYER_DECAY
+#   probe      the body frozen throughout: a linear classifier on the pretrained features
+#   scratch    random weights
 #
 #   scripts/bench/finetune.sh
 #   SEEDS="0 1 2 3 4" EPOCHS=40 scripts/bench/finetune.sh
 #
-# Env: SEEDS ("0 1 2": each draws its own 50 a class and seeds training), PRETRAIN_EPOCHS
+# Env: ARMS ("finetuned frozen decayed probe scratch"), FROZEN_EPOCHS (10), LAYER_DECAY (0.7), SEEDS ("0 1 2": each draws its own 50 a class and seeds training), PRETRAIN_EPOCHS
 # (4), EPOCHS (30, the few-shot runs), WIDTH (0.5), LEARNING_RATE (0.05, both arms),
 # QUORUM (.build/release/quorum), DATA (/usr/share/datasets/fashion-mnist), THREADS (2),
 # RESULTS (bench-results/finetune.jsonl). Needs python3 with numpy.
@@ -16,6 +22,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 SEEDS=${SEEDS:-0 1 2}
+ARMS=${ARMS:-finetuned frozen decayed probe scratch}
+FROZEN_EPOCHS=${FROZEN_EPOCHS:-10}
+LAYER_DECAY=${LAYER_DECAY:-0.7}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-4}
 EPOCHS=${EPOCHS:-30}
 WIDTH=${WIDTH:-0.5}
@@ -40,10 +49,17 @@ fi
 
 : > "$RESULTS"
 for seed in $SEEDS; do
-  for arm in finetuned scratch; do
-    start=()
+  for arm in $ARMS; do
     # Other labels of the same count: the pretrained head is no start, the body is.
-    [ "$arm" = finetuned ] && start=(--initialize-from "$work/pretrained/model.safetensors" --new-classifier)
+    pretrained=(--initialize-from "$work/pretrained/model.safetensors" --new-classifier)
+    case $arm in
+      finetuned) start=("${pretrained[@]}") ;;
+      frozen) start=("${pretrained[@]}" --freeze "body:$FROZEN_EPOCHS") ;;
+      decayed) start=("${pretrained[@]}" --freeze "body:$FROZEN_EPOCHS" --layer-decay "$LAYER_DECAY") ;;
+      probe) start=("${pretrained[@]}" --freeze "body:$EPOCHS") ;;
+      scratch) start=() ;;
+      *) echo "unknown arm $arm (finetuned, frozen, decayed, probe, scratch)" >&2; exit 2 ;;
+    esac
     log=$("$QUORUM" train "${common[@]}" "${test_set[@]}" --train-images "$work/data/few-$seed/images.idx" --train-labels "$work/data/few-$seed/labels.idx" \
       --epochs "$EPOCHS" --batch-size 32 --learning-rate "$LEARNING_RATE" --seed "$seed" --output "$work/$arm-$seed" "${start[@]}" 2>&1)
     accuracy=$(sed -n 's/^test: accuracy \([0-9.]*\).*/\1/p' <<< "$log" | tail -1)
@@ -52,12 +68,13 @@ for seed in $SEEDS; do
   done
 done
 
-python3 - "$RESULTS" <<'PY'
+# shellcheck disable=SC2086  # ARMS is a list
+python3 - "$RESULTS" $ARMS <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print("| arm | seeds | test accuracy (5 classes, 5,000 images) | mean ± sd |")
 print("| --- | --- | --- | ---: |")
-for arm in ("finetuned", "scratch"):
+for arm in sys.argv[2:]:
     values = [r["test_accuracy"] for r in rows if r["arm"] == arm]
     sd = statistics.stdev(values) if len(values) > 1 else 0
     print(f"| {arm} | {len(values)} | {', '.join(f'{v:.4f}' for v in values)} | {statistics.mean(values):.4f} ± {sd:.4f} |")

@@ -28,11 +28,27 @@ public struct Augmentation: Codable, Equatable, Sendable {
   public var elasticAlpha: Double
   /// Elastic distortion: σ of the Gaussian that smooths the random displacement field.
   public var elasticSigma: Double
+  /// Random resized crop (torchvision's `RandomResizedCrop(size, scale=(a, 1))`, the
+  /// photo recipes' first transform): the smallest share `a` of the image's area a crop
+  /// keeps, the crop's aspect ratio log-uniform in 3/4…4/3, resized back to the full size
+  /// (bilinear). 0: off.
+  public var resizedCrop: Double
+  /// Colour jitter (torchvision's `ColorJitter(brightness, contrast, saturation)`): each
+  /// factor uniform in [max(0, 1 − j), 1 + j], applied in that order to the raw pixels,
+  /// clamped to 0…255 after each. 0: off. Saturation needs colour (three channels).
+  public var brightness: Double
+  public var contrast: Double
+  public var saturation: Double
 
   public init(
     shift: Int = 0, horizontalFlip: Double = 0, verticalFlip: Double = 0, rotation: Double = 0, scale: Double = 0,
-    shear: Double = 0, erasing: Double = 0, elasticAlpha: Double = 0, elasticSigma: Double = 4
+    shear: Double = 0, erasing: Double = 0, elasticAlpha: Double = 0, elasticSigma: Double = 4, resizedCrop: Double = 0,
+    brightness: Double = 0, contrast: Double = 0, saturation: Double = 0
   ) {
+    self.resizedCrop = resizedCrop
+    self.brightness = brightness
+    self.contrast = contrast
+    self.saturation = saturation
     self.elasticAlpha = elasticAlpha
     self.elasticSigma = elasticSigma
     self.shift = shift
@@ -46,8 +62,29 @@ public struct Augmentation: Codable, Equatable, Sendable {
 
   public static let none = Augmentation()
   public var isIdentity: Bool { self == .none }
-  /// Whether the affine path is needed (otherwise integer shifts and flips suffice).
-  var needsWarp: Bool { verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 || elasticAlpha > 0 }
+  /// Whether the float path is needed: a warp (affine, crop, elastic) or colour jitter
+  /// (otherwise integer shifts and flips suffice).
+  var needsWarp: Bool {
+    verticalFlip > 0 || rotation != 0 || scale != 0 || shear != 0 || elasticAlpha > 0 || resizedCrop > 0 || jitters
+  }
+  var jitters: Bool { brightness > 0 || contrast > 0 || saturation > 0 }
+
+  enum CodingKeys: String, CodingKey {
+    case shift, horizontalFlip, verticalFlip, rotation, scale, shear, erasing, elasticAlpha, elasticSigma
+    case resizedCrop, brightness, contrast, saturation
+  }
+
+  /// Reads configurations saved before the photo transforms existed (off there).
+  public init(from decoder: Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    func value(_ key: CodingKeys) throws -> Double { try container.decodeIfPresent(Double.self, forKey: key) ?? 0 }
+    self.init(
+      shift: try container.decode(Int.self, forKey: .shift), horizontalFlip: try value(.horizontalFlip),
+      verticalFlip: try value(.verticalFlip), rotation: try value(.rotation), scale: try value(.scale), shear: try value(.shear),
+      erasing: try value(.erasing), elasticAlpha: try value(.elasticAlpha),
+      elasticSigma: try container.decodeIfPresent(Double.self, forKey: .elasticSigma) ?? 4, resizedCrop: try value(.resizedCrop),
+      brightness: try value(.brightness), contrast: try value(.contrast), saturation: try value(.saturation))
+  }
 
   /// The largest shift, in pixels: past any image this tool trains on, and small enough
   /// that the draw's span (2·shift + 1) stays a 32-bit number.
@@ -66,6 +103,46 @@ public struct Augmentation: Codable, Equatable, Sendable {
     try check(
       elasticAlpha.isFinite && elasticSigma.isFinite && elasticAlpha >= 0 && elasticSigma > 0,
       "elastic α must be a number ≥ 0 and σ a number > 0, got α \(elasticAlpha), σ \(elasticSigma)")
+    try check(resizedCrop == 0 || (resizedCrop > 0 && resizedCrop <= 1), "the resized crop's smallest area share must be in (0, 1] (0: off), got \(resizedCrop)")
+    for (name, j) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] {
+      try check(j.isFinite && j >= 0 && j <= 10, "\(name) jitter must be in 0…10 (the factor's spread around 1), got \(j)")
+    }
+  }
+
+  /// The random resized crop of one example, in source pixels: (top, left, height, width),
+  /// as torchvision's `RandomResizedCrop.get_params` draws it: up to ten tries of an area
+  /// share in `resizedCrop`…1 and an aspect log-uniform in 3/4…4/3 that fit, else the
+  /// central crop of the aspect clamped to that range.
+  func crop(random: RandomStream, example: Int, height: Int, width: Int) -> (Double, Double, Double, Double)? {
+    guard resizedCrop > 0 else { return nil }
+    func unit(_ word: UInt32) -> Double { Double(word) / 4_294_967_296.0 }
+    let area = Double(height * width)
+    for attempt in 0..<10 {
+      let bits = random.bits(at: UInt64(example) | UInt64(0x10 + attempt) << 56)
+      let target = area * (resizedCrop + unit(bits.0) * (1 - resizedCrop))
+      let aspect = exp(log(3.0 / 4) + unit(bits.1) * (log(4.0 / 3) - log(3.0 / 4)))
+      let w = (target * aspect).squareRoot().rounded(), h = (target / aspect).squareRoot().rounded()
+      guard w >= 1, h >= 1, w <= Double(width), h <= Double(height) else { continue }
+      let top = Double(Int((UInt64(bits.2) * UInt64(height - Int(h) + 1)) >> 32))
+      let left = Double(Int((UInt64(bits.3) * UInt64(width - Int(w) + 1)) >> 32))
+      return (top, left, h, w)
+    }
+    let ratio = Double(width) / Double(height)
+    let (w, h): (Double, Double) =
+      ratio < 3.0 / 4 ? (Double(width), (Double(width) / (3.0 / 4)).rounded())
+      : ratio > 4.0 / 3 ? ((Double(height) * 4 / 3).rounded(), Double(height)) : (Double(width), Double(height))
+    return (((Double(height) - h) / 2).rounded(.down), ((Double(width) - w) / 2).rounded(.down), h, w)
+  }
+
+  /// The colour jitter factors of one example: (brightness, contrast, saturation), 1 where off.
+  func jitterFactors(random: RandomStream, example: Int) -> (Float, Float, Float) {
+    let bits = random.bits(at: UInt64(example) | UInt64(0x20) << 56)
+    func factor(_ spread: Double, _ word: UInt32) -> Float {
+      guard spread > 0 else { return 1 }
+      let low = max(0, 1 - spread)
+      return Float(low + Double(word) / 4_294_967_296.0 * (1 + spread - low))
+    }
+    return (factor(brightness, bits.0), factor(contrast, bits.1), factor(saturation, bits.2))
   }
 
   /// The reference recipe's draw of one example: (dy, dx, flip). Kept on its own stream
@@ -96,6 +173,26 @@ public struct Augmentation: Codable, Equatable, Sendable {
     public static func == (l: Warp, r: Warp) -> Bool {
       l.a == r.a && l.translation == r.translation
     }
+  }
+
+  /// The inverse affine map of one example: the resized crop of an image of `height` ×
+  /// `width`, then flips, rotation, scale, shear and the shift.
+  func warp(random: RandomStream, example: Int, base: (dy: Int, dx: Int, flip: Bool), height: Int, width: Int) -> Warp {
+    let warp = warp(random: random, example: example, base: base)
+    guard let (top, left, h, w) = crop(random: random, example: example, height: height, width: width) else { return warp }
+    // The transforms above map the output to a point p of the resized crop; the crop maps p
+    // to the source: src − c = S·(p − c) + t_c, t_c the crop's centre less the image's. So
+    // src − c = S·A·(dst − c) + S·t + t_c. The corner pixels' centres map to the crop's
+    // (S = (w − 1)/(W − 1)), so no sample reaches past the crop into the zero padding at
+    // the image's edge (a dark seam that torchvision's crop-then-resize does not have).
+    let sx = (w - 1) / Double(max(width - 1, 1)), sy = (h - 1) / Double(max(height - 1, 1))
+    let (a00, a01, a10, a11) = warp.a
+    return Warp(
+      a: (sx * a00, sx * a01, sy * a10, sy * a11),
+      translation: (
+        sx * warp.translation.0 + left + (w - 1) / 2 - Double(width - 1) / 2,
+        sy * warp.translation.1 + top + (h - 1) / 2 - Double(height - 1) / 2
+      ))
   }
 
   /// The inverse affine map of one example: flips, rotation, scale, shear and the shift.
@@ -278,6 +375,33 @@ public struct TestTimeAugmentation: Codable, Equatable, Sendable {
     if shift > 0 { offsets += [(-shift, 0), (shift, 0), (0, -shift), (0, shift)] }
     return offsets.flatMap { offset in
       flips ? [(offset.0, offset.1, false), (offset.0, offset.1, true)] : [(offset.0, offset.1, false)]
+    }
+  }
+}
+
+/// Colour jitter of one image of raw pixel values (0…255) in place, torchvision's order and
+/// formulas: brightness scales, contrast blends with the mean of the grey image, saturation
+/// blends each pixel with its grey (ITU-R 601-2 luma: 0.299, 0.587, 0.114); each clamped
+/// to 0…255. One channel: its grey is itself, so saturation leaves it.
+public func jitterColours(
+  _ image: UnsafeMutablePointer<Float>, pixels: Int, channels: Int, brightness: Float, contrast: Float, saturation: Float
+) {
+  let count = pixels * channels
+  func clamp(_ value: Float) -> Float { min(max(value, 0), 255) }
+  func grey(_ pixel: Int) -> Float {
+    channels == 3 ? 0.299 * image[3 * pixel] + 0.587 * image[3 * pixel + 1] + 0.114 * image[3 * pixel + 2] : image[pixel * channels]
+  }
+  if brightness != 1 { for i in 0..<count { image[i] = clamp(image[i] * brightness) } }
+  if contrast != 1 {
+    var sum: Float = 0
+    for p in 0..<pixels { sum += grey(p) }
+    let mean = sum / Float(pixels)
+    for i in 0..<count { image[i] = clamp(contrast * image[i] + (1 - contrast) * mean) }
+  }
+  if saturation != 1 && channels == 3 {
+    for p in 0..<pixels {
+      let g = grey(p)
+      for c in 0..<3 { image[3 * p + c] = clamp(saturation * image[3 * p + c] + (1 - saturation) * g) }
     }
   }
 }

@@ -129,7 +129,7 @@ public final class BatchAssembler {
                 let raw = threadScratch + chunk * scratchPerThread
                 let warped = raw + imageSize
                 for i in 0..<imageSize { raw[i] = Float(source[i]) }
-                let warp = augmentation.warp(random: moreRandom, example: example, base: (dy, dx, flip))
+                let warp = augmentation.warp(random: moreRandom, example: example, base: (dy, dx, flip), height: height, width: width)
                 var displacement: UnsafeMutablePointer<Float>? = nil
                 if augmentation.elasticAlpha > 0 {
                   let field = warped + imageSize
@@ -141,6 +141,10 @@ public final class BatchAssembler {
                   displacement = field
                 }
                 warpImage(raw, into: warped, height: height, width: width, channels: channels, warp: warp, displacement: displacement)
+                if augmentation.jitters {
+                  let (b, c, s) = augmentation.jitterFactors(random: moreRandom, example: example)
+                  jitterColours(warped, pixels: pixelsPerImage, channels: channels, brightness: b, contrast: c, saturation: s)
+                }
                 for i in 0..<imageSize { destination[i] = warped[i] * scale[i % channels] + offset[i % channels] }
                 continue
               }

@@ -151,6 +151,13 @@ enum TrainingSettings {
     "erasing": { value, config in config.augmentation.erasing = try number(value) },
     "elastic_alpha": { value, config in config.augmentation.elasticAlpha = try number(value) },
     "elastic_sigma": { value, config in config.augmentation.elasticSigma = try number(value) },
+    "normalization": { value, config in
+      config.normalization = try choice(value, InputNormalization.self, InputNormalization.allCases.map(\.rawValue))
+    },
+    "resized_crop": { value, config in config.augmentation.resizedCrop = try number(value) },
+    "brightness": { value, config in config.augmentation.brightness = try number(value) },
+    "contrast": { value, config in config.augmentation.contrast = try number(value) },
+    "saturation": { value, config in config.augmentation.saturation = try number(value) },
     "tta_flips": { value, config in config.testTimeAugmentation.flips = try flag(value) },
     "tta_shift": { value, config in config.testTimeAugmentation.shift = try integer(value) },
     "clip_norm": { value, config in config.gradientClipNorm = Float(try number(value)) },
@@ -173,7 +180,9 @@ enum TrainingSettings {
       config.initialization?.newClassifier = try flag(value)
     },
     "freeze": { value, config in
-      guard let epochs = TrainingConfiguration.frozenBodyEpochs(try text(value)) else { throw Mismatch(expected: "body:EPOCHS") }
+      guard case .text(let spelling) = value.kind, let epochs = TrainingConfiguration.frozenBodyEpochs(spelling) else {
+        throw Mismatch(expected: "body:EPOCHS")
+      }
       config.freezeBodyEpochs = epochs
     },
     "layer_decay": { value, config in config.layerDecay = Float(try number(value)) },

@@ -168,9 +168,10 @@ public final class Trainer {
       GradientClipper(network.classifierParameters, maximumNorm: $0, backend: backend)
     }
     average = configuration.emaDecay.map { ExponentialMovingAverage(model: network, decay: $0) }
-    // The training images' channel statistics, or a checkpoint's (predicting with a model
-    // trained elsewhere).
-    let statistics = normalization ?? data.training.channelStatistics()
+    // The training images' channel statistics or ImageNet's, or a checkpoint's (predicting
+    // with a model trained elsewhere).
+    let statistics = try normalization
+      ?? configuration.normalization.statistics(channels: model.inputChannels) { data.training.channelStatistics() }
     description = ModelCheckpoint.Description(configuration: model, mean: statistics.mean, std: statistics.std)
     assembler = BatchAssembler(mean: statistics.mean, std: statistics.std, threads: threads)
     modelImages = backend.makeTensor(shape: [configuration.batchSize, model.imageHeight, model.imageWidth, model.inputChannels])

@@ -45,6 +45,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
   /// Keep an exponential moving average of the weights with this decay and evaluate with it.
   public var emaDecay: Float? = nil
   public var augmentation: Augmentation = Augmentation(shift: 2, horizontalFlip: 0.5)
+  /// What the inputs are normalised by: the training images' statistics, or ImageNet's
+  /// (for torchvision's pretrained weights).
+  public var normalization: InputNormalization = .dataset
   /// Mixup / CutMix of training batches (soft targets through the loss).
   public var mixing: Mixing = .none
   /// Test-time augmentation of the final validation and test predictions.

@@ -76,6 +76,8 @@ public struct ProgressReport: Codable, Equatable, Sendable {
   public var attempt: Int
   public var epoch: Int
   public var loss: Double
+  /// The epoch's validation score by the task's selection metric (the experiment's
+  /// `metric:`; negated where lower is better, as `ClassificationMetrics.score`).
   public var validationMetric: Double?
   public var imagesPerSecond: Double
 

@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
 
   struct Step: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Images per second of MobileNetV2 training steps (forward, loss, backward, SGD) or inference on random 28×28×1 data.")
+      abstract: "Images per second of MobileNetV2 training steps (forward, loss, backward, SGD) or inference on random data (28×28×1 by default).")
 
     @Option var preset: MobileNetV2Configuration.Preset = .imagenet
     @Option var width: Double = 1.0
@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
     @Option var warmup: Int = 2
     @Option var steps: Int = 5
     @Option(help: "train or inference") var mode: String = "train"
+    @Option(help: ArgumentHelp("The images' size and channels.", valueName: "HxWxC")) var input: String = "28x28x1"
     @Option(help: "cpu, cuda, cuda:N or cuda-emulated.") var device: ComputeDevice = .cpu
     @Flag(inversion: .prefixedNo, help: "On a CUDA device, replay the training step as a CUDA graph recorded after the first step.")
     var cudaGraphs = true
@@ -33,13 +34,19 @@ struct Bench: ParsableCommand {
       if device.isSeveralDevices { throw ValidationError("--device \(device): a step runs on one device; name one GPU (cuda:N)") }
       if let problem = device.unavailability() { throw ValidationError("--device \(device): \(problem)") }
       let backend = try device.makeBackend(threads: threads)
-      let configuration = MobileNetV2Configuration(preset: preset, width: width)
+      let size = input.split(separator: "x").compactMap { Int($0) }
+      guard size.count == 3, size.allSatisfy({ $0 >= 1 }), [1, 3].contains(size[2]) else {
+        throw ValidationError("--input must be HxWxC with 1 or 3 channels (96x96x3), got \(input)")
+      }
+      let configuration = MobileNetV2Configuration(
+        preset: preset, width: width, inputChannels: size[2], imageHeight: size[0], imageWidth: size[1])
       let model = try MobileNetV2(configuration, capacity: batch, backend: backend, inferenceOnly: mode == "inference")
       model.initialize(seed: 1)
       // Inference needs no optimizer state; allocating it would inflate the peak memory.
       let optimizer = mode == "train" ? SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: backend) : nil
       let noise = RandomStream(seed: 2, purpose: .augmentation)
-      let images = backend.makeTensor(shape: [batch, 28, 28, 1], values: (0..<(batch * 784)).map { noise.normal(at: UInt64($0)) })
+      let imageSize = size.reduce(1, *)
+      let images = backend.makeTensor(shape: [batch] + size, values: (0..<(batch * imageSize)).map { noise.normal(at: UInt64($0)) })
       let labels = backend.makeTensor(shape: [batch])
       (0..<batch).map { Int32($0 % configuration.classes) }.withUnsafeBufferPointer { backend.uploadLabels($0, to: labels) }
       let gradient = backend.makeTensor(shape: [batch, configuration.classes])
@@ -84,7 +91,7 @@ struct Bench: ParsableCommand {
       getrusage(RUSAGE_SELF.rawValue, &usage)
       let record: [String: Any] = [
         "engine": "quorum", "device": backend.name, "preset": preset.rawValue, "width": width, "batch": batch, "threads": threads,
-        "layout": "nhwc", "mode": mode, "images_per_second": Double(batch) / median, "cuda_graph": recording != nil,
+        "layout": "nhwc", "mode": mode, "input": input, "images_per_second": Double(batch) / median, "cuda_graph": recording != nil,
         "median_step_seconds": median, "step_seconds": times, "peak_rss_bytes": usage.ru_maxrss * 1024,
         "parameters": model.parameterCount,
       ]

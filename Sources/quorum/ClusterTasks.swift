@@ -301,7 +301,7 @@ final class TaskRunner: @unchecked Sendable {
     trainer.onEpoch = { record in
       progress(ProgressReport(
         task: task.task, attempt: task.attempt, epoch: record.epoch, loss: record.trainingLoss,
-        validationMetric: record.validation?.balancedAccuracy, imagesPerSecond: record.imagesPerSecond))
+        validationMetric: record.validation?.score(configuration.selectionMetric), imagesPerSecond: record.imagesPerSecond))
     }
     let result = try trainer.run()
     let classes = configuration.model.classes

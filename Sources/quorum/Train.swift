@@ -82,6 +82,11 @@ struct Train: ParsableCommand {
   @Option(help: "Probability of random erasing (one rectangle of 2–33 % of the image).") var erasing: Double = 0
   @Option(help: "Elastic distortion α: displacement scale in pixels (e.g. 8 for 28×28; 0 off).") var elasticAlpha: Double = 0
   @Option(help: "Elastic distortion σ: smoothness of the displacement field in pixels.") var elasticSigma: Double = 4
+  @Option(help: "Random resized crop: the smallest share of the image's area a crop keeps (e.g. 0.08 as ImageNet's recipes, 0.35 for small images; aspect 3/4…4/3; 0 off).")
+  var resizedCrop: Double = 0
+  @Option(help: "Colour jitter: brightness factor uniform in 1 ± this (e.g. 0.4; 0 off).") var brightness: Double = 0
+  @Option(help: "Colour jitter: contrast factor uniform in 1 ± this.") var contrast: Double = 0
+  @Option(help: "Colour jitter: saturation factor uniform in 1 ± this (colour images).") var saturation: Double = 0
   @Option(help: "Mixup α (e.g. 0.2; 0 off): blend each batch with itself reversed, labels as soft targets.") var mixup: Double = 0
   @Option(help: "CutMix α (e.g. 1; 0 off): paste a box of the reversed batch; with --mixup too, each batch picks one.")
   var cutmix: Double = 0
@@ -98,6 +103,8 @@ struct Train: ParsableCommand {
     "Train only the classifier for the first EPOCHS epochs (the features frozen, their batch norms in evaluation mode), then everything; EPOCHS = --epochs never unfreezes (a linear probe).",
     valueName: "body:EPOCHS"))
   var freeze: FreezeSpelling?
+  @Option(help: "Normalise the inputs by the training images' channel statistics (dataset) or ImageNet's (imagenet: for torchvision's pretrained weights).")
+  var normalization: InputNormalization = .dataset
   @Option(help: "Layer-wise learning-rate decay: each layer below the classifier trains at this factor of the rate of the one above (e.g. 0.7).")
   var layerDecay: Float?
 
@@ -192,7 +199,8 @@ struct Train: ParsableCommand {
     configuration.emaDecay = emaDecay
     configuration.augmentation = Augmentation(
       shift: shift, horizontalFlip: flip, verticalFlip: verticalFlip, rotation: rotation, scale: scale, shear: shear,
-      erasing: erasing, elasticAlpha: elasticAlpha, elasticSigma: elasticSigma)
+      erasing: erasing, elasticAlpha: elasticAlpha, elasticSigma: elasticSigma, resizedCrop: resizedCrop, brightness: brightness,
+      contrast: contrast, saturation: saturation)
     configuration.testTimeAugmentation = TestTimeAugmentation(flips: ttaFlips, shift: ttaShift)
     configuration.mixing = Mixing(mixup: mixup, cutmix: cutmix, probability: mixProbability)
     configuration.seed = seed
@@ -203,6 +211,7 @@ struct Train: ParsableCommand {
     configuration.initialization = initializeFrom.map { .init(path: $0, newClassifier: newClassifier) }
     configuration.freezeBodyEpochs = freeze?.epochs
     configuration.layerDecay = layerDecay
+    configuration.normalization = normalization
 
     let backend = try device.makeBackend(threads: threads)
     let trainer = try Trainer(
@@ -281,6 +290,7 @@ extension Metric: ExpressibleByArgument {
 }
 extension Sampling: ExpressibleByArgument {}
 extension Batching: ExpressibleByArgument {}
+extension InputNormalization: ExpressibleByArgument {}
 
 /// `--freeze`'s value: `body:EPOCHS`.
 struct FreezeSpelling: ExpressibleByArgument {

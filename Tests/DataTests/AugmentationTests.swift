@@ -137,4 +137,85 @@ final class AugmentationTests: XCTestCase {
     XCTAssertThrowsError(try Augmentation(rotation: 200).validate()) { XCTAssert("\($0)".contains("rotation")) }
     XCTAssertThrowsError(try Augmentation(erasing: 2).validate()) { XCTAssert("\($0)".contains("erasing")) }
   }
+
+  /// The random resized crop, read back from ramps: channel 0 is 4x + 2, channel 1 is
+  /// 4y + 2, so each output row and column is linear and its slope and offset give the
+  /// crop. Every crop lies inside the image with an area share in [a, 1] and an aspect in
+  /// 3/4…4/3 (within a pixel's rounding), and crops differ between examples.
+  func testResizedCropsAreInsideTheImageOfTheDrawnAreaAndAspect() {
+    let side = 32
+    var pixels: [UInt8] = []
+    for y in 0..<side { for x in 0..<side { pixels += [UInt8(4 * x + 2), UInt8(4 * y + 2), 100] } }
+    let count = 64
+    let dataset = ImageDataset(
+      pixels: [[UInt8]](repeating: pixels, count: count).flatMap { $0 }, labels: [Int32](repeating: 0, count: count), height: side,
+      width: side, channels: 3, classes: 1)
+    let assembler = BatchAssembler(mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255], threads: 2)
+    let images = Tensor(shape: [count, side, side, 3])
+    var labels = [Int32](repeating: 0, count: count)
+    let crop = Augmentation(resizedCrop: 0.3)
+    XCTAssertNoThrow(try crop.validate())
+    assembler.assemble(dataset, indices: Array(0..<count)[...], augmentation: crop, seed: 5, epoch: 0, images: images, labels: &labels)
+    let values = images.array()
+    var widths = Set<Int>()
+    for n in 0..<count {
+      func at(_ y: Int, _ x: Int, _ c: Int) -> Float { values[((n * side + y) * side + x) * 3 + c] }
+      // The source column of output column x: (value − 2)/4.
+      let left = (at(0, 0, 0) - 2) / 4, right = (at(0, side - 1, 0) - 2) / 4
+      let top = (at(0, 0, 1) - 2) / 4, bottom = (at(side - 1, 0, 1) - 2) / 4
+      XCTAssert(left >= -1e-3 && right <= Float(side - 1) + 1e-3 && top >= -1e-3 && bottom <= Float(side - 1) + 1e-3, "crop \(n) leaves the image")
+      XCTAssertEqual(at(side / 2, side / 2, 2), 100, accuracy: 1e-3)
+      for x in 1..<side {
+        XCTAssertEqual(at(3, x, 0) - at(3, x - 1, 0), (right - left) * 4 / Float(side - 1), accuracy: 1e-3, "a row is linear")
+      }
+      let (w, h) = (Double(right - left) + 1, Double(bottom - top) + 1)
+      XCTAssertGreaterThanOrEqual(w * h, 0.3 * Double(side * side) - 1.5 * Double(side), "crop \(n) keeps at least 30 % of the area")
+      XCTAssert((0.75 - 0.06...4.0 / 3 + 0.08).contains(w / h), "crop \(n)'s aspect \(w / h)")
+      widths.insert(Int(w.rounded()))
+    }
+    XCTAssertGreaterThan(widths.count, 8, "crops of \(widths.count) widths")
+  }
+
+  /// Colour jitter at fixed factors follows torchvision's definitions: brightness scales
+  /// and clamps, contrast 0 is the grey image's mean everywhere, saturation 0 is the grey
+  /// (luma) image; a grey image's saturation changes nothing. Drawn factors lie in range.
+  func testColourJitterFollowsTorchvisionsDefinitions() {
+    let colours: [Float] = [10, 200, 30, 250, 250, 250, 0, 0, 0, 100, 50, 25]
+    func jittered(_ b: Float, _ c: Float, _ s: Float, _ image: [Float] = colours, channels: Int = 3) -> [Float] {
+      var image = image
+      image.withUnsafeMutableBufferPointer {
+        jitterColours($0.baseAddress!, pixels: $0.count / channels, channels: channels, brightness: b, contrast: c, saturation: s)
+      }
+      return image
+    }
+    XCTAssertEqual(jittered(2, 1, 1), colours.map { min($0 * 2, 255) })
+    let luma: [Float] = (0..<4).map { (p: Int) -> Float in
+      let (r, g, b) = (colours[3 * p], colours[3 * p + 1], colours[3 * p + 2])
+      return 0.299 * r + 0.587 * g + 0.114 * b
+    }
+    let mean = luma.reduce(0, +) / 4
+    for value in jittered(1, 0, 1) { XCTAssertEqual(value, mean, accuracy: 1e-3) }
+    let grey = jittered(1, 1, 0)
+    for p in 0..<4 { for c in 0..<3 { XCTAssertEqual(grey[3 * p + c], luma[p], accuracy: 1e-3) } }
+    XCTAssertEqual(jittered(1, 1, 0, [10, 90, 200], channels: 1), [10, 90, 200])
+
+    // Through the assembler: one brightness factor per image, within 1 ± 0.4.
+    let dataset = ImageDataset(pixels: [UInt8](repeating: 100, count: 16 * 3 * 40), labels: [Int32](repeating: 0, count: 40), height: 4, width: 4, channels: 3, classes: 1)
+    let assembler = BatchAssembler(mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255], threads: 1)
+    let images = Tensor(shape: [40, 4, 4, 3])
+    var labels = [Int32](repeating: 0, count: 40)
+    assembler.assemble(
+      dataset, indices: Array(0..<40)[...], augmentation: Augmentation(brightness: 0.4), seed: 1, epoch: 0, images: images, labels: &labels)
+    let values = images.array()
+    var factors = Set<Float>()
+    for n in 0..<40 {
+      let image = values[(n * 48)..<((n + 1) * 48)]
+      XCTAssert(image.allSatisfy { $0 == image.first! }, "one factor per image")
+      XCTAssert((60 - 1e-3...140 + 1e-3).contains(image.first!), "\(image.first!) is 100 × a factor outside 0.6…1.4")
+      factors.insert(image.first!)
+    }
+    XCTAssertGreaterThan(factors.count, 30)
+    XCTAssertThrowsError(try Augmentation(resizedCrop: 1.5).validate()) { XCTAssert("\($0)".contains("resized crop")) }
+    XCTAssertThrowsError(try Augmentation(contrast: -1).validate()) { XCTAssert("\($0)".contains("contrast")) }
+  }
 }

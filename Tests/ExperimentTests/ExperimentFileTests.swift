@@ -156,6 +156,39 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\ndata: {train: y}\ntraining: {select_by: f_beta:0}\n", line: 3, mentions: ["select_by", "f_beta:BETA"])
   }
 
+  /// Fine-tuning's keys: the checkpoint to start from (its new_classifier wherever it
+  /// stands), the freeze and the layer decay, and their errors with the line.
+  func testFineTuningKeysSetTheStartTheFreezeAndTheDecay() throws {
+    let base = TrainingConfiguration(model: .init())
+    let experiment = try Experiment.parse("""
+      name: f
+      data: {train: /data}
+      training:
+        new_classifier: true
+        freeze: body:3
+        layer_decay: 0.7
+        initialize_from: runs/pretrained/model.safetensors
+      """, file: "f.yaml")
+    let configuration = try experiment.variants[0].configuration(base, file: "f.yaml")
+    XCTAssertEqual(configuration.initialization, .init(path: "runs/pretrained/model.safetensors", newClassifier: true))
+    XCTAssertEqual(configuration.freezeBodyEpochs, 3)
+    XCTAssertEqual(configuration.layerDecay, 0.7)
+    func failure(_ training: String) -> String {
+      do {
+        let experiment = try Experiment.parse("name: x\ndata: {train: /d}\ntraining:\n  \(training)\n", file: "x.yaml")
+        _ = try experiment.variants[0].configuration(base, file: "x.yaml")
+      } catch { return "\(error)" }
+      return "no error"
+    }
+    for (training, expected) in [
+      ("freeze: 3", "freeze must be body:EPOCHS, got 3"), ("new_classifier: true", "beside initialize_from"),
+      ("layer_decay: 2", "layer decay must be in (0, 1]"), ("freeze: body:99", "frozen for 1…15 epochs"),
+    ] {
+      let message = failure(training)
+      XCTAssert(message.contains(expected), message)
+    }
+  }
+
   func testBadFilesNameTheKeyAndLine() throws {
     assertError("name: x\ndata:\n  train: y\ntraining:\n  epochs: many\n", line: 5, mentions: ["epochs", "must be a finite number", "many"])
     assertError("name: x\ndata:\n  train: y\ngrid:\n  dropot: [0.1]\n", line: 5, mentions: ["unknown training setting \"dropot\""])

@@ -150,3 +150,23 @@ final class FreezingAndLayerDecayTests: XCTestCase {
     for wrong in ["body", "body:0", "head:3", "body:x", "body:3:4"] { XCTAssertNil(TrainingConfiguration.frozenBodyEpochs(wrong), wrong) }
   }
 }
+
+/// ImageNet's normalisation for torchvision's weights, and the data set's otherwise.
+final class InputNormalizationTests: XCTestCase {
+  func testImageNetStatisticsReplaceTheDataSetsAndAreRecordedInTheCheckpoint() throws {
+    let data = try SmallFashionMNIST.load(training: 32, test: 8)
+    var configuration = SmallFashionMNIST.configuration(epochs: 1)
+    let own = try Trainer(configuration: configuration, data: data, backend: CPUBackend(threads: 1), threads: 1, outputFolder: nil)
+    let statistics = data.training.channelStatistics()
+    XCTAssertEqual(own.description.mean, statistics.mean)
+    configuration.normalization = .imagenet
+    let imagenet = try Trainer(configuration: configuration, data: data, backend: CPUBackend(threads: 1), threads: 1, outputFolder: nil)
+    XCTAssertEqual(imagenet.description.mean[0], 0.449, accuracy: 1e-6, "grey images: the mean of ImageNet's means")
+    XCTAssertEqual(imagenet.description.std[0], 0.226, accuracy: 1e-6)
+    XCTAssertEqual(
+      try InputNormalization.imagenet.statistics(channels: 3) { ([], []) }.mean, [0.485, 0.456, 0.406])
+    XCTAssertThrowsError(try InputNormalization.imagenet.statistics(channels: 2) { ([], []) }) {
+      XCTAssert("\($0)".contains("1 or 3 channels"), "\($0)")
+    }
+  }
+}

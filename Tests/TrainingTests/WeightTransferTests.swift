@@ -109,12 +109,23 @@ final class WeightTransferTests: XCTestCase {
     other.classes = 4
     let pretrained = try checkpoint(try model(other, seed: 6), name: "four-classes")
     let output = folder + "/run"
+    // The start is part of the configuration (the experiment's initialize_from, a task's
+    // settings): `run` loads it.
+    configuration.initialization = .init(path: pretrained)
     let trainer = try Trainer(configuration: configuration, data: data, backend: CPUBackend(threads: 2), threads: 2, outputFolder: output,
       reporter: ProgressReporter(style: .silent, totalEpochs: 1))
-    let report = try trainer.initializeWeights(from: pretrained)
+    let result = try trainer.run()
+    let report = try XCTUnwrap(trainer.initializationReport, "run loaded the configuration's checkpoint")
     XCTAssertEqual(report.new.count, 2)
     XCTAssert(report.new[0].contains("4 classes in the file, 10 here"), report.new[0])
-    let result = try trainer.run()
     XCTAssert(try XCTUnwrap(result.progress.history.last).trainingLoss.isFinite)
+    let metrics = try String(contentsOfFile: output + "/metrics.json", encoding: .utf8)
+    XCTAssert(metrics.contains("four-classes"), "metrics.json names the start")
+
+    // A missing start fails naming the file, before any epoch.
+    configuration.initialization = .init(path: folder + "/absent.safetensors")
+    let failing = try Trainer(configuration: configuration, data: data, backend: CPUBackend(threads: 2), threads: 2, outputFolder: nil,
+      reporter: ProgressReporter(style: .silent, totalEpochs: 1))
+    XCTAssertThrowsError(try failing.run()) { XCTAssert("\($0)".contains("absent.safetensors"), "\($0)") }
   }
 }

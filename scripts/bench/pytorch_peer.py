@@ -33,14 +33,16 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--mode", choices=["train", "inference"], default="train")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--input", default="28x28x1", help="the images' size and channels, HxWxC")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
 
-    model = mobilenet_reference.build_preset(args.preset, args.width, input_channels=1, classes=10)
-    images = torch.randn(args.batch, 1, 28, 28)
+    height, width, channels = (int(v) for v in args.input.split("x"))
+    model = mobilenet_reference.build_preset(args.preset, args.width, input_channels=channels, classes=10)
+    images = torch.randn(args.batch, channels, height, width)
     labels = torch.randint(0, 10, (args.batch,))
     if args.layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
@@ -80,6 +82,7 @@ def main():
         "threads": args.threads,
         "layout": args.layout,
         "mode": args.mode,
+        "input": args.input,
         "images_per_second": args.batch / median,
         "median_step_seconds": median,
         "step_seconds": step_seconds,

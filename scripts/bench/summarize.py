@@ -3,7 +3,7 @@
 
     python3 scripts/bench/summarize.py bench-results/cpu_training.jsonl --command "..."
 
-Rows: one per (preset, width, mode); throughput is the median over repeats, ratio is
+Rows: one per (preset, width, input, mode); throughput is the median over repeats, ratio is
 ours / pytorch (above 1: Quorum is faster). Footer: the GEMM library's sgemm GFLOP/s, the useful
 GFLOP/s of training (3 x forward FLOPs per image: forward, input- and weight-gradient),
 the machine, and last the exact command that produced the file.
@@ -21,9 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 MIB = 1024 * 1024
 
 
-def forward_flops(preset, width):
+def forward_flops(preset, width, size):
     import mobilenet_reference  # imports torch: only when there is something to count
-    return mobilenet_reference.forward_flops(mobilenet_reference.build_preset(preset, width))
+    height, width_pixels, channels = (int(v) for v in size.split("x"))
+    model = mobilenet_reference.build_preset(preset, width, input_channels=channels)
+    return mobilenet_reference.forward_flops(model, input_shape=(1, channels, height, width_pixels))
 
 
 def cpu_model():
@@ -51,7 +53,7 @@ def main():
     parser.add_argument("--command", default=None, help="the command that produced the results")
     args = parser.parse_args()
 
-    speed = defaultdict(list)  # (preset, width, mode, engine) -> images/s over repeats
+    speed = defaultdict(list)  # (preset, width, input, mode, engine) -> images/s over repeats
     rss = defaultdict(list)    # same key -> peak RSS bytes
     sgemm = []
     versions = set()
@@ -67,22 +69,23 @@ def main():
                 sgemm.append((record["library"], record["gflops"]))
                 continue
             engine = "ours" if record["engine"] == "quorum" else record["engine"]
-            key = (record["preset"], float(record["width"]), record["mode"], engine)
+            # Results from before --input were all 28x28x1.
+            key = (record["preset"], float(record["width"]), record.get("input", "28x28x1"), record["mode"], engine)
             speed[key].append(record["images_per_second"])
             rss[key].append(record["peak_rss_bytes"])
             if "torch_version" in record:
                 versions.add("torch " + record["torch_version"])
 
-    configurations = sorted({key[:3] for key in speed}, key=lambda k: (k[0] != "imagenet", k[0], -k[1], k[2] != "train"))
-    print("| preset | width | mode | ours img/s | pytorch img/s | ratio | ours peak RSS MiB | pytorch peak RSS MiB |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for preset, width, mode in configurations:
-        ours = median_or_none(speed[(preset, width, mode, "ours")])
-        peer = median_or_none(speed[(preset, width, mode, "pytorch")])
+    configurations = sorted({key[:4] for key in speed}, key=lambda k: (k[2], k[0] != "imagenet", k[0], -k[1], k[3] != "train"))
+    print("| preset | width | input | mode | ours img/s | pytorch img/s | ratio | ours peak RSS MiB | pytorch peak RSS MiB |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for preset, width, size, mode in configurations:
+        ours = median_or_none(speed[(preset, width, size, mode, "ours")])
+        peer = median_or_none(speed[(preset, width, size, mode, "pytorch")])
         ratio = ours / peer if ours and peer else None
-        ours_rss = median_or_none(rss[(preset, width, mode, "ours")])
-        peer_rss = median_or_none(rss[(preset, width, mode, "pytorch")])
-        print(f"| {preset} | {width} | {mode} | {fmt(ours)} | {fmt(peer)} | {fmt(ratio, 2)} "
+        ours_rss = median_or_none(rss[(preset, width, size, mode, "ours")])
+        peer_rss = median_or_none(rss[(preset, width, size, mode, "pytorch")])
+        print(f"| {preset} | {width} | {size} | {mode} | {fmt(ours)} | {fmt(peer)} | {fmt(ratio, 2)} "
               f"| {fmt(ours_rss and ours_rss / MIB)} | {fmt(peer_rss and peer_rss / MIB)} |")
 
     repeats = max((len(v) for v in speed.values()), default=0)
@@ -92,13 +95,13 @@ def main():
         libraries = "/".join(sorted({library for library, _ in sgemm}))
         gflops = [value for _, value in sgemm]
         print(f"{libraries} sgemm 512x512x512: {statistics.median(gflops):.1f} GFLOP/s (median of {len(gflops)}).")
-    for preset, width, mode in configurations:
+    for preset, width, size, mode in configurations:
         if mode != "train":
             continue
-        flops = forward_flops(preset, width)
-        useful = {engine: median_or_none(speed[(preset, width, mode, engine)]) for engine in ("ours", "pytorch")}
+        flops = forward_flops(preset, width, size)
+        useful = {engine: median_or_none(speed[(preset, width, size, mode, engine)]) for engine in ("ours", "pytorch")}
         parts = [f"{engine} {fmt(v and v * 3 * flops / 1e9, 1)}" for engine, v in useful.items()]
-        print(f"Useful training GFLOP/s, {preset} {width} ({flops / 1e6:.1f} MFLOP forward/image, x3): "
+        print(f"Useful training GFLOP/s, {preset} {width} {size} ({flops / 1e6:.1f} MFLOP forward/image, x3): "
               + ", ".join(parts) + ".")
     print(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs; {', '.join(sorted(versions)) or 'no peer'}.")
     if args.command:

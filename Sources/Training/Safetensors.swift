@@ -60,14 +60,39 @@ public struct Safetensors {
 
   public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
 
-  /// The float32 values of a tensor, checking its dtype and (if given) its shape.
+  /// The values of a float tensor as float32, checking its dtype and (if given) its
+  /// shape. Half-precision files (F16, BF16: weights saved with `model.half()` or
+  /// `.bfloat16()`) widen exactly.
   public func floats(_ name: String, shape expected: [Int]? = nil) throws -> [Float] {
     guard let entry = entry(name) else { throw DataError(file: path, "has no tensor \"\(name)\"") }
-    guard entry.dtype == .F32 else { throw DataError(file: path, "tensor \"\(name)\" is \(entry.dtype.rawValue), expected F32") }
+    guard [.F32, .F16, .BF16].contains(entry.dtype) else {
+      throw DataError(file: path, "tensor \"\(name)\" is \(entry.dtype.rawValue), expected a float tensor (F32, F16 or BF16)")
+    }
     if let expected, expected != entry.shape {
       throw DataError(file: path, "tensor \"\(name)\" has shape \(entry.shape), the model expects \(expected)")
     }
-    return data[entry.bytes].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    return data[entry.bytes].withUnsafeBytes { bytes in
+      switch entry.dtype {
+      case .F16: return bytes.bindMemory(to: UInt16.self).map(Self.widenHalf)
+      case .BF16: return bytes.bindMemory(to: UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
+      default: return Array(bytes.bindMemory(to: Float.self))
+      }
+    }
+  }
+
+  /// IEEE 754 binary16 to binary32, exactly (subnormals, infinities and NaNs included).
+  static func widenHalf(_ bits: UInt16) -> Float {
+    let sign = UInt32(bits & 0x8000) << 16
+    let exponent = Int(bits >> 10 & 0x1F)
+    let fraction = UInt32(bits & 0x3FF)
+    switch exponent {
+    case 0:
+      // Subnormal (or zero): fraction · 2⁻²⁴.
+      let magnitude = Float(fraction) * Float(sign: .plus, exponent: -24, significand: 1)
+      return sign == 0 ? magnitude : -magnitude
+    case 31: return Float(bitPattern: sign | 0x7F80_0000 | fraction << 13)
+    default: return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | fraction << 13)
+    }
   }
 
   public func int64(_ name: String) throws -> Int64 {

@@ -76,6 +76,45 @@ final class WeightTransferTests: XCTestCase {
     for o in 0..<3 { for c in 0..<3 { for k in 0..<9 { XCTAssertEqual(repeated[(o * 3 + c) * 9 + k], summed[o * 9 + k] / 3, accuracy: 1e-7) } } }
   }
 
+  /// A state dict written by torchvision and safetensors themselves
+  /// (Fixtures/make_torchvision_state_dict.py: mobilenet_v2 width 0.35, 3 channels, 1000
+  /// classes, float16): loaded whole into a colour model of ImageNet's shape, it gives
+  /// torchvision's eval-mode logits; loaded into a grey 10-class model, the stem is
+  /// adapted, the classifier new, and it fine-tunes on Fashion-MNIST.
+  func testAStateDictWrittenByTorchvisionGivesItsLogitsAndFineTunesOnGreyImages() throws {
+    func fixture(_ name: String) throws -> String {
+      try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures")).path
+    }
+    let stateDict = try fixture("torchvision_mobilenet_v2_w0.35")
+    let reference = try Safetensors.read(try fixture("torchvision_mobilenet_v2_w0.35_logits"))
+    let imagenet = try MobileNetV2(
+      MobileNetV2Configuration(width: 0.35, inputChannels: 3, classes: 1000, imageHeight: 32, imageWidth: 32), capacity: 2,
+      backend: CPUBackend(threads: 2), inferenceOnly: true)
+    let whole = try WeightTransfer.load(stateDict, into: imagenet)
+    XCTAssertEqual(whole.adapted + whole.new + whole.dropped, [], whole.summary)
+    XCTAssertEqual(imagenet.norms.first?.batchesTracked, 7)
+    let input = try reference.floats("input", shape: [2, 32, 32, 3])
+    let images = imagenet.backend.makeTensor(shape: [2, 32, 32, 3], values: input)
+    let logits = imagenet.forward(images, batch: 2, training: false).array(count: 2000)
+    let expected = try reference.floats("logits", shape: [2, 1000])
+    let scale = expected.map(abs).max()!
+    XCTAssertGreaterThan(scale, 0.05, "the reference logits are not all near zero")
+    for i in expected.indices { XCTAssertEqual(logits[i], expected[i], accuracy: 1e-3 * scale, "logit \(i)") }
+
+    let data = try SmallFashionMNIST.load(training: 96, test: 16)
+    var configuration = SmallFashionMNIST.configuration(epochs: 1)
+    configuration.initialization = .init(path: stateDict)
+    configuration.normalization = .imagenet
+    let trainer = try Trainer(
+      configuration: configuration, data: data, backend: CPUBackend(threads: 2), threads: 2, outputFolder: nil,
+      reporter: ProgressReporter(style: .silent, totalEpochs: 1))
+    let result = try trainer.run()
+    let report = try XCTUnwrap(trainer.initializationReport)
+    XCTAssertEqual(report.adapted, ["features.0.0.weight (3 → 1 input channels)"])
+    XCTAssertEqual(report.new.count, 2)
+    XCTAssert(try XCTUnwrap(result.progress.history.last).trainingLoss.isFinite)
+  }
+
   /// Another width or preset is refused, naming the tensor or the strides, and a refused
   /// load leaves the model as it was.
   func testAnotherWidthOrPresetIsRefusedAndChangesNothing() throws {

@@ -34,29 +34,30 @@ public struct ImageDataset: Sendable {
   public var count: Int { labels.count }
   public var imageSize: Int { height * width * channels }
 
-  /// An IDX image file ([n, H, W]) with its IDX label file ([n]); labels must lie in
-  /// 0..<classes (by default, the largest label + 1).
+  /// An IDX image file ([n, H, W], or [n, H, W, C] in colour) with its IDX label file
+  /// ([n]); labels must lie in 0..<classes (by default, the largest label + 1).
   public static func loadIDX(images: String, labels: String, classes: Int? = nil) throws -> ImageDataset {
-    let (imageShape, pixels) = try IDX.read(images, dimensions: 3)
+    let (imageShape, pixels) = try IDX.readImages(images)
     let (labelShape, labelBytes) = try IDX.read(labels, dimensions: 1)
-    guard imageShape[0] == labelShape[0] else {
-      throw DataError(file: labels, "holds \(labelShape[0]) labels but \(images) holds \(imageShape[0]) images")
+    guard imageShape.count == labelShape[0] else {
+      throw DataError(file: labels, "holds \(labelShape[0]) labels but \(images) holds \(imageShape.count) images")
     }
     let classCount = classes ?? (Int(labelBytes.max() ?? 0) + 1)
     if let bad = labelBytes.firstIndex(where: { Int($0) >= classCount }) {
       throw DataError(file: labels, "label \(labelBytes[bad]) at index \(bad) is outside the class range 0…\(classCount - 1)")
     }
     return ImageDataset(
-      pixels: pixels, labels: labelBytes.map { Int32($0) }, height: imageShape[1], width: imageShape[2],
-      channels: 1, classes: classCount)
+      pixels: pixels, labels: labelBytes.map { Int32($0) }, height: imageShape.height, width: imageShape.width,
+      channels: imageShape.channels, classes: classCount)
   }
 
   /// An IDX image file without labels (a test set): ids are the positions "0", "1", ….
   public static func loadUnlabelledIDX(images: String, classes: Int) throws -> ImageDataset {
-    let (shape, pixels) = try IDX.read(images, dimensions: 3)
+    let (shape, pixels) = try IDX.readImages(images)
     var dataset = ImageDataset(
-      pixels: pixels, labels: [Int32](repeating: 0, count: shape[0]), height: shape[1], width: shape[2], channels: 1, classes: classes)
-    dataset.ids = (0..<shape[0]).map(String.init)
+      pixels: pixels, labels: [Int32](repeating: 0, count: shape.count), height: shape.height, width: shape.width,
+      channels: shape.channels, classes: classes)
+    dataset.ids = (0..<shape.count).map(String.init)
     dataset.isLabelled = false
     return dataset
   }

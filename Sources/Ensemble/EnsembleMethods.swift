@@ -33,6 +33,8 @@ public enum Combiner: Codable, Equatable, Sendable {
   /// The weighted mean divided by the training classes' prior (renormalised): post-hoc
   /// logit adjustment (Menon et al., 2021), the Bayes-optimal rule for balanced accuracy.
   case priorCorrected(weights: [Double], logPrior: [Double])
+  /// The weighted mean's expected class cut at fitted thresholds (ordinal labels, kappa).
+  case ordinalThresholds(weights: [Double], thresholds: OrdinalThresholds)
 
   public func apply(_ members: [Predictions]) -> Predictions {
     switch self {
@@ -43,6 +45,7 @@ public enum Combiner: Codable, Equatable, Sendable {
     case .stacking(let stacker): return stacker.predict(members)
     case .mlpStacking(let stacker): return stacker.predict(members)
     case .priorCorrected(let weights, let logPrior): return EnsembleMethods.priorCorrected(Predictions.mixture(members, weights: weights), logPrior: logPrior)
+    case .ordinalThresholds(let weights, let thresholds): return thresholds.apply(Predictions.mixture(members, weights: weights))
     }
   }
 }
@@ -232,6 +235,19 @@ public struct EnsembleMethods {
       name: String(format: "soft vote + prior correction (τ = %.2f)", tau), outOfFold: priorOOF,
       test: soft.test.map { Self.priorCorrected($0, logPrior: prior) }, weights: equal,
       combiner: .priorCorrected(weights: equal, logPrior: prior)))
+    // Ordinal labels scored by kappa: the soft vote's expected class cut at thresholds
+    // fitted on the other folds (the tuning kappa needs, as the prior is balanced
+    // accuracy's).
+    if settings.objective == .quadraticKappa && classes > 2 {
+      let thresholdsOOF = crossValidated({ OrdinalThresholds.fit(Predictions.mixture($0, weights: equal), labels: $1) }) {
+        $0.apply(Predictions.mixture($1, weights: equal))
+      }
+      let thresholds = OrdinalThresholds.fit(soft.outOfFold, labels: labels)
+      results.append(MethodResult(
+        name: "soft vote + kappa thresholds (" + thresholds.cuts.map { String(format: "%.2f", $0) }.joined(separator: ", ") + ")",
+        outOfFold: thresholdsOOF, test: soft.test.map { thresholds.apply($0) }, weights: equal,
+        combiner: .ordinalThresholds(weights: equal, thresholds: thresholds)))
+    }
     return results
   }
 

@@ -69,7 +69,6 @@ public struct ClassificationMetrics: Codable, Equatable, Sendable {
     }
     let total = max(labels.count, 1)
     let support = confusion.map { $0.reduce(0, +) }
-    let predicted = (0..<classes).map { c in confusion.reduce(0) { $0 + $1[c] } }
     let correct = (0..<classes).map { confusion[$0][$0] }
     let recall = (0..<classes).map { support[$0] > 0 ? Double(correct[$0]) / Double(support[$0]) : 0 }
     let present = (0..<classes).filter { support[$0] > 0 }

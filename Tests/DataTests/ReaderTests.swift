@@ -106,7 +106,7 @@ final class ReaderTests: XCTestCase {
     bytes[0] = 0x1f
     bytes[1] = 0x00
     assertError(try IDX.read(try write(bytes, "magic.idx"), dimensions: 3), mentions: ["magic.idx", "magic"])
-    assertError(try ImageDataset.loadIDX(images: labels, labels: labels), mentions: ["labels.idx", "1 dimensions, expected 3"])
+    assertError(try ImageDataset.loadIDX(images: labels, labels: labels), mentions: ["labels.idx", "1 dimensions, expected 3 or 4"])
     let trailing = try write(try FileBytes.read(images) + [1, 2, 3], "trailing.idx")
     assertError(try IDX.read(trailing, dimensions: 3), mentions: ["trailing.idx", "3 bytes of trailing data"])
     var float = try FileBytes.read(images)

@@ -51,6 +51,39 @@ final class EnsembleMethodTests: XCTestCase {
     XCTAssert(EnsembleOutputs.table([farWhenWrong, nearWhenWrong], chosen: 1, objective: .quadraticKappa).hasPrefix("| method | OOF quadratic_kappa | test quadratic_kappa |"))
   }
 
+  /// Ordinal labels whose members squeeze the scale (their distributions centred at
+  /// 0.6·y + 0.8, so the argmax says 2 for a 4): the expected class cut at thresholds fitted
+  /// out of fold raises kappa well above the soft vote's; the method exists only for a
+  /// kappa objective, and its combiner reproduces its test predictions after a JSON round
+  /// trip (what `quorum predict` applies).
+  func testKappaThresholdsUndoASqueezedOrdinalScale() throws {
+    let classes = 5
+    let y = (0..<1000).map { Int32($0 % classes) }
+    func squeezed(_ seed: UInt64, count: Int) -> Predictions {
+      var random = Noise(state: seed)
+      var logits: [Float] = []
+      for row in 0..<count {
+        let centre = 0.6 * (Double(row % classes) + 0.7 * random.normal()) + 0.8
+        for c in 0..<classes { logits.append(Float(-(Double(c) - centre) * (Double(c) - centre) / 0.5)) }
+      }
+      return Predictions(logits: logits, classes: classes)
+    }
+    let library = (1...3).map { Member(name: "m\($0)", outOfFold: squeezed($0, count: 1000), test: squeezed($0 + 10, count: 200)) }
+    let folds = FoldAssignment(fold: (0..<1000).map { Int32(($0 / 7) % 5) }, count: 5)
+    var settings = EnsembleSettings()
+    settings.objective = .quadraticKappa
+    let results = EnsembleMethods(members: library, labels: y, folds: folds, settings: settings).run()
+    let soft = try XCTUnwrap(results.first { $0.name == "soft vote" })
+    let tuned = try XCTUnwrap(results.first { $0.name.hasPrefix("soft vote + kappa thresholds") })
+    let softKappa = soft.outOfFold.metrics(labels: y).score(.quadraticKappa)
+    let tunedKappa = tuned.outOfFold.metrics(labels: y).score(.quadraticKappa)
+    XCTAssertGreaterThan(tunedKappa, softKappa + 0.05, "thresholds \(tuned.name): \(tunedKappa) against the soft vote's \(softKappa)")
+    let decoded = try JSONDecoder().decode(Combiner.self, from: JSONEncoder().encode(tuned.combiner))
+    XCTAssertEqual(decoded.apply(library.map { $0.test! }), tuned.test)
+    settings.objective = .accuracy
+    XCTAssertNil(EnsembleMethods(members: library, labels: y, folds: folds, settings: settings).run().first { $0.name.contains("thresholds") })
+  }
+
   func testCaruanaPicksAPerfectMemberAlone() {
     let y = labels(600)
     let library = [member(y, signal: 1, noise: 1, seed: 1), member(y, signal: 12, noise: 0.1, seed: 2), member(y, signal: 1.5, noise: 1, seed: 3)]

@@ -33,6 +33,59 @@ final class CommandLineTests: XCTestCase {
     return (images, labelPath)
   }
 
+  /// A small learnable colour IDX set ([n, 32, 32, 3]): class c is a bright band in
+  /// colour channel c on noise.
+  func writeColourDataset(_ name: String, count: Int) throws -> (images: String, labels: String) {
+    let side = 32
+    var pixels = [UInt8](repeating: 0, count: count * side * side * 3)
+    var labels = [UInt8](repeating: 0, count: count)
+    for n in 0..<count {
+      let label = n % 3
+      labels[n] = UInt8(label)
+      for y in 0..<side {
+        for x in 0..<side {
+          for c in 0..<3 {
+            let noise = UInt8((n * 7919 + y * 31 + x * 17 + c * 5) % 60)
+            pixels[((n * side + y) * side + x) * 3 + c] = (c == label && (8..<24).contains(y) ? 170 : 20) &+ noise
+          }
+        }
+      }
+    }
+    let images = folder + "/\(name)-colour-images.idx"
+    let labelPath = folder + "/\(name)-colour-labels.idx"
+    try FileBytes.writeAtomically(idxBytes(shape: [count, side, side, 3], payload: pixels), to: images)
+    try FileBytes.writeAtomically(idxBytes(shape: [count], payload: labels), to: labelPath)
+    return (images, labelPath)
+  }
+
+  /// Colour photos end to end: a colour IDX set trains with the photo transforms and
+  /// ImageNet's normalisation, and a second run fine-tunes from the first's checkpoint with
+  /// the body frozen for its first epoch and layer-wise decay; the log says what it took.
+  func testColourImagesTrainWithPhotoTransformsAndFineTuneFromACheckpoint() throws {
+    let train = try writeColourDataset("train", count: 60)
+    let test = try writeColourDataset("test", count: 12)
+    let data = ["--train-images", train.images, "--train-labels", train.labels, "--test-images", test.images, "--test-labels", test.labels]
+    let common = ["--width", "0.35", "--preset", "cifar", "--batch-size", "16", "--threads", "2", "--progress", "lines"]
+    let first = try run(["train"] + data + common + [
+      "--epochs", "1", "--output", folder + "/first", "--resized-crop", "0.5", "--brightness", "0.3", "--contrast", "0.3",
+      "--saturation", "0.3", "--normalization", "imagenet",
+    ])
+    XCTAssertEqual(first.status, 0, first.output)
+    let checkpoint = try Safetensors.read(folder + "/first/model.safetensors")
+    XCTAssertEqual(checkpoint.entry("features.0.0.weight")?.shape.dropFirst(), [3, 3, 3], "a colour stem (torchvision's layout)")
+    let second = try run(["train"] + data + common + [
+      "--epochs", "2", "--output", folder + "/second", "--initialize-from", folder + "/first/model.safetensors",
+      "--freeze", "body:1", "--layer-decay", "0.8", "--normalization", "imagenet",
+    ])
+    XCTAssertEqual(second.status, 0, second.output)
+    XCTAssert(second.output.contains("initialised from \(folder)/first/model.safetensors: took"), second.output)
+    XCTAssert(second.output.contains("epoch 2/2"), second.output)
+    XCTAssertEqual(try NumPy.readFloat32(folder + "/second/test.logits.npy").shape, [12, 3])
+    let bad = try run(["train"] + data + common + ["--epochs", "2", "--output", folder + "/bad", "--freeze", "head:1"])
+    XCTAssertNotEqual(bad.status, 0)
+    XCTAssert(bad.output.contains("--freeze"), bad.output)
+  }
+
   func testTrainWritesCheckpointLogitsAndMetrics() throws {
     let train = try writeDataset("train", count: 96)
     let test = try writeDataset("test", count: 20)

@@ -14,7 +14,7 @@
 #   scripts/bench/finetune.sh
 #   SEEDS="0 1 2 3 4" EPOCHS=40 scripts/bench/finetune.sh
 #
-# Env: ARMS ("finetuned frozen decayed probe scratch"), FROZEN_EPOCHS (10), LAYER_DECAY (0.7), SEEDS ("0 1 2": each draws its own 50 a class and seeds training), PRETRAIN_EPOCHS
+# Env: PRETRAIN_CLASSES (0,1,2,3,4: the five pretrained on; the other five are fine-tuned on), ARMS ("finetuned frozen decayed probe scratch"), FROZEN_EPOCHS (10), LAYER_DECAY (0.7), SEEDS ("0 1 2": each draws its own 50 a class and seeds training), PRETRAIN_EPOCHS
 # (4), EPOCHS (30, the few-shot runs), WIDTH (0.5), LEARNING_RATE (0.05, both arms),
 # QUORUM (.build/release/quorum), DATA (/usr/share/datasets/fashion-mnist), THREADS (2),
 # RESULTS (bench-results/finetune.jsonl). Needs python3 with numpy.
@@ -22,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 SEEDS=${SEEDS:-0 1 2}
+PRETRAIN_CLASSES=${PRETRAIN_CLASSES:-0,1,2,3,4}
 ARMS=${ARMS:-finetuned frozen decayed probe scratch}
 FROZEN_EPOCHS=${FROZEN_EPOCHS:-10}
 LAYER_DECAY=${LAYER_DECAY:-0.7}
@@ -33,12 +34,14 @@ QUORUM=${QUORUM:-.build/release/quorum}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 THREADS=${THREADS:-2}
 RESULTS=${RESULTS:-bench-results/finetune.jsonl}
+# One folder per split: its pretrained model is reused by later runs of the same split.
 work=bench-results/finetune
+[ "$PRETRAIN_CLASSES" = 0,1,2,3,4 ] || work=bench-results/finetune-${PRETRAIN_CLASSES//,/}
 mkdir -p "$work" "$(dirname "$RESULTS")"
 [ -x "$QUORUM" ] || swift build -c release --product quorum
 
 # shellcheck disable=SC2086  # SEEDS is a list
-python3 scripts/bench/finetune_data.py "$DATA" "$work/data" $SEEDS
+python3 scripts/bench/finetune_data.py "$DATA" "$work/data" --pretrain-classes "$PRETRAIN_CLASSES" $SEEDS
 
 common=(--width "$WIDTH" --threads "$THREADS")
 test_set=(--test-images "$work/data/test/images.idx" --test-labels "$work/data/test/labels.idx")

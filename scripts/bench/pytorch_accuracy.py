@@ -75,9 +75,10 @@ def idx_path(folder, stem):
 def load(folder, split):
     images = read_idx(idx_path(folder, f"{split}-images-idx3-ubyte"))
     labels = read_idx(idx_path(folder, f"{split}-labels-idx1-ubyte")).astype(np.int64)
-    if images.ndim != 3 or len(images) != len(labels):
+    if images.ndim not in (3, 4) or len(images) != len(labels):
         raise ValueError(f"{folder}: {split} images {images.shape}, labels {labels.shape}")
-    return images, labels
+    # [N, H, W] grey or [N, H, W, C] colour (Quorum reads both), as [N, H, W, C].
+    return (images[..., None] if images.ndim == 3 else images), labels
 
 
 def long_tail_counts(maximum, ratio, classes):
@@ -97,11 +98,11 @@ def first_per_class(labels, counts):
 
 
 def augment(raw, generator):
-    """raw: uint8 [B, H, W]. Zero-pads PAD px, takes a random H×W window (shift −PAD…PAD
+    """raw: uint8 [B, H, W, C]. Zero-pads PAD px, takes a random H×W window (shift −PAD…PAD
     in each axis, independently) and flips left-right with probability 0.5, as Quorum's
     BatchAssembler: output[y, x] = raw[y + dy, (flip ? W−1−x : x) + dx], 0 outside."""
-    batch, height, width = raw.shape
-    padded = F.pad(raw.to(torch.float32), (PAD, PAD, PAD, PAD))  # [B, H+2P, W+2P], zeros
+    batch, height, width, _ = raw.shape
+    padded = F.pad(raw.to(torch.float32).permute(0, 3, 1, 2), (PAD, PAD, PAD, PAD))  # [B, C, H+2P, W+2P], zeros
     dy = torch.randint(-PAD, PAD + 1, (batch,), generator=generator)
     dx = torch.randint(-PAD, PAD + 1, (batch,), generator=generator)
     flip = torch.rand(batch, generator=generator) < 0.5
@@ -110,13 +111,14 @@ def augment(raw, generator):
     rows = ys[None, :] + (dy + PAD)[:, None]  # [B, H]
     columns = torch.where(flip[:, None], (width - 1 - xs)[None, :], xs[None, :]) + (dx + PAD)[:, None]  # [B, W]
     examples = torch.arange(batch)[:, None, None]
-    return padded[examples, rows[:, :, None], columns[:, None, :]]  # [B, H, W], raw 0…255
+    # The advanced indices first, the sliced channel axis last: [B, H, W, C], raw 0…255.
+    return padded[examples, :, rows[:, :, None], columns[:, None, :]]
 
 
 def normalise(pixels, mean, std):
-    """Raw 0…255 floats [B, H, W] -> normalised [B, 1, H, W], channels_last."""
-    x = (pixels * (1.0 / 255.0) - mean) / std
-    return x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+    """Raw 0…255 floats [B, H, W, C] -> normalised by channel, [B, C, H, W] channels_last."""
+    x = (pixels * (1.0 / 255.0) - torch.tensor(mean, dtype=torch.float32)) / torch.tensor(std, dtype=torch.float32)
+    return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
 
 def metrics(predictions, labels, classes):
@@ -273,19 +275,23 @@ def main():
     if len(train_labels) < 2:
         parser.error("the training set needs at least 2 examples")
 
-    scaled = train_images.astype(np.float64) / 255.0
-    mean = float(scaled.mean())
-    std = float(max(scaled.var(), 1e-24) ** 0.5)  # population std over all pixels
-    del scaled
-    log(f"training {len(train_labels)} examples, per class "
+    # Per channel, population std over all pixels, as Quorum's channelStatistics.
+    channels = train_images.shape[-1]
+    mean, std = [], []
+    for channel in range(channels):
+        scaled = train_images[..., channel].astype(np.float64) / 255.0
+        mean.append(float(scaled.mean()))
+        std.append(float(max(scaled.var(), 1e-24) ** 0.5))
+        del scaled
+    log(f"training {len(train_labels)} examples of {train_images.shape[1:]}, per class "
         f"{np.bincount(train_labels, minlength=CLASSES).tolist()}; test {len(test_labels)}; "
-        f"mean {mean:.4f} std {std:.4f}")
+        f"mean {', '.join(f'{m:.4f}' for m in mean)} std {', '.join(f'{s:.4f}' for s in std)}")
 
     train_raw = torch.from_numpy(np.array(train_images, copy=True))  # frombuffer arrays are read-only
     train_targets = torch.from_numpy(train_labels)
     test_inputs = normalise(torch.from_numpy(test_images.astype(np.float32)), mean, std)
 
-    model = mobilenet_reference.build_preset(args.preset, args.width, 1, CLASSES, dropout=args.dropout)
+    model = mobilenet_reference.build_preset(args.preset, args.width, channels, CLASSES, dropout=args.dropout)
     if args.stochastic_depth > 0:
         add_stochastic_depth(model, args.stochastic_depth)
     device = torch.device(args.device)
@@ -350,12 +356,15 @@ def main():
     if step_log is not None:
         step_log.close()
     seconds_total = sum(record["seconds"] for record in history)
+    # Fashion-MNIST's folder is "fmnist"; another (colour_data.py's) goes by its folder name.
+    folder = os.path.basename(os.path.normpath(args.data))
+    base = "fmnist" if folder == "fashion-mnist" else folder
     if args.long_tail_ratio == 1:
-        data_name = "fmnist"
+        data_name = base
     elif args.long_tail_ratio == int(args.long_tail_ratio):
-        data_name = f"fmnist-lt-{int(args.long_tail_ratio)}"
+        data_name = f"{base}-lt-{int(args.long_tail_ratio)}"
     else:
-        data_name = f"fmnist-lt-{args.long_tail_ratio:g}"
+        data_name = f"{base}-lt-{args.long_tail_ratio:g}"
     last = scores
     result = {
         "engine": "pytorch",

@@ -56,7 +56,8 @@ def scores(model, images, labels, mean, std):
 
 
 def normalised(images, mean, std):
-    x = torch.from_numpy(images).float().unsqueeze(1) / 255
+    """uint8 [N, H, W, C] (pytorch_accuracy.load's shape) -> [N, C, H, W] normalised."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().permute(0, 3, 1, 2) / 255
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 

@@ -19,12 +19,16 @@
 #   scripts/bench/whole_command.sh
 #   REPEATS=5 EPOCHS=1 ARMS="quorum pytorch" scripts/bench/whole_command.sh
 #   PRESET=cifar ARMS="quorum pytorch" scripts/bench/whole_command.sh
+#   DATA=bench-results/colour LONG_TAIL=1 ARMS="quorum pytorch" scripts/bench/whole_command.sh
+#     (colour photos at 96×96×3: python3 scripts/bench/colour_data.py bench-results/colour)
 #   BASELINE=/tmp/quorum-before ARMS="quorum-baseline quorum pytorch" scripts/bench/whole_command.sh
 #
 # Env: REPEATS (3), EPOCHS (1), THREADS (2), PRESET (imagenet, or cifar),
 # ARMS ("quorum quorum-openblas quorum-prescott pytorch"), QUORUM (.build/release/quorum),
-# BASELINE (for quorum-baseline), PYTHON (python3), RESULTS (bench-results/whole_command.jsonl). FMNIST-LT-100, imagenet preset, width 1, the
-# reference recipe, no validation split: the protocol's CPU row (PRESET=cifar: its cifar row).
+# BASELINE (for quorum-baseline), PYTHON (python3), RESULTS (bench-results/whole_command.jsonl),
+# DATA (an IDX folder, default Fashion-MNIST's), LONG_TAIL (100: FMNIST-LT-100; 1: the whole
+# set). FMNIST-LT-100, imagenet preset, width 1, the reference recipe, no validation split:
+# the protocol's CPU row (PRESET=cifar: its cifar row).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -37,6 +41,8 @@ ARMS=${ARMS:-quorum quorum-openblas quorum-prescott pytorch}
 QUORUM=${QUORUM:-.build/release/quorum}
 PYTHON=${PYTHON:-python3}
 RESULTS=${RESULTS:-bench-results/whole_command.jsonl}
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+LONG_TAIL=${LONG_TAIL:-100}
 read -r -a arms <<<"$ARMS"
 
 if [ ! -x "$QUORUM" ]; then
@@ -65,11 +71,11 @@ run_arm() {
     quorum | quorum-openblas | quorum-prescott | quorum-baseline)
       local binary=$QUORUM
       [ "$arm" != quorum-baseline ] || binary=$BASELINE
-      command=("$binary" train --long-tail-ratio 100 --validation-fraction 0 --epochs "$EPOCHS" --threads "$THREADS"
+      command=("$binary" train --data "$DATA" --long-tail-ratio "$LONG_TAIL" --validation-fraction 0 --epochs "$EPOCHS" --threads "$THREADS"
         --preset "$PRESET" --progress lines --output "bench-results/runs/whole-$arm")
       ;;
     pytorch)
-      command=("$PYTHON" scripts/bench/pytorch_accuracy.py --long-tail-ratio 100 --epochs "$EPOCHS" --threads "$THREADS"
+      command=("$PYTHON" scripts/bench/pytorch_accuracy.py --data "$DATA" --long-tail-ratio "$LONG_TAIL" --epochs "$EPOCHS" --threads "$THREADS"
         --preset "$PRESET")
       ;;
     *)

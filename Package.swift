@@ -94,6 +94,8 @@ let modules: [Target] = [
     ],
     swiftSettings: computeSettings),
   .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),
+  // Hyper-parameter search: the space and its samplers (grid, random, TPE).
+  .target(name: "Search", dependencies: ["Tensor"]),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
@@ -125,6 +127,7 @@ let tests: [Target] = [
     name: "CUDATests",
     dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Data", "Training", "Wire", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
+  .testTarget(name: "SearchTests", dependencies: ["Search"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),

@@ -51,6 +51,8 @@ public enum RandomPurpose: UInt32, Sendable {
   case augmentation = 5
   case split = 6
   case ensemble = 7
+  /// A hyper-parameter search's samples (trial, candidate).
+  case search = 8
 }
 
 /// A stream of random numbers addressed by index: `uniform(at: i)` is the same on every

@@ -304,6 +304,10 @@ final class TaskRunner: @unchecked Sendable {
         validationMetric: record.validation?.score(configuration.selectionMetric), imagesPerSecond: record.imagesPerSecond))
     }
     let result = try trainer.run()
+    // A member fine-tuned from given weights: what it took, adapted, left new and dropped.
+    if let report = trainer.initializationReport, let start = configuration.initialization {
+      log("\(task.task) initialised from \(start.path): \(report.summary)")
+    }
     let classes = configuration.model.classes
     let precision = WirePrecision(rawValue: experiment.logitsPrecision) ?? .float32
     var tensors: [WireTensor] = []

@@ -125,3 +125,31 @@ final class SamplerTests: XCTestCase {
     XCTAssertThrowsError(try SearchSpace([])) { XCTAssert("\($0)".contains("at least one setting")) }
   }
 }
+
+final class SuccessiveHalvingTests: XCTestCase {
+  func testRungsAreGeometricBelowTheMaximum() throws {
+    XCTAssertEqual(try SuccessiveHalving(minimumEpochs: 1, reduction: 3, maximumEpochs: 27).rungs, [1, 3, 9])
+    XCTAssertEqual(try SuccessiveHalving(minimumEpochs: 2, reduction: 2, maximumEpochs: 15).rungs, [2, 4, 8])
+    XCTAssertThrowsError(try SuccessiveHalving(reduction: 1, maximumEpochs: 9)) { XCTAssert("\($0)".contains("η must be at least 2")) }
+    XCTAssertThrowsError(try SuccessiveHalving(minimumEpochs: 4, maximumEpochs: 3)) { XCTAssert("\($0)".contains("fewer than the first rung")) }
+  }
+
+  /// Twelve trials reach the first rung in turn, a quarter of them hopeless (scores near 0
+  /// among scores near 1): every hopeless one that reports after the first few is stopped,
+  /// the best is never stopped, and about 1/η go on.
+  func testHopelessTrialsStopAtTheFirstRungAndTheBestGoesOn() throws {
+    let halving = try SuccessiveHalving(minimumEpochs: 1, reduction: 3, maximumEpochs: 9)
+    let scores = [0.80, 0.05, 0.82, 0.78, 0.03, 0.85, 0.79, 0.81, 0.04, 0.77, 0.83, 0.86]
+    var reported: [Double] = []
+    var continued: [Int] = []
+    for (trial, score) in scores.enumerated() {
+      if halving.continues(score: score, atEpoch: 1, earlier: reported) { continued.append(trial) }
+      reported.append(score)
+    }
+    XCTAssert(continued.contains(0), "the first to reach a rung waits for no one")
+    XCTAssert(continued.contains(11), "the best goes on")
+    for hopeless in [1, 4, 8] { XCTAssertFalse(continued.contains(hopeless), "trial \(hopeless) should stop: \(continued)") }
+    XCTAssertLessThanOrEqual(continued.count, 6, "about a third go on: \(continued)")
+    XCTAssert(halving.continues(score: 0, atEpoch: 2, earlier: [1, 1, 1]), "epoch 2 is no rung")
+  }
+}

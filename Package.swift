@@ -50,10 +50,10 @@ let modules: [Target] = [
   .target(name: "Wire", dependencies: ["CLZ4"], swiftSettings: computeSettings),
   // Experiment files: data, folds and a grid of variants, expanded into tasks.
   .target(
-    name: "Experiment", dependencies: ["Training", "Data", "Ensemble", .product(name: "Yams", package: "Yams")],
+    name: "Experiment", dependencies: ["Training", "Data", "Ensemble", "RunLayout", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
-  .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ"], swiftSettings: computeSettings),
+  .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ", "RunLayout"], swiftSettings: computeSettings),
   // The coordinator's HTTP status endpoint (JSON, Prometheus) and its client.
   // (Its own small HTTP server: bounded request heads, deadlines, no dependency.)
   .target(name: "Status", dependencies: ["Cluster"]),
@@ -93,16 +93,18 @@ let modules: [Target] = [
       .embedInCode("Kernels/nhwc.cuh"),
     ],
     swiftSettings: computeSettings),
-  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),
+  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS", "RunLayout"], swiftSettings: computeSettings),
   // Hyper-parameter search: the space and its samplers (grid, random, TPE).
   .target(name: "Search", dependencies: ["Tensor"]),
+  // Every path of a run directory.
+  .target(name: "RunLayout"),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
   // The command line.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "CUDA",
+      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "CUDA", "RunLayout",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -128,6 +130,7 @@ let tests: [Target] = [
     dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Data", "Training", "Wire", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
   .testTarget(name: "SearchTests", dependencies: ["Search"]),
+  .testTarget(name: "RunLayoutTests", dependencies: ["RunLayout"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),

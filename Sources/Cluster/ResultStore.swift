@@ -1,5 +1,6 @@
 import Data
 import Wire
+import RunLayout
 
 /// Where results land in the run directory, each file written atomically (temporary file,
 /// fsync, rename: a crash leaves the old state or the new, never half a file):
@@ -10,13 +11,17 @@ import Wire
 /// plain words, so nothing lands outside the run directory.
 public struct ResultStore {
   public let runDirectory: String
+  let run: RunDirectory
 
-  public init(runDirectory: String) { self.runDirectory = runDirectory }
+  public init(runDirectory: String) {
+    self.runDirectory = runDirectory
+    run = RunDirectory(runDirectory)
+  }
 
-  public func path(task: String, tensor: String) -> String { "\(runDirectory)/logits/\(task).\(tensor).npy" }
+  public func path(task: String, tensor: String) -> String { run.logits(task: task, tensor: tensor) }
 
   public func path(task: String, file: String) -> String {
-    file == "checkpoint" ? "\(runDirectory)/checkpoints/\(task).safetensors" : "\(runDirectory)/files/\(task).\(file)"
+    file == "checkpoint" ? run.checkpoint(task: task) : run.file(task: task, name: file)
   }
 
   public func store(_ result: TaskResult) throws {

@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import Training
+import RunLayout
 
 /// What `quorum predict` needs to apply the submitted method to new data.
 public struct SubmittedEnsemble: Codable, Equatable, Sendable {
@@ -20,7 +21,7 @@ public struct SubmittedEnsemble: Codable, Equatable, Sendable {
   }
 
   public static func read(runDirectory: String) throws -> SubmittedEnsemble {
-    let path = runDirectory + "/ensemble/submitted.json"
+    let path = RunDirectory(runDirectory).submittedEnsemble
     do { return try JSONDecoder().decode(SubmittedEnsemble.self, from: Data(try FileBytes.read(path))) } catch let error as DataError {
       throw error
     } catch {
@@ -94,7 +95,7 @@ public enum EnsembleOutputs {
     for score in scores + memberScores {
       csv += "\(csvField(score.name)),\(fields(score.outOfFold)),\(fields(score.test)),\(value(score.outOfFold)),\(value(score.test))\n"
     }
-    try FileBytes.writeAtomically(Array(csv.utf8), to: runDirectory + "/scores.csv")
+    try FileBytes.writeAtomically(Array(csv.utf8), to: RunDirectory(runDirectory).scores)
 
     // ensemble/
     var methods: [[String: Any]] = []
@@ -109,19 +110,19 @@ public enum EnsembleOutputs {
       "methods": methods, "submitted": results[chosen].name, "objective": settings.objective.spelling,
     ]
     try FileBytes.writeAtomically(
-      [UInt8](try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])), to: runDirectory + "/ensemble/weights.json")
+      [UInt8](try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])), to: RunDirectory(runDirectory).ensembleFile("weights.json"))
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     for result in results {
       switch result.combiner {
-      case .stacking(let stacker): try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/stacker.json")
-      case .mlpStacking(let stacker): try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: runDirectory + "/ensemble/mlp-stacker.json")
+      case .stacking(let stacker): try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: RunDirectory(runDirectory).ensembleFile("stacker.json"))
+      case .mlpStacking(let stacker): try FileBytes.writeAtomically([UInt8](try encoder.encode(stacker)), to: RunDirectory(runDirectory).ensembleFile("mlp-stacker.json"))
       default: break
       }
     }
     try FileBytes.writeAtomically(
       [UInt8](try encoder.encode(SubmittedEnsemble(method: results[chosen].name, members: members, combiner: results[chosen].combiner, refit: refit))),
-      to: runDirectory + "/ensemble/submitted.json")
+      to: RunDirectory(runDirectory).submittedEnsemble)
 
     // submission.csv
     guard let test = results[chosen].test else { return }
@@ -134,7 +135,7 @@ public enum EnsembleOutputs {
       }
       submission += "\n"
     }
-    try FileBytes.writeAtomically(Array(submission.utf8), to: runDirectory + "/submission.csv")
+    try FileBytes.writeAtomically(Array(submission.utf8), to: RunDirectory(runDirectory).submission)
   }
 
   /// A CSV field, quoted when it holds a comma, a quote or a line break.

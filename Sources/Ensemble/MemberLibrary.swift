@@ -1,5 +1,6 @@
 import Data
 import Foundation
+import RunLayout
 
 /// One trained variant: its out-of-fold predictions over the whole training set (each
 /// example predicted by the fold model that did not train on it) and its test predictions
@@ -44,7 +45,7 @@ public enum MemberLibrary {
     var covered = [Bool](repeating: false, count: examples)
     var tests: [Predictions] = []
     for fold in 0..<folds.count {
-      let path = "\(runDirectory)/logits/\(variant)/fold\(fold).oof.npy"
+      let path = RunDirectory(runDirectory).memberOutOfFold(variant: variant, fold: fold)
       guard FileManager.default.fileExists(atPath: path) else { return nil }
       let (shape, values) = try NumPy.readFloat32(path)
       try requireFinite(values, classes: classes, path: path)
@@ -59,7 +60,7 @@ public enum MemberLibrary {
         covered[example] = true
         for c in 0..<classes { outOfFold[example * classes + c] = values[row * classes + c] }
       }
-      let testPath = "\(runDirectory)/logits/\(variant)/fold\(fold).test.npy"
+      let testPath = RunDirectory(runDirectory).memberTest(variant: variant, fold: fold)
       if FileManager.default.fileExists(atPath: testPath) {
         let (testShape, testValues) = try NumPy.readFloat32(testPath)
         try requireFinite(testValues, classes: classes, path: testPath)
@@ -69,11 +70,11 @@ public enum MemberLibrary {
     }
     // Examples outside every fold (a holdout assignment) have no out-of-fold prediction.
     guard covered.allSatisfy({ $0 }) else {
-      throw DataError(file: "\(runDirectory)/folds.npy", "leaves \(covered.filter { !$0 }.count) examples out of every fold: no out-of-fold predictions for them")
+      throw DataError(file: RunDirectory(runDirectory).folds, "leaves \(covered.filter { !$0 }.count) examples out of every fold: no out-of-fold predictions for them")
     }
     let test = tests.count == folds.count ? Predictions.mixture(tests, weights: [Double](repeating: 1, count: tests.count)) : nil
     var refitTest: Predictions?
-    let refitPath = "\(runDirectory)/logits/\(variant)/all.test.npy"
+    let refitPath = RunDirectory(runDirectory).refitTest(variant: variant)
     if FileManager.default.fileExists(atPath: refitPath) {
       let (shape, values) = try NumPy.readFloat32(refitPath)
       try requireFinite(values, classes: classes, path: refitPath)

@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import Training
+import RunLayout
 
 /// report.html: one self-contained page (inline SVG and PNG, no external files) with the
 /// methods' scores and gains, per-class recall against class size, the confusion matrix,
@@ -64,7 +65,7 @@ public struct ReportPage {
 
   /// Reads progress.jsonl (missing: no learning curves; a torn last line is skipped).
   public static func epochs(runDirectory: String) -> [Epoch] {
-    guard let data = FileManager.default.contents(atPath: runDirectory + "/progress.jsonl") else { return [] }
+    guard let data = FileManager.default.contents(atPath: RunDirectory(runDirectory).progress) else { return [] }
     let decoder = JSONDecoder()
     return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { try? decoder.decode(Epoch.self, from: Data($0.utf8)) }
   }

@@ -1,5 +1,6 @@
 import Ensemble
 import Yams
+import RunLayout
 
 /// The experiment file's `distill:` section: after the members, a student trained on the
 /// whole training set towards the submitted ensemble's out-of-fold probabilities (and, with
@@ -19,7 +20,7 @@ public struct DistillPlan: Equatable {
   public var alone: Experiment.Variant
 
   /// Their tasks, after every member's: "student/all", "student-alone/all".
-  public var taskIDs: [String] { ["\(student.name)/all", "\(alone.name)/all"] }
+  public var taskIDs: [String] { [RunDirectory.refitTask(variant: student.name), RunDirectory.refitTask(variant: alone.name)] }
 
   static let keys = ["temperature", "hard_label_weight", "unlabelled", "training"]
 

@@ -4,6 +4,7 @@ import Data
 import Tensor
 import Training
 import Yams
+import RunLayout
 
 /// An experiment: data, folds and a grid of training variants, expanded into tasks
 /// (variant × fold). Read from YAML; every error names the file, key and line.
@@ -52,7 +53,7 @@ public struct Experiment {
     public var variant: String
     public var fold: Int
     /// "VARIANT/foldK": the task's id and its place in the run directory.
-    public var id: String { "\(variant)/fold\(fold)" }
+    public var id: String { RunDirectory.task(variant: variant, fold: fold) }
   }
 
   public var file: String

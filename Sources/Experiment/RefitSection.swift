@@ -1,4 +1,5 @@
 import Yams
+import RunLayout
 
 /// The experiment file's `refit:` section: after cross-validation has chosen how to
 /// combine the members, each (chosen) variant trained once more on the whole training set,
@@ -19,7 +20,7 @@ public struct RefitPlan: Equatable {
     self.submit = submit
   }
 
-  public var taskIDs: [String] { variants.map { "\($0)/all" } }
+  public var taskIDs: [String] { variants.map { RunDirectory.refitTask(variant: $0) } }
 
   static let keys = ["variants", "submit"]
 

@@ -7,6 +7,7 @@ import Foundation
 import Status
 import Tensor
 import Training
+import RunLayout
 
 /// Without keys, plain TCP is allowed on loopback only; elsewhere the user must say
 /// --insecure.
@@ -112,7 +113,8 @@ func startStatusServer(_ address: String, coordinator: Coordinator, setup: Exper
 
 /// A coordinator for an experiment, resuming from its journal.
 func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escaping (String) -> Void = { print("coordinator: \($0)") }) throws -> Coordinator {
-  let journalPath = setup.experiment.runDirectory + "/journal.jsonl"
+  let run = RunDirectory(setup.experiment.runDirectory)
+  let journalPath = run.journal
   let journal = try Journal(path: journalPath)
   if journal.truncatedBytes > 0 {
     log("\(journalPath): cut off a torn last record (\(journal.truncatedBytes) bytes of an interrupted write; it never took effect)")
@@ -140,9 +142,8 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   }
   // Every epoch's report, one JSON line each: the report's learning curves. Appended, not
   // fsync'd: losing the last lines in a crash costs a plot's tail, nothing else.
-  if let progressLog = FileHandle(forWritingAtPath: setup.experiment.runDirectory + "/progress.jsonl")
-    ?? (FileManager.default.createFile(atPath: setup.experiment.runDirectory + "/progress.jsonl", contents: nil)
-      ? FileHandle(forWritingAtPath: setup.experiment.runDirectory + "/progress.jsonl") : nil)
+  if let progressLog = FileHandle(forWritingAtPath: run.progress)
+    ?? (FileManager.default.createFile(atPath: run.progress, contents: nil) ? FileHandle(forWritingAtPath: run.progress) : nil)
   {
     progressLog.seekToEndOfFile()
     let encoder = JSONEncoder()

@@ -8,6 +8,7 @@ import NN
 import Tensor
 import Training
 import Wire
+import RunLayout
 
 /// What a task's lease carries: the experiment itself (so a worker needs only the data),
 /// the variant and the fold.
@@ -120,8 +121,9 @@ struct ExperimentSetup {
   /// The run directory's fixed files: the experiment as given and the fold assignment.
   func prepareRunDirectory() throws {
     try Folders.create(experiment.runDirectory)
-    try FileBytes.writeAtomically(try FileBytes.read(experiment.file), to: experiment.runDirectory + "/experiment.yaml")
-    try data.folds.write(to: experiment.runDirectory + "/folds.npy")
+    let run = RunDirectory(experiment.runDirectory)
+    try FileBytes.writeAtomically(try FileBytes.read(experiment.file), to: run.experiment)
+    try data.folds.write(to: run.folds)
   }
 }
 
@@ -419,7 +421,7 @@ enum RunReport {
       try? FoldModelExplainer(runDirectory: experiment.runDirectory, variant: $0, training: training, folds: setup.data.folds, file: experiment.file)
     }
     let explained = explainer.map { explainer in page.explained(by: "\(leading)'s fold models") { explainer.heatMap(row: $0, classIndex: $1) } } ?? page
-    try FileBytes.writeAtomically(Array(try explained.html().utf8), to: experiment.runDirectory + "/report.html")
+    try FileBytes.writeAtomically(Array(try explained.html().utf8), to: RunDirectory(experiment.runDirectory).report)
     lines += ["", "Ensembles (fitted methods scored by cross-validation over the folds; \(experiment.ensemble.objective.spelling) picks the submission):", ""]
     lines.append(EnsembleOutputs.table(scores, chosen: chosen, objective: experiment.ensemble.objective))
     lines += studentLines(setup: setup, testLabels: testLabels)
@@ -432,7 +434,7 @@ enum RunReport {
     guard let plan = setup.experiment.distill, let testLabels else { return [] }
     var lines = ["", "Students (trained on the whole training set; test scores):", "", "| student | test balanced accuracy | test lowest recall | test NLL |", "| --- | ---: | ---: | ---: |"]
     for (variant, label) in [(plan.student.name, "distilled from the submitted ensemble"), (plan.alone.name, "the same student on the labels alone")] {
-      let path = ResultStore(runDirectory: setup.experiment.runDirectory).path(task: "\(variant)/all", tensor: "test")
+      let path = RunDirectory(setup.experiment.runDirectory).refitTest(variant: variant)
       guard let (shape, values) = try? NumPy.readFloat32(path), shape.count == 2 else {
         lines.append("| \(variant) (\(label)) | not trained | | |")
         continue
@@ -457,7 +459,7 @@ final class FoldModelExplainer {
 
   /// Nil when the variant's checkpoints are not all in the run directory.
   init?(runDirectory: String, variant: Experiment.Variant, training: ImageDataset, folds: FoldAssignment, file: String) throws {
-    let paths = (0..<folds.count).map { "\(runDirectory)/checkpoints/\(variant.name)/fold\($0).safetensors" }
+    let paths = (0..<folds.count).map { RunDirectory(runDirectory).memberCheckpoint(variant: variant.name, fold: $0) }
     guard paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { return nil }
     self.runDirectory = runDirectory
     self.variant = variant
@@ -469,7 +471,7 @@ final class FoldModelExplainer {
   func heatMap(row: Int, classIndex: Int) -> (values: [Float], height: Int, width: Int)? {
     let fold = Int(folds.fold[row])
     if loaded[fold] == nil {
-      let path = "\(runDirectory)/checkpoints/\(variant.name)/fold\(fold).safetensors"
+      let path = RunDirectory(runDirectory).memberCheckpoint(variant: variant.name, fold: fold)
       guard let description = try? ModelCheckpoint.description(of: path), description.configuration == configuration,
         let model = try? MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1)),
         (try? ModelCheckpoint.load(path, into: model)) != nil

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Data
 import Foundation
+import RunLayout
 
 struct ReportCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -22,7 +23,7 @@ struct ReportCommand: ParsableCommand {
       throw DataError(file: path, "no such run directory or experiment file")
     }
     let setup = isDirectory.boolValue
-      ? try ExperimentSetup(file: path + "/experiment.yaml", runDirectory: path) : try ExperimentSetup(file: path)
+      ? try ExperimentSetup(file: RunDirectory(path).experiment, runDirectory: path) : try ExperimentSetup(file: path)
     print(try RunReport.combine(setup: setup).text)
     print("wrote \(setup.experiment.runDirectory)/report.html, scores.csv, submission.csv, ensemble/")
   }

@@ -6,6 +6,7 @@ import Foundation
 import NN
 import Tensor
 import Training
+import RunLayout
 
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -36,7 +37,8 @@ struct PredictCommand: ParsableCommand {
   }
 
   func run() throws {
-    var experiment = try Experiment.read(runDirectory + "/experiment.yaml")
+    let run = RunDirectory(runDirectory)
+    var experiment = try Experiment.read(run.experiment)
     experiment.runDirectory = runDirectory
     experiment.data.removeAll { $0.key == "test" }
     experiment.data.append((key: "test", value: SettingValue(kind: .text(data), line: nil)))
@@ -51,20 +53,20 @@ struct PredictCommand: ParsableCommand {
     let predictions: Predictions
     let method: String
     if student {
-      guard let plan = experiment.distill else { throw DataError(file: runDirectory + "/experiment.yaml", "has no distill: section: there is no student") }
-      predictions = try predictor.predict(variant: plan.student, checkpoints: ["\(runDirectory)/checkpoints/\(plan.student.name)/all.safetensors"])
+      guard let plan = experiment.distill else { throw DataError(file: run.experiment, "has no distill: section: there is no student") }
+      predictions = try predictor.predict(variant: plan.student, checkpoints: [run.refitCheckpoint(variant: plan.student.name)])
       method = "the distilled student"
     } else {
       let submitted = try SubmittedEnsemble.read(runDirectory: runDirectory)
       var memberPredictions: [Predictions] = []
       for name in submitted.members {
         guard let variant = experiment.foldVariants.first(where: { $0.name == name }) else {
-          throw DataError(file: runDirectory + "/ensemble/submitted.json", "names member \(name), which the experiment does not have")
+          throw DataError(file: run.submittedEnsemble, "names member \(name), which the experiment does not have")
         }
         let refit = submitted.refit?.contains(name) == true
         let checkpoints = refit
-          ? ["\(runDirectory)/checkpoints/\(name)/all.safetensors"]
-          : (0..<loaded.folds.count).map { "\(runDirectory)/checkpoints/\(name)/fold\($0).safetensors" }
+          ? [run.refitCheckpoint(variant: name)]
+          : (0..<loaded.folds.count).map { run.memberCheckpoint(variant: name, fold: $0) }
         memberPredictions.append(try predictor.predict(variant: variant, checkpoints: checkpoints))
         FileHandle.standardError.write(Data("predict: \(name): \(refit ? "refit on all data" : "\(checkpoints.count) fold models")\n".utf8))
       }

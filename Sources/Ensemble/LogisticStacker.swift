@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// The stacking meta-learner: multinomial logistic regression on the members'
 /// log-probabilities (features: every member's log-probability of every class, plus a
@@ -51,9 +52,7 @@ public struct LogisticStacker: Codable, Equatable, Sendable {
           for f in 0..<features { z += w[c * width + f] * x[base + f] }
           scores[c] = z
         }
-        let largest = scores.max()!
-        let sum = scores.reduce(0) { $0 + exp($1 - largest) }
-        let logSum = largest + log(sum)
+        let logSum = logSumExp(count: classes) { scores[$0] }
         let label = Int(labels[row])
         let weight = exampleWeights?[row] ?? 1
         loss -= weight * (scores[label] - logSum)

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import Training
 
 /// The dense stacking meta-learner (the Quick, Draw! winners' second level): one hidden
 /// layer of tanh units on the members' standardised log-probabilities, then a softmax;
@@ -93,11 +94,7 @@ public struct MLPStacker: Codable, Equatable, Sendable {
     var dLogits = logits
     for row in 0..<rows {
       let base = row * classes
-      var largest = -Double.infinity
-      for c in 0..<classes { largest = max(largest, logits[base + c]) }
-      var sum = 0.0
-      for c in 0..<classes { sum += exp(logits[base + c] - largest) }
-      let logSum = largest + log(sum)
+      let logSum = logSumExp(count: classes) { logits[base + $0] }
       let label = Int(labels[row])
       let weight = exampleWeights[row] / totalWeight
       loss -= weight * (logits[base + label] - logSum)

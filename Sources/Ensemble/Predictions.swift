@@ -21,11 +21,7 @@ public struct Predictions: Equatable, Sendable {
     var values = [Double](repeating: 0, count: logits.count)
     for row in 0..<rows {
       let base = row * classes
-      var largest = -Double.infinity
-      for c in 0..<classes { largest = max(largest, Double(logits[base + c]) / temperature) }
-      var sum = 0.0
-      for c in 0..<classes { sum += exp(Double(logits[base + c]) / temperature - largest) }
-      let logSum = largest + log(sum)
+      let logSum = logSumExp(count: classes) { Double(logits[base + $0]) / temperature }
       for c in 0..<classes { values[base + c] = Double(logits[base + c]) / temperature - logSum }
     }
     self.init(rows: rows, classes: classes, logProbabilities: values)

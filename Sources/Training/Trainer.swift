@@ -613,12 +613,9 @@ public final class Trainer {
         let rows = backend.download(output, count: batch.count * classes)
         for n in 0..<batch.count {
           let row = n * classes
-          var largest = -Float.infinity
-          for c in 0..<classes { largest = max(largest, rows[row + c]) }
-          var sum = 0.0
-          for c in 0..<classes { sum += exp(Double(rows[row + c] - largest)) }
+          let logSum = logSumExp(count: classes) { Double(rows[row + $0]) }
           for c in 0..<classes {
-            probabilities[(start + n) * classes + c] += exp(Double(rows[row + c] - largest)) / sum / Double(transforms.count)
+            probabilities[(start + n) * classes + c] += exp(Double(rows[row + c]) - logSum) / Double(transforms.count)
           }
         }
       }

@@ -50,7 +50,7 @@ let modules: [Target] = [
   .target(name: "Wire", dependencies: ["CLZ4"], swiftSettings: computeSettings),
   // Experiment files: data, folds and a grid of variants, expanded into tasks.
   .target(
-    name: "Experiment", dependencies: ["Training", "Data", "Ensemble", "RunLayout", .product(name: "Yams", package: "Yams")],
+    name: "Experiment", dependencies: ["Training", "Data", "Ensemble", "RunLayout", "Search", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
   .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ", "RunLayout"], swiftSettings: computeSettings),
@@ -104,7 +104,7 @@ let modules: [Target] = [
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "CUDA", "RunLayout",
+      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "CUDA", "RunLayout", "Search",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -122,7 +122,7 @@ let tests: [Target] = [
   .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
   .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
-  .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Tensor", "QuorumTestSupport"]),
+  .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Tensor", "Search", "QuorumTestSupport"]),
   // Deliberately broken kernels that the emulator's checks must catch.
   .target(name: "CUDAEmulatorFixtures", dependencies: ["CUDAEmulator"], path: "Tests/CUDAEmulatorFixtures"),
   .testTarget(

@@ -30,6 +30,11 @@ public struct Experiment {
     /// Every setting of the variant: the training defaults overridden by its grid values.
     public var settings: [(key: String, value: SettingValue)]
 
+    public init(name: String, settings: [(key: String, value: SettingValue)]) {
+      self.name = name
+      self.settings = settings
+    }
+
     public static func == (a: Variant, b: Variant) -> Bool {
       a.name == b.name && a.settings.map(\.key) == b.settings.map(\.key) && a.settings.map(\.value) == b.settings.map(\.value)
     }
@@ -78,6 +83,9 @@ public struct Experiment {
   public var foldSeed: UInt64
   public var foldsFile: String?
   public var variants: [Variant]
+  /// A hyper-parameter search before the members (the `search:` section): its best
+  /// configurations are the members `best-1`, `best-2`, ….
+  public var search: SearchPlan? = nil
 
   /// Each Noisy Student round's tasks, variant-major like the members'.
   public var noisyTasks: [[Task]] {
@@ -102,7 +110,7 @@ public struct Experiment {
     String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "-" })
   }
 
-  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "metric", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit"]
+  static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "metric", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit", "search"]
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
@@ -248,7 +256,7 @@ public struct Experiment {
     for (key, values) in grid {
       combinations = combinations.flatMap { prefix in values.map { prefix + [(key, $0)] } }
     }
-    let variants = combinations.map { combination -> Variant in
+    var variants = combinations.map { combination -> Variant in
       // "seed-0_dropout-0.2": readable, and safe as a directory name (a value's other
       // characters, "/" above all, become "-").
       let name = combination.isEmpty
@@ -257,13 +265,24 @@ public struct Experiment {
       settings += combination
       return Variant(name: name, settings: settings)
     }
-    let experiment = Experiment(
+    // A search's members are its best configurations, known once its trials are done:
+    // named here, their settings the defaults until then (`applyingSearchResults`).
+    let search = try SearchPlan.parse(
+      entries["search"], defaults: defaults, metric: metric ?? .balancedAccuracy, foldCount: foldCount ?? 1000, file: file)
+    if let search {
+      for other in ["grid", "noisy_student", "distill", "refit"] where entries[other] != nil {
+        throw fail(entries[other], "search: and \(other): cannot be combined yet: the search's best configurations are the members")
+      }
+      variants = (1...search.best).map { Variant(name: SearchPlan.memberName($0), settings: defaults) }
+    }
+    var experiment = Experiment(
       file: file, name: name, runDirectory: entries["run_directory"]?.string ?? "runs/\(name)", device: device,
       logitsPrecision: logitsPrecision, ensemble: try EnsembleSection.parse(entries["ensemble"], metric: metric, file: file),
       noisyStudent: try NoisyStudentPlan.parse(entries["noisy_student"], defaults: defaults, file: file),
       distill: try DistillPlan.parse(entries["distill"], defaults: defaults, file: file),
       refit: try RefitPlan.parse(entries["refit"], variants: variants.map(\.name), file: file), data: data,
       foldCount: foldCount, foldSeed: foldSeed, foldsFile: foldsFile, variants: variants)
+    experiment.search = search
     // User weights name members: the grid's variants and the Noisy Student rounds.
     if let weights = experiment.ensemble.userWeights {
       let members = experiment.foldVariants.map(\.name)

@@ -6,6 +6,7 @@
 ///     files/TASK.NAME
 ///     ensemble/submitted.json, weights.json, stacker.json, mlp-stacker.json
 ///     report.html  scores.csv  submission.csv
+///     search.csv  search.json              (a hyper-parameter search's trials and choice)
 ///
 /// A member's files are its task's: `memberOutOfFold(variant:fold:)` is
 /// `logits(task: "VARIANT/foldK", tensor: "oof")`, so what the coordinator stores and what
@@ -30,6 +31,10 @@ public struct RunDirectory: Equatable, Sendable {
   public var ensemble: String { at("ensemble") }
   public func ensembleFile(_ name: String) -> String { at("ensemble/" + name) }
   public var submittedEnsemble: String { ensembleFile("submitted.json") }
+
+  // A hyper-parameter search's outputs: every trial (search.csv), the chosen (search.json).
+  public var searchTable: String { at("search.csv") }
+  public var searchResults: String { at("search.json") }
 
   // A task's results (names checked by Wire to be plain words: nothing lands outside).
   public func logits(task: String, tensor: String) -> String { at("logits/\(task).\(tensor).npy") }

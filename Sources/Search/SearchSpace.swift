@@ -1,15 +1,17 @@
 import Foundation
 
-/// A value a trial gives a setting: a number (integers are whole numbers) or a choice's
-/// text.
+/// A value a trial gives a setting: a number (integers are whole numbers), or a choice's
+/// text or flag.
 public enum SearchValue: Codable, Equatable, Hashable, Sendable, CustomStringConvertible {
   case number(Double)
   case text(String)
+  case flag(Bool)
 
   public var description: String {
     switch self {
     case .number(let value): return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     case .text(let text): return text
+    case .flag(let flag): return String(flag)
     }
   }
 }
@@ -26,7 +28,7 @@ public enum SearchDistribution: Codable, Equatable, Sendable {
   case choice([SearchValue])
 
   /// Checks the bounds, naming `name`.
-  func validate(_ name: String) throws {
+  public func validate(_ name: String) throws {
     switch self {
     case .uniform(let low, let high):
       guard low.isFinite, high.isFinite, low < high else { throw SearchError("\(name): uniform needs low < high, got \(low)…\(high)") }

@@ -128,17 +128,18 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   let coordinator = Coordinator(
     socket: socket, scheduler: scheduler, settings: setup.settings,
     store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
-  let contracts = try setup.resultContracts()
+  // The contracts of a phase's tasks follow its preparation (a search's sampled width
+  // decides its trials' checkpoints): updated on the preparation thread, read on the loop's.
+  let contracts = PhaseContracts(try setup.resultContracts())
   coordinator.contract = { contracts[$0] }
   if !setup.laterPhases.isEmpty {
-    let rounds = setup.experiment.noisyStudent?.rounds ?? 0
-    coordinator.describePhase = { phase in
-      phase <= rounds
-        ? "the tasks before Noisy Student round \(phase) are done: pseudo-labelling the test images with their ensemble"
-        : "every member is done: building the ensemble that teaches the student"
-    }
+    coordinator.describePhase = { setup.describePhase($0) }
     // On the coordinator's preparation thread: nothing here touches the loop's state.
-    coordinator.preparePhase = { phase in try setup.preparePhase(phase) }
+    coordinator.preparePhase = { phase in
+      let payloads = try setup.preparePhase(phase)
+      contracts.update(try setup.resultContracts(payloads.mapValues(\.settings)))
+      return payloads
+    }
   }
   // Every epoch's report, one JSON line each: the report's learning curves. Appended, not
   // fsync'd: losing the last lines in a crash costs a plot's tail, nothing else.
@@ -270,7 +271,11 @@ struct Run: ParsableCommand {
     let restartLimit = setup.tasks.count * coordinator.scheduler.timing.retryLimit
     defer { for process in processes where process.isRunning { process.terminate() } }
     let refits = setup.experiment.refit?.variants.count ?? 0
-    print("\(setup.experiment.name): \(setup.experiment.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(refits == 0 ? "" : " + \(refits) refit on all data")\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    if let plan = setup.experiment.search {
+      print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.batches.count) batches of up to \(plan.parallel), on fold \(plan.fold)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    } else {
+      print("\(setup.experiment.name): \(setup.experiment.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(refits == 0 ? "" : " + \(refits) refit on all data")\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+    }
     let start = Date()
     var lastDraw = Date.distantPast
     let table = LiveTable()
@@ -350,5 +355,25 @@ final class LiveTable {
     guard terminal, drawnLines > 0 else { return }
     print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "")
     drawnLines = 0
+  }
+}
+
+/// The result contracts, shared by the coordinator's loop and its phase preparation.
+final class PhaseContracts: @unchecked Sendable {
+  private let lock = NSLock()
+  private var contracts: [String: ResultContract]
+
+  init(_ contracts: [String: ResultContract]) { self.contracts = contracts }
+
+  subscript(task: String) -> ResultContract? {
+    lock.lock()
+    defer { lock.unlock() }
+    return contracts[task]
+  }
+
+  func update(_ changed: [String: ResultContract]) {
+    lock.lock()
+    contracts.merge(changed) { $1 }
+    lock.unlock()
   }
 }

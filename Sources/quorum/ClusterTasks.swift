@@ -9,6 +9,7 @@ import Tensor
 import Training
 import Wire
 import RunLayout
+import Search
 
 /// What a task's lease carries: the experiment itself (so a worker needs only the data),
 /// the variant and the fold.
@@ -17,6 +18,12 @@ struct TaskSettings: Codable {
   var file: String
   var variant: String
   var fold: Int
+  /// A search's trial or chosen member: the sampled settings put over the experiment's
+  /// training defaults (nil: the variant's own settings).
+  var overrides: [SearchResults.Setting]? = nil
+
+  /// Whether the task is a search's trial (scored on its fold; no test logits).
+  func isSearchTrial(in experiment: Experiment) -> Bool { experiment.search != nil && variant.hasPrefix("trial-") && overrides != nil }
 }
 
 /// Everything a coordinator needs to schedule an experiment.
@@ -28,12 +35,25 @@ struct ExperimentSetup {
   /// student and its teacher-less twin; a phase starts when the earlier ones are done.
   let laterPhases: [[String]]
   var laterTasks: [String] { laterPhases.flatMap { $0 } }
+  /// What each later phase is (`laterPhases[i]` is phase i + 1).
+  let laterPhaseKinds: [PhaseKind]
   let settings: [String: String]
+
+  enum PhaseKind: Equatable {
+    /// The search's batch of trials (1, 2, …), proposed from the earlier batches' scores.
+    case searchBatch(Int)
+    /// The members a finished search chose, on every fold.
+    case searchMembers
+    case noisyRound(Int)
+    case students
+  }
 
   /// `runDirectory` overrides the file's (a run directory's own copy of its experiment).
   init(file: String, runDirectory: String? = nil) throws {
     var experiment = try Experiment.read(file)
     if let runDirectory { experiment.runDirectory = runDirectory }
+    // After a search, its chosen members (the report, `quorum ensemble`, a restart).
+    experiment = try experiment.applyingSearchResults()
     self.experiment = experiment
     data = try ExperimentData.load(experiment)
     // A weighted recall with the wrong number of weights is refused before any task runs.
@@ -48,26 +68,57 @@ struct ExperimentSetup {
       settings[task.id] = String(decoding: json, as: UTF8.self)
     }
     // Refits need nothing from the ensemble: they run beside the members.
-    tasks = experiment.tasks.map(\.id) + (experiment.refit?.taskIDs ?? [])
+    var firstTasks = experiment.tasks.map(\.id) + (experiment.refit?.taskIDs ?? [])
     for (task, variant) in zip(experiment.refit?.taskIDs ?? [], experiment.refit?.variants ?? []) {
       settings[task] = String(decoding: try encoder.encode(TaskSettings(experiment: text, file: file, variant: variant, fold: -1)), as: UTF8.self)
     }
     var phases = experiment.noisyTasks.map { $0.map(\.id) }
+    var kinds = phases.indices.map { PhaseKind.noisyRound($0 + 1) }
     if let plan = experiment.distill {
       phases.append(plan.taskIDs)
+      kinds.append(.students)
       for (task, variant) in zip(plan.taskIDs, [plan.student.name, plan.alone.name]) {
         settings[task] = String(decoding: try encoder.encode(TaskSettings(experiment: text, file: file, variant: variant, fold: -1)), as: UTF8.self)
       }
     }
+    if let plan = experiment.search {
+      // The first batch of trials, then the later batches, then the chosen members.
+      let batches = plan.batches
+      let sampler = try plan.makeSampler()
+      for index in batches[0] {
+        let configuration = try Self.propose(sampler, trial: index, history: [], file: file)
+        settings[Self.trialTask(index, plan)] = try Self.taskSettings(
+          text: text, file: file, variant: SearchPlan.trialName(index), fold: plan.fold, plan.overrides(configuration, trial: true))
+      }
+      firstTasks = batches[0].map { Self.trialTask($0, plan) }
+      phases = batches.dropFirst().map { $0.map { Self.trialTask($0, plan) } } + [experiment.tasks.map(\.id)]
+      kinds = batches.indices.dropFirst().map { PhaseKind.searchBatch($0) } + [.searchMembers]
+    }
+    tasks = firstTasks
     laterPhases = phases
+    laterPhaseKinds = kinds
     self.settings = settings
   }
 
-  /// A later phase's payloads: pseudo-labels for a Noisy Student round, teacher targets
-  /// for the students.
+  /// A later phase's payloads: the search's next trials or chosen members, pseudo-labels
+  /// for a Noisy Student round, teacher targets for the students.
   func preparePhase(_ phase: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
-    let rounds = experiment.noisyStudent?.rounds ?? 0
-    return phase <= rounds ? try prepareNoisyRound(phase) : try prepareStudents()
+    switch laterPhaseKinds[phase - 1] {
+    case .searchBatch(let batch): return try prepareSearchBatch(batch)
+    case .searchMembers: return try prepareSearchMembers()
+    case .noisyRound(let round): return try prepareNoisyRound(round)
+    case .students: return try prepareStudents()
+    }
+  }
+
+  /// What starting a later phase's preparation is logged as.
+  func describePhase(_ phase: Int) -> String {
+    switch laterPhaseKinds[phase - 1] {
+    case .searchBatch(let batch): return "search: the trials before batch \(batch + 1) are done: proposing its trials from their scores"
+    case .searchMembers: return "search: every trial is done: choosing the best configurations as members"
+    case .noisyRound(let round): return "the tasks before Noisy Student round \(round) are done: pseudo-labelling the test images with their ensemble"
+    case .students: return "every member is done: building the ensemble that teaches the student"
+    }
   }
 
   /// Round r's pseudo-labels: the current ensemble's (members and earlier rounds) confident
@@ -215,6 +266,13 @@ final class TaskRunner: @unchecked Sendable {
   }
 
   static func role(of settings: TaskSettings, in experiment: Experiment) throws -> Role {
+    // A search's trial or chosen member: its sampled settings over the training defaults.
+    if let overrides = settings.overrides, settings.fold >= 0 {
+      guard let plan = experiment.search else {
+        throw ExperimentError(file: settings.file, line: nil, "task \(settings.variant) brings search settings, and the experiment has no search: section")
+      }
+      return .member(plan.variant(settings.variant, overrides: overrides.map { ($0.key, SearchPlan.settingValue($0.value)) }), fold: settings.fold)
+    }
     if settings.fold >= 0 {
       guard let variant = experiment.foldVariants.first(where: { $0.name == settings.variant }) else {
         throw ExperimentError(file: settings.file, line: nil, "no variant \(settings.variant)")
@@ -248,6 +306,7 @@ final class TaskRunner: @unchecked Sendable {
     let configuration = try Self.configuration(of: variant, for: training, file: settings.file)
     let split = data.folds.split(settings.fold)
     var foldTraining = training.subset(split.training)
+    let test = settings.isSearchTrial(in: experiment) ? nil : data.test
     // A Noisy Student round: the pseudo-labelled test images join the training fold.
     if let pseudo = task.tensors.first(where: { $0.name == "pseudo_labels" }), let test = data.test {
       guard pseudo.shape.count == 2, pseudo.shape[1] == 2,
@@ -261,7 +320,7 @@ final class TaskRunner: @unchecked Sendable {
     }
     return try train(
       task, configuration: configuration,
-      data: TrainingData(training: foldTraining, validation: training.subset(split.validation), test: data.test),
+      data: TrainingData(training: foldTraining, validation: training.subset(split.validation), test: test),
       experiment: experiment, progress: progress)
   }
 
@@ -364,7 +423,8 @@ extension TaskRunner {
 enum RunReport {
   /// The report's text, and the submitted method (the teacher of a distilled student).
   static func combine(setup: ExperimentSetup) throws -> (text: String, submitted: MethodResult?) {
-    let experiment = setup.experiment
+    // A search's members as it chose them (it may have chosen since the setup was made).
+    let experiment = try setup.experiment.applyingSearchResults()
     let training = setup.data.training
     let classes = training.classes
     var (members, incomplete) = try MemberLibrary.load(

@@ -40,6 +40,9 @@ struct PredictCommand: ParsableCommand {
     let run = RunDirectory(runDirectory)
     var experiment = try Experiment.read(run.experiment)
     experiment.runDirectory = runDirectory
+    // A search's members: the configurations it chose (search.json).
+    experiment = try experiment.applyingSearchResults()
+    experiment.runDirectory = runDirectory
     experiment.data.removeAll { $0.key == "test" }
     experiment.data.append((key: "test", value: SettingValue(kind: .text(data), line: nil)))
     let loaded = try ExperimentData.load(experiment)

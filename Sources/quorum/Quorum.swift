@@ -12,7 +12,7 @@ struct Quorum: ParsableCommand {
     version: version,
     subcommands: [
       Run.self, Train.self, Plan.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, Keys.self, Doctor.self,
-      ReportCommand.self, PredictCommand.self, DataCommand.self,
+      ReportCommand.self, PredictCommand.self, DataCommand.self, SearchCommand.self,
       Bench.self,
     ])
 

@@ -9,7 +9,12 @@ extension ExperimentSetup {
   /// validation examples ("oof"), every task's test logits where the experiment has a
   /// test set ("test"), and a checkpoint of the variant's model, no larger than that
   /// model's checkpoint (its description aside) and loading into it.
-  func resultContracts() throws -> [String: ResultContract] {
+  func resultContracts() throws -> [String: ResultContract] { try resultContracts(settings) }
+
+  /// The contracts of the tasks of `settings` (task → its settings): a phase's, as its
+  /// preparation settled them (a search's trials and members: their sampled width decides
+  /// their checkpoints' size).
+  func resultContracts(_ settings: [String: String]) throws -> [String: ResultContract] {
     let classes = data.training.classes
     var sizes: [String: Int] = [:]
     var contracts: [String: ResultContract] = [:]
@@ -26,7 +31,8 @@ extension ExperimentSetup {
       case .refit(let refit): variant = refit
       case .student(let student): variant = student
       }
-      if let test = data.test { tensors["test"] = [test.count, classes] }
+      // A search's trial is scored on its fold alone: no test logits.
+      if let test = data.test, !taskSettings.isSearchTrial(in: experiment) { tensors["test"] = [test.count, classes] }
       let model = try TaskRunner.configuration(of: variant, for: data.training, file: experiment.file).model
       if sizes[variant.name] == nil { sizes[variant.name] = try ModelCheckpoint.size(of: model) }
       // The description (normalisation, settings) varies by a few bytes; 64 KiB covers it.

@@ -2,6 +2,7 @@ import Data
 import Experiment
 import Foundation
 import QuorumTestSupport
+import Search
 import Tensor
 import Training
 import XCTest
@@ -154,6 +155,57 @@ final class ExperimentFileTests: XCTestCase {
     assertError("name: x\nmetric: kappa\ndata: {train: y}\n", line: 2, mentions: ["metric must be", "quadratic_kappa", "kappa"])
     assertError("name: x\nmetric: [accuracy]\ndata: {train: y}\n", line: 2, mentions: ["metric must be text"])
     assertError("name: x\ndata: {train: y}\ntraining: {select_by: f_beta:0}\n", line: 3, mentions: ["select_by", "f_beta:BETA"])
+  }
+
+  /// The search: section: its plan, its members best-1…best-N with the training defaults
+  /// until it has chosen, and its errors with their lines.
+  func testTheSearchSectionPlansTrialsAndNamesItsMembers() throws {
+    let experiment = try Experiment.parse("""
+      name: s
+      metric: macro_f1
+      data: {train: /data}
+      training: {width: 0.35, epochs: 5}
+      search:
+        sampler: tpe
+        trials: 10
+        parallel: 4
+        epochs: 2
+        best: 2
+        space:
+          learning_rate: {log_uniform: [0.001, 0.3]}
+          dropout: {uniform: [0, 0.5]}
+          batch_size: {integer: [32, 128]}
+          sampling: {choice: [shuffle, class-balanced]}
+      """, file: "s.yaml")
+    let plan = try XCTUnwrap(experiment.search)
+    XCTAssertEqual(plan.sampler, .tpe)
+    XCTAssertEqual(plan.batches, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
+    XCTAssertEqual(plan.metric, .macroF1)
+    XCTAssertEqual(plan.space.parameters.map(\.name), ["learning_rate", "dropout", "batch_size", "sampling"])
+    XCTAssertEqual(experiment.variants.map(\.name), ["best-1", "best-2"])
+    XCTAssertEqual(experiment.tasks.map(\.id).count, 10, "2 members × 5 folds")
+    // A trial: its sampled settings over the defaults, and the search's epochs.
+    let trial = plan.variant("trial-3", overrides: plan.overrides([.number(0.01), .number(0.2), .number(64), .text("class-balanced")], trial: true))
+    let configuration = try trial.configuration(TrainingConfiguration(model: .init()), file: "s.yaml")
+    XCTAssertEqual(configuration.learningRate, 0.01)
+    XCTAssertEqual(configuration.model.dropout, 0.2)
+    XCTAssertEqual(configuration.batchSize, 64)
+    XCTAssertEqual(configuration.sampling, .classBalanced)
+    XCTAssertEqual(configuration.epochs, 2)
+    XCTAssertEqual(configuration.model.width, 0.35)
+    let grid = try Experiment.parse("name: g\ndata: {train: /d}\nsearch: {sampler: grid, space: {seed: {integer: [0, 2]}, flip: {choice: [0, 0.5]}}}\n", file: "g.yaml")
+    XCTAssertEqual(grid.search?.trials, 6, "a grid's trials default to all its combinations")
+
+    let base = "name: x\ndata: {train: /d}\n"
+    assertError(base + "search: {trials: 4, space: {width: {choice: [wide]}}}\n", line: 3, mentions: ["search.space.width", "wide"])
+    assertError(base + "search: {trials: 4, space: {dropot: {uniform: [0, 1]}}}\n", line: 3, mentions: ["unknown training setting \"dropot\""])
+    assertError(base + "search: {trials: 4, space: {dropout: {normal: [0, 1]}}}\n", line: 3, mentions: ["search.space.dropout", "log_uniform"])
+    assertError(base + "search: {trials: 4, space: {learning_rate: {log_uniform: [0, 1]}}}\n", line: 3, mentions: ["learning_rate", "0 < low"])
+    assertError(base + "search: {space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["search needs trials"])
+    assertError(base + "search: {trials: 2, best: 3, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["search.best (3)", "2 trials"])
+    assertError(base + "search: {sampler: grid, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["dropout: a grid needs discrete values"])
+    assertError(base + "search: {trials: 2, colour: red, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["unknown search setting \"colour\""])
+    assertError(base + "grid: {seed: [0, 1]}\nsearch: {trials: 2, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["search: and grid: cannot be combined"])
   }
 
   /// Fine-tuning's keys: the checkpoint to start from (its new_classifier wherever it

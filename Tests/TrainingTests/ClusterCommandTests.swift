@@ -140,6 +140,65 @@ final class ClusterCommandTests: XCTestCase {
 
   /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every
   /// task is stored once, and the logits are the bits of a fault-free run.
+  /// A search over real processes: four random trials in two batches on fold 0, each
+  /// scored there without test logits; the best becomes the member best-1, trained on both
+  /// folds and ensembled; search.csv and search.json say which and why; `quorum search
+  /// show` prints the trials best first; a second run trains nothing and chooses the same.
+  func testASearchChoosesItsBestTrialAsTheMember() throws {
+    let path = folder + "/searched.yaml"
+    try FileBytes.writeAtomically(Array("""
+      name: searched
+      run_directory: \(folder)/runs/searched
+      metric: accuracy
+      data: {train: \(fashionMNISTFolder), long_tail_ratio: 100}
+      folds: {k: 2, seed: 0}
+      training: {width: 0.35, epochs: 1, batch_size: 64}
+      search:
+        sampler: random
+        trials: 4
+        parallel: 2
+        best: 1
+        seed: 3
+        space:
+          learning_rate: {log_uniform: [0.0001, 0.3]}
+          label_smoothing: {choice: [0, 0.1]}
+      """.utf8), to: path)
+    let first = try run(["run", path, "--workers", "2", "--threads", "1"])
+    XCTAssertEqual(first.status, 0, first.output)
+    XCTAssert(first.output.contains("a search of 4 trials (random, 2 batches of up to 2, on fold 0)"), first.output)
+    XCTAssert(first.output.contains("search: batch 2 of 2: 2 trials"), first.output)
+    let runFolder = "\(folder)/runs/searched"
+    let table = String(decoding: try FileBytes.read(runFolder + "/search.csv"), as: UTF8.self).split(separator: "\n").map(String.init)
+    XCTAssertEqual(table.first, "trial,learning_rate,label_smoothing,accuracy,status,member")
+    XCTAssertEqual(table.count, 5, "\(table)")
+    let scores = table.dropFirst().map { Double($0.split(separator: ",")[3])! }
+    let best = scores.indices.max { (scores[$0], -$0) < (scores[$1], -$1) }!
+    XCTAssert(table[best + 1].hasSuffix(",scored,best-1"), "the best trial is the member: \(table)")
+    let results = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/search.json"))) as? [String: Any])
+    let chosen = try XCTUnwrap((results["chosen"] as? [[String: Any]])?.first)
+    XCTAssertEqual(chosen["trial"] as? Int, best)
+    XCTAssertEqual(chosen["member"] as? String, "best-1")
+    for trial in 0..<4 {
+      XCTAssert(FileManager.default.fileExists(atPath: "\(runFolder)/logits/trial-\(trial)/fold0.oof.npy"), "trial \(trial)")
+      XCTAssertFalse(FileManager.default.fileExists(atPath: "\(runFolder)/logits/trial-\(trial)/fold0.test.npy"), "a trial makes no test logits")
+    }
+    for fold in 0..<2 { XCTAssert(FileManager.default.fileExists(atPath: "\(runFolder)/logits/best-1/fold\(fold).test.npy"), "member fold \(fold)") }
+    XCTAssert(first.output.contains("| best-1 | 0."), "the member is ensembled:\n\(first.output)")
+    XCTAssert(first.output.contains("search: best-1 is trial \(best) (accuracy "), first.output)
+
+    let shown = try run(["search", "show", runFolder])
+    XCTAssertEqual(shown.status, 0, shown.output)
+    let rows = shown.output.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| trial") && !$0.hasPrefix("| ---") }
+    XCTAssert(rows.first?.hasPrefix("| \(best) |") == true && rows.first?.contains("best-1") == true, shown.output)
+
+    let again = try run(["run", path, "--workers", "1", "--threads", "1"])
+    XCTAssertEqual(again.status, 0, again.output)
+    XCTAssert(again.output.contains("6 of 6 tasks already stored") || again.output.contains("already stored"), again.output)
+    XCTAssertEqual(try storedEvents("searched").count, 6, "4 trials and 2 member folds, each stored once")
+    let resumed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/search.json"))) as? [String: Any])
+    XCTAssertEqual((resumed["chosen"] as? [[String: Any]])?.first?["trial"] as? Int, best)
+  }
+
   func testAKilledWorkersTaskIsRedoneAndTheResultsMatchAFaultFreeRun() throws {
     let reference = try experiment("reference")
     XCTAssertEqual(try run(["run", reference, "--workers", "1", "--threads", "1"]).status, 0)

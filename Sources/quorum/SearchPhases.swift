@@ -1,0 +1,150 @@
+import Data
+import Experiment
+import Foundation
+import RunLayout
+import Search
+import Training
+import Wire
+
+/// A search's phases on the coordinator: each batch of trials proposed from the scores of
+/// the batches before it, then the best configurations chosen as the members. Everything is
+/// recomputed from the stored trial logits (the samplers are pure functions of the seed, the
+/// trial and the history), so a restarted coordinator proposes and chooses exactly what it
+/// would have.
+extension ExperimentSetup {
+  /// A trial's task id: "trial-7/fold0".
+  static func trialTask(_ index: Int, _ plan: SearchPlan) -> String {
+    RunDirectory.task(variant: SearchPlan.trialName(index), fold: plan.fold)
+  }
+
+  static func propose(_ sampler: SearchSampler, trial: Int, history: [SearchTrial], file: String) throws -> SearchConfiguration {
+    guard let configuration = sampler.propose(trial: trial, history: history) else {
+      throw ExperimentError(file: file, line: nil, "search: the sampler has no configuration left for trial \(trial)")
+    }
+    return configuration
+  }
+
+  static func taskSettings(
+    text: String, file: String, variant: String, fold: Int, _ overrides: [(key: String, value: SettingValue)]
+  ) throws -> String {
+    let settings = TaskSettings(
+      experiment: text, file: file, variant: variant, fold: fold,
+      overrides: try overrides.map { SearchResults.Setting(key: $0.key, value: try Self.searchValue($0.value, file: file)) })
+    return String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
+  }
+
+  static func searchValue(_ value: SettingValue, file: String) throws -> SearchValue {
+    switch value.kind {
+    case .number(let number): return .number(number)
+    case .text(let text): return .text(text)
+    case .flag(let flag): return .flag(flag)
+    case .list: throw ExperimentError(file: file, line: value.line, "search: a sampled setting cannot be a list")
+    }
+  }
+
+  /// The trials of the first `batches` batches, in order: each configuration as the sampler
+  /// proposed it, each score from the trial's stored out-of-fold logits (nil where it failed
+  /// or is not stored).
+  func searchHistory(batches count: Int) throws -> [SearchTrial] {
+    guard let plan = experiment.search else { return [] }
+    let sampler = try plan.makeSampler()
+    var history: [SearchTrial] = []
+    for batch in plan.batches.prefix(count) {
+      let proposed = try batch.map { try Self.propose(sampler, trial: $0, history: history, file: experiment.file) }
+      for (index, configuration) in zip(batch, proposed) {
+        history.append(SearchTrial(configuration: configuration, score: try trialScore(index, plan)))
+      }
+    }
+    return history
+  }
+
+  /// A stored trial's score by the search's metric on the fold's validation images.
+  func trialScore(_ index: Int, _ plan: SearchPlan) throws -> Double? {
+    let path = RunDirectory(experiment.runDirectory).memberOutOfFold(variant: SearchPlan.trialName(index), fold: plan.fold)
+    guard FileManager.default.fileExists(atPath: path) else { return nil }
+    let (shape, logits) = try NumPy.readFloat32(path)
+    let rows = data.folds.split(plan.fold).validation
+    let classes = data.training.classes
+    guard shape == [rows.count, classes] else {
+      throw DataError(file: path, "has shape \(shape); fold \(plan.fold) holds \(rows.count) examples of \(classes) classes")
+    }
+    let labels = rows.map { data.training.labels[$0] }
+    let metrics = logits.withUnsafeBufferPointer { ClassificationMetrics.compute(logits: $0.baseAddress!, labels: labels, classes: classes) }
+    let score = metrics.score(plan.metric)
+    return score.isFinite ? score : nil
+  }
+
+  /// Batch `batch`'s trials, proposed from the earlier batches (search.csv rewritten).
+  func prepareSearchBatch(_ batch: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
+    guard let plan = experiment.search else { return [:] }
+    let history = try searchHistory(batches: batch)
+    try writeSearchTable(history, plan: plan, chosen: [])
+    let text = String(decoding: try FileBytes.read(experiment.file), as: UTF8.self)
+    let sampler = try plan.makeSampler()
+    var payloads: [String: (settings: String, tensors: [WireTensor])] = [:]
+    for index in plan.batches[batch] {
+      let configuration = try Self.propose(sampler, trial: index, history: history, file: experiment.file)
+      payloads[Self.trialTask(index, plan)] = (
+        try Self.taskSettings(
+          text: text, file: experiment.file, variant: SearchPlan.trialName(index), fold: plan.fold,
+          plan.overrides(configuration, trial: true)), []
+      )
+    }
+    let scored = history.compactMap(\.score)
+    print("search: batch \(batch + 1) of \(plan.batches.count): \(payloads.count) trials; best \(plan.metric.spelling) so far "
+      + (scored.max().map { String(format: "%.4f", $0) } ?? "none") + " (\(scored.count) of \(history.count) trials scored)")
+    return payloads
+  }
+
+  /// Every trial done: the best `plan.best` configurations (ties to the earlier trial)
+  /// become the members best-1, best-2, … (search.json, search.csv), each on every fold.
+  func prepareSearchMembers() throws -> [String: (settings: String, tensors: [WireTensor])] {
+    guard let plan = experiment.search, let foldCount = experiment.foldCount else { return [:] }
+    let history = try searchHistory(batches: plan.batches.count)
+    let ranked = history.indices.filter { history[$0].score != nil }.sorted { (history[$0].score!, -$0) > (history[$1].score!, -$1) }
+    guard ranked.count >= plan.best else {
+      throw ExperimentError(
+        file: experiment.file, line: nil,
+        "search: \(ranked.count) of \(history.count) trials scored, fewer than the \(plan.best) members it should choose (see the failed trials)")
+    }
+    let chosen = ranked.prefix(plan.best).enumerated().map { rank, trial in
+      SearchResults.Chosen(
+        member: SearchPlan.memberName(rank + 1), trial: trial, score: history[trial].score!,
+        settings: zip(plan.space.parameters, history[trial].configuration).map { SearchResults.Setting(key: $0.name, value: $1) })
+    }
+    try SearchResults(metric: plan.metric.spelling, chosen: chosen).write(runDirectory: experiment.runDirectory)
+    try writeSearchTable(history, plan: plan, chosen: chosen)
+    for member in chosen {
+      print("search: \(member.member) is trial \(member.trial) (\(plan.metric.spelling) \(String(format: "%.4f", member.score))): "
+        + member.settings.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    }
+    let text = String(decoding: try FileBytes.read(experiment.file), as: UTF8.self)
+    var payloads: [String: (settings: String, tensors: [WireTensor])] = [:]
+    for member in chosen {
+      let overrides = member.settings.map { ($0.key, SearchPlan.settingValue($0.value)) }
+      for fold in 0..<foldCount {
+        payloads[RunDirectory.task(variant: member.member, fold: fold)] = (
+          try Self.taskSettings(text: text, file: experiment.file, variant: member.member, fold: fold, overrides), []
+        )
+      }
+    }
+    return payloads
+  }
+
+  /// A CSV field, quoted where it must be (RFC 4180).
+  static func csvField(_ text: String) -> String {
+    text.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+  }
+
+  /// search.csv: a row per trial so far (its settings, its score, whether it was chosen).
+  func writeSearchTable(_ history: [SearchTrial], plan: SearchPlan, chosen: [SearchResults.Chosen]) throws {
+    var csv = (["trial"] + plan.space.parameters.map(\.name) + [plan.metric.spelling, "status", "member"]).joined(separator: ",") + "\n"
+    for (index, trial) in history.enumerated() {
+      let member = chosen.first { $0.trial == index }?.member ?? ""
+      let score = trial.score.map { String(format: "%.6f", $0) } ?? ""
+      csv += ([String(index)] + trial.configuration.map { Self.csvField("\($0)") } + [score, trial.score == nil ? "failed" : "scored", member])
+        .joined(separator: ",") + "\n"
+    }
+    try FileBytes.writeAtomically(Array(csv.utf8), to: RunDirectory(experiment.runDirectory).searchTable)
+  }
+}

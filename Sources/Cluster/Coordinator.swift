@@ -45,6 +45,9 @@ public final class Coordinator {
   public var onTick: (() -> Void)?
   /// Called with every progress report of a current lease (the run's learning curves).
   public var onProgress: ((ProgressReport) -> Void)?
+  /// Called after `onProgress`: a reason to end the task after this epoch (a search's
+  /// successive halving), sent to its worker as a stop; nil to let it go on.
+  public var stopReason: ((ProgressReport) -> String?)?
   /// Called once per later phase, when every task of the earlier phases is finished: the
   /// phase's tasks' settings and tensors (pseudo-labels, a student's teacher targets, made
   /// from the finished tasks' results). A task it leaves out, or all of the phase's when it
@@ -134,7 +137,13 @@ public final class Coordinator {
     case .progress(let progress):
       scheduler.renew(worker: worker, now: now)
       workers[worker]?.progress = progress
-      if scheduler.accepts(task: progress.task, attempt: progress.attempt, worker: worker) { onProgress?(progress) }
+      if scheduler.accepts(task: progress.task, attempt: progress.attempt, worker: worker) {
+        onProgress?(progress)
+        if let reason = stopReason?(progress) {
+          log("stopping \(progress.task) attempt \(progress.attempt) on \(worker) after epoch \(progress.epoch): \(reason)")
+          try send(.stop(TaskStop(task: progress.task, attempt: progress.attempt, reason: reason)), to: worker)
+        }
+      }
     case .failure(let failure):
       if scheduler.accepts(task: failure.task, attempt: failure.attempt, worker: worker) {
         log("\(failure.task) attempt \(failure.attempt) failed on \(worker): \(failure.reason)")
@@ -146,7 +155,7 @@ public final class Coordinator {
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)
       forget(worker)
-    case .result, .task, .acknowledgement, .reject:
+    case .result, .task, .acknowledgement, .reject, .stop:
       // (A result is received through its declaration above.)
       counters.messagesRejected += 1
     }

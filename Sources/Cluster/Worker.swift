@@ -46,11 +46,17 @@ public final class Worker {
   /// (without it a result would wait for the loop's next poll timeout).
   private var doorbell: ZeroMQSocket?
 
+  /// The leases the coordinator asked to end early (`Message.stop`): a runner asks it after
+  /// each epoch.
+  public let stops: StopRequests
+
   public init(
     name: String, endpoint: String, security: Security? = nil, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
-    threads: Int = 1, slots: Int = 1, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
+    threads: Int = 1, slots: Int = 1, stops: StopRequests = StopRequests(), log: @escaping (String) -> Void = { _ in },
+    runner: @escaping Runner
   ) {
     precondition(slots >= 1, "a worker trains at least one task at a time")
+    self.stops = stops
     self.slots = slots
     self.name = name
     identity = PeerIdentity.identity(name: name, token: PeerIdentity.token())
@@ -113,6 +119,9 @@ public final class Worker {
           backoff = timing.reconnectInitial
           switch try? Framing.decode(frames) {
           case .task(let task): start(task)
+          case .stop(let stop):
+            log("the coordinator stops \(stop.task) attempt \(stop.attempt) after this epoch: \(stop.reason)")
+            stops.request(task: stop.task, attempt: stop.attempt)
           case .disconnect(let reason):
             log("coordinator: \(reason)")
             return
@@ -262,4 +271,26 @@ public struct TaskOutput {
 public struct WorkerError: Error, CustomStringConvertible {
   public let description: String
   init(_ description: String) { self.description = description }
+}
+
+/// Leases a coordinator asked to end early, shared by a worker's loop (which records them)
+/// and its task threads (which ask after each epoch).
+public final class StopRequests: @unchecked Sendable {
+  private let lock = NSLock()
+  private var requested: Set<String> = []
+
+  public init() {}
+
+  func request(task: String, attempt: Int) {
+    lock.lock()
+    requested.insert("\(task)#\(attempt)")
+    lock.unlock()
+  }
+
+  /// Whether the coordinator asked to end this lease.
+  public func isRequested(task: String, attempt: Int) -> Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return requested.contains("\(task)#\(attempt)")
+  }
 }

@@ -14,6 +14,7 @@ import Yams
 ///       fold: 0                 # the fold trials are scored on (trained on the others)
 ///       best: 2                 # configurations kept as members best-1, best-2
 ///       seed: 0
+///       halving: {min_epochs: 1, reduction: 3}   # stop hopeless trials (ASHA); optional
 ///       space:
 ///         learning_rate: {log_uniform: [0.01, 0.3]}
 ///         dropout: {uniform: [0, 0.5]}
@@ -34,10 +35,13 @@ public struct SearchPlan {
   public var best: Int
   public var seed: UInt64
   public var metric: Metric
+  /// Successive halving of the trials (their rungs at min_epochs · reductionᵏ); nil: every
+  /// trial runs all its epochs.
+  public var halving: SuccessiveHalving?
   /// The settings every trial starts from: the `training:` section's.
   public var defaults: [(key: String, value: SettingValue)]
 
-  static let keys = ["sampler", "trials", "parallel", "epochs", "fold", "best", "seed", "space"]
+  static let keys = ["sampler", "trials", "parallel", "epochs", "fold", "best", "seed", "halving", "space"]
   static let distributions = ["uniform", "log_uniform", "integer", "choice"]
   public static let maximumTrials = 10_000
 
@@ -93,6 +97,7 @@ public struct SearchPlan {
     var sampler = SamplerKind.tpe, trials: Int?, parallel = 4, epochs: Int?, fold = 0, best = 1, seed: UInt64 = 0
     var space: [(name: String, distribution: SearchDistribution)] = []
     var spaceNode: Node?
+    var halvingNode: Node?
     for (key, value) in mapping {
       switch key.string {
       case "sampler":
@@ -106,6 +111,7 @@ public struct SearchPlan {
       case "fold": fold = try integer(value, "fold", 0...max(foldCount - 1, 0))
       case "best": best = try integer(value, "best", 1...100)
       case "seed": seed = UInt64(try integer(value, "seed", 0...Int.max))
+      case "halving": halvingNode = value
       case "space":
         spaceNode = value
         guard case .mapping(let settings) = value, !settings.isEmpty else {
@@ -124,7 +130,27 @@ public struct SearchPlan {
     do { searchSpace = try SearchSpace(space) } catch let error as SearchError { throw fail(spaceNode, "search.space: \(error)") }
     var plan = SearchPlan(
       sampler: sampler, space: searchSpace, trials: trials ?? 0, parallel: parallel, epochs: epochs, fold: fold, best: best,
-      seed: seed, metric: metric, defaults: defaults)
+      seed: seed, metric: metric, halving: nil, defaults: defaults)
+    if let halvingNode {
+      guard case .mapping(let settings) = halvingNode else { throw fail(halvingNode, "search.halving must be a mapping (min_epochs, reduction)") }
+      guard !space.contains(where: { $0.name == "epochs" }) else {
+        throw fail(halvingNode, "search.halving needs every trial to run the same epochs: take epochs out of the space")
+      }
+      var minimum = 1, reduction = 3
+      for (key, value) in settings {
+        switch key.string {
+        case "min_epochs": minimum = try integer(value, "halving.min_epochs", 1...TrainingConfiguration.maximumEpochs)
+        case "reduction": reduction = try integer(value, "halving.reduction", 2...100)
+        default: throw fail(key, "unknown search.halving setting \"\(key.string ?? "?")\" (known: min_epochs, reduction)")
+        }
+      }
+      // The trials' epochs: the search's, else the training defaults', else the default 15.
+      var base = TrainingConfiguration(model: .init())
+      if let given = defaults.first(where: { $0.key == "epochs" }) { try? TrainingSettings.all["epochs"]!(given.value, &base) }
+      do {
+        plan.halving = try SuccessiveHalving(minimumEpochs: minimum, reduction: reduction, maximumEpochs: epochs ?? base.epochs)
+      } catch let error as SearchError { throw fail(halvingNode, "search.halving: \(error)") }
+    }
     if sampler == .grid {
       let grid: GridSampler
       do { grid = try GridSampler(space: searchSpace) } catch let error as SearchError { throw fail(spaceNode, "search.space: \(error)") }

@@ -75,6 +75,9 @@ public final class Trainer {
 
   /// Called after every epoch with its record (a worker turns it into a progress report).
   public var onEpoch: ((EpochRecord) -> Void)?
+  /// Asked after every epoch (after `onEpoch`): true ends the run there, as early stopping
+  /// does, with that epoch's weights and logits (a search's trial its coordinator stopped).
+  public var shouldStop: (() -> Bool)?
   /// Where `run` writes a JSON line per step (`StepLog`: learning rate, loss, gradient
   /// norm). Set it before the first step. nil: no step log.
   public var stepLogPath: String?
@@ -392,6 +395,10 @@ public final class Trainer {
       try selectAndSchedule(record, progress: &progress)
       reporter.epochEnded(Self.summary(record, of: configuration.epochs, best: progress.bestEpoch == epoch + 1))
       onEpoch?(record)
+      if progress.epoch < configuration.epochs, shouldStop?() == true {
+        progress.stoppedEarly = true
+        reporter.message("stopped after epoch \(progress.epoch) of \(configuration.epochs), as asked")
+      }
       if let statePath {
         try TrainingStateFile.save(
           to: statePath, configuration: configuration, progress: progress, model: model, optimizer: optimizer, average: average)

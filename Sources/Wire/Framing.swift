@@ -49,6 +49,7 @@ public enum Framing {
     case .acknowledgement(let acknowledgement): metadata = try encoder.encode(acknowledgement)
     case .disconnect(let reason), .reject(let reason): metadata = try encoder.encode(Reason(reason: reason))
     case .failure(let failure): metadata = try encoder.encode(failure)
+    case .stop(let stop): metadata = try encoder.encode(stop)
     case .result(let result):
       let descriptions = try result.tensors.map { try encode($0, into: &tensorFrames) }
       var fileDescriptions: [FileDescription] = []
@@ -137,6 +138,7 @@ public enum Framing {
     case 7: try noTensors("disconnect"); return .disconnect(reason: try payload(Reason.self, "disconnect").reason)
     case 8: try noTensors("reject"); return .reject(reason: try payload(Reason.self, "reject").reason)
     case 9: try noTensors("failure"); return .failure(try payload(TaskFailure.self, "failure"))
+    case 10: try noTensors("stop"); return .stop(try payload(TaskStop.self, "stop"))
     default: throw WireError("unknown message type \(type)")
     }
   }

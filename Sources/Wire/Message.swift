@@ -11,6 +11,10 @@ public enum Message: Equatable {
   /// A worker hands a task back: it failed there (out of device memory, bad data) and the
   /// worker stays to take another.
   case failure(TaskFailure)
+  /// The coordinator asks a worker to end a task after its current epoch and send what it
+  /// has (a search's hopeless trial: successive halving). A worker that does not know the
+  /// message ignores it and finishes the task.
+  case stop(TaskStop)
 
   /// The type byte of the header.
   public var type: UInt8 {
@@ -24,6 +28,7 @@ public enum Message: Equatable {
     case .disconnect: return 7
     case .reject: return 8
     case .failure: return 9
+    case .stop: return 10
     }
   }
 }
@@ -124,6 +129,19 @@ public struct Acknowledgement: Codable, Equatable, Sendable {
 }
 
 /// Why a task's attempt failed on a worker, in words the coordinator journals and shows.
+/// Which lease to end early, and why (the worker's log says it).
+public struct TaskStop: Codable, Equatable, Sendable {
+  public var task: String
+  public var attempt: Int
+  public var reason: String
+
+  public init(task: String, attempt: Int, reason: String) {
+    self.task = task
+    self.attempt = attempt
+    self.reason = reason
+  }
+}
+
 public struct TaskFailure: Codable, Equatable, Sendable {
   public var task: String
   public var attempt: Int

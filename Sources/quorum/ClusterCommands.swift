@@ -132,6 +132,11 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   // decides its trials' checkpoints): updated on the preparation thread, read on the loop's.
   let contracts = PhaseContracts(try setup.resultContracts())
   coordinator.contract = { contracts[$0] }
+  if let rungs = setup.rungs {
+    // The decisions before a restart, from the reports of then; then each new report's.
+    rungs.replay(progressLog: run.progress)
+    coordinator.stopReason = { rungs.decide($0) }
+  }
   if !setup.laterPhases.isEmpty {
     coordinator.describePhase = { setup.describePhase($0) }
     // On the coordinator's preparation thread: nothing here touches the loop's state.
@@ -199,7 +204,8 @@ struct WorkerCommand: ParsableCommand {
     if let key, let warning = CurveKeys.exposure(ofSecretKeyFile: key) { log("warning: \(warning)") }
     let devices = try device.devices()
     let slots = devices.count * membersPerDevice
-    let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), devices: devices, log: log)
+    let stops = StopRequests()
+    let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), devices: devices, stops: stops, log: log)
     if device == .automatic {
       let gpus = (try? CUDADriverAPI().gpus()) ?? []
       log("device auto: training on the CPU, \(threads) threads" + (gpus.isEmpty ? "" : " (\(gpus.count) GPU\(gpus.count == 1 ? "" : "s") found: --device cuda:N trains on one, cuda:all on each; docs/cuda.md)"))
@@ -212,7 +218,7 @@ struct WorkerCommand: ParsableCommand {
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(
       name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: device == .automatic ? ["cpu"] : devices.map(\.description),
-      threads: threads, slots: slots, log: log,
+      threads: threads, slots: slots, stops: stops, log: log,
       runner: { task, progress in
         if let crashTask, task.task == crashTask {
           log("QUORUM_FAULT_CRASH_TASK: crashing on \(task.task)")

@@ -37,6 +37,8 @@ struct ExperimentSetup {
   var laterTasks: [String] { laterPhases.flatMap { $0 } }
   /// What each later phase is (`laterPhases[i]` is phase i + 1).
   let laterPhaseKinds: [PhaseKind]
+  /// A search's successive halving (its rungs' reports), when it has one.
+  let rungs: SearchRungs?
   let settings: [String: String]
 
   enum PhaseKind: Equatable {
@@ -95,6 +97,7 @@ struct ExperimentSetup {
       kinds = batches.indices.dropFirst().map { PhaseKind.searchBatch($0) } + [.searchMembers]
     }
     tasks = firstTasks
+    rungs = experiment.search.flatMap(SearchRungs.init)
     laterPhases = phases
     laterPhaseKinds = kinds
     self.settings = settings
@@ -201,8 +204,17 @@ final class TaskRunner: @unchecked Sendable {
   /// Per device, tasks training on it now.
   private var training: [ComputeDevice: Int] = [:]
 
-  init(threads: Int, devices: [ComputeDevice], log: @escaping (String) -> Void = { _ in }) {
+  /// The leases its worker's coordinator asked to end early.
+  let stops: StopRequests
+  /// How long a search trial waits at a rung for the coordinator's stop.
+  static let rungVerdictWait = 1.0
+
+  /// The last epoch a trainer reported (written and read on its task's thread).
+  final class EpochCounter: @unchecked Sendable { var value = 0 }
+
+  init(threads: Int, devices: [ComputeDevice], stops: StopRequests = StopRequests(), log: @escaping (String) -> Void = { _ in }) {
     precondition(!devices.isEmpty, "a task runner trains on at least one device")
+    self.stops = stops
     self.threads = threads
     self.devices = devices
     self.log = log
@@ -359,7 +371,22 @@ final class TaskRunner: @unchecked Sendable {
     let trainer = try Trainer(
       configuration: configuration, data: data, backend: backend, threads: threads, outputFolder: nil,
       reporter: ProgressReporter(style: .silent, totalEpochs: configuration.epochs))
+    // A search trial under successive halving waits a moment at each rung for the
+    // coordinator's verdict on the report it just sent (a stop comes back in milliseconds;
+    // silence means go on), so that a hopeless trial ends at the rung, not an epoch later.
+    let settings = try? JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
+    let rungs = settings?.isSearchTrial(in: experiment) == true ? Set(experiment.search?.halving?.rungs ?? []) : []
+    let epochs = EpochCounter()
+    trainer.shouldStop = { [stops] in
+      let stopped = { stops.isRequested(task: task.task, attempt: task.attempt) }
+      if rungs.contains(epochs.value) {
+        let deadline = Date().addingTimeInterval(Self.rungVerdictWait)
+        while !stopped() && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+      }
+      return stopped()
+    }
     trainer.onEpoch = { record in
+      epochs.value = record.epoch
       progress(ProgressReport(
         task: task.task, attempt: task.attempt, epoch: record.epoch, loss: record.trainingLoss,
         validationMetric: record.validation?.score(configuration.selectionMetric), imagesPerSecond: record.imagesPerSecond))

@@ -101,7 +101,9 @@ extension ExperimentSetup {
   func prepareSearchMembers() throws -> [String: (settings: String, tensors: [WireTensor])] {
     guard let plan = experiment.search, let foldCount = experiment.foldCount else { return [:] }
     let history = try searchHistory(batches: plan.batches.count)
-    let ranked = history.indices.filter { history[$0].score != nil }.sorted { (history[$0].score!, -$0) > (history[$1].score!, -$1) }
+    // A trial stopped by successive halving was scored on fewer epochs: it is no candidate.
+    let ranked = history.indices.filter { history[$0].score != nil && rungs?.stopped($0) == nil }
+      .sorted { (history[$0].score!, -$0) > (history[$1].score!, -$1) }
     guard ranked.count >= plan.best else {
       throw ExperimentError(
         file: experiment.file, line: nil,
@@ -142,9 +144,69 @@ extension ExperimentSetup {
     for (index, trial) in history.enumerated() {
       let member = chosen.first { $0.trial == index }?.member ?? ""
       let score = trial.score.map { String(format: "%.6f", $0) } ?? ""
-      csv += ([String(index)] + trial.configuration.map { Self.csvField("\($0)") } + [score, trial.score == nil ? "failed" : "scored", member])
+      let status = trial.score == nil ? "failed" : rungs?.stopped(index).map { "stopped at epoch \($0)" } ?? "scored"
+      csv += ([String(index)] + trial.configuration.map { Self.csvField("\($0)") } + [score, status, member])
         .joined(separator: ",") + "\n"
     }
     try FileBytes.writeAtomically(Array(csv.utf8), to: RunDirectory(experiment.runDirectory).searchTable)
+  }
+}
+
+/// A search's successive halving on the coordinator: the scores its trials reported at each
+/// rung, in the order they came, and the trials it stopped. Every decision follows from that
+/// order alone, so replaying the run's progress.jsonl after a restart rebuilds it.
+final class SearchRungs: @unchecked Sendable {
+  let plan: SearchPlan
+  let halving: SuccessiveHalving
+  private let lock = NSLock()
+  /// Rung epoch → the scores reported there, in order.
+  private var scores: [Int: [Double]] = [:]
+  /// (trial, epoch) pairs already judged: a retried attempt's reports count once.
+  private var judged: Set<String> = []
+  /// Trial → the epoch it was stopped after.
+  private var stoppedAt: [Int: Int] = [:]
+
+  init?(_ plan: SearchPlan) {
+    guard let halving = plan.halving else { return nil }
+    self.plan = plan
+    self.halving = halving
+  }
+
+  /// Why `report`'s trial should stop after this epoch, or nil.
+  func decide(_ report: ProgressReport) -> String? {
+    guard let trial = Self.trial(of: report.task, plan), let score = report.validationMetric, halving.rungs.contains(report.epoch) else { return nil }
+    lock.lock()
+    defer { lock.unlock() }
+    guard judged.insert("\(trial)@\(report.epoch)").inserted, stoppedAt[trial] == nil else { return nil }
+    let earlier = scores[report.epoch, default: []]
+    scores[report.epoch, default: []].append(score)
+    guard !halving.continues(score: score, atEpoch: report.epoch, earlier: earlier) else { return nil }
+    stoppedAt[trial] = report.epoch
+    let kept = max((earlier.count + 1) / halving.reduction, 1)
+    return String(format: "successive halving: %@ %.4f is not among the best %d of the %d trials at epoch %d", plan.metric.spelling, score, kept, earlier.count + 1, report.epoch)
+  }
+
+  /// The epoch a trial was stopped after, if it was.
+  func stopped(_ trial: Int) -> Int? {
+    lock.lock()
+    defer { lock.unlock() }
+    return stoppedAt[trial]
+  }
+
+  /// Replays the run's progress.jsonl (a restarted coordinator), sending nothing.
+  func replay(progressLog path: String) {
+    guard let data = FileManager.default.contents(atPath: path) else { return }
+    let decoder = JSONDecoder()
+    for line in data.split(separator: UInt8(ascii: "\n")) {
+      // A torn last line of a crash is skipped.
+      if let report = try? decoder.decode(ProgressReport.self, from: Data(line)) { _ = decide(report) }
+    }
+  }
+
+  /// The trial index of a task id "trial-N/foldF" of the search's fold.
+  static func trial(of task: String, _ plan: SearchPlan) -> Int? {
+    let parts = task.split(separator: "/")
+    guard parts.count == 2, parts[1] == "fold\(plan.fold)", parts[0].hasPrefix("trial-") else { return nil }
+    return Int(parts[0].dropFirst("trial-".count))
   }
 }

@@ -199,6 +199,48 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssertEqual((resumed["chosen"] as? [[String: Any]])?.first?["trial"] as? Int, best)
   }
 
+  /// Successive halving over real processes: three workers, a grid of twelve trials, the
+  /// last three hopeless by their learning rate. They are stopped at the first rung (epoch 1
+  /// of 3), the best trial is not, no stopped trial becomes the member, and fewer epochs are
+  /// trained than the grid's 36.
+  func testSuccessiveHalvingStopsHopelessTrialsAtTheFirstRung() throws {
+    let path = folder + "/halved.yaml"
+    try FileBytes.writeAtomically(Array("""
+      name: halved
+      run_directory: \(folder)/runs/halved
+      metric: accuracy
+      data: {train: \(fashionMNISTFolder), long_tail_ratio: 100}
+      folds: {k: 2, seed: 0}
+      training: {width: 0.35, epochs: 1, batch_size: 64}
+      search:
+        sampler: grid
+        parallel: 12
+        epochs: 3
+        halving: {min_epochs: 1, reduction: 3}
+        space:
+          learning_rate: {choice: [0.05, 0.1, 0.02, 0.0000001]}
+          seed: {integer: [0, 2]}
+      """.utf8), to: path)
+    let result = try run(["run", path, "--workers", "3", "--threads", "1"])
+    XCTAssertEqual(result.status, 0, result.output)
+    let runFolder = "\(folder)/runs/halved"
+    let rows = String(decoding: try FileBytes.read(runFolder + "/search.csv"), as: UTF8.self).split(separator: "\n").dropFirst()
+      .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    XCTAssertEqual(rows.count, 12)
+    for hopeless in 9..<12 { XCTAssertEqual(rows[hopeless][4], "stopped at epoch 1", "trial \(hopeless): \(rows[hopeless])") }
+    let member = try XCTUnwrap(rows.first { $0[5] == "best-1" })
+    XCTAssertEqual(member[4], "scored", "the member ran all its epochs: \(member)")
+    let best = rows.filter { $0[4] == "scored" }.map { Double($0[3])! }.max()!
+    XCTAssertEqual(Double(member[3])!, best)
+    // Every trial epoch reported once: the stopped trials trained one epoch each.
+    let progress = String(decoding: try FileBytes.read(runFolder + "/progress.jsonl"), as: UTF8.self).split(separator: "\n")
+    let trialEpochs = progress.filter { $0.contains("\"task\":\"trial-") }.count
+    let stopped = rows.filter { $0[4].hasPrefix("stopped") }.count
+    XCTAssertEqual(trialEpochs, 3 * (12 - stopped) + stopped, "\(stopped) stopped trials")
+    XCTAssertLessThanOrEqual(trialEpochs, 30)
+    XCTAssert(result.output.contains("the coordinator stops trial-9/fold0"), result.output)
+  }
+
   func testAKilledWorkersTaskIsRedoneAndTheResultsMatchAFaultFreeRun() throws {
     let reference = try experiment("reference")
     XCTAssertEqual(try run(["run", reference, "--workers", "1", "--threads", "1"]).status, 0)

@@ -26,6 +26,7 @@ final class FramingTests: XCTestCase {
       .disconnect(reason: "shutting down"),
       .reject(reason: "unknown worker key"),
       .failure(TaskFailure(task: "t", attempt: 2, reason: "out of device memory on cuda:0, while building MobileNetV2 at batch size 1024")),
+      .stop(TaskStop(task: "trial-3/fold0", attempt: 1, reason: "below the top third at epoch 1")),
     ]
     for message in messages { XCTAssertEqual(try roundTrip(message), message) }
     // A task may carry tensors (a student's teacher targets), as frames after the header.

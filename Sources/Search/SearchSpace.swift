@@ -17,7 +17,7 @@ public enum SearchValue: Codable, Equatable, Hashable, Sendable, CustomStringCon
 }
 
 /// Where one setting's values are drawn from.
-public enum SearchDistribution: Codable, Equatable, Sendable {
+public enum SearchDistribution: Codable, Equatable, Sendable, CustomStringConvertible {
   /// Uniform in [low, high].
   case uniform(low: Double, high: Double)
   /// Uniform in log space over [low, high] (learning rates, weight decay), low > 0.
@@ -26,6 +26,16 @@ public enum SearchDistribution: Codable, Equatable, Sendable {
   case integer(low: Int, high: Int)
   /// One of the values, each equally likely.
   case choice([SearchValue])
+
+  /// As the experiment file spells it.
+  public var description: String {
+    switch self {
+    case .uniform(let low, let high): return "uniform [\(SearchValue.number(low)), \(SearchValue.number(high))]"
+    case .logUniform(let low, let high): return "log_uniform [\(SearchValue.number(low)), \(SearchValue.number(high))]"
+    case .integer(let low, let high): return "integer [\(low), \(high)]"
+    case .choice(let values): return "choice [" + values.map(\.description).joined(separator: ", ") + "]"
+    }
+  }
 
   /// Checks the bounds, naming `name`.
   public func validate(_ name: String) throws {

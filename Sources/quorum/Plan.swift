@@ -14,6 +14,13 @@ struct Plan: ParsableCommand {
     print("data: " + experiment.data.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
     let folds = experiment.foldsFile.map { "from \($0)" } ?? "stratified, seed \(experiment.foldSeed)"
     print("folds: \(experiment.foldCount.map(String.init) ?? "?") (\(folds))")
+    if let search = experiment.search {
+      let halving = search.halving.map { ", successive halving at epochs " + $0.rungs.map(String.init).joined(separator: ", ") } ?? ""
+      print("search: \(search.trials) trials (\(search.sampler.rawValue), seed \(search.seed), \(search.batches.count) batches of up to \(search.parallel), "
+        + "\(search.epochs.map { "\($0) epochs" } ?? "the training epochs") each\(halving)) on fold \(search.fold), scored by \(search.metric.spelling), over:")
+      for (name, distribution) in search.space.parameters { print("  \(name): \(distribution)") }
+      print("its best \(search.best) become the members below (their settings the defaults until it has chosen):")
+    }
     print("\(experiment.variants.count) variant\(experiment.variants.count == 1 ? "" : "s"):")
     for variant in experiment.variants {
       print("  \(variant.name): " + variant.settings.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

@@ -37,6 +37,8 @@ public struct ReportPage {
   public var explain: Explanation?
   /// Which model the heat maps come from, for the caption.
   public var explainedBy: String?
+  /// A hyper-parameter search before the members, if the run had one.
+  public var search: SearchReport?
 
   public init(
     experiment: String, version: String, commandLine: String, experimentText: String, classNames: [String], training: ImageDataset,
@@ -121,17 +123,21 @@ public struct ReportPage {
       ], xLabel: "confidence", yLabel: "accuracy", yRange: 0...1))
 
     // Learning curves.
-    if !epochs.isEmpty {
+    // (A search's trials have their own plot in its section.)
+    let memberEpochs = epochs.filter { !$0.task.hasPrefix("trial-") }
+    if !memberEpochs.isEmpty {
       var latest: [String: Int] = [:]
-      for epoch in epochs { latest[epoch.task] = max(latest[epoch.task] ?? 0, epoch.attempt) }
+      for epoch in memberEpochs { latest[epoch.task] = max(latest[epoch.task] ?? 0, epoch.attempt) }
       let tasks = latest.keys.sorted()
       let series = tasks.enumerated().map { index, task in
         SVGPlot.Series(
           name: task, color: SVGPlot.palette[index % SVGPlot.palette.count],
-          points: epochs.filter { $0.task == task && $0.attempt == latest[task] }.map { (Double($0.epoch), $0.loss) })
+          points: memberEpochs.filter { $0.task == task && $0.attempt == latest[task] }.map { (Double($0.epoch), $0.loss) })
       }
       sections.append("<h2>Learning curves</h2><p>Training loss per epoch of every member's fold models.</p>" + plot.lines(series, xLabel: "epoch", yLabel: "training loss"))
     }
+
+    if let search { sections.append(search.html(epochs: epochs, plot: plot)) }
 
     // The most confident mistakes of the submitted method (out of fold).
     sections.append("<h2>Most confident mistakes (\(escape(scores[chosen].name)), out of fold)</h2>" + (try mistakes(results[chosen].outOfFold, labels: labels)))

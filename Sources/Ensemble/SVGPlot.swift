@@ -51,6 +51,13 @@ struct SVGPlot {
     return svg + "</svg>"
   }
 
+  /// A scatter of points (markers, no lines), ranges from the data.
+  func points(_ points: [(x: Double, y: Double)], color: String, xLabel: String, yLabel: String) -> String {
+    // A line plot of one series without its line: the same axes and ticks.
+    let svg = lines([Series(name: "", color: color, points: points)], xLabel: xLabel, yLabel: yLabel)
+    return svg.replacingOccurrences(of: "<polyline fill='none' stroke='\(color)' stroke-width='2'", with: "<polyline fill='none' stroke='none' stroke-width='0'")
+  }
+
   /// Horizontal bars, one per label, with the value written at the end.
   func bars(_ values: [(label: String, value: Double, color: String)], xLabel: String, range: ClosedRange<Double>) -> String {
     let rowHeight = 22.0

@@ -132,11 +132,8 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   // decides its trials' checkpoints): updated on the preparation thread, read on the loop's.
   let contracts = PhaseContracts(try setup.resultContracts())
   coordinator.contract = { contracts[$0] }
-  if let rungs = setup.rungs {
-    // The decisions before a restart, from the reports of then; then each new report's.
-    rungs.replay(progressLog: run.progress)
-    coordinator.stopReason = { rungs.decide($0) }
-  }
+  // Successive halving: each new report judged (the setup replayed the earlier ones).
+  if let rungs = setup.rungs { coordinator.stopReason = { rungs.decide($0) } }
   if !setup.laterPhases.isEmpty {
     coordinator.describePhase = { setup.describePhase($0) }
     // On the coordinator's preparation thread: nothing here touches the loop's state.

@@ -98,6 +98,9 @@ struct ExperimentSetup {
     }
     tasks = firstTasks
     rungs = experiment.search.flatMap(SearchRungs.init)
+    // The decisions so far (a restarted coordinator, a report made afterwards), rebuilt
+    // from the reports of then.
+    rungs?.replay(progressLog: RunDirectory(experiment.runDirectory).progress)
     laterPhases = phases
     laterPhaseKinds = kinds
     self.settings = settings
@@ -504,6 +507,7 @@ enum RunReport {
     let weights = results[chosen].weights ?? results[0].weights ?? []
     let leading = members[weights.indices.max { weights[$0] < weights[$1] } ?? 0].name
     page.objective = experiment.ensemble.objective
+    page.search = try setup.searchReport()
     let explainer = experiment.foldVariants.first { $0.name == leading }.flatMap {
       try? FoldModelExplainer(runDirectory: experiment.runDirectory, variant: $0, training: training, folds: setup.data.folds, file: experiment.file)
     }

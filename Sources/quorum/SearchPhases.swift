@@ -1,4 +1,5 @@
 import Data
+import Ensemble
 import Experiment
 import Foundation
 import RunLayout
@@ -131,6 +132,24 @@ extension ExperimentSetup {
       }
     }
     return payloads
+  }
+
+  /// The report's search section: every trial, its fate and the member it became.
+  func searchReport() throws -> SearchReport? {
+    guard let plan = experiment.search else { return nil }
+    let history = try searchHistory(batches: plan.batches.count)
+    let chosen = try SearchResults.read(runDirectory: experiment.runDirectory)?.chosen ?? []
+    let trials = history.enumerated().map { index, trial in
+      SearchReport.Trial(
+        index: index, values: trial.configuration.map(\.description), score: trial.score,
+        status: trial.score == nil ? "failed" : rungs?.stopped(index).map { "stopped at epoch \($0)" } ?? "scored",
+        member: chosen.first { $0.trial == index }?.member)
+    }
+    let logScale = plan.space.parameters.map { parameter -> Bool in
+      if case .logUniform = parameter.distribution { return true }
+      return false
+    }
+    return SearchReport(metric: plan.metric.spelling, parameters: plan.space.parameters.map(\.name), logScale: logScale, trials: trials)
   }
 
   /// A CSV field, quoted where it must be (RFC 4180).

@@ -239,6 +239,10 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssertEqual(trialEpochs, 3 * (12 - stopped) + stopped, "\(stopped) stopped trials")
     XCTAssertLessThanOrEqual(trialEpochs, 30)
     XCTAssert(result.output.contains("the coordinator stops trial-9/fold0"), result.output)
+    // The report's search section: every trial, the stopped ones marked, the epoch plot.
+    let report = String(decoding: try FileBytes.read(runFolder + "/report.html"), as: UTF8.self)
+    XCTAssert(report.contains("<h2>Search</h2>") && report.contains("Validation accuracy by epoch"), "no search section")
+    XCTAssertEqual(report.components(separatedBy: "<td>stopped at epoch 1</td>").count - 1, stopped)
   }
 
   func testAKilledWorkersTaskIsRedoneAndTheResultsMatchAFaultFreeRun() throws {

@@ -138,22 +138,29 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssertEqual(try storedEvents("clean").count, 10)
   }
 
-  /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every
-  /// task is stored once, and the logits are the bits of a fault-free run.
-  /// A search over real processes: four random trials in two batches on fold 0, each
-  /// scored there without test logits; the best becomes the member best-1, trained on both
-  /// folds and ensembled; search.csv and search.json say which and why; `quorum search
-  /// show` prints the trials best first; a second run trains nothing and chooses the same.
-  func testASearchChoosesItsBestTrialAsTheMember() throws {
-    let path = folder + "/searched.yaml"
+  /// A small search experiment: FMNIST-LT-100, width 0.35, 2 folds, scored by accuracy,
+  /// with this `search:` section (indented by two spaces).
+  func searchExperiment(_ name: String, search: String) throws -> String {
+    let path = folder + "/\(name).yaml"
     try FileBytes.writeAtomically(Array("""
-      name: searched
-      run_directory: \(folder)/runs/searched
+      name: \(name)
+      run_directory: \(folder)/runs/\(name)
       metric: accuracy
       data: {train: \(fashionMNISTFolder), long_tail_ratio: 100}
       folds: {k: 2, seed: 0}
       training: {width: 0.35, epochs: 1, batch_size: 64}
       search:
+      \(search)
+      """.utf8), to: path)
+    return path
+  }
+
+  /// A search over real processes: four random trials in two batches on fold 0, each
+  /// scored there without test logits; the best becomes the member best-1, trained on both
+  /// folds and ensembled; search.csv and search.json say which and why; `quorum search
+  /// show` prints the trials best first; a second run trains nothing and chooses the same.
+  func testASearchChoosesItsBestTrialAsTheMember() throws {
+    let path = try searchExperiment("searched", search: """
         sampler: random
         trials: 4
         parallel: 2
@@ -162,7 +169,7 @@ final class ClusterCommandTests: XCTestCase {
         space:
           learning_rate: {log_uniform: [0.0001, 0.3]}
           label_smoothing: {choice: [0, 0.1]}
-      """.utf8), to: path)
+      """)
     let first = try run(["run", path, "--workers", "2", "--threads", "1"])
     XCTAssertEqual(first.status, 0, first.output)
     XCTAssert(first.output.contains("a search of 4 trials (random, 2 batches of up to 2, on fold 0)"), first.output)
@@ -204,15 +211,7 @@ final class ClusterCommandTests: XCTestCase {
   /// of 3), the best trial is not, no stopped trial becomes the member, and fewer epochs are
   /// trained than the grid's 36.
   func testSuccessiveHalvingStopsHopelessTrialsAtTheFirstRung() throws {
-    let path = folder + "/halved.yaml"
-    try FileBytes.writeAtomically(Array("""
-      name: halved
-      run_directory: \(folder)/runs/halved
-      metric: accuracy
-      data: {train: \(fashionMNISTFolder), long_tail_ratio: 100}
-      folds: {k: 2, seed: 0}
-      training: {width: 0.35, epochs: 1, batch_size: 64}
-      search:
+    let path = try searchExperiment("halved", search: """
         sampler: grid
         parallel: 12
         epochs: 3
@@ -220,7 +219,7 @@ final class ClusterCommandTests: XCTestCase {
         space:
           learning_rate: {choice: [0.05, 0.1, 0.02, 0.0000001]}
           seed: {integer: [0, 2]}
-      """.utf8), to: path)
+      """)
     let result = try run(["run", path, "--workers", "3", "--threads", "1"])
     XCTAssertEqual(result.status, 0, result.output)
     let runFolder = "\(folder)/runs/halved"
@@ -245,6 +244,8 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssertEqual(report.components(separatedBy: "<td>stopped at epoch 1</td>").count - 1, stopped)
   }
 
+  /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every
+  /// task is stored once, and the logits are the bits of a fault-free run.
   func testAKilledWorkersTaskIsRedoneAndTheResultsMatchAFaultFreeRun() throws {
     let reference = try experiment("reference")
     XCTAssertEqual(try run(["run", reference, "--workers", "1", "--threads", "1"]).status, 0)

@@ -8,6 +8,8 @@ struct SVGPlot {
     var color: String
     var points: [(x: Double, y: Double)]
     var dashed = false
+    /// false: markers only (a scatter).
+    var connected = true
   }
 
   let width = 560.0
@@ -42,7 +44,9 @@ struct SVGPlot {
     }
     for (index, item) in series.enumerated() {
       let path = item.points.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
-      svg += "<polyline fill='none' stroke='\(item.color)' stroke-width='2'\(item.dashed ? " stroke-dasharray='5,3'" : "") points='\(path)'/>"
+      if item.connected {
+        svg += "<polyline fill='none' stroke='\(item.color)' stroke-width='2'\(item.dashed ? " stroke-dasharray='5,3'" : "") points='\(path)'/>"
+      }
       for point in item.points {
         svg += String(format: "<circle cx='%.1f' cy='%.1f' r='2.5' fill='%@'/>", px(point.x), py(point.y), item.color)
       }
@@ -53,9 +57,7 @@ struct SVGPlot {
 
   /// A scatter of points (markers, no lines), ranges from the data.
   func points(_ points: [(x: Double, y: Double)], color: String, xLabel: String, yLabel: String) -> String {
-    // A line plot of one series without its line: the same axes and ticks.
-    let svg = lines([Series(name: "", color: color, points: points)], xLabel: xLabel, yLabel: yLabel)
-    return svg.replacingOccurrences(of: "<polyline fill='none' stroke='\(color)' stroke-width='2'", with: "<polyline fill='none' stroke='none' stroke-width='0'")
+    lines([Series(name: "", color: color, points: points, connected: false)], xLabel: xLabel, yLabel: yLabel)
   }
 
   /// Horizontal bars, one per label, with the value written at the end.

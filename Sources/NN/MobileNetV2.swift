@@ -95,6 +95,7 @@ public final class MobileNetV2 {
       + [head.weight, headNorm.scale, headNorm.shift, classifier.weight, classifier.bias]
     norms = [stemNorm] + blocks.flatMap { $0.norms } + [headNorm]
     let blockLayers = blocks.enumerated().flatMap { [Int](repeating: $0.offset + 1, count: $0.element.parameters.count) }
+    classifierParameters = [classifier.weight, classifier.bias]
     layers = [0, 0, 0] + blockLayers + [Int](repeating: blocks.count + 1, count: 3) + [blocks.count + 2, blocks.count + 2]
   }
 
@@ -104,7 +105,7 @@ public final class MobileNetV2 {
   public let layers: [Int]
 
   /// The classifier's weight and bias: what trains while the body is frozen.
-  public var classifierParameters: [Parameter] { [classifier.weight, classifier.bias] }
+  public let classifierParameters: [Parameter]
 
   /// Whether the model was planned for inference only.
   public let inferenceOnly: Bool

@@ -89,6 +89,8 @@ public final class Trainer {
   /// classifier's, while the body is frozen).
   private var normMeter: GradientClipper?
   private var classifierNormMeter: GradientClipper?
+  /// Whether every parameter has optimizer state (the body frozen no longer, or never).
+  private var allStateAllocated = false
   /// The epoch's gradient norms, kept on the backend like `epochLosses` (a step log only).
   private var epochNorms: Tensor?
   /// Passes over a data set's images in evaluation mode so far (each epoch's, the final).
@@ -482,8 +484,12 @@ public final class Trainer {
     let frozenBody = configuration.freezesBody(inEpoch: epoch)
     let trained = trainedParameters(inEpoch: epoch)
     let meter = stepNormMeter(epoch: epoch)
-    // The body's state at the first step that trains it: an allocation, outside the recording.
-    optimizer.allocateState(for: trained)
+    // The body's state at the first step that trains it: an allocation, outside the
+    // recording; once every parameter has state there is nothing left to allocate.
+    if !allStateAllocated {
+      optimizer.allocateState(for: trained)
+      allStateAllocated = !frozenBody
+    }
     recorder.run(StepRecorder.Shape(batch: batch.count, weighted: weighted, softTargets: mixed, frozenBody: frozenBody)) {
       if assemblesOnBackend, let heldImages {
         heldImages.assembleStaged(data.training, held: heldImages.training, batch: batch.count, images: modelImages)

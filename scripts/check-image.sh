@@ -37,7 +37,11 @@ prefix=quorum-check
 debian_image=localhost/quorum-check/debian:bookworm
 
 say() { echo "check-image: $*"; }
-die() { echo "check-image: FAILED: $*" >&2; exit 1; }
+# Failures and the log tails that explain them go to standard output: CI keeps that stream
+# as the run's record, and a failure without its cause cannot be acted on.
+die() { echo "check-image: FAILED: $*"; exit 1; }
+# The last $2 lines of log $1, indented, on standard output.
+show_tail() { echo "check-image: the last $2 lines of $1:"; tail -n "$2" "$1" | sed 's/^/  | /'; }
 
 started=$SECONDS
 step_started=$SECONDS
@@ -70,7 +74,7 @@ else
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname \
       catatonit >"$work/apt.log" 2>&1 \
-      || { tail -20 "$work/apt.log" >&2; die "apt-get install podman failed ($work/apt.log)"; }
+      || { show_tail "$work/apt.log" 20; die "apt-get install podman failed ($work/apt.log)"; }
   fi
   engine=podman
   # crun refuses these machines' hybrid cgroup layout, and their sandbox cannot raise
@@ -142,7 +146,7 @@ else
   say "debootstrap --variant=minbase bookworm (mirror: ${mirror:-the default})"
   # shellcheck disable=SC2086  # an empty mirror is no argument
   debootstrap --variant=minbase bookworm "$rootfs" ${mirror} >"$work/debootstrap.log" 2>&1 \
-    || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed ($work/debootstrap.log)"; }
+    || { show_tail "$work/debootstrap.log" 20; die "debootstrap failed ($work/debootstrap.log)"; }
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     cp /etc/apt/sources.list.d/debian.sources "$rootfs/etc/apt/sources.list.d/"
     rm -f "$rootfs/etc/apt/sources.list"
@@ -171,7 +175,7 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
 ENV PATH=$swift_usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EOF
   "$engine" build "${engine_flags[@]}" "${build_flags[@]}" -t "$swift_image" -f "$work/Containerfile.swift" "$work" \
-    >"$work/swift-image.log" 2>&1 || { tail -20 "$work/swift-image.log" >&2; die "the Swift stand-in did not build ($work/swift-image.log)"; }
+    >"$work/swift-image.log" 2>&1 || { show_tail "$work/swift-image.log" 20; die "the Swift stand-in did not build ($work/swift-image.log)"; }
   say "$swift_image: made (stands in for swift:$swift_version-bookworm, the toolchain mounted from $swift_usr)"
 fi
 "$engine" run --rm "${run_flags[@]}" -v "$swift_usr:$swift_usr:ro" "$swift_image" swift --version 2>&1 | head -n 1
@@ -198,14 +202,35 @@ if [ -n "${PIP_CERT:-}" ]; then
   build_volumes+=(--volume "$PIP_CERT:$pip_cert:ro")
 fi
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-"$engine" build "${engine_flags[@]}" "${build_flags[@]}" "${build_volumes[@]}" \
-  --build-arg BUILD_IMAGE="$swift_image" \
-  --build-arg RUNTIME_IMAGE="$debian_image" \
-  --build-arg CUDA_WHEELS="${CUDA_WHEELS:-}" \
-  --build-arg PIP_CERT="$pip_cert" \
-  --build-arg QUORUM_REVISION="$revision" \
-  -t "$image" . >"$work/build.log" 2>&1 \
-  || { tail -40 "$work/build.log" >&2; die "the image did not build ($work/build.log)"; }
+# The build stage needs about 1.5 GB beside the image's 0.5 GB: say so before a build dies
+# half-way with the engine's own message.
+storage=$("$engine" info --format '{{.Store.GraphRoot}}' 2>/dev/null || echo /var/lib/containers)
+[ -d "$storage" ] || storage=/var
+free_kib=$(df -Pk "$storage" | awk 'NR == 2 { print $4 }')
+[ "${free_kib:-0}" -ge $((3 * 1024 * 1024)) ] \
+  || die "$((free_kib / 1024)) MiB free under $storage; the image build needs 3 GiB (podman image prune removes unused images)"
+previous_image=$("$engine" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+build_image() {
+  "$engine" build "${engine_flags[@]}" "${build_flags[@]}" "${build_volumes[@]}" \
+    --build-arg BUILD_IMAGE="$swift_image" \
+    --build-arg RUNTIME_IMAGE="$debian_image" \
+    --build-arg CUDA_WHEELS="${CUDA_WHEELS:-}" \
+    --build-arg PIP_CERT="$pip_cert" \
+    --build-arg QUORUM_REVISION="$revision" \
+    "$@" -t "$image" . >"$work/build.log" 2>&1
+}
+# A second try without the layer cache: a cache left by an interrupted earlier build is the
+# one cause of failure here that a rebuild cures. Its first failure stays in the record.
+if ! build_image; then
+  show_tail "$work/build.log" 40
+  cp "$work/build.log" "$work/build-first-try.log"
+  say "the image did not build; trying once more without the layer cache"
+  build_image --no-cache || { show_tail "$work/build.log" 40; die "the image did not build ($work/build.log)"; }
+fi
+# The image this check built last time, now untagged, is this check's to remove.
+if [ -n "$previous_image" ] && [ "$previous_image" != "$("$engine" image inspect --format '{{.Id}}' "$image")" ]; then
+  "$engine" rmi "$previous_image" >/dev/null 2>&1 || true
+fi
 grep -E "build-release: |runtime-deps: every" "$work/build.log" | tail -n 3
 
 # ------------------------------------------------------------------------------------
@@ -305,7 +330,7 @@ while running "$prefix-coordinator"; do
 done
 coordinator_log=$("$engine" logs "$prefix-coordinator" 2>&1)
 exit_code=$("$engine" inspect -f '{{.State.ExitCode}}' "$prefix-coordinator")
-[ "$exit_code" = 0 ] || { echo "$coordinator_log" | tail -30 >&2; die "the coordinator exited $exit_code"; }
+[ "$exit_code" = 0 ] || { echo "$coordinator_log" | tail -30 | sed "s/^/  | /"; die "the coordinator exited $exit_code"; }
 resumed=$(grep "resuming from" <<<"$coordinator_log") || die "the restarted coordinator did not resume from its journal"
 echo "  | $resumed"
 grep -q "1 of 2 tasks already stored" <<<"$resumed" \
@@ -362,7 +387,7 @@ if [ "$engine" = podman ] && command -v podman-compose >/dev/null; then
   compose_down() { "${compose[@]}" down >/dev/null 2>&1 || true; }
   compose_down
   "${compose[@]}" up -d coordinator worker-0 worker-1 >"$work/compose.log" 2>&1 \
-    || { tail -30 "$work/compose.log" >&2; die "podman-compose up failed ($work/compose.log)"; }
+    || { show_tail "$work/compose.log" 30; die "podman-compose up failed ($work/compose.log)"; }
   coordinator=${prefix}_coordinator_1
   # The recipe's own health check (its status endpoint), run by the engine.
   wait_healthy "$coordinator" "the compose coordinator"
@@ -375,7 +400,7 @@ if [ "$engine" = podman ] && command -v podman-compose >/dev/null; then
   exit_code=$("$engine" inspect -f '{{.State.ExitCode}}' "$coordinator")
   "$engine" logs "$coordinator" >"$work/compose-coordinator.log" 2>&1 || true
   compose_down
-  [ "$exit_code" = 0 ] || { tail -30 "$work/compose-coordinator.log" >&2; die "the compose coordinator exited $exit_code"; }
+  [ "$exit_code" = 0 ] || { show_tail "$work/compose-coordinator.log" 30; die "the compose coordinator exited $exit_code"; }
   stored=$(grep -c '"kind":"stored"' "$compose_dir/runs/smoke/journal.jsonl")
   [ "$stored" = 2 ] || die "the compose run stored $stored results, not 2"
   for fold in 0 1; do

@@ -132,7 +132,7 @@ let tests: [Target] = [
   .testTarget(name: "SearchTests", dependencies: ["Search"]),
   .testTarget(name: "RunLayoutTests", dependencies: ["RunLayout"]),
   .testTarget(
-    name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
+    name: "TrainingTests", dependencies: ["Training", "Wire", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),
 ]
 

@@ -11,7 +11,7 @@ import Yams
 ///       trials: 12
 ///       parallel: 3             # trials proposed at once (TPE learns between batches)
 ///       epochs: 3               # each trial's (the members train the training: epochs)
-///       fold: 0                 # the fold trials are scored on (trained on the others)
+///       folds: 1                # each trial trains on folds 0…folds−1 (or fold: F, one)
 ///       best: 2                 # configurations kept as members best-1, best-2
 ///       seed: 0
 ///       halving: {min_epochs: 1, reduction: 3}   # stop hopeless trials (ASHA); optional
@@ -21,8 +21,8 @@ import Yams
 ///         width: {choice: [0.5, 1.0]}
 ///         batch_size: {integer: [32, 128]}
 ///
-/// Trials are scored by the experiment's `metric:` (balanced accuracy without one) on the
-/// fold's validation images.
+/// Trials are scored by the experiment's `metric:` (balanced accuracy without one) on each
+/// of their folds' validation images, averaged over the folds.
 public struct SearchPlan {
   public enum SamplerKind: String, CaseIterable { case grid, random, tpe }
 
@@ -31,7 +31,8 @@ public struct SearchPlan {
   public var trials: Int
   public var parallel: Int
   public var epochs: Int?
-  public var fold: Int
+  /// The folds each trial trains on (a task each), in order.
+  public var folds: [Int]
   public var best: Int
   public var seed: UInt64
   public var metric: Metric
@@ -41,7 +42,7 @@ public struct SearchPlan {
   /// The settings every trial starts from: the `training:` section's.
   public var defaults: [(key: String, value: SettingValue)]
 
-  static let keys = ["sampler", "trials", "parallel", "epochs", "fold", "best", "seed", "halving", "space"]
+  static let keys = ["sampler", "trials", "parallel", "epochs", "fold", "folds", "best", "seed", "halving", "space"]
   static let distributions = ["uniform", "log_uniform", "integer", "choice"]
   public static let maximumTrials = 10_000
 
@@ -52,6 +53,11 @@ public struct SearchPlan {
     case .random: return RandomSampler(space: space, seed: seed)
     case .tpe: return TPESampler(space: space, seed: seed)
     }
+  }
+
+  /// "fold 0" or "folds 0, 1, 2": where the trials train, for the terminal.
+  public var foldsDescription: String {
+    (folds.count == 1 ? "fold " : "folds ") + folds.map(String.init).joined(separator: ", ")
   }
 
   /// Trial `index`'s variant name ("trial-7").
@@ -94,7 +100,8 @@ public struct SearchPlan {
       guard let number = value.int, range.contains(number) else { throw fail(value, "search.\(name) must be a whole number in \(range.lowerBound)…\(range.upperBound)") }
       return number
     }
-    var sampler = SamplerKind.tpe, trials: Int?, parallel = 4, epochs: Int?, fold = 0, best = 1, seed: UInt64 = 0
+    var sampler = SamplerKind.tpe, trials: Int?, parallel = 4, epochs: Int?, folds = [0], best = 1, seed: UInt64 = 0
+    var foldNode: Node?
     var space: [(name: String, distribution: SearchDistribution)] = []
     var spaceNode: Node?
     var halvingNode: Node?
@@ -108,7 +115,14 @@ public struct SearchPlan {
       case "trials": trials = try integer(value, "trials", 1...maximumTrials)
       case "parallel": parallel = try integer(value, "parallel", 1...1000)
       case "epochs": epochs = try integer(value, "epochs", 1...TrainingConfiguration.maximumEpochs)
-      case "fold": fold = try integer(value, "fold", 0...max(foldCount - 1, 0))
+      case "fold", "folds":
+        guard foldNode == nil else { throw fail(value, "search takes fold: (one fold) or folds: (how many), not both") }
+        foldNode = value
+        if key.string == "fold" {
+          folds = [try integer(value, "fold", 0...max(foldCount - 1, 0))]
+        } else {
+          folds = Array(0..<(try integer(value, "folds", 1...max(foldCount, 1))))
+        }
       case "best": best = try integer(value, "best", 1...100)
       case "seed": seed = UInt64(try integer(value, "seed", 0...Int.max))
       case "halving": halvingNode = value
@@ -129,7 +143,7 @@ public struct SearchPlan {
     let searchSpace: SearchSpace
     do { searchSpace = try SearchSpace(space) } catch let error as SearchError { throw fail(spaceNode, "search.space: \(error)") }
     var plan = SearchPlan(
-      sampler: sampler, space: searchSpace, trials: trials ?? 0, parallel: parallel, epochs: epochs, fold: fold, best: best,
+      sampler: sampler, space: searchSpace, trials: trials ?? 0, parallel: parallel, epochs: epochs, folds: folds, best: best,
       seed: seed, metric: metric, halving: nil, defaults: defaults)
     if let halvingNode {
       guard case .mapping(let settings) = halvingNode else { throw fail(halvingNode, "search.halving must be a mapping (min_epochs, reduction)") }

@@ -275,7 +275,7 @@ struct Run: ParsableCommand {
     defer { for process in processes where process.isRunning { process.terminate() } }
     let refits = setup.experiment.refit?.variants.count ?? 0
     if let plan = setup.experiment.search {
-      print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.batches.count) batches of up to \(plan.parallel), on fold \(plan.fold)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+      print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.batches.count) batches of up to \(plan.parallel), on \(plan.foldsDescription)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     } else {
       print("\(setup.experiment.name): \(setup.experiment.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(refits == 0 ? "" : " + \(refits) refit on all data")\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     }

@@ -89,11 +89,10 @@ struct ExperimentSetup {
       let sampler = try plan.makeSampler()
       for index in batches[0] {
         let configuration = try Self.propose(sampler, trial: index, history: [], file: file)
-        settings[Self.trialTask(index, plan)] = try Self.taskSettings(
-          text: text, file: file, variant: SearchPlan.trialName(index), fold: plan.fold, plan.overrides(configuration, trial: true))
+        settings.merge(try Self.trialPayloads(index, configuration, plan, text: text, file: file)) { $1 }
       }
-      firstTasks = batches[0].map { Self.trialTask($0, plan) }
-      phases = batches.dropFirst().map { $0.map { Self.trialTask($0, plan) } } + [experiment.tasks.map(\.id)]
+      firstTasks = batches[0].flatMap { Self.trialTasks($0, plan) }
+      phases = batches.dropFirst().map { $0.flatMap { Self.trialTasks($0, plan) } } + [experiment.tasks.map(\.id)]
       kinds = batches.indices.dropFirst().map { PhaseKind.searchBatch($0) } + [.searchMembers]
     }
     tasks = firstTasks

@@ -13,9 +13,21 @@ import Wire
 /// trial and the history), so a restarted coordinator proposes and chooses exactly what it
 /// would have.
 extension ExperimentSetup {
-  /// A trial's task id: "trial-7/fold0".
-  static func trialTask(_ index: Int, _ plan: SearchPlan) -> String {
-    RunDirectory.task(variant: SearchPlan.trialName(index), fold: plan.fold)
+  /// A trial's task ids, one per fold it trains on: "trial-7/fold0", ….
+  static func trialTasks(_ index: Int, _ plan: SearchPlan) -> [String] {
+    plan.folds.map { RunDirectory.task(variant: SearchPlan.trialName(index), fold: $0) }
+  }
+
+  /// A trial's task payloads: its configuration over the defaults, once per fold.
+  static func trialPayloads(
+    _ index: Int, _ configuration: SearchConfiguration, _ plan: SearchPlan, text: String, file: String
+  ) throws -> [String: String] {
+    var payloads: [String: String] = [:]
+    for fold in plan.folds {
+      payloads[RunDirectory.task(variant: SearchPlan.trialName(index), fold: fold)] = try taskSettings(
+        text: text, file: file, variant: SearchPlan.trialName(index), fold: fold, plan.overrides(configuration, trial: true))
+    }
+    return payloads
   }
 
   static func propose(_ sampler: SearchSampler, trial: Int, history: [SearchTrial], file: String) throws -> SearchConfiguration {
@@ -59,20 +71,27 @@ extension ExperimentSetup {
     return history
   }
 
-  /// A stored trial's score by the search's metric on the fold's validation images.
+  /// A stored trial's score by the search's metric: the mean over its folds of the score
+  /// on each fold's validation images (as scikit-learn's cross_val_score averages), nil
+  /// unless every fold is stored.
   func trialScore(_ index: Int, _ plan: SearchPlan) throws -> Double? {
-    let path = RunDirectory(experiment.runDirectory).memberOutOfFold(variant: SearchPlan.trialName(index), fold: plan.fold)
-    guard FileManager.default.fileExists(atPath: path) else { return nil }
-    let (shape, logits) = try NumPy.readFloat32(path)
-    let rows = data.folds.split(plan.fold).validation
-    let classes = data.training.classes
-    guard shape == [rows.count, classes] else {
-      throw DataError(file: path, "has shape \(shape); fold \(plan.fold) holds \(rows.count) examples of \(classes) classes")
+    var total = 0.0
+    for fold in plan.folds {
+      let path = RunDirectory(experiment.runDirectory).memberOutOfFold(variant: SearchPlan.trialName(index), fold: fold)
+      guard FileManager.default.fileExists(atPath: path) else { return nil }
+      let (shape, logits) = try NumPy.readFloat32(path)
+      let rows = data.folds.split(fold).validation
+      let classes = data.training.classes
+      guard shape == [rows.count, classes] else {
+        throw DataError(file: path, "has shape \(shape); fold \(fold) holds \(rows.count) examples of \(classes) classes")
+      }
+      let labels = rows.map { data.training.labels[$0] }
+      let metrics = logits.withUnsafeBufferPointer { ClassificationMetrics.compute(logits: $0.baseAddress!, labels: labels, classes: classes) }
+      let score = metrics.score(plan.metric)
+      guard score.isFinite else { return nil }
+      total += score
     }
-    let labels = rows.map { data.training.labels[$0] }
-    let metrics = logits.withUnsafeBufferPointer { ClassificationMetrics.compute(logits: $0.baseAddress!, labels: labels, classes: classes) }
-    let score = metrics.score(plan.metric)
-    return score.isFinite ? score : nil
+    return total / Double(plan.folds.count)
   }
 
   /// Batch `batch`'s trials, proposed from the earlier batches (search.csv rewritten).
@@ -85,14 +104,12 @@ extension ExperimentSetup {
     var payloads: [String: (settings: String, tensors: [WireTensor])] = [:]
     for index in plan.batches[batch] {
       let configuration = try Self.propose(sampler, trial: index, history: history, file: experiment.file)
-      payloads[Self.trialTask(index, plan)] = (
-        try Self.taskSettings(
-          text: text, file: experiment.file, variant: SearchPlan.trialName(index), fold: plan.fold,
-          plan.overrides(configuration, trial: true)), []
-      )
+      for (task, settings) in try Self.trialPayloads(index, configuration, plan, text: text, file: experiment.file) {
+        payloads[task] = (settings, [])
+      }
     }
     let scored = history.compactMap(\.score)
-    print("search: batch \(batch + 1) of \(plan.batches.count): \(payloads.count) trials; best \(plan.metric.spelling) so far "
+    print("search: batch \(batch + 1) of \(plan.batches.count): \(plan.batches[batch].count) trials; best \(plan.metric.spelling) so far "
       + (scored.max().map { String(format: "%.4f", $0) } ?? "none") + " (\(scored.count) of \(history.count) trials scored)")
     return payloads
   }
@@ -171,45 +188,37 @@ extension ExperimentSetup {
   }
 }
 
-/// A search's successive halving on the coordinator: the scores its trials reported at each
-/// rung, in the order they came, and the trials it stopped. Every decision follows from that
-/// order alone, so replaying the run's progress.jsonl after a restart rebuilds it.
+/// A search's successive halving on the coordinator: the ledger of its rungs (Search's
+/// RungLedger) fed with the trials' reports in the order they came. Every decision follows
+/// from that order alone, so replaying the run's progress.jsonl after a restart rebuilds it.
 final class SearchRungs: @unchecked Sendable {
   let plan: SearchPlan
-  let halving: SuccessiveHalving
   private let lock = NSLock()
-  /// Rung epoch → the scores reported there, in order.
-  private var scores: [Int: [Double]] = [:]
-  /// (trial, epoch) pairs already judged: a retried attempt's reports count once.
-  private var judged: Set<String> = []
-  /// Trial → the epoch it was stopped after.
-  private var stoppedAt: [Int: Int] = [:]
+  private var ledger: RungLedger
 
   init?(_ plan: SearchPlan) {
     guard let halving = plan.halving else { return nil }
     self.plan = plan
-    self.halving = halving
+    ledger = RungLedger(halving: halving, foldsPerTrial: plan.folds.count)
   }
 
   /// Why `report`'s trial should stop after this epoch, or nil.
   func decide(_ report: ProgressReport) -> String? {
-    guard let trial = Self.trial(of: report.task, plan), let score = report.validationMetric, halving.rungs.contains(report.epoch) else { return nil }
+    guard let (trial, fold) = Self.trial(of: report.task, plan), let score = report.validationMetric else { return nil }
     lock.lock()
     defer { lock.unlock() }
-    guard judged.insert("\(trial)@\(report.epoch)").inserted, stoppedAt[trial] == nil else { return nil }
-    let earlier = scores[report.epoch, default: []]
-    scores[report.epoch, default: []].append(score)
-    guard !halving.continues(score: score, atEpoch: report.epoch, earlier: earlier) else { return nil }
-    stoppedAt[trial] = report.epoch
-    let kept = max((earlier.count + 1) / halving.reduction, 1)
-    return String(format: "successive halving: %@ %.4f is not among the best %d of the %d trials at epoch %d", plan.metric.spelling, score, kept, earlier.count + 1, report.epoch)
+    guard let stop = ledger.record(trial: trial, fold: fold, epoch: report.epoch, score: score) else { return nil }
+    let mean = plan.folds.count == 1 ? "" : " (the mean of its \(plan.folds.count) folds)"
+    return String(
+      format: "successive halving: %@ %.4f%@ is not among the best %d of the %d trials at epoch %d",
+      plan.metric.spelling, stop.score, mean, stop.kept, stop.judged, stop.epoch)
   }
 
   /// The epoch a trial was stopped after, if it was.
   func stopped(_ trial: Int) -> Int? {
     lock.lock()
     defer { lock.unlock() }
-    return stoppedAt[trial]
+    return ledger.stop(of: trial)?.epoch
   }
 
   /// Replays the run's progress.jsonl (a restarted coordinator), sending nothing.
@@ -222,10 +231,12 @@ final class SearchRungs: @unchecked Sendable {
     }
   }
 
-  /// The trial index of a task id "trial-N/foldF" of the search's fold.
-  static func trial(of task: String, _ plan: SearchPlan) -> Int? {
+  /// The trial index and fold of a task id "trial-N/foldF" of one of the search's folds.
+  static func trial(of task: String, _ plan: SearchPlan) -> (trial: Int, fold: Int)? {
     let parts = task.split(separator: "/")
-    guard parts.count == 2, parts[1] == "fold\(plan.fold)", parts[0].hasPrefix("trial-") else { return nil }
-    return Int(parts[0].dropFirst("trial-".count))
+    guard parts.count == 2, parts[0].hasPrefix("trial-"), parts[1].hasPrefix("fold"),
+      let trial = Int(parts[0].dropFirst("trial-".count)), let fold = Int(parts[1].dropFirst("fold".count)), plan.folds.contains(fold)
+    else { return nil }
+    return (trial, fold)
   }
 }

@@ -195,6 +195,14 @@ final class ExperimentFileTests: XCTestCase {
     XCTAssertEqual(configuration.model.width, 0.35)
     let grid = try Experiment.parse("name: g\ndata: {train: /d}\nsearch: {sampler: grid, space: {seed: {integer: [0, 2]}, flip: {choice: [0, 0.5]}}}\n", file: "g.yaml")
     XCTAssertEqual(grid.search?.trials, 6, "a grid's trials default to all its combinations")
+    XCTAssertEqual(grid.search?.folds, [0], "a trial trains on fold 0 unless told")
+    let threeFolds = try Experiment.parse(
+      "name: f\ndata: {train: /d}\nfolds: {k: 4}\nsearch: {trials: 2, folds: 3, space: {dropout: {uniform: [0, 1]}}}\n", file: "f.yaml")
+    XCTAssertEqual(threeFolds.search?.folds, [0, 1, 2])
+    XCTAssertEqual(threeFolds.search?.foldsDescription, "folds 0, 1, 2")
+    let oneFold = try Experiment.parse(
+      "name: f\ndata: {train: /d}\nfolds: {k: 4}\nsearch: {trials: 2, fold: 3, space: {dropout: {uniform: [0, 1]}}}\n", file: "f.yaml")
+    XCTAssertEqual(oneFold.search?.folds, [3])
 
     let base = "name: x\ndata: {train: /d}\n"
     assertError(base + "search: {trials: 4, space: {width: {choice: [wide]}}}\n", line: 3, mentions: ["search.space.width", "wide"])
@@ -205,6 +213,8 @@ final class ExperimentFileTests: XCTestCase {
     assertError(base + "search: {trials: 2, best: 3, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["search.best (3)", "2 trials"])
     assertError(base + "search: {sampler: grid, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["dropout: a grid needs discrete values"])
     assertError(base + "search: {trials: 2, colour: red, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["unknown search setting \"colour\""])
+    assertError(base + "folds: {k: 3}\nsearch: {trials: 2, folds: 4, space: {dropout: {uniform: [0, 1]}}}\n", line: 4, mentions: ["search.folds", "1…3"])
+    assertError(base + "search: {trials: 2, fold: 0, folds: 2, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["fold: (one fold) or folds:"])
     assertError(base + "grid: {seed: [0, 1]}\nsearch: {trials: 2, space: {dropout: {uniform: [0, 1]}}}\n", line: 3, mentions: ["search: and grid: cannot be combined"])
   }
 

@@ -153,3 +153,51 @@ final class SuccessiveHalvingTests: XCTestCase {
     XCTAssert(halving.continues(score: 0, atEpoch: 2, earlier: [1, 1, 1]), "epoch 2 is no rung")
   }
 }
+
+final class RungLedgerTests: XCTestCase {
+  /// Trials on two folds: a trial is judged on the mean of its folds once both reported the
+  /// rung, not on the first fold's score; its other fold is told to stop at its next report,
+  /// whatever the epoch; a fold's repeated report (a retried attempt) changes nothing.
+  func testATrialOnTwoFoldsIsJudgedOnItsMeanOnceBothReported() throws {
+    var ledger = RungLedger(halving: try SuccessiveHalving(minimumEpochs: 1, reduction: 2, maximumEpochs: 4), foldsPerTrial: 2)
+    // Trial 0 sets the bar at 0.8 (0.7 and 0.9): the first judged always goes on.
+    XCTAssertNil(ledger.record(trial: 0, fold: 0, epoch: 1, score: 0.7))
+    XCTAssertNil(ledger.record(trial: 0, fold: 1, epoch: 1, score: 0.9))
+    // Trial 1's first fold alone (0.95) would beat it; its mean (0.6) does not.
+    XCTAssertNil(ledger.record(trial: 1, fold: 0, epoch: 1, score: 0.95), "no verdict before every fold reported")
+    XCTAssertNil(ledger.record(trial: 1, fold: 0, epoch: 1, score: 0.0), "a repeated report is not a second fold")
+    let stop = try XCTUnwrap(ledger.record(trial: 1, fold: 1, epoch: 1, score: 0.25))
+    XCTAssertEqual(stop.score, 0.6, accuracy: 1e-12)
+    XCTAssertEqual(stop.epoch, 1)
+    XCTAssertEqual(stop.kept, 1)
+    XCTAssertEqual(stop.judged, 2)
+    XCTAssertEqual(ledger.stop(of: 1), stop)
+    // Fold 0 trained on meanwhile: it is stopped at its next report, not a rung.
+    XCTAssertEqual(ledger.record(trial: 1, fold: 0, epoch: 2, score: 0.99), stop)
+    // A trial whose mean is better goes on; epoch 3 is no rung.
+    XCTAssertNil(ledger.record(trial: 2, fold: 1, epoch: 1, score: 0.85))
+    XCTAssertNil(ledger.record(trial: 2, fold: 0, epoch: 1, score: 0.85))
+    XCTAssertNil(ledger.record(trial: 2, fold: 0, epoch: 3, score: 0.1))
+    XCTAssertNil(ledger.stop(of: 2))
+  }
+
+  /// The verdicts depend on the reports' order alone (a restarted coordinator replays its
+  /// log), and a diverged trial's NaN ranks last rather than escaping the cut.
+  func testReplayingTheReportsGivesTheSameVerdictsAndNaNRanksLast() throws {
+    let halving = try SuccessiveHalving(minimumEpochs: 1, reduction: 3, maximumEpochs: 9)
+    var reports: [(trial: Int, fold: Int, epoch: Int, score: Double)] = []
+    var generator = SystemRandomNumberGenerator()
+    for trial in 0..<12 {
+      for fold in [2, 0, 1].shuffled(using: &generator) {
+        reports.append((trial, fold, 1, trial == 7 ? .nan : Double.random(in: 0.5...0.9, using: &generator)))
+      }
+    }
+    func verdicts() -> [Int?] {
+      var ledger = RungLedger(halving: halving, foldsPerTrial: 3)
+      return reports.map { ledger.record(trial: $0.trial, fold: $0.fold, epoch: $0.epoch, score: $0.score)?.trial }
+    }
+    let first = verdicts()
+    XCTAssertEqual(first, verdicts())
+    XCTAssert(first.contains(7), "the NaN trial is stopped: \(first)")
+  }
+}

@@ -4,6 +4,7 @@ import NN
 import QuorumTestSupport
 import Tensor
 import Training
+import Wire
 import XCTest
 
 /// `quorum run`, `quorum coordinator` and `quorum worker` as real processes over real
@@ -155,15 +156,16 @@ final class ClusterCommandTests: XCTestCase {
     return path
   }
 
-  /// A search over real processes: four random trials in two batches on fold 0, each
-  /// scored there without test logits; the best becomes the member best-1, trained on both
-  /// folds and ensembled; search.csv and search.json say which and why; `quorum search
+  /// A search over real processes: four random trials in two batches, each trained on both
+  /// folds (a task each) and scored by its mean there, without test logits; the best
+  /// becomes the member best-1, trained on both folds and ensembled; search.csv and search.json say which and why; `quorum search
   /// show` prints the trials best first; a second run trains nothing and chooses the same.
   func testASearchChoosesItsBestTrialAsTheMember() throws {
     let path = try searchExperiment("searched", search: """
         sampler: random
         trials: 4
         parallel: 2
+        folds: 2
         best: 1
         seed: 3
         space:
@@ -172,7 +174,7 @@ final class ClusterCommandTests: XCTestCase {
       """)
     let first = try run(["run", path, "--workers", "2", "--threads", "1"])
     XCTAssertEqual(first.status, 0, first.output)
-    XCTAssert(first.output.contains("a search of 4 trials (random, 2 batches of up to 2, on fold 0)"), first.output)
+    XCTAssert(first.output.contains("a search of 4 trials (random, 2 batches of up to 2, on folds 0, 1)"), first.output)
     XCTAssert(first.output.contains("search: batch 2 of 2: 2 trials"), first.output)
     let runFolder = "\(folder)/runs/searched"
     let table = String(decoding: try FileBytes.read(runFolder + "/search.csv"), as: UTF8.self).split(separator: "\n").map(String.init)
@@ -180,14 +182,25 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssertEqual(table.count, 5, "\(table)")
     let scores = table.dropFirst().map { Double($0.split(separator: ",")[3])! }
     let best = scores.indices.max { (scores[$0], -$0) < (scores[$1], -$1) }!
+    // Each trial's score is the mean of its two folds' validation accuracies (one epoch: the
+    // last is the one kept), as the workers reported them.
+    let reports = String(decoding: try FileBytes.read(runFolder + "/progress.jsonl"), as: UTF8.self).split(separator: "\n")
+      .compactMap { try? JSONDecoder().decode(ProgressReport.self, from: Data($0.utf8)) }
+    for trial in 0..<4 {
+      let folds = (0..<2).compactMap { fold in reports.last { $0.task == "trial-\(trial)/fold\(fold)" }?.validationMetric }
+      XCTAssertEqual(folds.count, 2, "trial \(trial) reported on both folds")
+      XCTAssertEqual(scores[trial], folds.reduce(0, +) / 2, accuracy: 1e-5, "trial \(trial): \(folds)")
+    }
     XCTAssert(table[best + 1].hasSuffix(",scored,best-1"), "the best trial is the member: \(table)")
     let results = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/search.json"))) as? [String: Any])
     let chosen = try XCTUnwrap((results["chosen"] as? [[String: Any]])?.first)
     XCTAssertEqual(chosen["trial"] as? Int, best)
     XCTAssertEqual(chosen["member"] as? String, "best-1")
     for trial in 0..<4 {
-      XCTAssert(FileManager.default.fileExists(atPath: "\(runFolder)/logits/trial-\(trial)/fold0.oof.npy"), "trial \(trial)")
-      XCTAssertFalse(FileManager.default.fileExists(atPath: "\(runFolder)/logits/trial-\(trial)/fold0.test.npy"), "a trial makes no test logits")
+      for fold in 0..<2 {
+        XCTAssert(FileManager.default.fileExists(atPath: "\(runFolder)/logits/trial-\(trial)/fold\(fold).oof.npy"), "trial \(trial) fold \(fold)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(runFolder)/logits/trial-\(trial)/fold\(fold).test.npy"), "a trial makes no test logits")
+      }
     }
     for fold in 0..<2 { XCTAssert(FileManager.default.fileExists(atPath: "\(runFolder)/logits/best-1/fold\(fold).test.npy"), "member fold \(fold)") }
     XCTAssert(first.output.contains("| best-1 | 0."), "the member is ensembled:\n\(first.output)")
@@ -200,8 +213,8 @@ final class ClusterCommandTests: XCTestCase {
 
     let again = try run(["run", path, "--workers", "1", "--threads", "1"])
     XCTAssertEqual(again.status, 0, again.output)
-    XCTAssert(again.output.contains("6 of 6 tasks already stored") || again.output.contains("already stored"), again.output)
-    XCTAssertEqual(try storedEvents("searched").count, 6, "4 trials and 2 member folds, each stored once")
+    XCTAssert(again.output.contains("already stored"), again.output)
+    XCTAssertEqual(try storedEvents("searched").count, 10, "4 trials × 2 folds and 2 member folds, each stored once")
     let resumed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try FileBytes.read(runFolder + "/search.json"))) as? [String: Any])
     XCTAssertEqual((resumed["chosen"] as? [[String: Any]])?.first?["trial"] as? Int, best)
   }

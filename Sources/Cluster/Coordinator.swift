@@ -55,6 +55,16 @@ public final class Coordinator {
   public var preparePhase: ((Int) throws -> [String: (settings: String, tensors: [WireTensor])])? {
     didSet { scheduler.heldPhases = preparePhase == nil ? [] : Set(1..<max(scheduler.phaseCount, 1)) }
   }
+  /// Grows the first phase while it runs (a search's trials, proposed as workers free up):
+  /// asked, with the phase's unfinished tasks, whenever a worker has a free slot and no
+  /// task can be leased. Each task it makes is journalled before it is handed out.
+  /// While it is set, the first phase is growing (`Scheduler.growingPhases`) until it says
+  /// `.exhausted`; a source that throws is logged and ends the growth.
+  public var taskSource: ((_ unfinished: [String]) throws -> TaskProposal)? {
+    didSet {
+      if taskSource == nil { scheduler.growingPhases.remove(0) } else { scheduler.growingPhases.insert(0) }
+    }
+  }
   /// What each task's result must hold (nil: anything well-formed is stored). Checked
   /// before a result is decoded, and its content before it is stored.
   public var contract: ((String) -> ResultContract?)?
@@ -299,6 +309,7 @@ public final class Coordinator {
       lastHeartbeat = now
       for worker in workers.keys { try send(.heartbeat, to: worker) }
     }
+    try growFirstPhase()
     // Each worker gets leases up to its slots (several members on one device).
     leasing: for worker in workers.keys.sorted() {
       while let record = workers[worker], record.announced, record.running < record.slots {
@@ -310,8 +321,53 @@ public final class Coordinator {
     }
   }
 
+  /// Asks the task source for tasks when a worker waits and nothing can be leased.
+  private func growFirstPhase() throws {
+    guard let taskSource, scheduler.growingPhases.contains(0), !scheduler.hasLeasableTask,
+      workers.values.contains(where: { $0.announced && $0.running < $0.slots })
+    else { return }
+    let proposal: TaskProposal
+    do { proposal = try taskSource(scheduler.unfinishedTasks(in: 0)) } catch {
+      log("no more tasks can be proposed: \(error); the phase ends with the \(scheduler.tasks(in: 0).count) it has")
+      scheduler.growingPhases.remove(0)
+      return
+    }
+    switch proposal {
+    case .wait: break
+    case .exhausted: scheduler.growingPhases.remove(0)
+    case .tasks(let tasks):
+      for task in tasks {
+        try scheduler.propose(task: task.task, phase: 0, proposal: task.proposal)
+        settings[task.task] = task.settings
+      }
+    }
+  }
+
   func send(_ message: Message, to worker: String) throws {
     try socket.send([Array((connections[worker] ?? worker).utf8)] + (try Framing.encode(message)))
+  }
+}
+
+/// A task source's answer (`Coordinator.taskSource`).
+public enum TaskProposal: Sendable {
+  /// New tasks: each with the settings its worker gets and what it was made from (for the
+  /// journal).
+  case tasks([ProposedTask])
+  /// None now (the source waits for running tasks).
+  case wait
+  /// None ever again: the phase is complete once its tasks finish.
+  case exhausted
+}
+
+public struct ProposedTask: Sendable {
+  public var task: String
+  public var settings: String
+  public var proposal: String
+
+  public init(task: String, settings: String, proposal: String) {
+    self.task = task
+    self.settings = settings
+    self.proposal = proposal
   }
 }
 

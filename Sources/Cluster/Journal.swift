@@ -5,19 +5,24 @@ import Foundation
 /// the coordinator acts on it, so that a coordinator killed at any moment and restarted
 /// knows which tasks are stored and how many attempts each has used.
 public struct JournalEvent: Codable, Equatable, Sendable {
-  public enum Kind: String, Codable, Sendable { case leased, stored, expired, crashed, failed }
+  /// `proposed`: a task made while the run goes on (a search's trial), with what it was
+  /// made from, so that a restarted coordinator has the same task, not a new proposal.
+  public enum Kind: String, Codable, Sendable { case proposed, leased, stored, expired, crashed, failed }
   public var kind: Kind
   public var task: String
   public var attempt: Int
   public var worker: String?
   public var reason: String?
+  /// A proposed task's making, as its proposer wrote it (opaque here).
+  public var proposal: String?
 
-  public init(_ kind: Kind, task: String, attempt: Int, worker: String? = nil, reason: String? = nil) {
+  public init(_ kind: Kind, task: String, attempt: Int, worker: String? = nil, reason: String? = nil, proposal: String? = nil) {
     self.kind = kind
     self.task = task
     self.attempt = attempt
     self.worker = worker
     self.reason = reason
+    self.proposal = proposal
   }
 }
 

@@ -14,15 +14,21 @@ public final class Scheduler {
   }
 
   /// Tasks in the order they are handed out.
-  public let order: [String]
+  public private(set) var order: [String]
   /// Each task's phase: 0 for the first tasks, then 1, 2, … for the phases given as
   /// `later`. A phase's tasks wait until every task of the earlier phases is stored or
   /// failed (Noisy Student rounds, a student distilled from the ensemble).
-  public let phase: [String: Int]
+  public private(set) var phase: [String: Int]
   public let phaseCount: Int
   /// Phases whose tasks are not handed out yet, whatever the others' state (their
   /// payloads are being prepared).
   public var heldPhases: Set<Int> = []
+  /// Phases that may still gain tasks (`propose`: a search's trials, made as workers free
+  /// up): unfinished, however many of their tasks are done, until taken out of the set.
+  public var growingPhases: Set<Int> = []
+  /// Journal events of tasks not (yet) in the schedule, by task: a proposed task that a
+  /// restarted coordinator meets again gets its state back when it is proposed.
+  private var unplacedEvents: [String: [JournalEvent]] = [:]
   public private(set) var states: [String: TaskState]
   public let timing: Timing
   private let journal: Journal?
@@ -42,37 +48,72 @@ public final class Scheduler {
     order = tasks
     self.timing = timing
     self.journal = journal
-    var states = Dictionary(uniqueKeysWithValues: tasks.map { ($0, TaskState.pending(attemptsUsed: 0)) })
-    var attemptBase: [String: Int] = [:]
-    // Replay: a lease that was open when the coordinator died counts as a used attempt
-    // and its task is pending again; stored tasks stay so; a failed task gets a fresh set
-    // of attempts (numbered on from its last, so its old results stay recognisable): the
-    // user runs the experiment again after fixing what made it fail.
+    states = Dictionary(uniqueKeysWithValues: tasks.map { ($0, TaskState.pending(attemptsUsed: 0)) })
+    attemptBase = [:]
     for event in events {
-      guard let state = states[event.task] else { continue }
-      switch event.kind {
-      case .leased:
-        if case .pending = state { states[event.task] = .pending(attemptsUsed: event.attempt) }
-      case .stored: states[event.task] = .stored(attempt: event.attempt)
-      case .failed:
-        states[event.task] = .pending(attemptsUsed: event.attempt)
-        attemptBase[event.task] = event.attempt
-      case .expired, .crashed: break
+      if states[event.task] == nil {
+        if event.kind != .proposed { unplacedEvents[event.task, default: []].append(event) }
+        continue
       }
+      replay(event)
     }
-    self.states = states
-    self.attemptBase = attemptBase
+  }
+
+  /// Replay: a lease that was open when the coordinator died counts as a used attempt and
+  /// its task is pending again; stored tasks stay so; a failed task gets a fresh set of
+  /// attempts (numbered on from its last, so its old results stay recognisable): the user
+  /// runs the experiment again after fixing what made it fail.
+  private func replay(_ event: JournalEvent) {
+    guard let state = states[event.task] else { return }
+    switch event.kind {
+    case .leased:
+      if case .pending = state { states[event.task] = .pending(attemptsUsed: event.attempt) }
+    case .stored: states[event.task] = .stored(attempt: event.attempt)
+    case .failed:
+      states[event.task] = .pending(attemptsUsed: event.attempt)
+      attemptBase[event.task] = event.attempt
+    case .expired, .crashed, .proposed: break
+    }
+  }
+
+  /// Adds a task to growing phase `phase`, journalled first with what it was made from
+  /// (`proposal`). A task the journal already knows (proposed before a restart) keeps
+  /// its state from there.
+  public func propose(task: String, phase: Int, proposal: String) throws {
+    precondition(growingPhases.contains(phase), "phase \(phase) takes no new tasks")
+    guard states[task] == nil else { return }
+    try journal?.append(JournalEvent(.proposed, task: task, attempt: 0, proposal: proposal))
+    order.append(task)
+    self.phase[task] = phase
+    states[task] = .pending(attemptsUsed: 0)
+    for event in unplacedEvents.removeValue(forKey: task) ?? [] { replay(event) }
   }
 
   public var isFinished: Bool {
-    states.values.allSatisfy { if case .stored = $0 { return true }; if case .failed = $0 { return true }; return false }
+    growingPhases.isEmpty
+      && states.values.allSatisfy { if case .stored = $0 { return true }; if case .failed = $0 { return true }; return false }
   }
+
+  /// The tasks of phase `phase` neither stored nor failed, in order.
+  public func unfinishedTasks(in phase: Int) -> [String] {
+    order.filter { task in
+      guard self.phase[task, default: 0] == phase else { return false }
+      if case .stored = states[task] { return false }
+      if case .failed = states[task] { return false }
+      return true
+    }
+  }
+
+  /// Whether `lease` would hand out a task now.
+  public var hasLeasableTask: Bool { leasable() != nil }
 
   public func count(where predicate: (TaskState) -> Bool) -> Int { states.values.filter(predicate).count }
 
-  /// Whether every task of the phases before `phase` is stored or failed.
+  /// Whether every task of the phases before `phase` is stored or failed (and none of
+  /// them still grows).
   public func phasesFinished(before phase: Int) -> Bool {
-    order.allSatisfy { task in
+    guard !growingPhases.contains(where: { $0 < phase }) else { return false }
+    return order.allSatisfy { task in
       if self.phase[task, default: 0] >= phase { return true }
       if case .stored = states[task] { return true }
       if case .failed = states[task] { return true }
@@ -82,7 +123,8 @@ public final class Scheduler {
 
   /// Whether some task of `phase` is neither stored nor failed.
   public func hasUnfinishedTasks(in phase: Int) -> Bool {
-    order.contains { task in
+    if growingPhases.contains(phase) { return true }
+    return order.contains { task in
       guard self.phase[task, default: 0] == phase else { return false }
       if case .stored = states[task] { return false }
       if case .failed = states[task] { return false }
@@ -102,16 +144,22 @@ public final class Scheduler {
 
   /// The next pending task for `worker`, leased until now + the lease duration.
   public func lease(to worker: String, now: Double) throws -> (task: String, attempt: Int)? {
-    // The first phase whose tasks are not all finished is the one open for leasing.
+    guard let (task, used) = leasable() else { return nil }
+    let attempt = used + 1
+    try journal?.append(JournalEvent(.leased, task: task, attempt: attempt, worker: worker))
+    states[task] = .leased(worker: worker, attempt: attempt, expires: now + timing.leaseDuration)
+    return (task, attempt)
+  }
+
+  /// The first pending task of the open phase (the first whose tasks are not all
+  /// finished) that is not held, with the attempts it used.
+  private func leasable() -> (task: String, used: Int)? {
     // (One phase, the common case: no second scan of the tasks.)
     let open = phaseCount == 1 ? 0 : (0..<phaseCount).first { hasUnfinishedTasks(in: $0) } ?? 0
     for task in order {
       guard case .pending(let used) = states[task] else { continue }
       if phase[task, default: 0] > open || heldPhases.contains(phase[task, default: 0]) { continue }
-      let attempt = used + 1
-      try journal?.append(JournalEvent(.leased, task: task, attempt: attempt, worker: worker))
-      states[task] = .leased(worker: worker, attempt: attempt, expires: now + timing.leaseDuration)
-      return (task, attempt)
+      return (task, used)
     }
     return nil
   }

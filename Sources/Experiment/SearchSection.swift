@@ -9,7 +9,8 @@ import Yams
 ///     search:
 ///       sampler: tpe            # grid, random or tpe
 ///       trials: 12
-///       parallel: 3             # trials proposed at once (TPE learns between batches)
+///       schedule: asynchronous  # a trial proposed whenever a worker is free (or batches)
+///       parallel: 3             # trials running at once at most (batches: a batch's size)
 ///       epochs: 3               # each trial's (the members train the training: epochs)
 ///       folds: 1                # each trial trains on folds 0…folds−1 (or fold: F, one)
 ///       best: 2                 # configurations kept as members best-1, best-2
@@ -25,11 +26,19 @@ import Yams
 /// of their folds' validation images, averaged over the folds.
 public struct SearchPlan {
   public enum SamplerKind: String, CaseIterable { case grid, random, tpe }
+  /// When trials are proposed. `asynchronous`: whenever a worker is free, from the trials
+  /// finished by then (no worker waits; a TPE search then depends on the order trials
+  /// finish in). `batches`: `parallel` at a time, each batch from the batches before it,
+  /// once they are done (the same search for the same seed, whatever the timing).
+  public enum Schedule: String, CaseIterable { case asynchronous, batches }
 
   public var sampler: SamplerKind
   public var space: SearchSpace
   public var trials: Int
-  public var parallel: Int
+  public var schedule: Schedule
+  /// Asynchronous: the most trials running at once (nil: as many as workers take).
+  /// Batches: a batch's size (default 4).
+  public var parallel: Int?
   public var epochs: Int?
   /// The folds each trial trains on (a task each), in order.
   public var folds: [Int]
@@ -42,7 +51,7 @@ public struct SearchPlan {
   /// The settings every trial starts from: the `training:` section's.
   public var defaults: [(key: String, value: SettingValue)]
 
-  static let keys = ["sampler", "trials", "parallel", "epochs", "fold", "folds", "best", "seed", "halving", "space"]
+  static let keys = ["sampler", "trials", "schedule", "parallel", "epochs", "fold", "folds", "best", "seed", "halving", "space"]
   static let distributions = ["uniform", "log_uniform", "integer", "choice"]
   public static let maximumTrials = 10_000
 
@@ -65,8 +74,19 @@ public struct SearchPlan {
   /// The k-th best configuration's member name ("best-1").
   public static func memberName(_ rank: Int) -> String { "best-\(rank)" }
 
-  /// The trials' indices in their batches: `parallel` at a time.
-  public var batches: [[Int]] { stride(from: 0, to: trials, by: parallel).map { Array($0..<min($0 + parallel, trials)) } }
+  /// The trials' indices in their batches: `parallel` (default 4) at a time.
+  public var batches: [[Int]] {
+    let size = parallel ?? 4
+    return stride(from: 0, to: trials, by: size).map { Array($0..<min($0 + size, trials)) }
+  }
+
+  /// "asynchronous, up to 3 at once" or "4 batches of up to 4", for the terminal.
+  public var scheduleDescription: String {
+    switch schedule {
+    case .asynchronous: return "asynchronous" + (parallel.map { ", up to \($0) at once" } ?? "")
+    case .batches: return "\(batches.count) batches of up to \(parallel ?? 4)"
+    }
+  }
 
   /// The settings a configuration puts over the defaults (a trial's: with its `epochs`).
   public func overrides(_ configuration: SearchConfiguration, trial: Bool) -> [(key: String, value: SettingValue)] {
@@ -100,7 +120,7 @@ public struct SearchPlan {
       guard let number = value.int, range.contains(number) else { throw fail(value, "search.\(name) must be a whole number in \(range.lowerBound)…\(range.upperBound)") }
       return number
     }
-    var sampler = SamplerKind.tpe, trials: Int?, parallel = 4, epochs: Int?, folds = [0], best = 1, seed: UInt64 = 0
+    var sampler = SamplerKind.tpe, schedule = Schedule.asynchronous, trials: Int?, parallel: Int?, epochs: Int?, folds = [0], best = 1, seed: UInt64 = 0
     var foldNode: Node?
     var space: [(name: String, distribution: SearchDistribution)] = []
     var spaceNode: Node?
@@ -113,6 +133,11 @@ public struct SearchPlan {
         }
         sampler = kind
       case "trials": trials = try integer(value, "trials", 1...maximumTrials)
+      case "schedule":
+        guard let name = value.string, let kind = Schedule(rawValue: name) else {
+          throw fail(value, "search.schedule must be one of \(Schedule.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        schedule = kind
       case "parallel": parallel = try integer(value, "parallel", 1...1000)
       case "epochs": epochs = try integer(value, "epochs", 1...TrainingConfiguration.maximumEpochs)
       case "fold", "folds":
@@ -143,7 +168,7 @@ public struct SearchPlan {
     let searchSpace: SearchSpace
     do { searchSpace = try SearchSpace(space) } catch let error as SearchError { throw fail(spaceNode, "search.space: \(error)") }
     var plan = SearchPlan(
-      sampler: sampler, space: searchSpace, trials: trials ?? 0, parallel: parallel, epochs: epochs, folds: folds, best: best,
+      sampler: sampler, space: searchSpace, trials: trials ?? 0, schedule: schedule, parallel: parallel, epochs: epochs, folds: folds, best: best,
       seed: seed, metric: metric, halving: nil, defaults: defaults)
     if let halvingNode {
       guard case .mapping(let settings) = halvingNode else { throw fail(halvingNode, "search.halving must be a mapping (min_epochs, reduction)") }

@@ -132,6 +132,17 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
   // decides its trials' checkpoints): updated on the preparation thread, read on the loop's.
   let contracts = PhaseContracts(try setup.resultContracts())
   coordinator.contract = { contracts[$0] }
+  // A search's trials, proposed as workers free up; their contracts as they are made.
+  if setup.experiment.search != nil {
+    let source = try SearchTrialSource(setup: setup)
+    coordinator.taskSource = { unfinished in
+      let proposal = try source.next(unfinished: unfinished)
+      if case .tasks(let tasks) = proposal {
+        contracts.update(try setup.resultContracts(Dictionary(uniqueKeysWithValues: tasks.map { ($0.task, $0.settings) })))
+      }
+      return proposal
+    }
+  }
   // Successive halving: each new report judged (the setup replayed the earlier ones).
   if let rungs = setup.rungs { coordinator.stopReason = { rungs.decide($0) } }
   if !setup.laterPhases.isEmpty {
@@ -275,7 +286,7 @@ struct Run: ParsableCommand {
     defer { for process in processes where process.isRunning { process.terminate() } }
     let refits = setup.experiment.refit?.variants.count ?? 0
     if let plan = setup.experiment.search {
-      print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.batches.count) batches of up to \(plan.parallel), on \(plan.foldsDescription)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
+      print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.scheduleDescription), on \(plan.foldsDescription)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     } else {
       print("\(setup.experiment.name): \(setup.experiment.tasks.count) tasks (\(setup.experiment.variants.count) variants × \(setup.experiment.foldCount ?? 0) folds)\(refits == 0 ? "" : " + \(refits) refit on all data")\(setup.laterTasks.isEmpty ? "" : " + \(setup.laterTasks.count) later (Noisy Student rounds, students)"), \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
     }

@@ -42,8 +42,6 @@ struct ExperimentSetup {
   let settings: [String: String]
 
   enum PhaseKind: Equatable {
-    /// The search's batch of trials (1, 2, …), proposed from the earlier batches' scores.
-    case searchBatch(Int)
     /// The members a finished search chose, on every fold.
     case searchMembers
     case noisyRound(Int)
@@ -84,16 +82,17 @@ struct ExperimentSetup {
       }
     }
     if let plan = experiment.search {
-      // The first batch of trials, then the later batches, then the chosen members.
-      let batches = plan.batches
-      let sampler = try plan.makeSampler()
-      for index in batches[0] {
-        let configuration = try Self.propose(sampler, trial: index, history: [], file: file)
-        settings.merge(try Self.trialPayloads(index, configuration, plan, text: text, file: file)) { $1 }
+      // The trials proposed so far (the journal's: a restarted coordinator's), each on its
+      // folds; the others are proposed as the run goes (`SearchTrialSource`); then the
+      // chosen members.
+      firstTasks = []
+      for proposal in try Self.trialProposals(runDirectory: experiment.runDirectory) {
+        let payloads = try Self.trialPayloads(proposal.trial, proposal.settings, plan, text: text, file: file)
+        settings.merge(payloads) { $1 }
+        firstTasks += Self.trialTasks(proposal.trial, plan)
       }
-      firstTasks = batches[0].flatMap { Self.trialTasks($0, plan) }
-      phases = batches.dropFirst().map { $0.flatMap { Self.trialTasks($0, plan) } } + [experiment.tasks.map(\.id)]
-      kinds = batches.indices.dropFirst().map { PhaseKind.searchBatch($0) } + [.searchMembers]
+      phases = [experiment.tasks.map(\.id)]
+      kinds = [.searchMembers]
     }
     tasks = firstTasks
     rungs = experiment.search.flatMap(SearchRungs.init)
@@ -109,7 +108,6 @@ struct ExperimentSetup {
   /// for a Noisy Student round, teacher targets for the students.
   func preparePhase(_ phase: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
     switch laterPhaseKinds[phase - 1] {
-    case .searchBatch(let batch): return try prepareSearchBatch(batch)
     case .searchMembers: return try prepareSearchMembers()
     case .noisyRound(let round): return try prepareNoisyRound(round)
     case .students: return try prepareStudents()
@@ -119,7 +117,6 @@ struct ExperimentSetup {
   /// What starting a later phase's preparation is logged as.
   func describePhase(_ phase: Int) -> String {
     switch laterPhaseKinds[phase - 1] {
-    case .searchBatch(let batch): return "search: the trials before batch \(batch + 1) are done: proposing its trials from their scores"
     case .searchMembers: return "search: every trial is done: choosing the best configurations as members"
     case .noisyRound(let round): return "the tasks before Noisy Student round \(round) are done: pseudo-labelling the test images with their ensemble"
     case .students: return "every member is done: building the ensemble that teaches the student"

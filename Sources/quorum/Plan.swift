@@ -16,7 +16,7 @@ struct Plan: ParsableCommand {
     print("folds: \(experiment.foldCount.map(String.init) ?? "?") (\(folds))")
     if let search = experiment.search {
       let halving = search.halving.map { ", successive halving at epochs " + $0.rungs.map(String.init).joined(separator: ", ") } ?? ""
-      print("search: \(search.trials) trials (\(search.sampler.rawValue), seed \(search.seed), \(search.batches.count) batches of up to \(search.parallel), "
+      print("search: \(search.trials) trials (\(search.sampler.rawValue), seed \(search.seed), \(search.scheduleDescription), "
         + "\(search.epochs.map { "\($0) epochs" } ?? "the training epochs") each\(halving)) on \(search.foldsDescription), scored by \(search.metric.spelling), over:")
       for (name, distribution) in search.space.parameters { print("  \(name): \(distribution)") }
       print("its best \(search.best) become the members below (their settings the defaults until it has chosen):")

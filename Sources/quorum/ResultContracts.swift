@@ -18,8 +18,7 @@ extension ExperimentSetup {
     let classes = data.training.classes
     var sizes: [String: Int] = [:]
     var contracts: [String: ResultContract] = [:]
-    for task in tasks + laterTasks {
-      guard let json = settings[task] else { continue }
+    for (task, json) in settings.sorted(by: { $0.key < $1.key }) {
       let taskSettings = try JSONDecoder().decode(TaskSettings.self, from: Data(json.utf8))
       let role = try TaskRunner.role(of: taskSettings, in: experiment)
       var tensors: [String: [Int]] = [:]

@@ -1,3 +1,4 @@
+import Cluster
 import Data
 import Ensemble
 import Experiment
@@ -7,27 +8,31 @@ import Search
 import Training
 import Wire
 
-/// A search's phases on the coordinator: each batch of trials proposed from the scores of
-/// the batches before it, then the best configurations chosen as the members. Everything is
-/// recomputed from the stored trial logits (the samplers are pure functions of the seed, the
-/// trial and the history), so a restarted coordinator proposes and chooses exactly what it
-/// would have.
+/// A search on the coordinator: its trials proposed as the run goes (`SearchTrialSource`),
+/// each proposal journalled with its settings (so a restarted coordinator keeps every trial
+/// it proposed), and the best configurations chosen as the members once every trial is
+/// done. The scores come from the stored trial logits.
 extension ExperimentSetup {
   /// A trial's task ids, one per fold it trains on: "trial-7/fold0", ….
   static func trialTasks(_ index: Int, _ plan: SearchPlan) -> [String] {
     plan.folds.map { RunDirectory.task(variant: SearchPlan.trialName(index), fold: $0) }
   }
 
-  /// A trial's task payloads: its configuration over the defaults, once per fold.
+  /// A trial's task payloads: its settings over the defaults, once per fold.
   static func trialPayloads(
-    _ index: Int, _ configuration: SearchConfiguration, _ plan: SearchPlan, text: String, file: String
+    _ index: Int, _ overrides: [SearchResults.Setting], _ plan: SearchPlan, text: String, file: String
   ) throws -> [String: String] {
     var payloads: [String: String] = [:]
     for fold in plan.folds {
       payloads[RunDirectory.task(variant: SearchPlan.trialName(index), fold: fold)] = try taskSettings(
-        text: text, file: file, variant: SearchPlan.trialName(index), fold: fold, plan.overrides(configuration, trial: true))
+        text: text, file: file, variant: SearchPlan.trialName(index), fold: fold, overrides)
     }
     return payloads
+  }
+
+  /// The settings a sampled configuration puts over a trial's defaults (with its epochs).
+  static func trialOverrides(_ configuration: SearchConfiguration, _ plan: SearchPlan, file: String) throws -> [SearchResults.Setting] {
+    try plan.overrides(configuration, trial: true).map { SearchResults.Setting(key: $0.key, value: try searchValue($0.value, file: file)) }
   }
 
   static func propose(_ sampler: SearchSampler, trial: Int, history: [SearchTrial], file: String) throws -> SearchConfiguration {
@@ -37,12 +42,8 @@ extension ExperimentSetup {
     return configuration
   }
 
-  static func taskSettings(
-    text: String, file: String, variant: String, fold: Int, _ overrides: [(key: String, value: SettingValue)]
-  ) throws -> String {
-    let settings = TaskSettings(
-      experiment: text, file: file, variant: variant, fold: fold,
-      overrides: try overrides.map { SearchResults.Setting(key: $0.key, value: try Self.searchValue($0.value, file: file)) })
+  static func taskSettings(text: String, file: String, variant: String, fold: Int, _ overrides: [SearchResults.Setting]) throws -> String {
+    let settings = TaskSettings(experiment: text, file: file, variant: variant, fold: fold, overrides: overrides)
     return String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
   }
 
@@ -55,20 +56,40 @@ extension ExperimentSetup {
     }
   }
 
-  /// The trials of the first `batches` batches, in order: each configuration as the sampler
-  /// proposed it, each score from the trial's stored out-of-fold logits (nil where it failed
-  /// or is not stored).
-  func searchHistory(batches count: Int) throws -> [SearchTrial] {
-    guard let plan = experiment.search else { return [] }
-    let sampler = try plan.makeSampler()
-    var history: [SearchTrial] = []
-    for batch in plan.batches.prefix(count) {
-      let proposed = try batch.map { try Self.propose(sampler, trial: $0, history: history, file: experiment.file) }
-      for (index, configuration) in zip(batch, proposed) {
-        history.append(SearchTrial(configuration: configuration, score: try trialScore(index, plan)))
+  /// The trials proposed so far, in the order they were: the journal's `proposed` events
+  /// (one per fold; the first of each trial counts).
+  static func trialProposals(runDirectory: String) throws -> [TrialProposal] {
+    let path = RunDirectory(runDirectory).journal
+    var seen: Set<Int> = []
+    var proposals: [TrialProposal] = []
+    for event in try Journal.read(path) where event.kind == .proposed {
+      guard let text = event.proposal, let proposal = try? JSONDecoder().decode(TrialProposal.self, from: Data(text.utf8)) else {
+        throw DataError(file: path, "the proposal of \(event.task) is not a search trial's")
       }
+      if seen.insert(proposal.trial).inserted { proposals.append(proposal) }
     }
-    return history
+    return proposals
+  }
+
+  /// A proposal's configuration: its value of each of the space's settings.
+  func configuration(of proposal: TrialProposal, _ plan: SearchPlan) throws -> SearchConfiguration {
+    try plan.space.parameters.map { parameter in
+      guard let setting = proposal.settings.first(where: { $0.key == parameter.name }) else {
+        throw ExperimentError(
+          file: experiment.file, line: nil,
+          "search: trial \(proposal.trial) in the journal has no \(parameter.name); the space changed since it was proposed (start a new run directory)")
+      }
+      return setting.value
+    }
+  }
+
+  /// Every trial proposed so far, by index, with its score (nil where it failed, runs or
+  /// is not stored).
+  func searchHistory() throws -> [SearchTrial] {
+    guard let plan = experiment.search else { return [] }
+    return try Self.trialProposals(runDirectory: experiment.runDirectory).sorted { $0.trial < $1.trial }.map { proposal in
+      SearchTrial(configuration: try configuration(of: proposal, plan), score: try trialScore(proposal.trial, plan))
+    }
   }
 
   /// A stored trial's score by the search's metric: the mean over its folds of the score
@@ -94,31 +115,11 @@ extension ExperimentSetup {
     return total / Double(plan.folds.count)
   }
 
-  /// Batch `batch`'s trials, proposed from the earlier batches (search.csv rewritten).
-  func prepareSearchBatch(_ batch: Int) throws -> [String: (settings: String, tensors: [WireTensor])] {
-    guard let plan = experiment.search else { return [:] }
-    let history = try searchHistory(batches: batch)
-    try writeSearchTable(history, plan: plan, chosen: [])
-    let text = String(decoding: try FileBytes.read(experiment.file), as: UTF8.self)
-    let sampler = try plan.makeSampler()
-    var payloads: [String: (settings: String, tensors: [WireTensor])] = [:]
-    for index in plan.batches[batch] {
-      let configuration = try Self.propose(sampler, trial: index, history: history, file: experiment.file)
-      for (task, settings) in try Self.trialPayloads(index, configuration, plan, text: text, file: experiment.file) {
-        payloads[task] = (settings, [])
-      }
-    }
-    let scored = history.compactMap(\.score)
-    print("search: batch \(batch + 1) of \(plan.batches.count): \(plan.batches[batch].count) trials; best \(plan.metric.spelling) so far "
-      + (scored.max().map { String(format: "%.4f", $0) } ?? "none") + " (\(scored.count) of \(history.count) trials scored)")
-    return payloads
-  }
-
   /// Every trial done: the best `plan.best` configurations (ties to the earlier trial)
   /// become the members best-1, best-2, … (search.json, search.csv), each on every fold.
   func prepareSearchMembers() throws -> [String: (settings: String, tensors: [WireTensor])] {
     guard let plan = experiment.search, let foldCount = experiment.foldCount else { return [:] }
-    let history = try searchHistory(batches: plan.batches.count)
+    let history = try searchHistory()
     // A trial stopped by successive halving was scored on fewer epochs: it is no candidate.
     let ranked = history.indices.filter { history[$0].score != nil && rungs?.stopped($0) == nil }
       .sorted { (history[$0].score!, -$0) > (history[$1].score!, -$1) }
@@ -141,10 +142,9 @@ extension ExperimentSetup {
     let text = String(decoding: try FileBytes.read(experiment.file), as: UTF8.self)
     var payloads: [String: (settings: String, tensors: [WireTensor])] = [:]
     for member in chosen {
-      let overrides = member.settings.map { ($0.key, SearchPlan.settingValue($0.value)) }
       for fold in 0..<foldCount {
         payloads[RunDirectory.task(variant: member.member, fold: fold)] = (
-          try Self.taskSettings(text: text, file: experiment.file, variant: member.member, fold: fold, overrides), []
+          try Self.taskSettings(text: text, file: experiment.file, variant: member.member, fold: fold, member.settings), []
         )
       }
     }
@@ -154,7 +154,7 @@ extension ExperimentSetup {
   /// The report's search section: every trial, its fate and the member it became.
   func searchReport() throws -> SearchReport? {
     guard let plan = experiment.search else { return nil }
-    let history = try searchHistory(batches: plan.batches.count)
+    let history = try searchHistory()
     let chosen = try SearchResults.read(runDirectory: experiment.runDirectory)?.chosen ?? []
     let trials = history.enumerated().map { index, trial in
       SearchReport.Trial(
@@ -174,10 +174,12 @@ extension ExperimentSetup {
     text.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
   }
 
-  /// search.csv: a row per trial so far (its settings, its score, whether it was chosen).
-  func writeSearchTable(_ history: [SearchTrial], plan: SearchPlan, chosen: [SearchResults.Chosen]) throws {
+  /// search.csv: a row per trial given (its settings, its score, whether it was chosen);
+  /// `indices` are the trials' numbers where they are not 0, 1, 2, ….
+  func writeSearchTable(_ history: [SearchTrial], indices: [Int]? = nil, plan: SearchPlan, chosen: [SearchResults.Chosen]) throws {
     var csv = (["trial"] + plan.space.parameters.map(\.name) + [plan.metric.spelling, "status", "member"]).joined(separator: ",") + "\n"
-    for (index, trial) in history.enumerated() {
+    for (position, trial) in history.enumerated() {
+      let index = indices?[position] ?? position
       let member = chosen.first { $0.trial == index }?.member ?? ""
       let score = trial.score.map { String(format: "%.6f", $0) } ?? ""
       let status = trial.score == nil ? "failed" : rungs?.stopped(index).map { "stopped at epoch \($0)" } ?? "scored"
@@ -185,6 +187,93 @@ extension ExperimentSetup {
         .joined(separator: ",") + "\n"
     }
     try FileBytes.writeAtomically(Array(csv.utf8), to: RunDirectory(experiment.runDirectory).searchTable)
+  }
+}
+
+/// What the journal keeps of a trial's proposal: its index and the settings it puts over
+/// the training defaults (its sampled values and its epochs).
+struct TrialProposal: Codable, Equatable {
+  var trial: Int
+  var settings: [SearchResults.Setting]
+}
+
+/// Proposes a search's trials on the coordinator as its workers free up (the coordinator's
+/// task source). Asynchronous: a trial whenever a worker is free and fewer than `parallel`
+/// run, from the trials finished by then. Batches: a batch once every earlier trial is
+/// done, from the batches before it alone, so the same seed gives the same search whatever
+/// the timing (and after a crash half-way through proposing a batch).
+final class SearchTrialSource {
+  let setup: ExperimentSetup
+  let plan: SearchPlan
+  private let sampler: SearchSampler
+  private let text: String
+  /// Trial index → its configuration, for every trial proposed (the journal's at the start).
+  private var proposed: [Int: SearchConfiguration] = [:]
+  /// The scores of finished trials (they do not change once finished).
+  private var scores: [Int: Double?] = [:]
+
+  init(setup: ExperimentSetup) throws {
+    guard let plan = setup.experiment.search else { throw ExperimentError(file: setup.experiment.file, line: nil, "no search: section") }
+    self.setup = setup
+    self.plan = plan
+    sampler = try plan.makeSampler()
+    text = String(decoding: try FileBytes.read(setup.experiment.file), as: UTF8.self)
+    for proposal in try ExperimentSetup.trialProposals(runDirectory: setup.experiment.runDirectory) {
+      proposed[proposal.trial] = try setup.configuration(of: proposal, plan)
+    }
+  }
+
+  /// The next trials, given the coordinator's unfinished tasks of the trials' phase.
+  func next(unfinished: [String]) throws -> TaskProposal {
+    guard proposed.count < plan.trials else { return .exhausted }
+    let running = Set(unfinished.compactMap { SearchRungs.trial(of: $0, plan)?.trial })
+    let first = proposed.count
+    let indices: [Int]
+    let history: [SearchTrial]
+    switch plan.schedule {
+    case .asynchronous:
+      if let parallel = plan.parallel, running.count >= parallel { return .wait }
+      indices = [first]
+      history = try finishedTrials(proposed.keys.filter { !running.contains($0) })
+    case .batches:
+      guard running.isEmpty, let batch = plan.batches.first(where: { $0.contains(first) }) else { return .wait }
+      // A batch cut short by a crash is completed from the same history it started from.
+      indices = Array(first...batch.last!)
+      history = try finishedTrials(Array(0..<batch.first!))
+    }
+    var tasks: [ProposedTask] = []
+    for index in indices {
+      let configuration = try ExperimentSetup.propose(sampler, trial: index, history: history, file: setup.experiment.file)
+      proposed[index] = configuration
+      let overrides = try ExperimentSetup.trialOverrides(configuration, plan, file: setup.experiment.file)
+      let proposal = String(decoding: try JSONEncoder().encode(TrialProposal(trial: index, settings: overrides)), as: UTF8.self)
+      let payloads = try ExperimentSetup.trialPayloads(index, overrides, plan, text: text, file: setup.experiment.file)
+      for task in ExperimentSetup.trialTasks(index, plan) {
+        tasks.append(ProposedTask(task: task, settings: payloads[task]!, proposal: proposal))
+      }
+    }
+    let scored = history.compactMap(\.score)
+    let best = scored.max().map { String(format: "%.4f", $0) } ?? "none"
+    switch plan.schedule {
+    case .asynchronous:
+      print("search: trial \(first) of \(plan.trials) proposed from the \(history.count) finished; best \(plan.metric.spelling) so far \(best)")
+    case .batches:
+      let batch = plan.batches.firstIndex { $0.contains(first) }!
+      print("search: batch \(batch + 1) of \(plan.batches.count): \(indices.count) trials; best \(plan.metric.spelling) so far \(best) "
+        + "(\(scored.count) of \(history.count) trials scored)")
+    }
+    // The table of the trials finished so far (the ones this proposal learnt from).
+    let finished = proposed.keys.filter { !running.contains($0) && !indices.contains($0) }.sorted()
+    try setup.writeSearchTable(try finishedTrials(finished), indices: finished, plan: plan, chosen: [])
+    return .tasks(tasks)
+  }
+
+  /// The given finished trials by index, each with its score (computed once).
+  private func finishedTrials(_ indices: [Int]) throws -> [SearchTrial] {
+    try indices.sorted().map { index in
+      if scores[index] == nil { scores[index] = .some(try setup.trialScore(index, plan)) }
+      return SearchTrial(configuration: proposed[index]!, score: scores[index]!)
+    }
   }
 }
 

@@ -99,6 +99,47 @@ final class SchedulerTests: XCTestCase {
     XCTAssertFalse(scheduler.isFinished)
   }
 
+  /// A growing first phase (a search's trials, proposed as workers free up): it is not
+  /// finished while it grows, however many of its tasks are done, so the phase after it
+  /// waits; each proposal is journalled with what it was made from, and a restarted
+  /// scheduler that is given the task again gets its state back.
+  func testAGrowingPhaseHoldsTheNextUntilItStopsGrowingAndItsProposalsAreJournalled() throws {
+    let path = folder + "/run/journal.jsonl"
+    do {
+      let scheduler = Scheduler(tasks: [], later: [["member"]], journal: try Journal(path: path))
+      scheduler.growingPhases = [0]
+      XCTAssertNil(try scheduler.lease(to: "w", now: 0), "nothing proposed yet, and the member waits")
+      XCTAssertFalse(scheduler.hasLeasableTask)
+      try scheduler.propose(task: "trial-0", phase: 0, proposal: "{\"lr\":0.1}")
+      XCTAssertTrue(scheduler.hasLeasableTask)
+      let trial = try XCTUnwrap(try scheduler.lease(to: "w", now: 0))
+      XCTAssertEqual(trial.task, "trial-0")
+      try scheduler.stored(task: trial.task, attempt: trial.attempt)
+      XCTAssertFalse(scheduler.isFinished)
+      XCTAssertFalse(scheduler.phasesFinished(before: 1), "the trials' phase still grows")
+      XCTAssertNil(try scheduler.lease(to: "w", now: 0), "the member waits for the phase to stop growing")
+      try scheduler.propose(task: "trial-1", phase: 0, proposal: "{\"lr\":0.2}")
+      _ = try scheduler.lease(to: "w", now: 1)  // trial-1 is in flight when the coordinator dies
+      XCTAssertEqual(scheduler.unfinishedTasks(in: 0), ["trial-1"])
+    }
+    let events = try Journal.read(path)
+    XCTAssertEqual(events.map(\.kind), [.proposed, .leased, .stored, .proposed, .leased])
+    XCTAssertEqual(events.first?.proposal, "{\"lr\":0.1}")
+    // Restarted with trial-0 as a first task, and trial-1 proposed again by its source.
+    let resumed = Scheduler(tasks: ["trial-0"], later: [["member"]], journal: try Journal(path: path), replaying: events)
+    resumed.growingPhases = [0]
+    XCTAssertEqual(resumed.states["trial-0"], .stored(attempt: 1))
+    try resumed.propose(task: "trial-1", phase: 0, proposal: "{\"lr\":0.2}")
+    XCTAssertEqual(resumed.states["trial-1"], .pending(attemptsUsed: 1), "its open lease counted, as a first task's would")
+    XCTAssertEqual(try Journal.read(path).filter { $0.kind == .proposed }.count, 3, "a proposal the journal has is written again only if made again")
+    let retry = try XCTUnwrap(try resumed.lease(to: "w", now: 0))
+    XCTAssertEqual(retry.attempt, 2)
+    try resumed.stored(task: retry.task, attempt: retry.attempt)
+    resumed.growingPhases = []
+    XCTAssertTrue(resumed.phasesFinished(before: 1))
+    XCTAssertEqual(try resumed.lease(to: "w", now: 0)?.task, "member")
+  }
+
   func testALostWorkersLeasesGoBackAtOnce() throws {
     let scheduler = Scheduler(tasks: ["a", "b", "c"])
     _ = try scheduler.lease(to: "w1", now: 0)

@@ -164,6 +164,7 @@ final class ClusterCommandTests: XCTestCase {
     let path = try searchExperiment("searched", search: """
         sampler: random
         trials: 4
+        schedule: batches
         parallel: 2
         folds: 2
         best: 1
@@ -255,6 +256,59 @@ final class ClusterCommandTests: XCTestCase {
     let report = String(decoding: try FileBytes.read(runFolder + "/report.html"), as: UTF8.self)
     XCTAssert(report.contains("<h2>Search</h2>") && report.contains("Validation accuracy by epoch"), "no search section")
     XCTAssertEqual(report.components(separatedBy: "<td>stopped at epoch 1</td>").count - 1, stopped)
+  }
+
+  /// An asynchronous TPE search through a worker killed holding a trial and a coordinator
+  /// killed after two trials are stored: every trial proposed once (the restarted
+  /// coordinator keeps the proposals its journal has, settings and all), every task stored
+  /// once, the killed worker's trial redone, and the member chosen from all six trials.
+  func testASearchSurvivesAKilledWorkerAndAKilledCoordinator() throws {
+    let path = try searchExperiment("survived", search: """
+        sampler: tpe
+        trials: 6
+        parallel: 2
+        seed: 1
+        space:
+          learning_rate: {log_uniform: [0.01, 0.3]}
+          label_smoothing: {uniform: [0, 0.2]}
+      """)
+    let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<60_000))"
+    let (first, _) = try start(["coordinator", path, "--bind", endpoint])
+    let (doomed, _) = try start(["worker", "--connect", endpoint, "--name", "doomed", "--threads", "1"])
+    waitForJournal("survived", containing: "\"worker\":\"doomed\"")
+    let (steady, _) = try start(["worker", "--connect", endpoint, "--name", "steady", "--threads", "1"])
+    kill(doomed.processIdentifier, SIGKILL)
+    doomed.waitUntilExit()
+    waitForJournal("survived", containing: "\"stored\"", count: 2)
+    kill(first.processIdentifier, SIGKILL)
+    first.waitUntilExit()
+    let journal = "\(folder)/runs/survived/journal.jsonl"
+    func proposals() throws -> [String] {
+      String(decoding: try FileBytes.read(journal), as: UTF8.self).split(separator: "\n").filter { $0.contains("\"proposed\"") }.map(String.init)
+    }
+    let before = try proposals()
+    XCTAssertGreaterThanOrEqual(before.count, 2)
+    XCTAssertLessThan(before.count, 6, "the coordinator died mid-search")
+
+    let (second, output) = try start(["coordinator", path, "--bind", endpoint])
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    second.waitUntilExit()
+    steady.waitUntilExit()
+    XCTAssertEqual(second.terminationStatus, 0, text)
+    XCTAssert(text.contains("resuming from"), text)
+    let after = try proposals()
+    XCTAssertEqual(after.count, 6, "six trials, each proposed once: \(after)")
+    XCTAssertEqual(Array(after.prefix(before.count)), before, "the proposals made before the restart are kept as they were")
+    let events = String(decoding: try FileBytes.read(journal), as: UTF8.self)
+    XCTAssert(events.contains("\"expired\""), "the killed worker's lease expired")
+    let stored = try storedEvents("survived").map { line -> String in
+      let task = line.components(separatedBy: "\"task\":\"")[1]
+      return String(task.prefix { $0 != "\"" }).replacingOccurrences(of: "\\/", with: "/")
+    }
+    XCTAssertEqual(stored.sorted(), ((0..<6).map { "trial-\($0)/fold0" } + ["best-1/fold0", "best-1/fold1"]).sorted(), "each task stored once")
+    let rows = String(decoding: try FileBytes.read("\(folder)/runs/survived/search.csv"), as: UTF8.self).split(separator: "\n").dropFirst()
+    XCTAssertEqual(rows.count, 6)
+    XCTAssert(rows.allSatisfy { $0.contains(",scored") }, "\(rows)")
   }
 
   /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every

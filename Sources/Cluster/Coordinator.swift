@@ -20,6 +20,9 @@ public final class Coordinator {
     /// worker heard first by a heartbeat (this coordinator restarted under it) may be busy
     /// with a task of the earlier run; its hello says so.
     public var announced = false
+    /// Whether it reads the data paths itself (its hello says so): its leases offer no
+    /// served data.
+    public var sharedData = false
 
     init(lastSeen: Double) { self.lastSeen = lastSeen }
   }
@@ -65,6 +68,9 @@ public final class Coordinator {
       if taskSource == nil { scheduler.growingPhases.remove(0) } else { scheduler.growingPhases.insert(0) }
     }
   }
+  /// The data set served to workers that read no paths (`data_access: served`); nil: every
+  /// worker reads the experiment's paths.
+  public var servedData: ServedData?
   /// What each task's result must hold (nil: anything well-formed is stored). Checked
   /// before a result is decoded, and its content before it is stored.
   public var contract: ((String) -> ResultContract?)?
@@ -141,6 +147,7 @@ public final class Coordinator {
       }
       workers[worker]?.running = hello.running.count
       workers[worker]?.slots = max(hello.slots ?? 1, 1)
+      workers[worker]?.sharedData = hello.sharedData ?? false
       if hello.running.isEmpty { workers[worker]?.progress = nil }
     case .heartbeat:
       scheduler.renew(worker: worker, now: now)
@@ -161,11 +168,22 @@ public final class Coordinator {
       }
       if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
       if workers[worker]?.busy == false { workers[worker]?.progress = nil }
+    case .dataRequest(let request):
+      guard let servedData else {
+        try send(.dataChunk(DataChunk(
+          hash: request.hash, offset: request.offset, total: 0, bytes: [],
+          refusal: "this coordinator serves no data (data_access: shared): the worker must read the experiment's paths")), to: worker)
+        return
+      }
+      let chunk = servedData.answer(request)
+      if let refusal = chunk.refusal { log("refused \(worker)'s data request: \(refusal)") }
+      counters.dataBytesServed += chunk.bytes.count
+      try send(.dataChunk(chunk), to: worker)
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)
       forget(worker)
-    case .result, .task, .acknowledgement, .reject, .stop:
+    case .result, .task, .acknowledgement, .reject, .stop, .dataChunk:
       // (A result is received through its declaration above.)
       counters.messagesRejected += 1
     }
@@ -316,7 +334,8 @@ public final class Coordinator {
         guard let lease = try scheduler.lease(to: worker, now: now) else { break leasing }
         workers[worker]?.running += 1
         try send(.task(TaskAssignment(
-          task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}", tensors: payloads[lease.task] ?? [])), to: worker)
+          task: lease.task, attempt: lease.attempt, settings: settings[lease.task] ?? "{}", tensors: payloads[lease.task] ?? [],
+          data: record.sharedData ? nil : servedData?.offer)), to: worker)
       }
     }
   }

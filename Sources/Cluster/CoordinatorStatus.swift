@@ -47,6 +47,8 @@ public struct CoordinatorCounters: Codable, Equatable, Sendable {
   public var resultsRefused = 0
   public var leasesExpired = 0
   public var workersLost = 0
+  /// Bytes of the served data set sent to workers (`data_access: served`).
+  public var dataBytesServed = 0
 
   public init() {}
 }

@@ -49,14 +49,21 @@ public final class Worker {
   /// The leases the coordinator asked to end early (`Message.stop`): a runner asks it after
   /// each epoch.
   public let stops: StopRequests
+  /// Served data sets being fetched (`DataTransfers.fetch`, from a runner).
+  public let transfers: DataTransfers
+  /// Whether this worker reads the experiment's data paths itself (its hello says so, and
+  /// the coordinator offers it no served data).
+  let sharedData: Bool
 
   public init(
     name: String, endpoint: String, security: Security? = nil, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
-    threads: Int = 1, slots: Int = 1, stops: StopRequests = StopRequests(), log: @escaping (String) -> Void = { _ in },
-    runner: @escaping Runner
+    threads: Int = 1, slots: Int = 1, stops: StopRequests = StopRequests(), transfers: DataTransfers = DataTransfers(),
+    sharedData: Bool = false, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
   ) {
     precondition(slots >= 1, "a worker trains at least one task at a time")
     self.stops = stops
+    self.transfers = transfers
+    self.sharedData = sharedData
     self.slots = slots
     self.name = name
     identity = PeerIdentity.identity(name: name, token: PeerIdentity.token())
@@ -82,7 +89,9 @@ public final class Worker {
     lock.lock()
     doorbell = bell
     lock.unlock()
+    transfers.post = { [self] in post($0) }
     defer {
+      transfers.post = nil
       lock.lock()
       doorbell = nil
       lock.unlock()
@@ -119,6 +128,7 @@ public final class Worker {
           backoff = timing.reconnectInitial
           switch try? Framing.decode(frames) {
           case .task(let task): start(task)
+          case .dataChunk(let chunk): transfers.deliver(chunk)
           case .stop(let stop):
             log("the coordinator stops \(stop.task) attempt \(stop.attempt) after this epoch: \(stop.reason)")
             stops.request(task: stop.task, attempt: stop.attempt)
@@ -172,7 +182,17 @@ public final class Worker {
     defer { lock.unlock() }
     var running: [String: Int] = [:]
     for task in self.running + queued where task != finishing { running[task.task] = task.attempt }
-    return Hello(worker: name, version: "0.1.0", devices: devices, threads: threads, running: running, slots: slots == 1 ? nil : slots)
+    return Hello(
+      worker: name, version: "0.1.0", devices: devices, threads: threads, running: running, slots: slots == 1 ? nil : slots,
+      sharedData: sharedData ? true : nil)
+  }
+
+  /// Queues a message for the loop to send, and wakes it (from any thread).
+  private func post(_ message: Message) {
+    lock.lock()
+    outbox.append(message)
+    _ = try? doorbell?.sendIfReady([[]])
+    lock.unlock()
   }
 
   private func start(_ task: TaskAssignment) {
@@ -185,12 +205,7 @@ public final class Worker {
     }
     running.append(task)
     let thread = Thread { [self] in
-      let post: (Message) -> Void = { message in
-        self.lock.lock()
-        self.outbox.append(message)
-        _ = try? self.doorbell?.sendIfReady([[]])
-        self.lock.unlock()
-      }
+      let post: (Message) -> Void = { self.post($0) }
       do {
         let output = try runner(task) { post(.progress($0)) }
         post(.result(TaskResult(task: task.task, attempt: task.attempt, tensors: output.tensors, files: output.files)))

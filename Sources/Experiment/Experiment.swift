@@ -114,8 +114,18 @@ public struct Experiment {
 
   static let dataKeys: Set<String> = [
     "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
-    "image_size", "channels", "interpolation",
+    "image_size", "channels", "interpolation", "data_access",
   ]
+
+  /// How workers get the data set. `served` (the default): the coordinator sends it over
+  /// the workers' connection (`DataBundle`), so a worker needs no copy of the files.
+  /// `shared`: every worker reads the paths itself (large data on a shared file system).
+  public enum DataAccess: String, CaseIterable, Sendable { case served, shared }
+
+  /// The data section's `data_access` (checked as the file is read).
+  public var dataAccess: DataAccess {
+    data.first { $0.key == "data_access" }.flatMap { DataAccess(rawValue: "\($0.value)") } ?? .served
+  }
 
   public static func read(_ path: String) throws -> Experiment {
     let bytes: [UInt8]
@@ -126,7 +136,9 @@ public struct Experiment {
     return try parse(text, file: path)
   }
 
-  public static func parse(_ text: String, file: String) throws -> Experiment {
+  /// `servedFolds`: the fold count of a data set the coordinator served (a worker, which
+  /// need not be able to read a `folds: {file: …}` named in the text).
+  public static func parse(_ text: String, file: String, servedFolds: Int? = nil) throws -> Experiment {
     func fail(_ node: Node?, _ problem: String) -> ExperimentError { ExperimentError(file: file, line: node?.mark?.line, problem) }
     if text.utf8.count > DocumentSize.maximumBytes {
       throw ExperimentError(file: file, line: nil, "is \(text.utf8.count) bytes, more than an experiment file's \(DocumentSize.maximumBytes): is it the right file?")
@@ -192,6 +204,11 @@ public struct Experiment {
       data.append((key, try settingValue(value, file: file)))
     }
     guard data.contains(where: { $0.key == "train" }) else { throw fail(dataNode, "data needs \"train\": where the training data is") }
+    if let access = data.first(where: { $0.key == "data_access" }), DataAccess(rawValue: "\(access.value)") == nil {
+      throw ExperimentError(
+        file: file, line: access.value.line,
+        "data_access must be \(DataAccess.allCases.map(\.rawValue).joined(separator: " or ")), got \(access.value)")
+    }
 
     // folds
     var foldCount: Int?
@@ -214,7 +231,9 @@ public struct Experiment {
         }
       }
       if foldsFile != nil && foldCount != nil { throw fail(foldsNode, "folds: give k (and seed) or file, not both") }
-      if let foldsFile {
+      if let servedFolds, foldsFile != nil {
+        foldCount = servedFolds
+      } else if let foldsFile {
         do { foldCount = try FoldAssignment.count(of: foldsFile) } catch {
           throw fail(foldsNode, "folds.file: \(error)")
         }

@@ -11,6 +11,13 @@ public struct ExperimentData {
   /// the coordinator's log.
   public var warnings: [String] = []
 
+  public init(training: ImageDataset, test: ImageDataset?, folds: FoldAssignment, warnings: [String] = []) {
+    self.training = training
+    self.test = test
+    self.folds = folds
+    self.warnings = warnings
+  }
+
   public static func load(_ experiment: Experiment) throws -> ExperimentData {
     func value(_ key: String) -> String? { experiment.data.first { $0.key == key }.map { "\($0.value)" } }
     func fail(_ problem: String) -> ExperimentError { ExperimentError(file: experiment.file, line: nil, "data: \(problem)") }

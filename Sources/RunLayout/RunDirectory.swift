@@ -7,6 +7,7 @@
 ///     ensemble/submitted.json, weights.json, stacker.json, mlp-stacker.json
 ///     report.html  scores.csv  submission.csv
 ///     search.csv  search.json              (a hyper-parameter search's trials and choice)
+///     data/HASH.qdata                      (the data set served to workers: DataBundle)
 ///
 /// A member's files are its task's: `memberOutOfFold(variant:fold:)` is
 /// `logits(task: "VARIANT/foldK", tensor: "oof")`, so what the coordinator stores and what
@@ -31,6 +32,9 @@ public struct RunDirectory: Equatable, Sendable {
   public var ensemble: String { at("ensemble") }
   public func ensembleFile(_ name: String) -> String { at("ensemble/" + name) }
   public var submittedEnsemble: String { ensembleFile("submitted.json") }
+
+  /// Where the data set served to workers is kept, by its hash.
+  public var servedData: String { at("data") }
 
   // A hyper-parameter search's outputs: every trial (search.csv), the chosen (search.json).
   public var searchTable: String { at("search.csv") }

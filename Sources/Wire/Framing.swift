@@ -29,6 +29,15 @@ public enum Framing {
     var attempt: Int
     var settings: String
     var tensors: [TensorDescription]?
+    var data: DataOffer?
+  }
+
+  struct DataChunkMetadata: Codable {
+    var hash: String
+    var offset: Int
+    var total: Int
+    var length: Int
+    var refusal: String?
   }
 
   // MARK: Encoding
@@ -43,13 +52,19 @@ public enum Framing {
     case .task(let task):
       let descriptions = try task.tensors.map { try encode($0, into: &tensorFrames) }
       metadata = try encoder.encode(TaskMetadata(
-        task: task.task, attempt: task.attempt, settings: task.settings, tensors: descriptions.isEmpty ? nil : descriptions))
+        task: task.task, attempt: task.attempt, settings: task.settings, tensors: descriptions.isEmpty ? nil : descriptions, data: task.data))
     case .heartbeat: metadata = Data("{}".utf8)
     case .progress(let progress): metadata = try encoder.encode(progress)
     case .acknowledgement(let acknowledgement): metadata = try encoder.encode(acknowledgement)
     case .disconnect(let reason), .reject(let reason): metadata = try encoder.encode(Reason(reason: reason))
     case .failure(let failure): metadata = try encoder.encode(failure)
     case .stop(let stop): metadata = try encoder.encode(stop)
+    case .dataRequest(let request): metadata = try encoder.encode(request)
+    case .dataChunk(let chunk):
+      guard chunk.bytes.count <= chunkBytes else { throw WireError("a data chunk of \(chunk.bytes.count) bytes, at most \(chunkBytes)") }
+      metadata = try encoder.encode(DataChunkMetadata(
+        hash: chunk.hash, offset: chunk.offset, total: chunk.total, length: chunk.bytes.count, refusal: chunk.refusal))
+      if chunk.refusal == nil { tensorFrames = [try LZ4Frame.compress(chunk.bytes)] }
     case .result(let result):
       let descriptions = try result.tensors.map { try encode($0, into: &tensorFrames) }
       var fileDescriptions: [FileDescription] = []
@@ -130,7 +145,7 @@ public enum Framing {
       let task = try payload(TaskMetadata.self, "task")
       let decoded = try decodeTensors(
         task.tensors ?? [], files: [], frames: Array(frames.dropFirst()), label: "task \(task.task) attempt \(task.attempt)")
-      return .task(TaskAssignment(task: task.task, attempt: task.attempt, settings: task.settings, tensors: decoded.tensors))
+      return .task(TaskAssignment(task: task.task, attempt: task.attempt, settings: task.settings, tensors: decoded.tensors, data: task.data))
     case 3: try noTensors("heartbeat"); return .heartbeat
     case 4: try noTensors("progress"); return .progress(try payload(ProgressReport.self, "progress"))
     case 5: return .result(try decodeResult(try payload(ResultMetadata.self, "result"), frames: Array(frames.dropFirst())))
@@ -139,6 +154,20 @@ public enum Framing {
     case 8: try noTensors("reject"); return .reject(reason: try payload(Reason.self, "reject").reason)
     case 9: try noTensors("failure"); return .failure(try payload(TaskFailure.self, "failure"))
     case 10: try noTensors("stop"); return .stop(try payload(TaskStop.self, "stop"))
+    case 11: try noTensors("data request"); return .dataRequest(try payload(DataRequest.self, "data request"))
+    case 12:
+      let chunk = try payload(DataChunkMetadata.self, "data chunk")
+      let label = "data chunk \(chunk.hash.prefix(12)) at \(chunk.offset)"
+      guard chunk.length >= 0, chunk.length <= chunkBytes, chunk.offset >= 0, chunk.total >= 0, chunk.total <= maximumFileBytes * 64,
+        chunk.offset <= chunk.total - chunk.length
+      else { throw WireError("\(label): \(chunk.length) bytes at \(chunk.offset) of \(chunk.total) do not fit (at most \(chunkBytes) a chunk)") }
+      if let refusal = chunk.refusal {
+        try noTensors("data refusal")
+        return .dataChunk(DataChunk(hash: chunk.hash, offset: chunk.offset, total: chunk.total, bytes: [], refusal: refusal))
+      }
+      guard frames.count == 2 else { throw WireError("\(label): \(frames.count - 1) frames after the header, expected one") }
+      let bytes = try LZ4Frame.decompress(frames[1], expected: chunk.length, context: label)
+      return .dataChunk(DataChunk(hash: chunk.hash, offset: chunk.offset, total: chunk.total, bytes: bytes))
     default: throw WireError("unknown message type \(type)")
     }
   }

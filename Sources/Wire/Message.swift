@@ -15,6 +15,9 @@ public enum Message: Equatable {
   /// has (a search's hopeless trial: successive halving). A worker that does not know the
   /// message ignores it and finishes the task.
   case stop(TaskStop)
+  /// A worker asks for a chunk of a served data set; the coordinator answers with it.
+  case dataRequest(DataRequest)
+  case dataChunk(DataChunk)
 
   /// The type byte of the header.
   public var type: UInt8 {
@@ -29,6 +32,8 @@ public enum Message: Equatable {
     case .reject: return 8
     case .failure: return 9
     case .stop: return 10
+    case .dataRequest: return 11
+    case .dataChunk: return 12
     }
   }
 }
@@ -45,14 +50,20 @@ public struct Hello: Codable, Equatable, Sendable {
   public var running: [String: Int]
   /// How many tasks it trains at once (several members on one device); absent: one.
   public var slots: Int?
+  /// Whether it reads the experiment's data paths itself (a worker on the coordinator's
+  /// machine or file system): then its leases offer no served data.
+  public var sharedData: Bool?
 
-  public init(worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:], slots: Int? = nil) {
+  public init(
+    worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:], slots: Int? = nil, sharedData: Bool? = nil
+  ) {
     self.worker = worker
     self.version = version
     self.devices = devices
     self.threads = threads
     self.running = running
     self.slots = slots
+    self.sharedData = sharedData
   }
 }
 
@@ -65,14 +76,17 @@ public struct TaskAssignment: Codable, Equatable, Sendable {
   /// Tensors the task needs beyond the data (a distilled student's teacher targets); they
   /// travel as frames after the header, like a result's.
   public var tensors: [WireTensor] = []
+  /// The data set the coordinator serves for this task, when it serves one.
+  public var data: DataOffer?
 
-  enum CodingKeys: String, CodingKey { case task, attempt, settings }
+  enum CodingKeys: String, CodingKey { case task, attempt, settings, data }
 
-  public init(task: String, attempt: Int, settings: String, tensors: [WireTensor] = []) {
+  public init(task: String, attempt: Int, settings: String, tensors: [WireTensor] = [], data: DataOffer? = nil) {
     self.task = task
     self.attempt = attempt
     self.settings = settings
     self.tensors = tensors
+    self.data = data
   }
 }
 

@@ -64,6 +64,15 @@ struct CoordinatorCommand: ParsableCommand {
     }
     try socket.bind(bind)
     let coordinator = try makeCoordinator(setup: setup, socket: socket, log: log)
+    // Workers that have no copy of the data get it from here, by its hash.
+    if setup.experiment.dataAccess == .served && !coordinator.scheduler.isFinished {
+      let started = Date()
+      let bundle = try DataBundle.write(setup.data, into: RunDirectory(setup.experiment.runDirectory).servedData)
+      coordinator.servedData = try ServedData(path: bundle.path, hash: bundle.hash, bytes: bundle.bytes)
+      log(String(
+        format: "serving the data set %@… (%.1f MB, made in %.1f s) to workers that do not read its paths (data_access: served)",
+        String(bundle.hash.prefix(12)), Double(bundle.bytes) / 1e6, Date().timeIntervalSince(started)))
+    }
     let statusServer = try startStatusServer(status, coordinator: coordinator, setup: setup, log: log)
     print("coordinator: \(setup.tasks.count + setup.laterTasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
     try coordinator.run()
@@ -191,6 +200,16 @@ struct WorkerCommand: ParsableCommand {
       """)
   var membersPerDevice: Int = 1
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
+  @Flag(
+    help: """
+      Read the experiment's data paths on this machine (the coordinator's own, or a shared file system) instead of       fetching the data set from the coordinator.
+      """)
+  var sharedData = false
+  @Option(
+    help: """
+      Where fetched data sets are kept, by hash, for later tasks and runs (default: $QUORUM_CACHE, else       $XDG_CACHE_HOME/quorum, else ~/.cache/quorum).
+      """)
+  var cache: String?
 
   func validate() throws {
     guard membersPerDevice >= 1 else { throw ValidationError("--members-per-device must be at least 1") }
@@ -213,7 +232,10 @@ struct WorkerCommand: ParsableCommand {
     let devices = try device.devices()
     let slots = devices.count * membersPerDevice
     let stops = StopRequests()
-    let runner = TaskRunner(threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), devices: devices, stops: stops, log: log)
+    let transfers = DataTransfers()
+    let runner = TaskRunner(
+      threads: device.isCUDA ? threads : max(1, threads / membersPerDevice), devices: devices, stops: stops, log: log,
+      dataCache: DataCache(folder: cache ?? DataCache.defaultFolder(), transfers: transfers, log: log))
     if device == .automatic {
       let gpus = (try? CUDADriverAPI().gpus()) ?? []
       log("device auto: training on the CPU, \(threads) threads" + (gpus.isEmpty ? "" : " (\(gpus.count) GPU\(gpus.count == 1 ? "" : "s") found: --device cuda:N trains on one, cuda:all on each; docs/cuda.md)"))
@@ -226,7 +248,7 @@ struct WorkerCommand: ParsableCommand {
     let crashTask = ProcessInfo.processInfo.environment["QUORUM_FAULT_CRASH_TASK"]
     let worker = Worker(
       name: name, endpoint: connect, security: security, context: ZeroMQContext(), devices: device == .automatic ? ["cpu"] : devices.map(\.description),
-      threads: threads, slots: slots, stops: stops, log: log,
+      threads: threads, slots: slots, stops: stops, transfers: transfers, sharedData: sharedData, log: log,
       runner: { task, progress in
         if let crashTask, task.task == crashTask {
           log("QUORUM_FAULT_CRASH_TASK: crashing on \(task.task)")
@@ -273,6 +295,8 @@ struct Run: ParsableCommand {
       process.arguments = [
         "worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker),
         "--device", setup.experiment.device.description, "--members-per-device", String(membersPerDevice),
+        // On this machine: the workers read the data paths as the coordinator did.
+        "--shared-data",
       ]
       try process.run()
       return process

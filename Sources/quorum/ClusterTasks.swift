@@ -195,7 +195,9 @@ final class TaskRunner: @unchecked Sendable {
   /// Where a task's device is said (the worker's log).
   let log: (String) -> Void
   private let lock = NSLock()
-  private var cache: (text: String, experiment: Experiment, data: ExperimentData)?
+  private var cache: (key: String, experiment: Experiment, data: ExperimentData)?
+  /// Served data sets (a lease that names one), fetched once and kept by hash.
+  let dataCache: DataCache?
   /// Per device, backends not in use. A backend is made once per task slot (a CUDA device
   /// compiles or loads its kernels as it starts, each with a stream of its own) and made
   /// again after a task it failed (a failed backend skips everything).
@@ -211,9 +213,13 @@ final class TaskRunner: @unchecked Sendable {
   /// The last epoch a trainer reported (written and read on its task's thread).
   final class EpochCounter: @unchecked Sendable { var value = 0 }
 
-  init(threads: Int, devices: [ComputeDevice], stops: StopRequests = StopRequests(), log: @escaping (String) -> Void = { _ in }) {
+  init(
+    threads: Int, devices: [ComputeDevice], stops: StopRequests = StopRequests(), log: @escaping (String) -> Void = { _ in },
+    dataCache: DataCache? = nil
+  ) {
     precondition(!devices.isEmpty, "a task runner trains on at least one device")
     self.stops = stops
+    self.dataCache = dataCache
     self.threads = threads
     self.devices = devices
     self.log = log
@@ -256,13 +262,22 @@ final class TaskRunner: @unchecked Sendable {
     return result
   }
 
-  /// The experiment of these settings and its data, loaded once for every task of it.
-  func experiment(_ settings: TaskSettings) throws -> (Experiment, ExperimentData) {
+  /// The experiment of these settings and its data, loaded once for every task of it: the
+  /// data set the lease offers (served by the coordinator, cached by hash), else the one the
+  /// experiment's paths name.
+  func experiment(_ settings: TaskSettings, data offer: DataOffer?) throws -> (Experiment, ExperimentData) {
     lock.lock()
     defer { lock.unlock() }
-    if cache?.text != settings.experiment {
-      let experiment = try Experiment.parse(settings.experiment, file: settings.file)
-      cache = (settings.experiment, experiment, try ExperimentData.load(experiment))
+    let key = settings.experiment + "\u{0}" + (offer?.hash ?? "paths")
+    if cache?.key != key {
+      if let offer, let dataCache {
+        let data = try dataCache.load(offer)
+        let experiment = try Experiment.parse(settings.experiment, file: settings.file, servedFolds: data.folds.count)
+        cache = (key, experiment, data)
+      } else {
+        let experiment = try Experiment.parse(settings.experiment, file: settings.file)
+        cache = (key, experiment, try ExperimentData.load(experiment))
+      }
     }
     return (cache!.experiment, cache!.data)
   }
@@ -301,7 +316,7 @@ final class TaskRunner: @unchecked Sendable {
 
   func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
     let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
-    let (experiment, data) = try experiment(settings)
+    let (experiment, data) = try experiment(settings, data: task.data)
     let variant: Experiment.Variant
     switch try Self.role(of: settings, in: experiment) {
     case .refit(let refit):

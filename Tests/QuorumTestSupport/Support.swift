@@ -87,11 +87,16 @@ public var quorumExecutable: URL { Bundle.main.bundleURL.appendingPathComponent(
 
 /// Starts `quorum` with these arguments (and extra environment variables), stdout and
 /// stderr into one pipe.
+/// Where the tests' worker processes keep fetched data sets (one per test process).
+public let testDataCache = NSTemporaryDirectory() + "quorum-test-cache-\(getpid())"
+
 public func startQuorum(_ arguments: [String], environment: [String: String] = [:]) throws -> (process: Process, output: Pipe) {
   let process = Process()
   process.executableURL = quorumExecutable
   process.arguments = arguments
-  process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  // Workers keep fetched data sets in the tests' own cache, not the user's.
+  let defaults = ["QUORUM_CACHE": testDataCache]
+  process.environment = ProcessInfo.processInfo.environment.merging(defaults) { $1 }.merging(environment) { $1 }
   let pipe = Pipe()
   process.standardOutput = pipe
   process.standardError = pipe

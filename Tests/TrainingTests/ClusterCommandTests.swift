@@ -311,6 +311,72 @@ final class ClusterCommandTests: XCTestCase {
     XCTAssert(rows.allSatisfy { $0.contains(",scored") }, "\(rows)")
   }
 
+  /// A worker that cannot read the experiment's data (the folder renamed away once the
+  /// coordinator has loaded it) trains on the data set the coordinator serves: one fetch
+  /// for all its tasks, the same logits as workers that read the files, and a cached copy
+  /// that a second run reuses; a damaged cached copy is noticed and fetched again.
+  func testAWorkerWithoutTheDataFilesTrainsOnTheDataSetTheCoordinatorServes() throws {
+    let data = folder + "/fmnist"
+    try FileManager.default.copyItem(atPath: fashionMNISTFolder, toPath: data)
+    func experiment(_ name: String, seeds: String) throws -> String {
+      let path = folder + "/\(name).yaml"
+      try FileBytes.writeAtomically(Array("""
+        name: \(name)
+        run_directory: \(folder)/runs/\(name)
+        data: {train: \(data), long_tail_ratio: 100}
+        folds: {k: 2, seed: 0}
+        training: {width: 0.35, epochs: 1, batch_size: 64}
+        grid: {seed: [\(seeds)]}
+        """.utf8), to: path)
+      return path
+    }
+    // Served data and data read from the paths give the same bits.
+    XCTAssertEqual(try run(["run", try experiment("paths", seeds: "0, 1"), "--workers", "1", "--threads", "1"]).status, 0)
+    let cache = folder + "/worker-cache"
+    func servedRun(_ name: String, seeds: String) throws -> (coordinator: String, worker: String) {
+      let file = try experiment(name, seeds: seeds)
+      let endpoint = "tcp://127.0.0.1:\(Int.random(in: 30_000..<60_000))"
+      let (coordinator, coordinatorOutput) = try start(["coordinator", file, "--bind", endpoint])
+      // Once the coordinator has made the data set it serves, the files go away.
+      let bundles = "\(folder)/runs/\(name)/data"
+      let deadline = Date().addingTimeInterval(60)
+      while Date() < deadline, ((try? FileManager.default.contentsOfDirectory(atPath: bundles)) ?? []).filter({ $0.hasSuffix(".qdata") }).isEmpty {
+        Thread.sleep(forTimeInterval: 0.05)
+      }
+      try FileManager.default.moveItem(atPath: data, toPath: data + "-away")
+      defer { try? FileManager.default.moveItem(atPath: data + "-away", toPath: data) }
+      let (worker, workerOutput) = try start(["worker", "--connect", endpoint, "--name", "remote", "--threads", "1", "--cache", cache])
+      let coordinatorText = String(decoding: coordinatorOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      coordinator.waitUntilExit()
+      let workerText = String(decoding: workerOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      worker.waitUntilExit()
+      XCTAssertEqual(coordinator.terminationStatus, 0, coordinatorText + workerText)
+      XCTAssert(coordinatorText.contains("serving the data set"), coordinatorText)
+      return (coordinatorText, workerText)
+    }
+    let first = try servedRun("served", seeds: "0, 1")
+    XCTAssertEqual(first.worker.components(separatedBy: "fetching the data set").count - 1, 1, "one fetch for four tasks:\n\(first.worker)")
+    XCTAssertEqual(try storedEvents("served").count, 4)
+    XCTAssertEqual(try logits("served"), try logits("paths"), "the served data set trains the same bits as the files")
+    let cached = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: cache + "/data").first { $0.hasSuffix(".qdata") })
+
+    // A second experiment on the same data: the cached copy serves, nothing is fetched.
+    let second = try servedRun("again", seeds: "0")
+    XCTAssertFalse(second.worker.contains("fetching the data set"), second.worker)
+    XCTAssertEqual(try storedEvents("again").count, 2)
+
+    // A damaged cached copy (one byte changed) is fetched again.
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: cache + "/data/" + cached))
+    handle.seek(toFileOffset: 1000)
+    let byte = handle.readData(ofLength: 1)
+    handle.seek(toFileOffset: 1000)
+    handle.write(Data([byte[0] ^ 0xFF]))
+    handle.closeFile()
+    let third = try servedRun("repaired", seeds: "1")
+    XCTAssert(third.worker.contains("does not hash to") && third.worker.contains("fetching the data set"), third.worker)
+    XCTAssertEqual(try storedEvents("repaired").count, 2)
+  }
+
   /// kill -9 of a worker mid-task: its lease expires, another worker takes the task, every
   /// task is stored once, and the logits are the bits of a fault-free run.
   func testAKilledWorkersTaskIsRedoneAndTheResultsMatchAFaultFreeRun() throws {

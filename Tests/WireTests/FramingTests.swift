@@ -27,6 +27,11 @@ final class FramingTests: XCTestCase {
       .reject(reason: "unknown worker key"),
       .failure(TaskFailure(task: "t", attempt: 2, reason: "out of device memory on cuda:0, while building MobileNetV2 at batch size 1024")),
       .stop(TaskStop(task: "trial-3/fold0", attempt: 1, reason: "below the top third at epoch 1")),
+      .hello(Hello(worker: "nfs-1", version: "0.1.0", devices: ["cpu"], threads: 2, sharedData: true)),
+      .task(TaskAssignment(task: "seed1/fold3", attempt: 1, settings: "{}", data: DataOffer(hash: String(repeating: "ab", count: 32), bytes: 9_000_000))),
+      .dataRequest(DataRequest(hash: String(repeating: "ab", count: 32), offset: 4 << 20, length: 1234)),
+      .dataChunk(DataChunk(hash: String(repeating: "ab", count: 32), offset: 4 << 20, total: (4 << 20) + 1234, bytes: (0..<1234).map { UInt8($0 % 251) })),
+      .dataChunk(DataChunk(hash: "cd", offset: 0, total: 10, bytes: [], refusal: "this coordinator serves another data set")),
     ]
     for message in messages { XCTAssertEqual(try roundTrip(message), message) }
     // A task may carry tensors (a student's teacher targets), as frames after the header.
@@ -79,6 +84,19 @@ final class FramingTests: XCTestCase {
 
   /// A checkpoint travels byte for byte beside the logits, in chunks when large; a damaged
   /// chunk names the file.
+  /// A data chunk is held to its declaration before anything is decompressed: no more than
+  /// a chunk's bytes, inside the data set, one frame that holds exactly that.
+  func testDataChunksAreCheckedAgainstTheirDeclaration() throws {
+    let hash = String(repeating: "0f", count: 32)
+    let good = try Framing.encode(.dataChunk(DataChunk(hash: hash, offset: 0, total: 100, bytes: Array(repeating: 7, count: 100))))
+    func header(_ json: String) -> [UInt8] { Array("QRM".utf8) + [Framing.version, 12] + Array(json.utf8) }
+    assertRejected([header("{\"hash\":\"\(hash)\",\"offset\":0,\"total\":\(16 << 20),\"length\":\(8 << 20)}"), good[1]], mentions: ["at most \(Framing.chunkBytes)"])
+    assertRejected([header("{\"hash\":\"\(hash)\",\"offset\":90,\"total\":100,\"length\":100}"), good[1]], mentions: ["do not fit"])
+    assertRejected([header("{\"hash\":\"\(hash)\",\"offset\":0,\"total\":200,\"length\":200}"), good[1]], mentions: ["data chunk"])
+    assertRejected([good[0]], mentions: ["expected one"])
+    XCTAssertThrowsError(try Framing.encode(.dataChunk(DataChunk(hash: hash, offset: 0, total: 8 << 20, bytes: Array(repeating: 0, count: 5 << 20)))))
+  }
+
   func testFilesTravelByteForByte() throws {
     let checkpoint = WireFile(name: "checkpoint", bytes: (0..<9_000_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
     let message = Message.result(TaskResult(task: "seed0/fold1", attempt: 1, tensors: [logits], files: [checkpoint, WireFile(name: "empty", bytes: [])]))

@@ -1,0 +1,62 @@
+import Cluster
+import Data
+import Experiment
+import Foundation
+import Wire
+
+/// A worker's cache of served data sets, one file per hash (`DataBundle`): a data set is
+/// fetched from the coordinator the first time a lease names it, then read from here by
+/// every later task and run. A cached file is checked against its hash before its first
+/// use in a process; a damaged or torn one is fetched again.
+final class DataCache: @unchecked Sendable {
+  let folder: String
+  let transfers: DataTransfers
+  let log: (String) -> Void
+  private let lock = NSLock()
+  /// Hashes whose cached file this process has checked (or fetched).
+  private var checked: Set<String> = []
+
+  init(folder: String, transfers: DataTransfers, log: @escaping (String) -> Void) {
+    self.folder = folder
+    self.transfers = transfers
+    self.log = log
+  }
+
+  /// $QUORUM_CACHE, else $XDG_CACHE_HOME/quorum, else ~/.cache/quorum; data sets go in its
+  /// data/ folder.
+  static func defaultFolder() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    if let folder = environment["QUORUM_CACHE"], !folder.isEmpty { return folder }
+    if let cache = environment["XDG_CACHE_HOME"], !cache.isEmpty { return cache + "/quorum" }
+    return NSHomeDirectory() + "/.cache/quorum"
+  }
+
+  func path(_ offer: DataOffer) -> String { folder + "/data/" + offer.hash + "." + DataBundle.fileExtension }
+
+  /// The data set `offer` names: from the cache, or fetched into it first.
+  func load(_ offer: DataOffer) throws -> ExperimentData {
+    let path = path(offer)
+    // One fetch at a time: two tasks of one worker needing the same data set fetch it once.
+    lock.lock()
+    defer { lock.unlock() }
+    if !checked.contains(offer.hash) {
+      if FileManager.default.fileExists(atPath: path) {
+        if DataBundleCheck.sha256(ofFile: path) != offer.hash {
+          log("the cached data set \(path) does not hash to \(offer.hash.prefix(12))… (damaged or torn): fetching it again")
+          unlink(path)
+        }
+      }
+      if !FileManager.default.fileExists(atPath: path) {
+        let started = Date()
+        log(String(format: "fetching the data set %@… (%.1f MB) from the coordinator", String(offer.hash.prefix(12)), Double(offer.bytes) / 1e6))
+        try transfers.fetch(offer, to: path)
+        let seconds = Date().timeIntervalSince(started)
+        log(String(
+          format: "fetched the data set %@… in %.2f s (%.1f MB/s) into %@", String(offer.hash.prefix(12)), seconds,
+          Double(offer.bytes) / 1e6 / max(seconds, 1e-6), path))
+      }
+      checked.insert(offer.hash)
+    }
+    return try DataBundle.decode(try FileBytes.read(path), file: path)
+  }
+}

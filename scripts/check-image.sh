@@ -294,8 +294,10 @@ start_coordinator() {
     "$image" coordinator examples/smoke.yaml --bind "tcp://127.0.0.1:$port" \
     --key /keys/coordinator.key --allow /keys/workers --status "127.0.0.1:$status_port" >/dev/null
 }
+# The workers see an empty tmpfs where the image keeps its data set: they train on the one
+# the coordinator serves.
 start_worker() {
-  "$engine" run "${common[@]}" --name "$prefix-$1" "$image" worker --connect "tcp://127.0.0.1:$port" \
+  "$engine" run "${common[@]}" --name "$prefix-$1" --tmpfs /usr/share/datasets "$image" worker --connect "tcp://127.0.0.1:$port" \
     --name "$1" --key "/keys/$1.key" --server-key /keys/coordinator.pub --threads 1 >/dev/null
 }
 # Waits up to $2 seconds for a journal line matching $1 (an extended regular expression).
@@ -336,6 +338,9 @@ echo "  | $resumed"
 grep -q "1 of 2 tasks already stored" <<<"$resumed" \
   || die "the restart did not find one task stored and one running, so it checked no resumption"
 say "experiment finished at $((SECONDS - step_started)) s"
+fetched=$("$engine" logs "$prefix-worker-0" 2>&1 | grep -m1 "fetched the data set") \
+  || die "worker-0, which cannot see the data files, did not fetch the data set from the coordinator"
+echo "  | ${fetched}"
 
 # The results, from the host: every task stored once, owned by the image's user, readable.
 python3 - "$runs_path/smoke" <<'EOF'

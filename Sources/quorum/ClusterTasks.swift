@@ -270,14 +270,19 @@ final class TaskRunner: @unchecked Sendable {
     defer { lock.unlock() }
     let key = settings.experiment + "\u{0}" + (offer?.hash ?? "paths")
     if cache?.key != key {
+      let started = Date()
+      let source: String
       if let offer, let dataCache {
         let data = try dataCache.load(offer)
         let experiment = try Experiment.parse(settings.experiment, file: settings.file, servedFolds: data.folds.count)
         cache = (key, experiment, data)
+        source = "served data set \(offer.hash.prefix(12))…"
       } else {
         let experiment = try Experiment.parse(settings.experiment, file: settings.file)
         cache = (key, experiment, try ExperimentData.load(experiment))
+        source = "experiment's paths"
       }
+      log(String(format: "data ready in %.2f s (%d training images, from the %@)", Date().timeIntervalSince(started), cache!.data.training.count, source))
     }
     return (cache!.experiment, cache!.data)
   }

@@ -164,7 +164,8 @@ public final class Coordinator {
     case .failure(let failure):
       if scheduler.accepts(task: failure.task, attempt: failure.attempt, worker: worker) {
         log("\(failure.task) attempt \(failure.attempt) failed on \(worker): \(failure.reason)")
-        try scheduler.crashed(task: failure.task, attempt: failure.attempt, worker: worker, reason: failure.reason)
+        try scheduler.crashed(
+          task: failure.task, attempt: failure.attempt, worker: worker, reason: failure.reason, permanent: failure.permanent == true)
       }
       if let running = workers[worker]?.running { workers[worker]?.running = max(running - 1, 0) }
       if workers[worker]?.busy == false { workers[worker]?.progress = nil }
@@ -177,8 +178,10 @@ public final class Coordinator {
       }
       let chunk = servedData.answer(request)
       if let refusal = chunk.refusal { log("refused \(worker)'s data request: \(refusal)") }
-      counters.dataBytesServed += chunk.bytes.count
-      try send(.dataChunk(chunk), to: worker)
+      // What goes on the wire: the LZ4 frame, not the data set's bytes.
+      let frames = try Framing.encode(.dataChunk(chunk))
+      counters.dataBytesServed += frames.reduce(0) { $0 + $1.count }
+      try socket.send([Array((connections[worker] ?? worker).utf8)] + frames)
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)

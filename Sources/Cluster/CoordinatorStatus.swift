@@ -47,7 +47,8 @@ public struct CoordinatorCounters: Codable, Equatable, Sendable {
   public var resultsRefused = 0
   public var leasesExpired = 0
   public var workersLost = 0
-  /// Bytes of the served data set sent to workers (`data_access: served`).
+  /// Bytes sent to workers fetching the served data set (`data_access: served`), as they
+  /// went on the wire (LZ4-compressed chunks and their headers).
   public var dataBytesServed = 0
 
   public init() {}

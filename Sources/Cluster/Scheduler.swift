@@ -187,11 +187,17 @@ public final class Scheduler {
     return expired
   }
 
-  /// A worker reports that the task crashed: the attempt is used.
-  public func crashed(task: String, attempt: Int, worker: String, reason: String) throws {
+  /// A worker reports that the task crashed: the attempt is used. `permanent`: another
+  /// attempt would fail the same way, so the task is marked failed now.
+  public func crashed(task: String, attempt: Int, worker: String, reason: String, permanent: Bool = false) throws {
     guard case .leased(worker, attempt, _) = states[task] else { return }
     try journal?.append(JournalEvent(.crashed, task: task, attempt: attempt, worker: worker, reason: reason))
-    try giveBack(task, attempt: attempt, reason: reason)
+    if permanent {
+      try journal?.append(JournalEvent(.failed, task: task, attempt: attempt, reason: reason))
+      states[task] = .failed(attemptsUsed: attempt, reason: reason)
+    } else {
+      try giveBack(task, attempt: attempt, reason: reason)
+    }
   }
 
   /// A worker is gone (disconnect, or its heartbeats stopped): its leases expire now.

@@ -210,9 +210,12 @@ public final class Worker {
         let output = try runner(task) { post(.progress($0)) }
         post(.result(TaskResult(task: task.task, attempt: task.attempt, tensors: output.tensors, files: output.files)))
       } catch {
-        // The task goes back with its reason (an attempt used); this worker stays for the next.
+        // The task goes back with its reason (an attempt used, or all of them where another
+        // would fail the same way); this worker stays for the next.
         log("task \(task.task) failed: \(error)")
-        post(.failure(TaskFailure(task: task.task, attempt: task.attempt, reason: String("\(error)".prefix(8000)))))
+        post(.failure(TaskFailure(
+          task: task.task, attempt: task.attempt, reason: String("\(error)".prefix(8000)),
+          permanent: error is PermanentTaskFailure ? true : nil)))
       }
       self.lock.lock()
       self.running.removeAll { $0 == task }
@@ -270,6 +273,14 @@ struct HandshakeWatch {
       return nil
     }
   }
+}
+
+/// A task's failure that another attempt would repeat (its training diverged, and training
+/// is deterministic): a runner throws it so that the task fails at once, not after every
+/// retry.
+public struct PermanentTaskFailure: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
 }
 
 /// What a task produced: tensors (logits) and files (the checkpoint).

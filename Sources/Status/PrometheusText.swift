@@ -33,7 +33,7 @@ public enum PrometheusText {
     metric("results_refused_total", "counter", "Results refused as not what their task returns (attempts failed).", [("", Double(counters.resultsRefused))])
     metric("leases_expired_total", "counter", "Task leases that expired (a worker fell silent).", [("", Double(counters.leasesExpired))])
     metric("workers_lost_total", "counter", "Workers given up on after missed heartbeats.", [("", Double(counters.workersLost))])
-    metric("data_bytes_served_total", "counter", "Bytes of the served data set sent to workers.", [("", Double(counters.dataBytesServed))])
+    metric("data_bytes_served_total", "counter", "Bytes sent to workers fetching the served data set, as on the wire (LZ4).", [("", Double(counters.dataBytesServed))])
     return lines.joined(separator: "\n") + "\n"
   }
 

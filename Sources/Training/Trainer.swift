@@ -600,41 +600,18 @@ public final class Trainer {
     evaluationPasses += 1
     let held = heldImages?.held(dataset, of: data)
     let classes = configuration.model.classes
-    let transforms = testTimeAugmentation.transforms
-    var logits = [Float](repeating: 0, count: dataset.count * classes)
-    var probabilities = [Double](repeating: 0, count: transforms.count > 1 ? dataset.count * classes : 0)
-    let order = Array(0..<dataset.count)
-    for start in stride(from: 0, to: dataset.count, by: model.capacity) {
-      let batch = order[start..<min(start + model.capacity, dataset.count)]
-      for transform in transforms {
-        if let heldImages, let held {
-          heldImages.assemble(
-            dataset, held: held, indices: batch, augmentation: .none, seed: 0, epoch: 0, assembler: assembler, labels: labels,
-            images: modelImages, fixed: transform)
-        } else {
-          assembler.assemble(
-            dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels, fixed: transform)
-          backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
-        }
-        let output = model.forward(modelImages, batch: batch.count, training: false)
-        if transforms.count == 1 {
-          logits.withUnsafeMutableBufferPointer {
-            backend.download(output, offset: 0, into: UnsafeMutableBufferPointer(rebasing: $0[(start * classes)..<((start + batch.count) * classes)]))
-          }
-          continue
-        }
-        let rows = backend.download(output, count: batch.count * classes)
-        for n in 0..<batch.count {
-          let row = n * classes
-          let logSum = logSumExp(count: classes) { Double(rows[row + $0]) }
-          for c in 0..<classes {
-            probabilities[(start + n) * classes + c] += exp(Double(rows[row + c]) - logSum) / Double(transforms.count)
-          }
-        }
+    let logits = InferenceLoop.logits(
+      count: dataset.count, classes: classes, batchSize: model.capacity, transforms: testTimeAugmentation.transforms, backend: backend
+    ) { batch, transform in
+      if let heldImages, let held {
+        heldImages.assemble(
+          dataset, held: held, indices: batch, augmentation: .none, seed: 0, epoch: 0, assembler: assembler, labels: labels,
+          images: modelImages, fixed: transform)
+      } else {
+        assembler.assemble(dataset, indices: batch, augmentation: .none, seed: 0, epoch: 0, images: images, labels: labels, fixed: transform)
+        backend.commit(staging: images, to: modelImages, count: batch.count * modelImages.capacity / configuration.batchSize)
       }
-    }
-    if transforms.count > 1 {
-      for i in 0..<logits.count { logits[i] = Float(log(max(probabilities[i], 1e-30))) }
+      return model.forward(modelImages, batch: batch.count, training: false)
     }
     let metrics = logits.withUnsafeBufferPointer {
       ClassificationMetrics.compute(logits: $0.baseAddress!, labels: dataset.labels, classes: classes)

@@ -160,10 +160,14 @@ public struct TaskFailure: Codable, Equatable, Sendable {
   public var task: String
   public var attempt: Int
   public var reason: String
+  /// True when another attempt would fail the same way (training diverged: it is
+  /// deterministic): the task is marked failed at once instead of retried.
+  public var permanent: Bool?
 
-  public init(task: String, attempt: Int, reason: String) {
+  public init(task: String, attempt: Int, reason: String, permanent: Bool? = nil) {
     self.task = task
     self.attempt = attempt
     self.reason = reason
+    self.permanent = permanent
   }
 }

@@ -81,16 +81,28 @@ struct CoordinatorCommand: ParsableCommand {
     statusServer?.stop()
     withExtendedLifetime(socket) {}
     authentication?.stop()
-    try reportFailures(coordinator)
+    try reportFailures(coordinator, setup: setup)
   }
 }
 
 /// Lists the tasks that used up their attempts and exits with status 1 if there are any
-/// (the others' results are kept: running the experiment again retries only those).
-func reportFailures(_ coordinator: Coordinator) throws {
-  let failed = coordinator.scheduler.order.compactMap { task -> String? in
-    guard case .failed(let attempts, let reason) = coordinator.scheduler.states[task] else { return nil }
-    return "  \(task): \(attempts) attempts, last: \(reason)"
+/// (the others' results are kept: running the experiment again retries only those). A
+/// search's failed trials are listed and tolerated: a configuration that diverges is one
+/// of a search's answers (its trial has no score), not a failure of the run.
+func reportFailures(_ coordinator: Coordinator, setup: ExperimentSetup) throws {
+  var failed: [String] = []
+  var failedTrials: [String] = []
+  for task in coordinator.scheduler.order {
+    guard case .failed(let attempts, let reason) = coordinator.scheduler.states[task] else { continue }
+    let line = "  \(task): \(attempts) attempt\(attempts == 1 ? "" : "s"), last: \(reason)"
+    if setup.experiment.search != nil, SearchRungs.trial(of: task, setup.experiment.search!) != nil {
+      failedTrials.append(line)
+    } else {
+      failed.append(line)
+    }
+  }
+  if !failedTrials.isEmpty {
+    print("search: \(failedTrials.count) trial task\(failedTrials.count == 1 ? "" : "s") failed (no score):\n" + failedTrials.joined(separator: "\n"))
   }
   guard !failed.isEmpty else { return }
   print("\(failed.count) task\(failed.count == 1 ? "" : "s") failed:\n" + failed.joined(separator: "\n"))
@@ -343,7 +355,7 @@ struct Run: ParsableCommand {
     for process in processes where process.isRunning { process.terminate() }
     print(try RunReport.combine(setup: setup).text)
     print("results: \(setup.experiment.runDirectory): scores.csv, submission.csv, ensemble/, logits/, checkpoints/, folds.npy, journal.jsonl")
-    try reportFailures(coordinator)
+    try reportFailures(coordinator, setup: setup)
   }
 }
 

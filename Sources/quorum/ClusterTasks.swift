@@ -320,6 +320,14 @@ final class TaskRunner: @unchecked Sendable {
   }
 
   func run(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
+    // Training is deterministic: a task that diverged diverges again on any attempt.
+    do { return try runTask(task, progress: progress) } catch let error as TrainingError {
+      if case .diverged = error { throw PermanentTaskFailure("\(error)") }
+      throw error
+    }
+  }
+
+  private func runTask(_ task: TaskAssignment, progress: @escaping (ProgressReport) -> Void) throws -> TaskOutput {
     let settings = try JSONDecoder().decode(TaskSettings.self, from: Data(task.settings.utf8))
     let (experiment, data) = try experiment(settings, data: task.data)
     let variant: Experiment.Variant
@@ -579,11 +587,11 @@ final class FoldModelExplainer {
     let fold = Int(folds.fold[row])
     if loaded[fold] == nil {
       let path = RunDirectory(runDirectory).memberCheckpoint(variant: variant.name, fold: fold)
-      guard let description = try? ModelCheckpoint.description(of: path), description.configuration == configuration,
-        let model = try? MobileNetV2(configuration, capacity: 1, backend: CPUBackend(threads: 1)),
-        (try? ModelCheckpoint.load(path, into: model)) != nil
+      guard let predictor = try? Predictor(
+        checkpoint: path, configuration: configuration, expected: "the experiment's \(variant.name)", batchSize: 1,
+        backend: CPUBackend(threads: 1), threads: 1)
       else { return nil }
-      loaded[fold] = (GradCAM(model: model), BatchAssembler(mean: description.mean, std: description.std, threads: 1))
+      loaded[fold] = (GradCAM(model: predictor.model), predictor.assembler)
     }
     guard let (cam, assembler) = loaded[fold] else { return nil }
     // Normalised as in training, by the assembler training uses (no augmentation).

@@ -95,9 +95,9 @@ struct PredictCommand: ParsableCommand {
   }
 }
 
-/// Runs stored models on new data: each checkpoint with the normalisation it records (its
-/// training data's), the variant's configuration and a test-time augmentation; the
-/// checkpoints' probabilities averaged.
+/// Runs stored models on new data (a `Predictor` each): each checkpoint with the
+/// normalisation it records (its training data's), the variant's configuration and a
+/// test-time augmentation; the checkpoints' probabilities averaged.
 struct CheckpointPredictor {
   let runDirectory: String
   let experiment: Experiment
@@ -116,17 +116,12 @@ struct CheckpointPredictor {
       }
       // The checkpoint records the normalisation its model was trained with (its fold's
       // training images, and a Noisy Student's pseudo-labelled ones).
-      let recorded = try ModelCheckpoint.description(of: checkpoint)
-      try ModelCheckpoint.requireArchitecture(
-        recorded.configuration, of: configuration.model, name: checkpoint,
-        expected: "the experiment's \(variant.name) (a checkpoint of another run or variant? restore this run's)")
-      let trainer = try Trainer(
-        configuration: configuration, data: TrainingData(training: training), backend: CPUBackend(threads: threads), threads: threads,
-        outputFolder: nil, reporter: ProgressReporter(style: .silent, totalEpochs: 1), prefetch: false,
-        normalization: (recorded.mean, recorded.std))
-      try trainer.initializeWeights(from: checkpoint)
+      let predictor = try Predictor(
+        checkpoint: checkpoint, configuration: configuration.model,
+        expected: "the experiment's \(variant.name) (a checkpoint of another run or variant? restore this run's)",
+        batchSize: configuration.batchSize, backend: CPUBackend(threads: threads), threads: threads)
       let augmentation = testTimeAugmentation(configuration.testTimeAugmentation)
-      models.append(Predictions(logits: trainer.evaluate(data, testTimeAugmentation: augmentation).logits, classes: training.classes))
+      models.append(Predictions(logits: try predictor.predict(data, testTimeAugmentation: augmentation).logits, classes: training.classes))
     }
     return Predictions.mixture(models, weights: [Double](repeating: 1, count: models.count))
   }

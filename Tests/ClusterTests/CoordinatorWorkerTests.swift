@@ -1,4 +1,5 @@
 import Cluster
+import Data
 import Foundation
 import QuorumTestSupport
 import Wire
@@ -62,6 +63,69 @@ final class CoordinatorWorkerTests: XCTestCase {
       let values = bytes.suffix(24).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
       XCTAssertEqual(values, Self.tensors(for: TaskAssignment(task: task, attempt: 1, settings: ""))[0].values)
     }
+  }
+
+  /// A task whose training diverged fails at once (another attempt would diverge again)
+  /// and the worker stays for the rest, which are stored.
+  func testAPermanentFailureFailsTheTaskAtOnceAndTheRestAreStored() throws {
+    let context = ZeroMQContext()
+    let tasks = ["a/fold0", "b/fold0", "c/fold0"]
+    let (coordinator, endpoint, thread) = try startCoordinator(tasks: tasks, context: context)
+    thread.start()
+    let finished = Counter()
+    let attempts = Counter()
+    let worker = Worker(name: "w", endpoint: endpoint, context: context, timing: fast) { task, _ in
+      guard task.task != "b/fold0" else {
+        attempts.increment()
+        throw PermanentTaskFailure("training diverged: the loss became nan at epoch 1")
+      }
+      return TaskOutput(tensors: Self.tensors(for: task))
+    }
+    Thread {
+      try? worker.run()
+      finished.increment()
+    }.start()
+    wait { finished.value == 1 }
+    XCTAssertEqual(coordinator.scheduler.states["b/fold0"], .failed(attemptsUsed: 1, reason: "training diverged: the loss became nan at epoch 1"))
+    XCTAssertEqual(attempts.value, 1, "not retried")
+    for task in ["a/fold0", "c/fold0"] { XCTAssertEqual(coordinator.scheduler.states[task], .stored(attempt: 1), task) }
+  }
+
+  /// The served data set, fetched by a worker's task in chunks (three of them: 9 MB) over
+  /// real sockets, arrives byte for byte under its hash; a data set the coordinator does
+  /// not serve is refused with the reason.
+  func testAServedDataSetIsFetchedInChunksAndRefusedUnderAnotherHash() throws {
+    let context = ZeroMQContext()
+    var generator = SystemRandomNumberGenerator()
+    let bytes = (0..<9_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    let source = folder + "/served.qdata"
+    try Data(bytes).write(to: URL(fileURLWithPath: source))
+    let hash = SHA256.hex(bytes)
+    let (coordinator, endpoint, thread) = try startCoordinator(tasks: ["a/fold0"], context: context)
+    coordinator.servedData = try ServedData(path: source, hash: hash, bytes: bytes.count)
+    thread.start()
+    let transfers = DataTransfers()
+    let fetched = folder + "/cache/\(hash).qdata"
+    final class Outcome: @unchecked Sendable { var offer: DataOffer?; var refusal = "" }
+    let outcome = Outcome()
+    let finished = Counter()
+    let worker = Worker(name: "w", endpoint: endpoint, context: context, timing: fast, transfers: transfers) { task, _ in
+      outcome.offer = task.data
+      try transfers.fetch(try XCTUnwrap(task.data), to: fetched)
+      let other = DataOffer(hash: String(repeating: "0", count: 64), bytes: bytes.count)
+      do { try transfers.fetch(other, to: self.folder + "/cache/other.qdata") } catch { outcome.refusal = "\(error)" }
+      return TaskOutput(tensors: Self.tensors(for: task))
+    }
+    Thread {
+      try? worker.run()
+      finished.increment()
+    }.start()
+    wait(for: { finished.value == 1 }, seconds: 60)
+    XCTAssertEqual(outcome.offer, DataOffer(hash: hash, bytes: bytes.count), "the lease names the served data set")
+    XCTAssertEqual(try [UInt8](Data(contentsOf: URL(fileURLWithPath: fetched))), bytes)
+    XCTAssert(outcome.refusal.contains("refused") && outcome.refusal.contains("not 000000000000"), outcome.refusal)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/cache/other.qdata"))
+    XCTAssertGreaterThanOrEqual(coordinator.counters.dataBytesServed, 9_000_000, "incompressible bytes cost at least themselves on the wire")
   }
 
   /// A worker that stops answering mid-task (as under SIGSTOP) loses its lease; the task

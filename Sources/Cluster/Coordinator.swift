@@ -51,6 +51,9 @@ public final class Coordinator {
   /// Called after `onProgress`: a reason to end the task after this epoch (a search's
   /// successive halving), sent to its worker as a stop; nil to let it go on.
   public var stopReason: ((ProgressReport) -> String?)?
+  /// Which reports are journalled (fsync'd) before `stopReason` judges them: those a
+  /// decision rests on, so that a restarted coordinator replays the same decisions.
+  public var journalsProgress: ((ProgressReport) -> Bool)?
   /// Called once per later phase, when every task of the earlier phases is finished: the
   /// phase's tasks' settings and tensors (pseudo-labels, a student's teacher targets, made
   /// from the finished tasks' results). A task it leaves out, or all of the phase's when it
@@ -156,6 +159,7 @@ public final class Coordinator {
       workers[worker]?.progress = progress
       if scheduler.accepts(task: progress.task, attempt: progress.attempt, worker: worker) {
         onProgress?(progress)
+        if journalsProgress?(progress) == true { try scheduler.record(report: progress) }
         if let reason = stopReason?(progress) {
           log("stopping \(progress.task) attempt \(progress.attempt) on \(worker) after epoch \(progress.epoch): \(reason)")
           try send(.stop(TaskStop(task: progress.task, attempt: progress.attempt, reason: reason)), to: worker)

@@ -1,5 +1,6 @@
 import Data
 import Foundation
+import Wire
 
 /// What the coordinator remembers: one JSON object per line, appended and fsync'd before
 /// the coordinator acts on it, so that a coordinator killed at any moment and restarted
@@ -7,7 +8,9 @@ import Foundation
 public struct JournalEvent: Codable, Equatable, Sendable {
   /// `proposed`: a task made while the run goes on (a search's trial), with what it was
   /// made from, so that a restarted coordinator has the same task, not a new proposal.
-  public enum Kind: String, Codable, Sendable { case proposed, leased, stored, expired, crashed, failed }
+  /// `reported`: a progress report the coordinator decides on (a search trial's score at a
+  /// rung of successive halving), so that a restarted one decides the same.
+  public enum Kind: String, Codable, Sendable { case proposed, reported, leased, stored, expired, crashed, failed }
   public var kind: Kind
   public var task: String
   public var attempt: Int
@@ -15,14 +18,20 @@ public struct JournalEvent: Codable, Equatable, Sendable {
   public var reason: String?
   /// A proposed task's making, as its proposer wrote it (opaque here).
   public var proposal: String?
+  /// A reported event's progress report.
+  public var progress: ProgressReport?
 
-  public init(_ kind: Kind, task: String, attempt: Int, worker: String? = nil, reason: String? = nil, proposal: String? = nil) {
+  public init(
+    _ kind: Kind, task: String, attempt: Int, worker: String? = nil, reason: String? = nil, proposal: String? = nil,
+    progress: ProgressReport? = nil
+  ) {
     self.kind = kind
     self.task = task
     self.attempt = attempt
     self.worker = worker
     self.reason = reason
     self.proposal = proposal
+    self.progress = progress
   }
 }
 

@@ -1,3 +1,5 @@
+import Wire
+
 /// The coordinator's decisions, apart from its sockets: which task a worker gets, when a
 /// lease expires, whether a result is stored. Time is passed in, so it is tested without
 /// sleeping; every decision is journaled first, so a restarted coordinator resumes.
@@ -52,7 +54,7 @@ public final class Scheduler {
     attemptBase = [:]
     for event in events {
       if states[event.task] == nil {
-        if event.kind != .proposed { unplacedEvents[event.task, default: []].append(event) }
+        if event.kind != .proposed && event.kind != .reported { unplacedEvents[event.task, default: []].append(event) }
         continue
       }
       replay(event)
@@ -72,8 +74,13 @@ public final class Scheduler {
     case .failed:
       states[event.task] = .pending(attemptsUsed: event.attempt)
       attemptBase[event.task] = event.attempt
-    case .expired, .crashed, .proposed: break
+    case .expired, .crashed, .proposed, .reported: break
     }
+  }
+
+  /// Journals a progress report before the coordinator decides on it (`Coordinator.journalsProgress`).
+  public func record(report: ProgressReport) throws {
+    try journal?.append(JournalEvent(.reported, task: report.task, attempt: report.attempt, progress: report))
   }
 
   /// Adds a task to growing phase `phase`, journalled first with what it was made from

@@ -165,7 +165,10 @@ func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escapin
     }
   }
   // Successive halving: each new report judged (the setup replayed the earlier ones).
-  if let rungs = setup.rungs { coordinator.stopReason = { rungs.decide($0) } }
+  if let rungs = setup.rungs {
+    coordinator.journalsProgress = { rungs.isRungReport($0) }
+    coordinator.stopReason = { rungs.decide($0) }
+  }
   if !setup.laterPhases.isEmpty {
     coordinator.describePhase = { setup.describePhase($0) }
     // On the coordinator's preparation thread: nothing here touches the loop's state.

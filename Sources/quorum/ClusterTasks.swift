@@ -98,7 +98,7 @@ struct ExperimentSetup {
     rungs = experiment.search.flatMap(SearchRungs.init)
     // The decisions so far (a restarted coordinator, a report made afterwards), rebuilt
     // from the reports of then.
-    rungs?.replay(progressLog: RunDirectory(experiment.runDirectory).progress)
+    rungs?.replay(journal: RunDirectory(experiment.runDirectory).journal)
     laterPhases = phases
     laterPhaseKinds = kinds
     self.settings = settings

@@ -279,7 +279,8 @@ final class SearchTrialSource {
 
 /// A search's successive halving on the coordinator: the ledger of its rungs (Search's
 /// RungLedger) fed with the trials' reports in the order they came. Every decision follows
-/// from that order alone, so replaying the run's progress.jsonl after a restart rebuilds it.
+/// from that order alone, so replaying the rung reports of the journal after a restart
+/// rebuilds it.
 final class SearchRungs: @unchecked Sendable {
   let plan: SearchPlan
   private let lock = NSLock()
@@ -310,13 +311,18 @@ final class SearchRungs: @unchecked Sendable {
     return ledger.stop(of: trial)?.epoch
   }
 
-  /// Replays the run's progress.jsonl (a restarted coordinator), sending nothing.
-  func replay(progressLog path: String) {
-    guard let data = FileManager.default.contents(atPath: path) else { return }
-    let decoder = JSONDecoder()
-    for line in data.split(separator: UInt8(ascii: "\n")) {
-      // A torn last line of a crash is skipped.
-      if let report = try? decoder.decode(ProgressReport.self, from: Data(line)) { _ = decide(report) }
+  /// Whether the coordinator decides on `report` (a trial's score at a rung): it is
+  /// journalled first.
+  func isRungReport(_ report: ProgressReport) -> Bool {
+    Self.trial(of: report.task, plan) != nil && report.validationMetric != nil && (plan.halving?.rungs.contains(report.epoch) ?? false)
+  }
+
+  /// Replays the rung reports of the run's journal (a restarted coordinator, a report made
+  /// afterwards), sending nothing: the same decisions, in the same order.
+  func replay(journal path: String) {
+    // A journal that cannot be read is the coordinator's to report (it reads it next).
+    for event in (try? Journal.read(path)) ?? [] where event.kind == .reported {
+      if let report = event.progress { _ = decide(report) }
     }
   }
 

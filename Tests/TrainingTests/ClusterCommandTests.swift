@@ -256,6 +256,15 @@ final class ClusterCommandTests: XCTestCase {
     let report = String(decoding: try FileBytes.read(runFolder + "/report.html"), as: UTF8.self)
     XCTAssert(report.contains("<h2>Search</h2>") && report.contains("Validation accuracy by epoch"), "no search section")
     XCTAssertEqual(report.components(separatedBy: "<td>stopped at epoch 1</td>").count - 1, stopped)
+    // Every decision rests on a journalled rung report (one per trial at epoch 1), so a new
+    // process rebuilding the report from the run directory replays the same stops.
+    let journal = String(decoding: try FileBytes.read(runFolder + "/journal.jsonl"), as: UTF8.self)
+    XCTAssertEqual(journal.components(separatedBy: "\"kind\":\"reported\"").count - 1, 12)
+    try FileManager.default.removeItem(atPath: runFolder + "/progress.jsonl")
+    let rebuilt = try run(["report", runFolder])
+    XCTAssertEqual(rebuilt.status, 0, rebuilt.output)
+    let again = String(decoding: try FileBytes.read(runFolder + "/report.html"), as: UTF8.self)
+    XCTAssertEqual(again.components(separatedBy: "<td>stopped at epoch 1</td>").count - 1, stopped, "the stops, from the journal alone")
   }
 
   /// An asynchronous TPE search through a worker killed holding a trial and a coordinator

@@ -132,8 +132,11 @@ let tests: [Target] = [
   .testTarget(name: "SearchTests", dependencies: ["Search"]),
   .testTarget(name: "RunLayoutTests", dependencies: ["RunLayout"]),
   .testTarget(
-    name: "TrainingTests", dependencies: ["Training", "Wire", "QuorumTestSupport", "AllocationCounter"],
+    name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),
+  // The whole system as a user runs it: `quorum` processes over real sockets (runs,
+  // coordinators and workers killed and restarted, network namespaces, the emulated GPU).
+  .testTarget(name: "EndToEndTests", dependencies: ["Training", "Data", "NN", "Tensor", "Wire", "QuorumTestSupport"]),
 ]
 
 let package = Package(

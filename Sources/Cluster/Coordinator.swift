@@ -185,7 +185,7 @@ public final class Coordinator {
       // What goes on the wire: the LZ4 frame, not the data set's bytes.
       let frames = try Framing.encode(.dataChunk(chunk))
       counters.dataBytesServed += frames.reduce(0) { $0 + $1.count }
-      try socket.send([Array((connections[worker] ?? worker).utf8)] + frames)
+      try send(frames: frames, to: worker)
     case .disconnect(let reason):
       log("worker \(worker) left: \(reason)")
       try scheduler.workerLost(worker)
@@ -369,8 +369,11 @@ public final class Coordinator {
     }
   }
 
-  func send(_ message: Message, to worker: String) throws {
-    try socket.send([Array((connections[worker] ?? worker).utf8)] + (try Framing.encode(message)))
+  func send(_ message: Message, to worker: String) throws { try send(frames: try Framing.encode(message), to: worker) }
+
+  /// A message's frames to a worker's current connection.
+  private func send(frames: [[UInt8]], to worker: String) throws {
+    try socket.send([Array((connections[worker] ?? worker).utf8)] + frames)
   }
 }
 

@@ -116,18 +116,9 @@ public final class DataTransfers: @unchecked Sendable {
     guard fsync(descriptor) == 0 else { throw DataError(file: temporary, "cannot be written to disk: \(String(cString: strerror(errno)))") }
     close(descriptor)
     closed = true
-    guard DataBundleCheck.sha256(ofFile: temporary) == offer.hash else {
+    guard SHA256.hex(ofFile: temporary) == offer.hash else {
       throw WorkerError("the data set received does not hash to the offered \(offer.hash.prefix(12))…: it is discarded")
     }
     guard rename(temporary, path) == 0 else { throw DataError(file: path, "cannot be written: \(String(cString: strerror(errno)))") }
-  }
-}
-
-/// The content check of a cached or received data set.
-public enum DataBundleCheck {
-  /// The SHA-256 of a file, nil if it cannot be read.
-  public static func sha256(ofFile path: String) -> String? {
-    guard let bytes = try? FileBytes.read(path) else { return nil }
-    return SHA256.hex(bytes)
   }
 }

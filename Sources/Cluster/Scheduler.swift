@@ -96,19 +96,19 @@ public final class Scheduler {
     for event in unplacedEvents.removeValue(forKey: task) ?? [] { replay(event) }
   }
 
-  public var isFinished: Bool {
-    growingPhases.isEmpty
-      && states.values.allSatisfy { if case .stored = $0 { return true }; if case .failed = $0 { return true }; return false }
+  public var isFinished: Bool { growingPhases.isEmpty && states.keys.allSatisfy(isDone) }
+
+  /// Whether `task` is stored or failed: nothing more will happen to it in this run.
+  private func isDone(_ task: String) -> Bool {
+    switch states[task] {
+    case .stored, .failed: return true
+    case .pending, .leased, nil: return false
+    }
   }
 
   /// The tasks of phase `phase` neither stored nor failed, in order.
   public func unfinishedTasks(in phase: Int) -> [String] {
-    order.filter { task in
-      guard self.phase[task, default: 0] == phase else { return false }
-      if case .stored = states[task] { return false }
-      if case .failed = states[task] { return false }
-      return true
-    }
+    order.filter { self.phase[$0, default: 0] == phase && !isDone($0) }
   }
 
   /// Whether `lease` would hand out a task now.
@@ -120,23 +120,13 @@ public final class Scheduler {
   /// them still grows).
   public func phasesFinished(before phase: Int) -> Bool {
     guard !growingPhases.contains(where: { $0 < phase }) else { return false }
-    return order.allSatisfy { task in
-      if self.phase[task, default: 0] >= phase { return true }
-      if case .stored = states[task] { return true }
-      if case .failed = states[task] { return true }
-      return false
-    }
+    return order.allSatisfy { self.phase[$0, default: 0] >= phase || isDone($0) }
   }
 
   /// Whether some task of `phase` is neither stored nor failed.
   public func hasUnfinishedTasks(in phase: Int) -> Bool {
     if growingPhases.contains(phase) { return true }
-    return order.contains { task in
-      guard self.phase[task, default: 0] == phase else { return false }
-      if case .stored = states[task] { return false }
-      if case .failed = states[task] { return false }
-      return true
-    }
+    return order.contains { self.phase[$0, default: 0] == phase && !isDone($0) }
   }
 
   /// The tasks of `phase`, in order.
@@ -199,12 +189,7 @@ public final class Scheduler {
   public func crashed(task: String, attempt: Int, worker: String, reason: String, permanent: Bool = false) throws {
     guard case .leased(worker, attempt, _) = states[task] else { return }
     try journal?.append(JournalEvent(.crashed, task: task, attempt: attempt, worker: worker, reason: reason))
-    if permanent {
-      try journal?.append(JournalEvent(.failed, task: task, attempt: attempt, reason: reason))
-      states[task] = .failed(attemptsUsed: attempt, reason: reason)
-    } else {
-      try giveBack(task, attempt: attempt, reason: reason)
-    }
+    if permanent { try markFailed(task, attempt: attempt, reason: reason) } else { try giveBack(task, attempt: attempt, reason: reason) }
   }
 
   /// A worker is gone (disconnect, or its heartbeats stopped): its leases expire now.
@@ -246,10 +231,14 @@ public final class Scheduler {
 
   private func giveBack(_ task: String, attempt: Int, reason: String) throws {
     if attempt - attemptBase[task, default: 0] >= timing.retryLimit {
-      try journal?.append(JournalEvent(.failed, task: task, attempt: attempt, reason: reason))
-      states[task] = .failed(attemptsUsed: attempt, reason: reason)
+      try markFailed(task, attempt: attempt, reason: reason)
     } else {
       states[task] = .pending(attemptsUsed: attempt)
     }
+  }
+
+  private func markFailed(_ task: String, attempt: Int, reason: String) throws {
+    try journal?.append(JournalEvent(.failed, task: task, attempt: attempt, reason: reason))
+    states[task] = .failed(attemptsUsed: attempt, reason: reason)
   }
 }

@@ -64,6 +64,13 @@ public struct SHA256 {
     return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> UInt32(24 - 8 * $0)) } }
   }
 
+  /// The hex digest of the file at `path`, nil if it cannot be read (a cached or received
+  /// data set's check).
+  public static func hex(ofFile path: String) -> String? {
+    guard let bytes = try? FileBytes.read(path) else { return nil }
+    return hex(bytes)
+  }
+
   /// The digest as 64 lower-case hex digits.
   public mutating func finalizeHex() -> String { finalize().map { String(format: "%02x", $0) }.joined() }
 

@@ -75,13 +75,6 @@ public enum DataBundle {
     return Written(hash: hash, path: path, bytes: bytes.count)
   }
 
-  /// Whether the file at `path` is the bundle `hash` names (a torn or corrupted cache file
-  /// is not).
-  public static func isIntact(_ path: String, hash: String) -> Bool {
-    guard let bytes = try? FileBytes.read(path) else { return false }
-    return SHA256.hex(bytes) == hash
-  }
-
   /// The data set of the bundle at `path`, which must hash to `hash`.
   public static func read(_ path: String, hash: String) throws -> ExperimentData {
     let bytes = try FileBytes.read(path)

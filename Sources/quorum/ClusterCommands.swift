@@ -95,7 +95,7 @@ func reportFailures(_ coordinator: Coordinator, setup: ExperimentSetup) throws {
   for task in coordinator.scheduler.order {
     guard case .failed(let attempts, let reason) = coordinator.scheduler.states[task] else { continue }
     let line = "  \(task): \(attempts) attempt\(attempts == 1 ? "" : "s"), last: \(reason)"
-    if setup.experiment.search != nil, SearchRungs.trial(of: task, setup.experiment.search!) != nil {
+    if let plan = setup.experiment.search, SearchRungs.trial(of: task, plan) != nil {
       failedTrials.append(line)
     } else {
       failed.append(line)

@@ -96,8 +96,8 @@ struct ExperimentSetup {
     }
     tasks = firstTasks
     rungs = experiment.search.flatMap(SearchRungs.init)
-    // The decisions so far (a restarted coordinator, a report made afterwards), rebuilt
-    // from the reports of then.
+    // The stops made so far (a restarted coordinator, a report made afterwards), replayed
+    // from the rung reports in the journal.
     rungs?.replay(journal: RunDirectory(experiment.runDirectory).journal)
     laterPhases = phases
     laterPhaseKinds = kinds

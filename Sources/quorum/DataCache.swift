@@ -6,15 +6,14 @@ import Wire
 
 /// A worker's cache of served data sets, one file per hash (`DataBundle`): a data set is
 /// fetched from the coordinator the first time a lease names it, then read from here by
-/// every later task and run. A cached file is checked against its hash before its first
-/// use in a process; a damaged or torn one is fetched again.
+/// every later task and run, checked against its hash as it is read; a damaged or torn
+/// one is fetched again.
 final class DataCache: @unchecked Sendable {
   let folder: String
   let transfers: DataTransfers
   let log: (String) -> Void
+  /// One fetch at a time: two tasks of one worker needing the same data set fetch it once.
   private let lock = NSLock()
-  /// Hashes whose cached file this process has checked (or fetched).
-  private var checked: Set<String> = []
 
   init(folder: String, transfers: DataTransfers, log: @escaping (String) -> Void) {
     self.folder = folder
@@ -36,27 +35,22 @@ final class DataCache: @unchecked Sendable {
   /// The data set `offer` names: from the cache, or fetched into it first.
   func load(_ offer: DataOffer) throws -> ExperimentData {
     let path = path(offer)
-    // One fetch at a time: two tasks of one worker needing the same data set fetch it once.
     lock.lock()
     defer { lock.unlock() }
-    if !checked.contains(offer.hash) {
-      if FileManager.default.fileExists(atPath: path) {
-        if DataBundleCheck.sha256(ofFile: path) != offer.hash {
-          log("the cached data set \(path) does not hash to \(offer.hash.prefix(12))… (damaged or torn): fetching it again")
-          unlink(path)
-        }
+    if FileManager.default.fileExists(atPath: path) {
+      do { return try DataBundle.read(path, hash: offer.hash) } catch {
+        log("the cached data set \(path) does not hash to \(offer.hash.prefix(12))… or does not decode (\(error)): fetching it again")
+        unlink(path)
       }
-      if !FileManager.default.fileExists(atPath: path) {
-        let started = Date()
-        log(String(format: "fetching the data set %@… (%.1f MB) from the coordinator", String(offer.hash.prefix(12)), Double(offer.bytes) / 1e6))
-        try transfers.fetch(offer, to: path)
-        let seconds = Date().timeIntervalSince(started)
-        log(String(
-          format: "fetched the data set %@… in %.2f s (%.1f MB/s) into %@", String(offer.hash.prefix(12)), seconds,
-          Double(offer.bytes) / 1e6 / max(seconds, 1e-6), path))
-      }
-      checked.insert(offer.hash)
     }
+    let started = Date()
+    log(String(format: "fetching the data set %@… (%.1f MB) from the coordinator", String(offer.hash.prefix(12)), Double(offer.bytes) / 1e6))
+    // The fetch checks the hash before the file takes its name.
+    try transfers.fetch(offer, to: path)
+    let seconds = Date().timeIntervalSince(started)
+    log(String(
+      format: "fetched the data set %@… in %.2f s (%.1f MB/s) into %@", String(offer.hash.prefix(12)), seconds,
+      Double(offer.bytes) / 1e6 / max(seconds, 1e-6), path))
     return try DataBundle.decode(try FileBytes.read(path), file: path)
   }
 }

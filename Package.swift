@@ -93,18 +93,28 @@ let modules: [Target] = [
       .embedInCode("Kernels/nhwc.cuh"),
     ],
     swiftSettings: computeSettings),
-  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS", "RunLayout"], swiftSettings: computeSettings),
+  .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),
+  // The run's outputs: the members read from the run directory, scores.csv, the submission
+  // and the submitted ensemble, the HTML report and its plots.
+  .target(name: "Report", dependencies: ["Ensemble", "Training", "Data", "RunLayout"], swiftSettings: computeSettings),
   // Hyper-parameter search: the space and its samplers (grid, random, TPE).
   .target(name: "Search", dependencies: ["Tensor"]),
   // Every path of a run directory.
   .target(name: "RunLayout"),
   // The training loop, checkpoints, metrics.
   .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
-  // The command line.
+  // What runs an experiment: the setup and its phases, the task runner of each role, the
+  // run's ensemble and report, a search's trials and rungs, the coordinator's making, the
+  // local workers.
+  .target(
+    name: "Pipeline",
+    dependencies: ["Training", "Wire", "Experiment", "Cluster", "Ensemble", "Report", "CUDA", "RunLayout", "Search", "Data", "NN", "Tensor"],
+    swiftSettings: computeSettings),
+  // The command line: argument parsing and printing.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "CUDA", "RunLayout", "Search",
+      "Pipeline", "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "Report", "CUDA", "RunLayout", "Search",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -128,9 +138,14 @@ let tests: [Target] = [
   .testTarget(
     name: "CUDATests",
     dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Data", "Training", "Wire", "QuorumTestSupport"]),
-  .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Data", "QuorumTestSupport"]),
+  .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Report", "Data", "QuorumTestSupport"]),
+  .testTarget(name: "ReportTests", dependencies: ["Report", "Ensemble", "Data", "Training", "RunLayout", "QuorumTestSupport"]),
   .testTarget(name: "SearchTests", dependencies: ["Search"]),
   .testTarget(name: "RunLayoutTests", dependencies: ["RunLayout"]),
+  // The pipeline in process: each task role, the phases' teachers from stored logits.
+  .testTarget(
+    name: "PipelineTests",
+    dependencies: ["Pipeline", "Experiment", "Training", "Ensemble", "Report", "Cluster", "Wire", "Data", "RunLayout", "QuorumTestSupport"]),
   .testTarget(
     name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),

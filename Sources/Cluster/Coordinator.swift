@@ -1,4 +1,3 @@
-import CZeroMQ
 import Foundation
 import Wire
 
@@ -38,7 +37,7 @@ public final class Coordinator {
   /// Events since the start: messages, results stored and discarded, leases expired.
   public private(set) var counters = CoordinatorCounters()
   let startTime: Double
-  let socket: ZeroMQSocket
+  let socket: any RouterTransport
   var settings: [String: String]
   let store: ResultStore
   let clock: () -> Double
@@ -74,6 +73,9 @@ public final class Coordinator {
   /// The data set served to workers that read no paths (`data_access: served`); nil: every
   /// worker reads the experiment's paths.
   public var servedData: ServedData?
+  /// The version of the task specifications its leases carry: a worker whose hello says
+  /// another is refused (nil: any worker is taken).
+  public var taskSpecification: Int?
   /// What each task's result must hold (nil: anything well-formed is stored). Checked
   /// before a result is decoded, and its content before it is stored.
   public var contract: ((String) -> ResultContract?)?
@@ -88,7 +90,7 @@ public final class Coordinator {
 
   /// `settings` maps each task to the JSON the worker needs to run it.
   public init(
-    socket: ZeroMQSocket, scheduler: Scheduler, settings: [String: String], store: ResultStore,
+    socket: any RouterTransport, scheduler: Scheduler, settings: [String: String], store: ResultStore,
     clock: @escaping () -> Double = { Date().timeIntervalSince1970 }, log: @escaping (String) -> Void = { _ in }
   ) {
     self.socket = socket
@@ -103,17 +105,26 @@ public final class Coordinator {
   /// Serves until every task is stored or failed (or `stop` says so), then tells the
   /// workers to leave.
   public func run(stop: () -> Bool = { false }) throws {
-    // A worker's identity is its own (`PeerIdentity`), so a connection under a connected
-    // identity is that worker again (its old connection half-open after a network cut):
-    // the new one takes over instead of being dropped unheard.
-    try socket.setOption(ZMQ_ROUTER_HANDOVER, 1, "ZMQ_ROUTER_HANDOVER")
-    while (!scheduler.isFinished || decoding.isBusy) && !stop() {
-      if let frames = try socket.receive(timeout: scheduler.timing.heartbeatInterval / 4), frames.count >= 2 {
-        try handle(identity: frames[0], frames: Array(frames.dropFirst()))
-      }
-      try tick()
-      onTick?()
+    try socket.prepareToServe()
+    while !isDone && !stop() { try turn(timeout: scheduler.timing.heartbeatInterval / 4) }
+    finish()
+  }
+
+  /// Whether every task is stored or failed, and no result is still being decoded.
+  public var isDone: Bool { scheduler.isFinished && !decoding.isBusy }
+
+  /// One turn of the loop: the next message (waiting up to `timeout` for one), then what
+  /// the clock and the finished decodings and preparations call for.
+  public func turn(timeout: Double) throws {
+    if let frames = try socket.receive(timeout: timeout), frames.count >= 2 {
+      try handle(identity: frames[0], frames: Array(frames.dropFirst()))
     }
+    try tick()
+    onTick?()
+  }
+
+  /// Tells every worker the experiment is finished.
+  public func finish() {
     for worker in workers.keys { try? send(.disconnect(reason: "experiment finished"), to: worker) }
   }
 
@@ -134,6 +145,17 @@ public final class Coordinator {
     do { message = try Framing.decode(frames) } catch {
       counters.messagesRejected += 1
       log("dropped a message from \(worker): \(error)")
+      return
+    }
+    // A worker that reads task specifications of another version is turned away before
+    // it is handed one, with the reason in words on both sides.
+    if case .hello(let hello) = message, let required = taskSpecification, hello.taskSpecification != required {
+      counters.messagesRejected += 1
+      let reads = hello.taskSpecification.map { "version \($0)" } ?? "no version (an earlier release)"
+      let reason = "this coordinator leases task specifications of version \(required); worker \(worker) (Quorum \(hello.version)) reads \(reads): "
+        + "run one Quorum release on the coordinator and its workers"
+      log("refused worker \(worker): \(reason)")
+      try socket.send([Array(peer.utf8)] + (try Framing.encode(.reject(reason: reason))))
       return
     }
     var isHello = false

@@ -22,6 +22,8 @@ public final class Worker {
   }
 
   public let name: String
+  /// The version of the task specifications its runner reads, said in every hello.
+  public var taskSpecification: Int?
   /// This process's routing identity (`PeerIdentity`): the same on every reconnection.
   let identity: String
   let endpoint: String
@@ -184,7 +186,7 @@ public final class Worker {
     for task in self.running + queued where task != finishing { running[task.task] = task.attempt }
     return Hello(
       worker: name, version: "0.1.0", devices: devices, threads: threads, running: running, slots: slots == 1 ? nil : slots,
-      sharedData: sharedData ? true : nil)
+      sharedData: sharedData ? true : nil, taskSpecification: taskSpecification)
   }
 
   /// Queues a message for the loop to send, and wakes it (from any thread).

@@ -18,9 +18,13 @@ public struct ExperimentData {
     self.warnings = warnings
   }
 
-  public static func load(_ experiment: Experiment) throws -> ExperimentData {
-    func value(_ key: String) -> String? { experiment.data.first { $0.key == key }.map { "\($0.value)" } }
-    func fail(_ problem: String) -> ExperimentError { ExperimentError(file: experiment.file, line: nil, "data: \(problem)") }
+  public static func load(_ experiment: Experiment) throws -> ExperimentData { try load(DataSource(experiment)) }
+
+  /// The data set of a data source: a worker that reads the paths loads the same one as
+  /// the coordinator, from the source its task specification carries.
+  public static func load(_ source: DataSource) throws -> ExperimentData {
+    func value(_ key: String) -> String? { source.settings[key] }
+    func fail(_ problem: String) -> ExperimentError { ExperimentError(file: source.file, line: nil, "data: \(problem)") }
     guard let train = value("train") else { throw fail("no train") }
     let channelsText = value("channels") ?? "1"
     guard let channels = Int(channelsText) else { throw fail("channels must be 1 (grey) or 3 (RGB), got \(channelsText)") }
@@ -98,15 +102,15 @@ public struct ExperimentData {
       test = unlabelled
     }
     let folds: FoldAssignment
-    if let file = experiment.foldsFile {
+    if let file = source.foldsFile {
       folds = try FoldAssignment.read(file, examples: training.count)
     } else {
-      let k = experiment.foldCount ?? 5
+      let k = source.foldCount ?? 5
       do {
         try FoldAssignment.checkStratifiable(classCounts: training.classCounts, folds: k, source: "folds.k", classNames: training.classNames)
-      } catch let error as DataError { throw ExperimentError(file: experiment.file, line: nil, "\(error)") }
+      } catch let error as DataError { throw ExperimentError(file: source.file, line: nil, "\(error)") }
       folds = FoldAssignment.stratified(
-        labels: training.labels, classes: training.classes, folds: k, seed: experiment.foldSeed)
+        labels: training.labels, classes: training.classes, folds: k, seed: source.foldSeed)
     }
     return ExperimentData(training: training, test: test, folds: folds, warnings: warnings)
   }

@@ -53,9 +53,14 @@ public struct Hello: Codable, Equatable, Sendable {
   /// Whether it reads the experiment's data paths itself (a worker on the coordinator's
   /// machine or file system): then its leases offer no served data.
   public var sharedData: Bool?
+  /// The version of the task specifications it reads (a lease's settings); absent: a
+  /// release from before they were versioned. A coordinator that leases another version
+  /// refuses it by name.
+  public var taskSpecification: Int?
 
   public init(
-    worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:], slots: Int? = nil, sharedData: Bool? = nil
+    worker: String, version: String, devices: [String], threads: Int, running: [String: Int] = [:], slots: Int? = nil, sharedData: Bool? = nil,
+    taskSpecification: Int? = nil
   ) {
     self.worker = worker
     self.version = version
@@ -64,6 +69,7 @@ public struct Hello: Codable, Equatable, Sendable {
     self.running = running
     self.slots = slots
     self.sharedData = sharedData
+    self.taskSpecification = taskSpecification
   }
 }
 

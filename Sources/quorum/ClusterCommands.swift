@@ -4,6 +4,7 @@ import Cluster
 import Data
 import Experiment
 import Foundation
+import Pipeline
 import Status
 import Tensor
 import Training
@@ -42,7 +43,8 @@ struct CoordinatorCommand: ParsableCommand {
 
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
-    let setup = try ExperimentSetup(file: file)
+    var setup = try ExperimentSetup(file: file)
+    setup.log = { print($0) }
     if let problem = setup.experiment.device.unavailability() {
       throw ValidationError("\(file): device: \(setup.experiment.device): \(problem); use device: cpu or auto")
     }
@@ -63,7 +65,7 @@ struct CoordinatorCommand: ParsableCommand {
       log("CURVE encryption on; public key \(keys.publicKey); \(try allowList.keys().count) worker keys admitted from \(allow)")
     }
     try socket.bind(bind)
-    let coordinator = try makeCoordinator(setup: setup, socket: socket, log: log)
+    let coordinator = try setup.makeCoordinator(socket: socket, log: log)
     // Workers that have no copy of the data get it from here, by its hash.
     if setup.experiment.dataAccess == .served && !coordinator.scheduler.isFinished {
       let started = Date()
@@ -76,7 +78,7 @@ struct CoordinatorCommand: ParsableCommand {
     let statusServer = try startStatusServer(status, coordinator: coordinator, setup: setup, log: log)
     print("coordinator: \(setup.tasks.count + setup.laterTasks.count) tasks on \(socket.lastEndpoint), run directory \(setup.experiment.runDirectory)")
     try coordinator.run()
-    statusServer?.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
+    statusServer?.publish(coordinator.status(experiment: setup.experiment.name, version: Release.version))
     print(try RunReport.combine(setup: setup).text)
     statusServer?.stop()
     withExtendedLifetime(socket) {}
@@ -90,17 +92,7 @@ struct CoordinatorCommand: ParsableCommand {
 /// search's failed trials are listed and tolerated: a configuration that diverges is one
 /// of a search's answers (its trial has no score), not a failure of the run.
 func reportFailures(_ coordinator: Coordinator, setup: ExperimentSetup) throws {
-  var failed: [String] = []
-  var failedTrials: [String] = []
-  for task in coordinator.scheduler.order {
-    guard case .failed(let attempts, let reason) = coordinator.scheduler.states[task] else { continue }
-    let line = "  \(task): \(attempts) attempt\(attempts == 1 ? "" : "s"), last: \(reason)"
-    if let plan = setup.experiment.search, SearchRungs.trial(of: task, plan) != nil {
-      failedTrials.append(line)
-    } else {
-      failed.append(line)
-    }
-  }
+  let (failed, failedTrials) = setup.failures(of: coordinator)
   if !failedTrials.isEmpty {
     print("search: \(failedTrials.count) trial task\(failedTrials.count == 1 ? "" : "s") failed (no score):\n" + failedTrials.joined(separator: "\n"))
   }
@@ -118,7 +110,7 @@ func startStatusServer(_ address: String, coordinator: Coordinator, setup: Exper
   var lastPublished = 0.0
   let previous = coordinator.onTick
   let publish = {
-    server.publish(coordinator.status(experiment: setup.experiment.name, version: Quorum.version))
+    server.publish(coordinator.status(experiment: setup.experiment.name, version: Release.version))
   }
   publish()
   coordinator.onTick = {
@@ -130,67 +122,6 @@ func startStatusServer(_ address: String, coordinator: Coordinator, setup: Exper
     }
   }
   return server
-}
-
-/// A coordinator for an experiment, resuming from its journal.
-func makeCoordinator(setup: ExperimentSetup, socket: ZeroMQSocket, log: @escaping (String) -> Void = { print("coordinator: \($0)") }) throws -> Coordinator {
-  let run = RunDirectory(setup.experiment.runDirectory)
-  let journalPath = run.journal
-  let journal = try Journal(path: journalPath)
-  if journal.truncatedBytes > 0 {
-    log("\(journalPath): cut off a torn last record (\(journal.truncatedBytes) bytes of an interrupted write; it never took effect)")
-  }
-  let events = try Journal.read(journalPath)
-  let scheduler = Scheduler(tasks: setup.tasks, later: setup.laterPhases, journal: journal, replaying: events)
-  if !events.isEmpty {
-    let stored = scheduler.count { if case .stored = $0 { return true }; return false }
-    log("resuming from \(journalPath): \(stored) of \(scheduler.order.count) tasks already stored")
-  }
-  let coordinator = Coordinator(
-    socket: socket, scheduler: scheduler, settings: setup.settings,
-    store: ResultStore(runDirectory: setup.experiment.runDirectory), log: log)
-  // The contracts of a phase's tasks follow its preparation (a search's sampled width
-  // decides its trials' checkpoints): updated on the preparation thread, read on the loop's.
-  let contracts = PhaseContracts(try setup.resultContracts())
-  coordinator.contract = { contracts[$0] }
-  // A search's trials, proposed as workers free up; their contracts as they are made.
-  if setup.experiment.search != nil {
-    let source = try SearchTrialSource(setup: setup)
-    coordinator.taskSource = { unfinished in
-      let proposal = try source.next(unfinished: unfinished)
-      if case .tasks(let tasks) = proposal {
-        contracts.update(try setup.resultContracts(Dictionary(uniqueKeysWithValues: tasks.map { ($0.task, $0.settings) })))
-      }
-      return proposal
-    }
-  }
-  // Successive halving: each new report judged (the setup replayed the earlier ones).
-  if let rungs = setup.rungs {
-    coordinator.journalsProgress = { rungs.isRungReport($0) }
-    coordinator.stopReason = { rungs.decide($0) }
-  }
-  if !setup.laterPhases.isEmpty {
-    coordinator.describePhase = { setup.describePhase($0) }
-    // On the coordinator's preparation thread: nothing here touches the loop's state.
-    coordinator.preparePhase = { phase in
-      let payloads = try setup.preparePhase(phase)
-      contracts.update(try setup.resultContracts(payloads.mapValues(\.settings)))
-      return payloads
-    }
-  }
-  // Every epoch's report, one JSON line each: the report's learning curves. Appended, not
-  // fsync'd: losing the last lines in a crash costs a plot's tail, nothing else.
-  if let progressLog = FileHandle(forWritingAtPath: run.progress)
-    ?? (FileManager.default.createFile(atPath: run.progress, contents: nil) ? FileHandle(forWritingAtPath: run.progress) : nil)
-  {
-    progressLog.seekToEndOfFile()
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    coordinator.onProgress = { report in
-      if let line = try? encoder.encode(report) { progressLog.write(line + Data("\n".utf8)) }
-    }
-  }
-  return coordinator
 }
 
 struct WorkerCommand: ParsableCommand {
@@ -217,12 +148,14 @@ struct WorkerCommand: ParsableCommand {
   @Flag(help: "Allow plain TCP to a non-loopback coordinator.") var insecure = false
   @Flag(
     help: """
-      Read the experiment's data paths on this machine (the coordinator's own, or a shared file system) instead of       fetching the data set from the coordinator.
+      Read the experiment's data paths on this machine (the coordinator's own, or a shared file system) instead of \
+      fetching the data set from the coordinator.
       """)
   var sharedData = false
   @Option(
     help: """
-      Where fetched data sets are kept, by hash, for later tasks and runs (default: $QUORUM_CACHE, else       $XDG_CACHE_HOME/quorum, else ~/.cache/quorum).
+      Where fetched data sets are kept, by hash, for later tasks and runs (default: $QUORUM_CACHE, else \
+      $XDG_CACHE_HOME/quorum, else ~/.cache/quorum).
       """)
   var cache: String?
 
@@ -271,6 +204,7 @@ struct WorkerCommand: ParsableCommand {
         }
         return try runner.run(task, progress: progress)
       })
+    worker.taskSpecification = TaskSpecification.currentVersion
     try worker.run()
   }
 }
@@ -289,7 +223,8 @@ struct Run: ParsableCommand {
   func run() throws {
     setvbuf(stdout, nil, _IOLBF, 0)  // one line at a time, also into a file or a pipe
     guard membersPerDevice >= 1 else { throw ValidationError("--members-per-device must be at least 1") }
-    let setup = try ExperimentSetup(file: file)
+    var setup = try ExperimentSetup(file: file)
+    setup.log = { print($0) }
     if let problem = setup.experiment.device.unavailability() {
       throw ValidationError("\(file): device: \(setup.experiment.device): \(problem); use device: cpu or auto")
     }
@@ -300,29 +235,22 @@ struct Run: ParsableCommand {
     try socket.bind("tcp://127.0.0.1:*")
     let endpoint = socket.lastEndpoint
     var messages: [String] = []
-    let coordinator = try makeCoordinator(setup: setup, socket: socket, log: { messages.append($0) })
+    let coordinator = try setup.makeCoordinator(socket: socket, log: { messages.append($0) })
     let perWorker = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(workers, 1))
     let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
-    var processes: [Process] = []
-    func startWorker(_ index: Int) throws -> Process {
-      let process = Process()
-      process.executableURL = executable
-      process.arguments = [
-        "worker", "--connect", endpoint, "--name", "local-\(index + 1)", "--threads", String(perWorker),
+    // A finished experiment (run again) needs no workers: it only prints its scores. A
+    // task that kills every worker it meets stops at the retry limit.
+    let localWorkers = try LocalWorkers(
+      executable: executable, count: coordinator.scheduler.isFinished ? 0 : workers,
+      restartLimit: setup.tasks.count * coordinator.scheduler.timing.retryLimit
+    ) { [setup, perWorker, membersPerDevice] index in
+      [
+        "worker", "--connect", endpoint, "--name", LocalWorkers.name(index), "--threads", String(perWorker),
         "--device", setup.experiment.device.description, "--members-per-device", String(membersPerDevice),
         // On this machine: the workers read the data paths as the coordinator did.
         "--shared-data",
       ]
-      try process.run()
-      return process
     }
-    // A finished experiment (run again) needs no workers: it only prints its scores.
-    for index in 0..<(coordinator.scheduler.isFinished ? 0 : workers) { processes.append(try startWorker(index)) }
-    // A local worker that dies is started again (its lease goes back when the new process
-    // says hello); a task that kills every worker it meets stops at the retry limit.
-    var restarts = 0
-    let restartLimit = setup.tasks.count * coordinator.scheduler.timing.retryLimit
-    defer { for process in processes where process.isRunning { process.terminate() } }
     let refits = setup.experiment.refit?.variants.count ?? 0
     if let plan = setup.experiment.search {
       print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.scheduleDescription), on \(plan.foldsDescription)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")
@@ -333,12 +261,7 @@ struct Run: ParsableCommand {
     var lastDraw = Date.distantPast
     let table = LiveTable()
     coordinator.onTick = {
-      for (index, process) in processes.enumerated() where !process.isRunning && !coordinator.scheduler.isFinished {
-        guard restarts < restartLimit else { continue }
-        restarts += 1
-        messages.append("local worker local-\(index + 1) exited (status \(process.terminationStatus)): starting it again")
-        if let replacement = try? startWorker(index) { processes[index] = replacement }
-      }
+      if !coordinator.scheduler.isFinished { localWorkers.restartExited { messages.append($0) } }
       guard Date().timeIntervalSince(lastDraw) > 0.5 else { return }
       lastDraw = Date()
       for message in messages { table.message(message) }
@@ -351,11 +274,7 @@ struct Run: ParsableCommand {
     for message in messages { table.message(message) }
     table.draw(coordinator: coordinator, total: coordinator.scheduler.order.count, elapsed: Date().timeIntervalSince(start))
     table.finish()
-    // Workers leave when told the experiment is finished; one that has not within a few
-    // seconds (it never got the message) is stopped rather than waited for.
-    let deadline = Date().addingTimeInterval(10)
-    while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-    for process in processes where process.isRunning { process.terminate() }
+    localWorkers.stop(grace: 10)
     print(try RunReport.combine(setup: setup).text)
     print("results: \(setup.experiment.runDirectory): scores.csv, submission.csv, ensemble/, logits/, checkpoints/, folds.npy, journal.jsonl")
     try reportFailures(coordinator, setup: setup)
@@ -408,25 +327,5 @@ final class LiveTable {
     guard terminal, drawnLines > 0 else { return }
     print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "")
     drawnLines = 0
-  }
-}
-
-/// The result contracts, shared by the coordinator's loop and its phase preparation.
-final class PhaseContracts: @unchecked Sendable {
-  private let lock = NSLock()
-  private var contracts: [String: ResultContract]
-
-  init(_ contracts: [String: ResultContract]) { self.contracts = contracts }
-
-  subscript(task: String) -> ResultContract? {
-    lock.lock()
-    defer { lock.unlock() }
-    return contracts[task]
-  }
-
-  func update(_ changed: [String: ResultContract]) {
-    lock.lock()
-    contracts.merge(changed) { $1 }
-    lock.unlock()
   }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Data
 import Foundation
+import Pipeline
 import RunLayout
 
 struct ReportCommand: ParsableCommand {

@@ -3,6 +3,8 @@ import Data
 import Ensemble
 import Experiment
 import Foundation
+import Report
+import Pipeline
 import NN
 import Tensor
 import Training
@@ -108,7 +110,7 @@ struct CheckpointPredictor {
   let testTimeAugmentation: (TestTimeAugmentation) -> TestTimeAugmentation
 
   func predict(variant: Experiment.Variant, checkpoints: [String]) throws -> Predictions {
-    let configuration = try TaskRunner.configuration(of: variant, for: training, file: experiment.file)
+    let configuration = try TaskSpecification.configuration(of: variant, for: training, file: experiment.file)
     var models: [Predictions] = []
     for checkpoint in checkpoints {
       guard FileManager.default.fileExists(atPath: checkpoint) else {

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import Pipeline
 import Tensor
 
 @main
 struct Quorum: ParsableCommand {
-  static let version = "0.1.0"
+  static let version = Release.version
 
   static let configuration = CommandConfiguration(
     commandName: "quorum",

@@ -100,6 +100,54 @@ final class HostilePeerTests: XCTestCase {
     XCTAssertEqual(lines.all.filter { $0.contains("refused the result") && $0.contains("from mallory") }.count, 3, lines.all.joined(separator: "\n"))
   }
 
+  /// Workers of another release: one whose hello names no task-specification version
+  /// (from before they were versioned) and one that reads another version are refused with
+  /// the reason, before any lease; a real Worker of another version stops with it; a
+  /// worker of the coordinator's version then gets the task and finishes it.
+  func testWorkersThatReadAnotherTaskSpecificationAreRefusedByName() throws {
+    let context = ZeroMQContext()
+    let socket = try ZeroMQSocket(.router, context: context)
+    try socket.bind("tcp://127.0.0.1:*")
+    let lines = Lines()
+    let coordinator = Coordinator(
+      socket: socket, scheduler: Scheduler(tasks: ["only"], timing: timing, journal: try Journal(path: folder + "/journal.jsonl")),
+      settings: ["only": "{\"version\":2}"], store: ResultStore(runDirectory: folder), log: { lines.append($0) })
+    coordinator.taskSpecification = 2
+    Thread { try? coordinator.run() }.start()
+
+    let old = try ZeroMQSocket(.dealer, context: context, identity: "old")
+    try old.connect(socket.lastEndpoint)
+    try old.send(try Framing.encode(.hello(Hello(worker: "old", version: "0.0.9", devices: ["cpu"], threads: 1))))
+    let refusal = try next(old) { if case .reject(let reason) = $0 { return reason }; return nil }
+    XCTAssert(refusal.contains("task specifications of version 2") && refusal.contains("reads no version"), refusal)
+    XCTAssert(lines.all.contains { $0.contains("refused worker old") }, lines.all.joined(separator: "\n"))
+
+    let other = Worker(name: "other", endpoint: socket.lastEndpoint, context: context, timing: timing) { _, _ in
+      XCTFail("a refused worker is handed no task")
+      return TaskOutput(tensors: [])
+    }
+    other.taskSpecification = 1
+    XCTAssertThrowsError(try other.run()) { error in
+      XCTAssert("\(error)".contains("refused this worker") && "\(error)".contains("reads version 1"), "\(error)")
+    }
+    XCTAssertEqual(coordinator.scheduler.states["only"], .pending(attemptsUsed: 0), "nothing was leased to a refused worker")
+
+    let current = Worker(name: "current", endpoint: socket.lastEndpoint, context: context, timing: timing) { task, _ in
+      XCTAssertEqual(task.settings, "{\"version\":2}")
+      return TaskOutput(tensors: [WireTensor(name: "oof", shape: [1], values: [1])])
+    }
+    current.taskSpecification = 2
+    let finished = Counter()
+    Thread {
+      try? current.run()
+      finished.increment()
+    }.start()
+    let deadline = Date().addingTimeInterval(20)
+    while finished.value == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    guard case .stored = coordinator.scheduler.states["only"] else { return XCTFail("\(String(describing: coordinator.scheduler.states["only"]))") }
+    XCTAssertEqual(coordinator.counters.messagesRejected, 2)
+  }
+
   /// An LZ4 frame of no bytes (the repro's "one LZ4 frame of 0 bytes").
   func emptyFrame() throws -> [UInt8] {
     try Framing.encode(.result(TaskResult(task: "t", attempt: 1, tensors: [WireTensor(name: "e", shape: [0], values: [])])))[1]

@@ -1,6 +1,7 @@
 import Data
 import Ensemble
 import Foundation
+import Report
 import Training
 import QuorumTestSupport
 import XCTest
@@ -46,8 +47,8 @@ final class EnsembleMethodTests: XCTestCase {
     let nearWhenWrong = method("near") { row, label in row % 10 < 5 ? label : (label == 0 ? 1 : label - 1) }
     XCTAssertGreaterThan(farWhenWrong.outOfFold.accuracy, nearWhenWrong.outOfFold.accuracy)
     XCTAssertGreaterThan(nearWhenWrong.outOfFold.score(.quadraticKappa), farWhenWrong.outOfFold.score(.quadraticKappa))
-    XCTAssertEqual(EnsembleOutputs.chosen([farWhenWrong, nearWhenWrong], objective: .accuracy), 0)
-    XCTAssertEqual(EnsembleOutputs.chosen([farWhenWrong, nearWhenWrong], objective: .quadraticKappa), 1)
+    XCTAssertEqual(MethodScores.best([farWhenWrong, nearWhenWrong], objective: .accuracy), 0)
+    XCTAssertEqual(MethodScores.best([farWhenWrong, nearWhenWrong], objective: .quadraticKappa), 1)
     XCTAssert(EnsembleOutputs.table([farWhenWrong, nearWhenWrong], chosen: 1, objective: .quadraticKappa).hasPrefix("| method | OOF quadratic_kappa | test quadratic_kappa |"))
   }
 

@@ -1,6 +1,7 @@
 import Data
 import Ensemble
 import Foundation
+import Report
 import QuorumTestSupport
 import XCTest
 

@@ -1,4 +1,5 @@
 import Data
+import Ensemble
 import Foundation
 import Training
 import RunLayout

@@ -1,3 +1,4 @@
+import Ensemble
 import Foundation
 
 /// Small inline SVG charts for the report: no scripts, no external files, so the page is

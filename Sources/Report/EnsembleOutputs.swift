@@ -1,4 +1,5 @@
 import Data
+import Ensemble
 import Foundation
 import Training
 import RunLayout
@@ -30,20 +31,6 @@ public struct SubmittedEnsemble: Codable, Equatable, Sendable {
   }
 }
 
-/// A method's scores: out-of-fold (cross-validated where the method is fitted) and on the
-/// test set when it is labelled.
-public struct MethodScores: Sendable {
-  public var name: String
-  public var outOfFold: ClassificationMetrics
-  public var test: ClassificationMetrics?
-
-  public init(name: String, outOfFold: ClassificationMetrics, test: ClassificationMetrics?) {
-    self.name = name
-    self.outOfFold = outOfFold
-    self.test = test
-  }
-}
-
 /// Writes what the ensembling produced into the run directory:
 /// - scores.csv: every method's out-of-fold and test scores;
 /// - ensemble/weights.json: each method's member weights and temperatures;
@@ -51,30 +38,6 @@ public struct MethodScores: Sendable {
 /// - submission.csv: id,label (and each class's probability if asked) of the method with
 ///   the best out-of-fold objective.
 public enum EnsembleOutputs {
-  public static func scores(_ results: [MethodResult], labels: [Int32], testLabels: [Int32]?) -> [MethodScores] {
-    results.map { result in
-      MethodScores(
-        name: result.name, outOfFold: result.outOfFold.metrics(labels: labels),
-        test: testLabels.flatMap { labels in result.test.map { $0.metrics(labels: labels) } })
-    }
-  }
-
-  /// The method whose out-of-fold objective is best (the first on a tie).
-  public static func chosen(_ scores: [MethodScores], objective: Metric) -> Int {
-    var best = 0
-    for (index, score) in scores.enumerated() where score.outOfFold.score(objective) > scores[best].outOfFold.score(objective) { best = index }
-    return best
-  }
-
-  /// Each member's scores, named "member NAME".
-  public static func scores(_ members: [Member], labels: [Int32], testLabels: [Int32]?) -> [MethodScores] {
-    members.map { member in
-      MethodScores(
-        name: "member \(member.name)", outOfFold: member.outOfFold.metrics(labels: labels),
-        test: testLabels.flatMap { labels in member.test.map { $0.metrics(labels: labels) } })
-    }
-  }
-
   /// `memberScores` follow the methods in scores.csv.
   public static func write(
     _ results: [MethodResult], scores: [MethodScores], memberScores: [MethodScores] = [], chosen: Int, members: [String],

@@ -1,3 +1,4 @@
+import Ensemble
 import Foundation
 
 /// What the report shows of a hyper-parameter search: every trial's settings, score and

@@ -1,6 +1,7 @@
 import Data
 import Ensemble
 import Foundation
+import Report
 import QuorumTestSupport
 import XCTest
 
@@ -58,7 +59,7 @@ final class ReportTests: XCTestCase {
     }
     let methods = EnsembleMethods(members: members, labels: labels, folds: folds, settings: EnsembleSettings())
     let results = methods.run()
-    let scores = EnsembleOutputs.scores(results, labels: labels, testLabels: Array(labels.prefix(50)))
+    let scores = MethodScores.of(results, labels: labels, testLabels: Array(labels.prefix(50)))
     let epochs = try (0..<3).flatMap { m in
       try (1...4).map { epoch in
         try JSONDecoder().decode(ReportPage.Epoch.self, from: Data("{\"task\":\"seed-\(m)/fold0\",\"attempt\":1,\"epoch\":\(epoch),\"loss\":\(2.0 / Double(epoch + m))}".utf8))
@@ -67,7 +68,7 @@ final class ReportTests: XCTestCase {
     let page = ReportPage(
       experiment: "synthetic", version: "test", commandLine: "quorum run synthetic.yaml", experimentText: "name: synthetic\n",
       classNames: images.classNames!, training: images, members: members, results: results, scores: scores,
-      chosen: EnsembleOutputs.chosen(scores, objective: .balancedAccuracy), memberTemperatures: methods.memberTemperatures(), epochs: epochs
+      chosen: MethodScores.best(scores, objective: .balancedAccuracy), memberTemperatures: methods.memberTemperatures(), epochs: epochs
     ).explained(by: "a left-to-right ramp") { _, _ in
       // Cold on the left, hot on the right: the overlay must show it.
       (values: (0..<16).map { Float($0 % 4) / 3 }, height: 4, width: 4)

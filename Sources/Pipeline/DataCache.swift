@@ -8,14 +8,14 @@ import Wire
 /// fetched from the coordinator the first time a lease names it, then read from here by
 /// every later task and run, checked against its hash as it is read; a damaged or torn
 /// one is fetched again.
-final class DataCache: @unchecked Sendable {
-  let folder: String
-  let transfers: DataTransfers
-  let log: (String) -> Void
+public final class DataCache: @unchecked Sendable {
+  public let folder: String
+  public let transfers: DataTransfers
+  public let log: (String) -> Void
   /// One fetch at a time: two tasks of one worker needing the same data set fetch it once.
   private let lock = NSLock()
 
-  init(folder: String, transfers: DataTransfers, log: @escaping (String) -> Void) {
+  public init(folder: String, transfers: DataTransfers, log: @escaping (String) -> Void) {
     self.folder = folder
     self.transfers = transfers
     self.log = log
@@ -23,17 +23,17 @@ final class DataCache: @unchecked Sendable {
 
   /// $QUORUM_CACHE, else $XDG_CACHE_HOME/quorum, else ~/.cache/quorum; data sets go in its
   /// data/ folder.
-  static func defaultFolder() -> String {
+  public static func defaultFolder() -> String {
     let environment = ProcessInfo.processInfo.environment
     if let folder = environment["QUORUM_CACHE"], !folder.isEmpty { return folder }
     if let cache = environment["XDG_CACHE_HOME"], !cache.isEmpty { return cache + "/quorum" }
     return NSHomeDirectory() + "/.cache/quorum"
   }
 
-  func path(_ offer: DataOffer) -> String { folder + "/data/" + offer.hash + "." + DataBundle.fileExtension }
+  public func path(_ offer: DataOffer) -> String { folder + "/data/" + offer.hash + "." + DataBundle.fileExtension }
 
   /// The data set `offer` names: from the cache, or fetched into it first.
-  func load(_ offer: DataOffer) throws -> ExperimentData {
+  public func load(_ offer: DataOffer) throws -> ExperimentData {
     let path = path(offer)
     lock.lock()
     defer { lock.unlock() }

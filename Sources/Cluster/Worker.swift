@@ -26,9 +26,8 @@ public final class Worker {
   public var taskSpecification: Int?
   /// This process's routing identity (`PeerIdentity`): the same on every reconnection.
   let identity: String
-  let endpoint: String
-  let security: Security?
-  let context: ZeroMQContext
+  let transport: any WorkerTransport
+  var endpoint: String { transport.endpoint }
   let timing: Timing
   let runner: Runner
   let devices: [String]
@@ -44,9 +43,9 @@ public final class Worker {
   /// Leases received while every slot is busy (after a reconnect the coordinator may hand
   /// out a task before an old one ends): each starts when a running task finishes.
   private var queued: [TaskAssignment] = []
-  /// The task thread's doorbell: a message here wakes the loop to send the outbox at once
-  /// (without it a result would wait for the loop's next poll timeout).
-  private var doorbell: ZeroMQSocket?
+  /// The current connection, which task threads wake to send the outbox at once (without
+  /// it a result would wait for the loop's next receive timeout).
+  private var connection: (any WorkerConnection)?
 
   /// The leases the coordinator asked to end early (`Message.stop`): a runner asks it after
   /// each epoch.
@@ -57,8 +56,21 @@ public final class Worker {
   /// the coordinator offers it no served data).
   let sharedData: Bool
 
-  public init(
+  /// A worker of the coordinator at `endpoint`, over ZeroMQ (CURVE where `security` is given).
+  public convenience init(
     name: String, endpoint: String, security: Security? = nil, context: ZeroMQContext, timing: Timing = Timing(), devices: [String] = ["cpu"],
+    threads: Int = 1, slots: Int = 1, stops: StopRequests = StopRequests(), transfers: DataTransfers = DataTransfers(),
+    sharedData: Bool = false, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
+  ) {
+    self.init(
+      name: name, transport: ZeroMQWorkerTransport(endpoint: endpoint, security: security, context: context), timing: timing,
+      devices: devices, threads: threads, slots: slots, stops: stops, transfers: transfers, sharedData: sharedData, log: log,
+      runner: runner)
+  }
+
+  /// A worker over any transport (an `InMemoryRouter` in protocol tests).
+  public init(
+    name: String, transport: any WorkerTransport, timing: Timing = Timing(), devices: [String] = ["cpu"],
     threads: Int = 1, slots: Int = 1, stops: StopRequests = StopRequests(), transfers: DataTransfers = DataTransfers(),
     sharedData: Bool = false, log: @escaping (String) -> Void = { _ in }, runner: @escaping Runner
   ) {
@@ -69,9 +81,7 @@ public final class Worker {
     self.slots = slots
     self.name = name
     identity = PeerIdentity.identity(name: name, token: PeerIdentity.token())
-    self.endpoint = endpoint
-    self.security = security
-    self.context = context
+    self.transport = transport
     self.timing = timing
     self.runner = runner
     self.log = log
@@ -82,27 +92,18 @@ public final class Worker {
   /// Works until the coordinator says the experiment is finished (or `stop` says so).
   public func run(stop: () -> Bool = { false }) throws {
     var backoff = timing.reconnectInitial
-    var handshake = HandshakeWatch(endpoint: endpoint, security: security)
-    let doorbellAddress = "inproc://quorum-doorbell-\(ObjectIdentifier(self).hashValue)"
-    let wake = try ZeroMQSocket(.pair, context: context)
-    try wake.bind(doorbellAddress)
-    let bell = try ZeroMQSocket(.pair, context: context)
-    try bell.connect(doorbellAddress)
-    lock.lock()
-    doorbell = bell
-    lock.unlock()
     transfers.post = { [self] in post($0) }
     defer {
       transfers.post = nil
       lock.lock()
-      doorbell = nil
+      connection = nil
       lock.unlock()
     }
     while !stop() {
-      let socket = try ZeroMQSocket(.dealer, context: context, identity: identity)
-      if let security { try socket.makeCurveClient(keys: security.keys, serverPublicKey: security.serverPublicKey) }
-      let monitor = try socket.monitor()
-      try socket.connect(endpoint)
+      let socket = try transport.connect(identity: identity)
+      lock.lock()
+      connection = socket
+      lock.unlock()
       // Sends never block the loop: with no connection (a refused handshake, a coordinator
       // that is down) a message waits in the outbox, a heartbeat is skipped.
       _ = try socket.sendIfReady(try Framing.encode(.hello(hello())))
@@ -112,19 +113,16 @@ public final class Worker {
       var handshakes = 0
       while !stop() {
         let now = Date().timeIntervalSince1970
-        for event in try monitor.drain() {
-          if let note = try handshake.observe(event) { log(note) }
-          // This socket connected again (the coordinator restarted, or the network came
-          // back): hello again, so that a coordinator that has never seen this worker
-          // learns what it runs before handing it work. (The first hello was queued at
-          // connect.)
-          guard event.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED else { continue }
+        let (notes, connections) = try socket.events()
+        for note in notes { log(note) }
+        // This socket connected again (the coordinator restarted, or the network came
+        // back): hello again, so that a coordinator that has never seen this worker learns
+        // what it runs before handing it work. (The first hello was queued at connect.)
+        for _ in 0..<connections {
           handshakes += 1
           if handshakes > 1 { _ = try socket.sendIfReady(try Framing.encode(.hello(hello()))) }
         }
-        let ready = try ZeroMQSocket.poll([socket, wake], timeout: timing.heartbeatInterval / 4)
-        if ready[1] { while try wake.receive(timeout: 0) != nil {} }
-        if ready[0], let frames = try socket.receive(timeout: 0) {
+        if let frames = try socket.receive(timeout: timing.heartbeatInterval / 4) {
           lastHeard = now
           heardAny = true
           backoff = timing.reconnectInitial
@@ -193,7 +191,7 @@ public final class Worker {
   private func post(_ message: Message) {
     lock.lock()
     outbox.append(message)
-    _ = try? doorbell?.sendIfReady([[]])
+    connection?.wake()
     lock.unlock()
   }
 

@@ -107,7 +107,7 @@ public final class ZeroMQSocket {
   /// A PAIR socket that receives this socket's connection events (handshake failures
   /// above all: the only way a client learns why a CURVE server refused it).
   public func monitor(events: Int32 = ZMQ_EVENT_ALL) throws -> ZeroMQMonitor {
-    let address = "inproc://quorum-monitor-\(MonitorAddresses.next())"
+    let address = "inproc://quorum-monitor-\(InprocAddresses.next())"
     try check(zmq_socket_monitor(handle, address, events), "zmq_socket_monitor")
     let pair = try ZeroMQSocket(.pair, context: context)
     try pair.connect(address)
@@ -183,8 +183,8 @@ public final class ZeroMQSocket {
   }
 }
 
-/// Numbers the monitors' inproc addresses (unique per process).
-private enum MonitorAddresses {
+/// Numbers inproc addresses (monitors, doorbells): unique per process.
+enum InprocAddresses {
   nonisolated(unsafe) static var count = 0
   static let lock = NSLock()
 

@@ -1,9 +1,9 @@
 import Data
-import Training
 import Experiment
 import Foundation
 import RunLayout
 import Search
+import Training
 import Wire
 
 /// Everything a coordinator needs to schedule an experiment.

@@ -1,15 +1,10 @@
-import CUDA
-import Cluster
 import Data
-import Ensemble
 import Experiment
 import Foundation
 import NN
 import Tensor
 import Training
-import Wire
 import RunLayout
-import Search
 
 /// Grad-CAM heat maps of training examples, each from the fold model of a variant that did
 /// not train on it (checkpoints/VARIANT/foldK.safetensors), with that checkpoint's

@@ -1,15 +1,9 @@
-import CUDA
 import Cluster
 import Data
-import Ensemble
 import Experiment
 import Foundation
-import NN
-import Tensor
 import Training
 import Wire
-import RunLayout
-import Search
 
 extension TaskRunner {
   /// A student (the whole training set): towards the teacher's targets when the

@@ -1,15 +1,12 @@
 import CUDA
 import Cluster
 import Data
-import Ensemble
 import Experiment
 import Foundation
 import NN
 import Tensor
 import Training
 import Wire
-import RunLayout
-import Search
 
 /// Trains tasks on a worker: the variant's configuration on the fold's split; returns the
 /// out-of-fold logits ("oof", the fold's validation examples in example order) and the

@@ -5,8 +5,9 @@ import QuorumTestSupport
 import Wire
 import XCTest
 
-/// The coordinator's protocol over the in-memory transport, a turn at a time under a clock
-/// the test sets: no socket, no port, no sleep. (The loopback tests keep the real thing.)
+/// The coordinator's protocol over the in-memory transport: a turn at a time under a clock
+/// the test sets, or the real loops of a coordinator and its workers on their threads. No
+/// socket, no port, no sleep. (The loopback tests keep the real thing.)
 final class InMemoryCoordinatorTests: XCTestCase {
   var folder = ""
   override func setUpWithError() throws { folder = try temporaryFolder() }
@@ -23,11 +24,13 @@ final class InMemoryCoordinatorTests: XCTestCase {
     .result(TaskResult(task: task, attempt: attempt, tensors: [WireTensor(name: "oof", shape: [1, 2], values: [0.25, 0.75])]))
   }
 
-  /// Turns until `identity` has been sent a message that `match` picks out; fails after
-  /// 10,000 turns (a result is decoded off the loop's thread, so one may take a few).
+  /// Turns until `identity` has been sent a message that `match` picks out, for up to 10 s
+  /// (a result is decoded off the loop's thread: its acknowledgement comes a turn or more
+  /// later, and a turn waits at most a millisecond for a message).
   func turnUntil<T>(_ coordinator: Coordinator, _ router: InMemoryRouter, _ identity: String, _ match: (Message) -> T?) throws -> T {
-    for _ in 0..<10_000 {
-      try coordinator.turn(timeout: 0)
+    let deadline = Date().addingTimeInterval(10)
+    while Date() < deadline {
+      try coordinator.turn(timeout: 0.001)
       for message in try router.take(for: identity) { if let found = match(message) { return found } }
     }
     throw NoSuchMessage(identity: identity)
@@ -80,6 +83,48 @@ final class InMemoryCoordinatorTests: XCTestCase {
     XCTAssertEqual(events, ["leased 1 first", "expired 1 first", "leased 2 second", "stored 2"])
   }
 
+  /// The real coordinator and worker loops, each on its thread, over the in-memory
+  /// transport: two workers of two slots each train six tasks, reporting progress; every
+  /// task is stored once with its worker's logits, and both workers leave when told the
+  /// experiment is finished. No socket is opened.
+  func testTheCoordinatorAndWorkerLoopsRunAnExperimentInMemory() throws {
+    let router = InMemoryRouter()
+    let tasks = (0..<6).map { "t\($0)" }
+    let journalPath = folder + "/journal.jsonl"
+    let coordinator = Coordinator(
+      socket: router, scheduler: Scheduler(tasks: tasks, journal: try Journal(path: journalPath)),
+      settings: Dictionary(uniqueKeysWithValues: tasks.map { ($0, "{}") }), store: ResultStore(runDirectory: folder))
+    coordinator.contract = { _ in ResultContract(tensors: ["oof": [1, 2]], files: [:]) }
+    let heard = Lines()
+    coordinator.onProgress = { heard.append($0.task) }
+    // Threads of their own (GCD's pool would not grow past a loop blocked in a wait).
+    let group = DispatchGroup()
+    func start(_ body: @escaping () -> Void) {
+      group.enter()
+      Thread {
+        body()
+        group.leave()
+      }.start()
+    }
+    start { try? coordinator.run() }
+    let left = Lines()
+    for name in ["a", "b"] {
+      let worker = Worker(name: name, transport: router, slots: 2, log: { left.append("\(name): \($0)") }) { task, progress in
+        progress(ProgressReport(task: task.task, attempt: task.attempt, epoch: 1, loss: 0.5, validationMetric: nil, imagesPerSecond: 100))
+        return TaskOutput(tensors: [WireTensor(name: "oof", shape: [1, 2], values: [Float(task.task.dropFirst())!, 1])])
+      }
+      start { try? worker.run() }
+    }
+    XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "the coordinator and both workers return")
+    for (index, task) in tasks.enumerated() {
+      XCTAssertEqual(try NumPy.readFloat32(folder + "/logits/\(task).oof.npy").values, [Float(index), 1])
+    }
+    let stored = try Journal.read(journalPath).filter { $0.kind == .stored }.map(\.task)
+    XCTAssertEqual(stored.sorted(), tasks, "each task stored once")
+    XCTAssertEqual(Set(heard.all), Set(tasks), "every task's progress reached the coordinator")
+    XCTAssertEqual(left.all.filter { $0.hasSuffix("coordinator: experiment finished") }.count, 2, left.all.joined(separator: "\n"))
+  }
+
   /// A worker that says hello again (it restarted) without a lease it held gets that lease
   /// taken back at once, not at expiry, and leased to it anew as the next attempt.
   func testAWorkerThatRestartedWithoutItsLeaseGetsTheTaskAgainAtOnce() throws {
@@ -103,5 +148,5 @@ final class InMemoryCoordinatorTests: XCTestCase {
 /// The coordinator never sent the message a test waited for.
 struct NoSuchMessage: Error, CustomStringConvertible {
   var identity: String
-  var description: String { "no such message to \(identity) within 10,000 turns" }
+  var description: String { "no such message to \(identity) within 10 s" }
 }

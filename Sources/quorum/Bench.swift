@@ -5,6 +5,7 @@ import Data
 import Foundation
 import NN
 import Tensor
+import Training
 import Wire
 
 /// Micro-benchmarks that print one JSON line each, for the scripts in scripts/bench/.
@@ -40,50 +41,25 @@ struct Bench: ParsableCommand {
       }
       let configuration = MobileNetV2Configuration(
         preset: preset, width: width, inputChannels: size[2], imageHeight: size[0], imageWidth: size[1])
-      let model = try MobileNetV2(configuration, capacity: batch, backend: backend, inferenceOnly: mode == "inference")
-      model.initialize(seed: 1)
-      // Inference needs no optimizer state; allocating it would inflate the peak memory.
-      let optimizer = mode == "train" ? SGD(parameters: model.parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4, backend: backend) : nil
-      let noise = RandomStream(seed: 2, purpose: .augmentation)
-      let imageSize = size.reduce(1, *)
-      let images = backend.makeTensor(shape: [batch] + size, values: (0..<(batch * imageSize)).map { noise.normal(at: UInt64($0)) })
-      let labels = backend.makeTensor(shape: [batch])
-      (0..<batch).map { Int32($0 % configuration.classes) }.withUnsafeBufferPointer { backend.uploadLabels($0, to: labels) }
-      let gradient = backend.makeTensor(shape: [batch, configuration.classes])
-      let loss = backend.makeTensor(shape: [1])
-      try backend.check()
       var times: [Double] = []
-      // The step after what it reads from the host (as `Trainer` splits it), so that it can
-      // be recorded once and replayed.
-      func trainingStep() {
-        let logits = model.forward(images, batch: batch, training: true, seed: 3)
-        backend.softmaxCrossEntropy(
-          logits: logits, labels: labels, batch: batch, classes: configuration.classes,
-          options: CrossEntropyOptions(labelSmoothing: 0.1, classWeights: nil), logitGradient: gradient, loss: loss)
-        model.backward(logitGradient: gradient, batch: batch)
-        optimizer?.update(model.parameters)
-      }
-      var recording: RecordedOperations?
-      var recorded = false
-      for step in 0..<(warmup + steps) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        if mode == "train" {
-          model.prepareTrainingStep(UInt64(step))
-          optimizer?.prepare(learningRate: 0.01)
-          // The first step runs op by op (it makes what the backend makes lazily); then the
-          // step is recorded once, where the backend records (a GPU), and replayed.
-          if cudaGraphs && step > 0 && !recorded {
-            recording = backend.record(trainingStep)
-            recorded = true
-          }
-          if let recording { backend.replay(recording) } else { trainingStep() }
-        } else {
+      let measured: (parameters: Int, recorded: Bool)
+      if mode == "train" {
+        measured = try trainingSteps(configuration, backend: backend, size: size) { times.append($0) }
+      } else {
+        let model = try MobileNetV2(configuration, capacity: batch, backend: backend, inferenceOnly: true)
+        model.initialize(seed: 1)
+        let noise = RandomStream(seed: 2, purpose: .augmentation)
+        let imageSize = size.reduce(1, *)
+        let images = backend.makeTensor(shape: [batch] + size, values: (0..<(batch * imageSize)).map { noise.normal(at: UInt64($0)) })
+        try backend.check()
+        for step in 0..<(warmup + steps) {
+          let start = DispatchTime.now().uptimeNanoseconds
           model.forward(images, batch: batch, training: false)
+          // A device returns before its work is done: the step ends when the device is idle.
+          backend.synchronize()
+          if step >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
         }
-        // A device returns before its work is done: the step ends when the device is idle.
-        backend.synchronize()
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        if step >= warmup { times.append(seconds) }
+        measured = (model.parameterCount, false)
       }
       try backend.check()
       let median = times.sorted()[times.count / 2]
@@ -91,11 +67,42 @@ struct Bench: ParsableCommand {
       getrusage(RUSAGE_SELF.rawValue, &usage)
       let record: [String: Any] = [
         "engine": "quorum", "device": backend.name, "preset": preset.rawValue, "width": width, "batch": batch, "threads": threads,
-        "layout": "nhwc", "mode": mode, "input": input, "images_per_second": Double(batch) / median, "cuda_graph": recording != nil,
+        "layout": "nhwc", "mode": mode, "input": input, "images_per_second": Double(batch) / median, "cuda_graph": measured.recorded,
         "median_step_seconds": median, "step_seconds": times, "peak_rss_bytes": usage.ru_maxrss * 1024,
-        "parameters": model.parameterCount,
+        "parameters": measured.parameters,
       ]
       print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
+    }
+
+    /// Times the training library's own step (`Trainer.trainStep`: batch assembly, forward,
+    /// loss, backward, SGD with Nesterov momentum and weight decay, recorded once and
+    /// replayed where the backend records) on random images, without augmentation so that
+    /// the peer's step on random tensors compares. Each time ends with the step's loss read
+    /// back, so the device is done. Returns the parameter count and whether steps replayed.
+    func trainingSteps(
+      _ model: MobileNetV2Configuration, backend: Backend, size: [Int], time: (Double) -> Void
+    ) throws -> (parameters: Int, recorded: Bool) {
+      let noise = RandomStream(seed: 2, purpose: .augmentation)
+      let imageSize = size.reduce(1, *)
+      let pixels = (0..<(batch * imageSize)).map { UInt8(truncatingIfNeeded: Int(noise.uniform(at: UInt64($0)) * 256)) }
+      let images = ImageDataset(
+        pixels: pixels, labels: (0..<batch).map { Int32($0 % model.classes) }, height: size[0], width: size[1], channels: size[2],
+        classes: model.classes)
+      var configuration = TrainingConfiguration(model: model)
+      configuration.batchSize = batch
+      configuration.epochs = 1
+      configuration.augmentation = .none
+      let trainer = try Trainer(
+        configuration: configuration, data: TrainingData(training: images), backend: backend, threads: threads, outputFolder: nil,
+        recordSteps: cudaGraphs)
+      let examples = Array(0..<batch)[...]
+      for step in 0..<(warmup + steps) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = trainer.trainStep(examples, epoch: 0, step: step, learningRate: 0.01)
+        if step >= warmup { time(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+      }
+      try backend.check()
+      return (trainer.model.parameterCount, trainer.replayedSteps > 0)
     }
   }
 

@@ -86,6 +86,22 @@ final class CommandLineTests: XCTestCase {
     XCTAssert(bad.output.contains("--freeze"), bad.output)
   }
 
+  /// `quorum bench step` runs the training library's step (and inference) and prints one
+  /// JSON line: what the speed scripts read.
+  func testBenchStepTimesTheTrainersStepAndPrintsOneJSONLine() throws {
+    for mode in ["train", "inference"] {
+      let result = try run(["bench", "step", "--mode", mode, "--width", "0.35", "--batch", "8", "--warmup", "1", "--steps", "2", "--threads", "1"])
+      XCTAssertEqual(result.status, 0, result.output)
+      let lines = result.output.split(separator: "\n").filter { $0.hasPrefix("{") }
+      XCTAssertEqual(lines.count, 1, result.output)
+      let record = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+      XCTAssertEqual(record["mode"] as? String, mode)
+      XCTAssertEqual((record["step_seconds"] as? [Double])?.count, 2)
+      XCTAssertGreaterThan(record["images_per_second"] as? Double ?? 0, 0)
+      XCTAssertEqual(record["parameters"] as? Int, 408_650, "MobileNetV2 at width 0.35, 10 classes")
+    }
+  }
+
   func testTrainWritesCheckpointLogitsAndMetrics() throws {
     let train = try writeDataset("train", count: 96)
     let test = try writeDataset("test", count: 20)

@@ -44,7 +44,9 @@ die() { echo "check-image: FAILED: $*"; exit 1; }
 show_tail() { echo "check-image: the last $2 lines of $1:"; tail -n "$2" "$1" | sed 's/^/  | /'; }
 # A command that fails outside any test of ours ends the check under `set -e` without a
 # word; this names the step, the line and the command, so that no failure is silent.
-trap 'echo "check-image: FAILED: step ${step_name:-start}, line $LINENO: $BASH_COMMAND (exit $?)"' ERR
+# (Only where `set -e` is on: a command whose failure is expected runs under `set +e`.)
+failed() { if [[ $- == *e* ]]; then echo "check-image: FAILED: step ${step_name:-start}, line $3: $2 (exit $1)"; fi; }
+trap 'failed $? "$BASH_COMMAND" $LINENO' ERR
 
 started=$SECONDS
 step_started=$SECONDS

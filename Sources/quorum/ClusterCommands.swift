@@ -251,6 +251,9 @@ struct Run: ParsableCommand {
         "--shared-data",
       ]
     }
+    // Whatever ends this command (an error included) ends its workers: an orphaned worker
+    // would retry a coordinator that is gone.
+    defer { localWorkers.stop(grace: 0) }
     let refits = setup.experiment.refit?.variants.count ?? 0
     if let plan = setup.experiment.search {
       print("\(setup.experiment.name): a search of \(plan.trials) trials (\(plan.sampler.rawValue), \(plan.scheduleDescription), on \(plan.foldsDescription)), then its best \(plan.best) as members × \(setup.experiment.foldCount ?? 0) folds, \(workers) local worker\(workers == 1 ? "" : "s") × \(perWorker) threads")

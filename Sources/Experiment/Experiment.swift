@@ -136,9 +136,7 @@ public struct Experiment {
     return try parse(text, file: path)
   }
 
-  /// `servedFolds`: the fold count of a data set the coordinator served (a worker, which
-  /// need not be able to read a `folds: {file: …}` named in the text).
-  public static func parse(_ text: String, file: String, servedFolds: Int? = nil) throws -> Experiment {
+  public static func parse(_ text: String, file: String) throws -> Experiment {
     func fail(_ node: Node?, _ problem: String) -> ExperimentError { ExperimentError(file: file, line: node?.mark?.line, problem) }
     if text.utf8.count > DocumentSize.maximumBytes {
       throw ExperimentError(file: file, line: nil, "is \(text.utf8.count) bytes, more than an experiment file's \(DocumentSize.maximumBytes): is it the right file?")
@@ -231,9 +229,7 @@ public struct Experiment {
         }
       }
       if foldsFile != nil && foldCount != nil { throw fail(foldsNode, "folds: give k (and seed) or file, not both") }
-      if let servedFolds, foldsFile != nil {
-        foldCount = servedFolds
-      } else if let foldsFile {
+      if let foldsFile {
         do { foldCount = try FoldAssignment.count(of: foldsFile) } catch {
           throw fail(foldsNode, "folds.file: \(error)")
         }

@@ -49,8 +49,4 @@ public final class LocalWorkers {
     while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     for process in processes where process.isRunning { process.terminate() }
   }
-
-  deinit {
-    for process in processes where process.isRunning { process.terminate() }
-  }
 }

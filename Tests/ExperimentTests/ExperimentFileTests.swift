@@ -344,9 +344,6 @@ final class ExperimentFileTests: XCTestCase {
     XCTAssertEqual(try Experiment.parse("name: x\ndata: {train: /d}\n", file: "exp.yaml").dataAccess, .served)
     XCTAssertEqual(try Experiment.parse("name: x\ndata: {train: /d, data_access: shared}\n", file: "exp.yaml").dataAccess, .shared)
     assertError("name: x\ndata:\n  train: /d\n  data_access: nfs\n", line: 4, mentions: ["data_access must be served or shared", "nfs"])
-    // A worker given a served data set need not read a folds file the experiment names.
-    let folded = try Experiment.parse("name: x\ndata: {train: /d}\nfolds: {file: /nowhere/folds.npy}\n", file: "exp.yaml", servedFolds: 4)
-    XCTAssertEqual(folded.foldCount, 4)
   }
 
   /// `device:` names where `quorum run`'s local workers train, in `--device`'s spellings.

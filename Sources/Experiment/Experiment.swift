@@ -42,10 +42,8 @@ public struct Experiment {
     /// The training configuration of this variant for a model of the given input.
     public func configuration(_ base: TrainingConfiguration, file: String) throws -> TrainingConfiguration {
       var configuration = base
-      for (key, value) in TrainingSettings.ordered(settings) {
-        do { try TrainingSettings.all[key]!(value, &configuration) } catch let mismatch as TrainingSettings.Mismatch {
-          throw ExperimentError(file: file, line: value.line, "\(key) must be \(mismatch.expected), got \(value)")
-        }
+      do { try TrainingSettings.apply(settings, to: &configuration) } catch let mismatch as TrainingSettingMismatch {
+        throw ExperimentError(file: file, line: mismatch.value.line, "\(mismatch)")
       }
       do { try configuration.validate() } catch {
         throw ExperimentError(file: file, line: nil, "variant \(name): \(error)")
@@ -307,7 +305,13 @@ public struct Experiment {
     }
     // Every variant's settings must make a valid configuration (types, ranges).
     for variant in variants + (experiment.distill.map { [$0.student] } ?? []) + (experiment.noisyStudent?.variants ?? []) {
-      _ = try variant.configuration(TrainingConfiguration(model: .init()), file: file)
+      // The classes are the data's, unknown here: a list of class weights is checked against
+      // them where the data loads (each task's specification), not against a default count.
+      var base = TrainingConfiguration(model: .init())
+      if let weights = variant.settings.last(where: { $0.key == "class_weights" }), case .list(let values) = weights.value.kind {
+        base.model.classes = max(values.count, 2)
+      }
+      _ = try variant.configuration(base, file: file)
     }
     return experiment
   }
@@ -327,7 +331,7 @@ public struct Experiment {
 
   static func settingKey(_ key: Node, file: String) throws -> String {
     guard let name = key.string, TrainingSettings.all[name] != nil else {
-      let known = TrainingSettings.all.keys.sorted().joined(separator: ", ")
+      let known = TrainingSettings.keys.joined(separator: ", ")
       throw ExperimentError(file: file, line: key.mark?.line, "unknown training setting \"\(key.string ?? "?")\" (known: \(known))")
     }
     return name

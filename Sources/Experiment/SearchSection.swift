@@ -185,7 +185,7 @@ public struct SearchPlan {
       }
       // The trials' epochs: the search's, else the training defaults', else the default 15.
       var base = TrainingConfiguration(model: .init())
-      if let given = defaults.first(where: { $0.key == "epochs" }) { try? TrainingSettings.all["epochs"]!(given.value, &base) }
+      if let given = defaults.first(where: { $0.key == "epochs" }) { try? TrainingSettings.apply([given], to: &base) }
       do {
         plan.halving = try SuccessiveHalving(minimumEpochs: minimum, reduction: reduction, maximumEpochs: epochs ?? base.epochs)
       } catch let error as SearchError { throw fail(halvingNode, "search.halving: \(error)") }
@@ -243,7 +243,7 @@ public struct SearchPlan {
     }
     for value in extremes {
       var configuration = TrainingConfiguration(model: .init())
-      do { try TrainingSettings.all[setting]!(value, &configuration) } catch let mismatch as TrainingSettings.Mismatch {
+      do { try TrainingSettings.apply([(setting, value)], to: &configuration) } catch let mismatch as TrainingSettingMismatch {
         throw fail("\(value) is not a value of \(setting), which must be \(mismatch.expected)")
       }
     }

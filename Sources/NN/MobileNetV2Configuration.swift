@@ -44,6 +44,11 @@ public struct MobileNetV2Configuration: Codable, Equatable, Sendable {
     self.stochasticDepth = stochasticDepth
   }
 
+  /// The preset whose strides these are, else "custom strides" (for logs).
+  public var presetName: String {
+    Preset.allCases.first { $0.stemStride == stemStride && $0.stageStrides == stageStrides }?.rawValue ?? "custom strides"
+  }
+
   /// Checks the values a user can get wrong, naming the field.
   public func validate() throws {
     func fail(_ message: String) -> MobileNetV2Error { .invalidConfiguration(message) }

@@ -68,7 +68,7 @@ final class ExperimentFileTests: XCTestCase {
     }
     let runLevel: Set = [
       "threads", "device", "prefetch", "prefetch_threads", "device_data", "cuda_graphs", "output", "resume",
-      "step_log", "save_every", "progress", "version", "restore_best", "test_every",
+      "step_log", "save_every", "progress", "version", "restore_best", "test_every", "print_configuration",
     ]
     XCTAssert(runLevel.isSubset(of: flags), "left-out names that are no flag: \(runLevel.subtracting(flags).sorted())")
     XCTAssertGreaterThan(flags.count, 50, "the help was read: \(flags.sorted())")

@@ -110,10 +110,7 @@ public struct Experiment {
 
   static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "metric", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit", "search"]
 
-  static let dataKeys: Set<String> = [
-    "train", "layout", "test", "test_layout", "images", "test_images", "id_column", "label_column", "long_tail_ratio",
-    "image_size", "channels", "interpolation", "data_access",
-  ]
+  static var dataKeys: Set<String> { DataSource.keys }
 
   /// How workers get the data set. `served` (the default): the coordinator sends it over
   /// the workers' connection (`DataBundle`), so a worker needs no copy of the files.

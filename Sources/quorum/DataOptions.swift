@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Data
+import Experiment
 import Training
 
 /// Where the examples come from, and how they are split.
@@ -65,15 +66,6 @@ struct DataOptions: ParsableArguments {
   @Option(help: "Number of classes (default: the largest training label + 1).")
   var classes: Int?
 
-  func imageLoading() throws -> ImageLoading {
-    do { try ImageLoading.checkChannels(channels) } catch let error as DataError { throw ValidationError("--channels \(error.problem)") }
-    var size: (Int, Int)?
-    if let imageSize {
-      do { size = try ImageLoading.size(imageSize) } catch let error as DataError { throw ValidationError("--image-size \(error.problem)") }
-    }
-    return ImageLoading(size: size, channels: channels, interpolation: interpolation)
-  }
-
   func path(_ explicit: String?, _ stem: String) throws -> String {
     if let explicit { return explicit }
     for name in [stem, stem + ".gz"] {
@@ -83,32 +75,69 @@ struct DataOptions: ParsableArguments {
     throw DataError(file: data, "holds no \(stem)[.gz]: pass --data FOLDER of IDX files, or the file flags (--train-images …)")
   }
 
+  /// The data source these flags name: the keys of an experiment's `data:` section, so
+  /// that `quorum train` and `quorum run` load examples the same way.
+  func source() throws -> DataSource {
+    var settings = ["channels": String(channels), "interpolation": interpolation.rawValue, "id_column": idColumn, "label_column": labelColumn]
+    settings["image_size"] = imageSize
+    settings["long_tail_ratio"] = longTailRatio.map { String($0) }
+    settings["classes"] = classes.map(String.init)
+    var trainsOnIDXFiles = false
+    if let classArrays {
+      settings["layout"] = "class-arrays"
+      settings["train"] = classArrays
+    } else if let trainCsv {
+      guard let trainImageFolder else { throw ValidationError("--train-csv needs --train-image-folder") }
+      settings["layout"] = "csv"
+      settings["train"] = trainCsv
+      settings["images"] = trainImageFolder
+    } else if let trainFolders {
+      settings["layout"] = "class-folders"
+      settings["train"] = trainFolders
+    } else if trainImages != nil || trainLabels != nil {
+      // Each file named, the other from --data.
+      settings["train"] = try path(trainImages, "train-images-idx3-ubyte")
+      settings["train_labels"] = try path(trainLabels, "train-labels-idx1-ubyte")
+      trainsOnIDXFiles = true
+    } else {
+      _ = try path(nil, "train-images-idx3-ubyte")
+      settings["train"] = data
+    }
+    if let testCsv {
+      guard let testImageFolder else { throw ValidationError("--test-csv needs --test-image-folder") }
+      (settings["test_layout"], settings["test"], settings["test_images"]) = ("csv", testCsv, testImageFolder)
+    } else if let testFolders {
+      (settings["test_layout"], settings["test"]) = ("class-folders", testFolders)
+    } else if let testImageFolderOnly {
+      (settings["test_layout"], settings["test"]) = ("image-folder", testImageFolderOnly)
+    } else if let testArray {
+      (settings["test_layout"], settings["test"]) = ("array", testArray)
+    } else if testImages == "none" {
+      settings["test"] = "none"
+    } else if testImages != nil || testLabels != nil {
+      (settings["test_layout"], settings["test"]) = ("idx", try path(testImages, "t10k-images-idx3-ubyte"))
+      settings["test_labels"] = testLabels
+    } else if trainsOnIDXFiles, (try? path(nil, "t10k-images-idx3-ubyte")) != nil {
+      // Named training files take the --data folder's test files, where it has them.
+      (settings["test_layout"], settings["test"]) = ("idx", data)
+    }
+    return DataSource(file: "quorum train", settings: settings)
+  }
+
   /// Loads and splits the data, with one line on what was loaded. A fold assignment is
   /// written to `output`/folds.npy.
   func load(seed: UInt64, output: String, log: (String) -> Void) throws -> TrainingData {
-    let loading = try imageLoading()
-    var encoding: LabelEncoding?
-    var training: ImageDataset
-    if let classArrays {
-      training = try ImageDataset.loadClassArrays(folder: classArrays)
-    } else if let trainCsv {
-      guard let trainImageFolder else { throw ValidationError("--train-csv needs --train-image-folder") }
-      (training, encoding) = try ImageDataset.loadCSV(
-        csv: trainCsv, imageFolder: trainImageFolder, idColumn: idColumn, labelColumn: labelColumn, loading: loading)
-    } else if let trainFolders {
-      (training, encoding) = try ImageDataset.loadClassFolders(trainFolders, loading: loading)
-    } else {
-      let labels = try path(trainLabels, "train-labels-idx1-ubyte")
-      training = try ImageDataset.loadIDX(images: try path(trainImages, "train-images-idx3-ubyte"), labels: labels, classes: classes)
-      if classes == nil { try training.checkEveryClassHasExamples(source: labels) }
+    do { try ImageLoading.checkChannels(channels) } catch let error as DataError { throw ValidationError("--channels \(error.problem)") }
+    if let imageSize {
+      do { _ = try ImageLoading.size(imageSize) } catch let error as DataError { throw ValidationError("--image-size \(error.problem)") }
     }
-    if let warning = training.convertedImages.warning(of: training.count, channels: loading.channels) { log("warning: \(warning)") }
-    if let encoding { try encoding.write(to: output + "/labels.json") }
-    if let longTailRatio {
-      guard longTailRatio.isFinite, longTailRatio >= 1 else { throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)") }
-      let counts = LongTail.exponential(maximum: training.classCounts.max() ?? 0, ratio: longTailRatio, classes: training.classes)
-      training = LongTail.firstPerClass(training, counts: counts)
+    if let longTailRatio, !(longTailRatio.isFinite && longTailRatio >= 1) {
+      throw ValidationError("--long-tail-ratio must be at least 1, got \(longTailRatio)")
     }
+    let examples = try source().examples()
+    var training = examples.training
+    for warning in examples.warnings { log("warning: \(warning)") }
+    if let encoding = examples.encoding { try encoding.write(to: output + "/labels.json") }
     var validation: ImageDataset?
     if folds != nil || foldsFile != nil {
       let assignment: FoldAssignment
@@ -137,33 +166,7 @@ struct DataOptions: ParsableArguments {
       validation = training.subset(split.validation)
       training = training.subset(split.training)
     }
-    var test: ImageDataset?
-    let imageTestLoading = ImageLoading(size: (training.height, training.width), channels: loading.channels, interpolation: loading.interpolation)
-    let trainEncoding = encoding ?? LabelEncoding(classes: training.classNames ?? (0..<training.classes).map(String.init))
-    if let testCsv {
-      guard let testImageFolder else { throw ValidationError("--test-csv needs --test-image-folder") }
-      let header = try CSV.parse(String(decoding: try FileBytes.read(testCsv), as: UTF8.self), path: testCsv).first ?? []
-      test = try ImageDataset.loadCSV(
-        csv: testCsv, imageFolder: testImageFolder, idColumn: idColumn,
-        labelColumn: header.contains(labelColumn) ? labelColumn : nil, encoding: trainEncoding, loading: imageTestLoading
-      ).dataset
-    } else if let testFolders {
-      test = try ImageDataset.loadClassFolders(testFolders, encoding: trainEncoding, loading: imageTestLoading).dataset
-    } else if let testImageFolderOnly {
-      test = try ImageDataset.loadImageFolder(testImageFolderOnly, classes: training.classes, loading: imageTestLoading)
-    } else if let testArray {
-      test = try ImageDataset.loadUnlabelledArray(testArray, classes: training.classes)
-    } else if let testImages, testLabels == nil, testImages != "none" {
-      test = try ImageDataset.loadUnlabelledIDX(images: testImages, classes: training.classes)
-    } else if testImages != "none" && ((classArrays == nil && trainCsv == nil && trainFolders == nil) || testImages != nil) {
-      let imagesPath = try? path(testImages, "t10k-images-idx3-ubyte")
-      let labelsPath = try? path(testLabels, "t10k-labels-idx1-ubyte")
-      if let imagesPath, let labelsPath {
-        test = try ImageDataset.loadIDX(images: imagesPath, labels: labelsPath, classes: training.classes)
-      } else if testImages != nil {
-        throw ValidationError("--test-images needs --test-labels")
-      }
-    }
+    let test = examples.test
     log("training \(training.count) examples of \(training.height)×\(training.width)×\(training.channels), \(LongTail.histogram(training.classCounts))")
     if let validation { log("validation \(validation.count) examples, \(LongTail.histogram(validation.classCounts))") }
     if let test {

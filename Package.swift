@@ -43,17 +43,21 @@ let modules: [Target] = [
   .target(name: "Tensor", dependencies: ["COpenBLAS", "COneDNN"], swiftSettings: computeSettings),
   // Layers with explicit forward/backward, MobileNetV2, losses, optimizers, schedules.
   .target(name: "NN", dependencies: ["Tensor"], swiftSettings: computeSettings),
+  // Files: their bytes (gzip'd or not, written atomically), folders, NumPy arrays, SHA-256,
+  // sizes a header declares, and the error that names a file. No image decoder: the
+  // cluster stores results and serves data sets through this alone.
+  .target(name: "Files", dependencies: ["CZlib"], swiftSettings: computeSettings),
   // Dataset readers, splits, augmentation, batches.
-  .target(name: "Data", dependencies: ["Tensor", "CZlib", "CPNG", "CTurboJPEG"], swiftSettings: computeSettings),
+  .target(name: "Data", dependencies: ["Tensor", "Files", "CZlib", "CPNG", "CTurboJPEG"], swiftSettings: computeSettings),
   // The protocol between coordinator and workers: messages, framing, the LZ4 tensor codec
   // (no sockets: tested without a network).
   .target(name: "Wire", dependencies: ["CLZ4"], swiftSettings: computeSettings),
   // Experiment files: data, folds and a grid of variants, expanded into tasks.
   .target(
-    name: "Experiment", dependencies: ["Training", "Data", "Ensemble", "RunLayout", "Search", .product(name: "Yams", package: "Yams")],
+    name: "Experiment", dependencies: ["Files", "Training", "Data", "Ensemble", "RunLayout", "Search", .product(name: "Yams", package: "Yams")],
     swiftSettings: computeSettings),
   // The cluster: scheduling, the journal, the coordinator and worker (ZeroMQ).
-  .target(name: "Cluster", dependencies: ["Wire", "Data", "CZeroMQ", "RunLayout"], swiftSettings: computeSettings),
+  .target(name: "Cluster", dependencies: ["Wire", "Files", "CZeroMQ", "RunLayout"], swiftSettings: computeSettings),
   // The coordinator's HTTP status endpoint (JSON, Prometheus) and its client.
   // (Its own small HTTP server: bounded request heads, deadlines, no dependency.)
   .target(name: "Status", dependencies: ["Cluster"]),
@@ -70,7 +74,7 @@ let modules: [Target] = [
     cxxSettings: [.unsafeFlags(["-Wall", "-Werror", "-Wno-unknown-pragmas"])]),
   .target(
     name: "CUDA",
-    dependencies: ["CUDAEmulator", "Tensor", "Data"],
+    dependencies: ["Files", "CUDAEmulator", "Tensor", "Data"],
     resources: [
       .embedInCode("Kernels/batchnorm_statistics.cu"),
       .embedInCode("Kernels/batchnorm_apply.cu"),
@@ -96,25 +100,25 @@ let modules: [Target] = [
   .target(name: "Ensemble", dependencies: ["Training", "Data", "Tensor", "COpenBLAS"], swiftSettings: computeSettings),
   // The run's outputs: the members read from the run directory, scores.csv, the submission
   // and the submitted ensemble, the HTML report and its plots.
-  .target(name: "Report", dependencies: ["Ensemble", "Training", "Data", "RunLayout"], swiftSettings: computeSettings),
+  .target(name: "Report", dependencies: ["Files", "Ensemble", "Training", "Data", "RunLayout"], swiftSettings: computeSettings),
   // Hyper-parameter search: the space and its samplers (grid, random, TPE).
   .target(name: "Search", dependencies: ["Tensor"]),
   // Every path of a run directory.
   .target(name: "RunLayout"),
   // The training loop, checkpoints, metrics.
-  .target(name: "Training", dependencies: ["NN", "Data"], swiftSettings: computeSettings),
+  .target(name: "Training", dependencies: ["Files", "NN", "Data"], swiftSettings: computeSettings),
   // What runs an experiment: the setup and its phases, the task runner of each role, the
   // run's ensemble and report, a search's trials and rungs, the coordinator's making, the
   // local workers.
   .target(
     name: "Pipeline",
-    dependencies: ["Training", "Wire", "Experiment", "Cluster", "Ensemble", "Report", "CUDA", "RunLayout", "Search", "Data", "NN", "Tensor"],
+    dependencies: ["Files", "Training", "Wire", "Experiment", "Cluster", "Ensemble", "Report", "CUDA", "RunLayout", "Search", "Data", "NN", "Tensor"],
     swiftSettings: computeSettings),
   // The command line: argument parsing and printing.
   .executableTarget(
     name: "quorum",
     dependencies: [
-      "Pipeline", "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "Report", "CUDA", "RunLayout", "Search",
+      "Pipeline", "Training", "Wire", "Experiment", "Cluster", "Status", "Ensemble", "Report", "CUDA", "RunLayout", "Search", "Files",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     swiftSettings: computeSettings),
@@ -129,29 +133,29 @@ let tests: [Target] = [
   .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
   .testTarget(name: "TensorTests", dependencies: ["Tensor", "QuorumTestSupport"]),
   .testTarget(name: "NNTests", dependencies: ["NN", "QuorumTestSupport"]),
-  .testTarget(name: "DataTests", dependencies: ["Data", "QuorumTestSupport"]),
+  .testTarget(name: "DataTests", dependencies: ["Files", "Data", "QuorumTestSupport"]),
   .testTarget(name: "WireTests", dependencies: ["Wire"]),
-  .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
-  .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Tensor", "Search", "QuorumTestSupport"]),
+  .testTarget(name: "ClusterTests", dependencies: ["Files", "Cluster", "Wire", "Status", "Data", "CZeroMQ", "QuorumTestSupport"]),
+  .testTarget(name: "ExperimentTests", dependencies: ["Files", "Experiment", "Tensor", "Search", "QuorumTestSupport"]),
   // Deliberately broken kernels that the emulator's checks must catch.
   .target(name: "CUDAEmulatorFixtures", dependencies: ["CUDAEmulator"], path: "Tests/CUDAEmulatorFixtures"),
   .testTarget(
     name: "CUDATests",
     dependencies: ["CUDA", "CUDAEmulator", "CUDAEmulatorFixtures", "Tensor", "NN", "Data", "Training", "Wire", "QuorumTestSupport"]),
   .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Report", "Data", "QuorumTestSupport"]),
-  .testTarget(name: "ReportTests", dependencies: ["Report", "Ensemble", "Data", "Training", "RunLayout", "QuorumTestSupport"]),
+  .testTarget(name: "ReportTests", dependencies: ["Files", "Report", "Ensemble", "Data", "Training", "RunLayout", "QuorumTestSupport"]),
   .testTarget(name: "SearchTests", dependencies: ["Search"]),
   .testTarget(name: "RunLayoutTests", dependencies: ["RunLayout"]),
   // The pipeline in process: each task role, the phases' teachers from stored logits.
   .testTarget(
     name: "PipelineTests",
-    dependencies: ["Pipeline", "Experiment", "Training", "Ensemble", "Report", "Cluster", "Wire", "Data", "RunLayout", "QuorumTestSupport"]),
+    dependencies: ["Files", "Pipeline", "Experiment", "Training", "Ensemble", "Report", "Cluster", "Wire", "Data", "RunLayout", "QuorumTestSupport"]),
   .testTarget(
-    name: "TrainingTests", dependencies: ["Training", "QuorumTestSupport", "AllocationCounter"],
+    name: "TrainingTests", dependencies: ["Files", "Training", "QuorumTestSupport", "AllocationCounter"],
     resources: [.copy("Fixtures")]),
   // The whole system as a user runs it: `quorum` processes over real sockets (runs,
   // coordinators and workers killed and restarted, network namespaces, the emulated GPU).
-  .testTarget(name: "EndToEndTests", dependencies: ["Training", "Data", "NN", "Tensor", "Wire", "QuorumTestSupport"]),
+  .testTarget(name: "EndToEndTests", dependencies: ["Files", "Training", "Data", "NN", "Tensor", "Wire", "QuorumTestSupport"]),
 ]
 
 let package = Package(

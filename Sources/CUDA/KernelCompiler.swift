@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 
 /// Compiles kernel sources to CUBINs with NVRTC, caching each on disk under

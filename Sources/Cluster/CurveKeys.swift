@@ -1,5 +1,5 @@
 import CZeroMQ
-import Data
+import Files
 import Foundation
 
 /// A CURVE key pair (Curve25519), each key as 40 characters of Z85 text, the form libzmq

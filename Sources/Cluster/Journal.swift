@@ -1,4 +1,4 @@
-import Data
+import Files
 import Foundation
 import Wire
 

@@ -1,4 +1,4 @@
-import Data
+import Files
 import Wire
 import RunLayout
 

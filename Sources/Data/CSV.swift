@@ -1,3 +1,4 @@
+import Files
 /// RFC 4180 comma-separated values: quoted fields with "" escapes, LF or CRLF line ends.
 public enum CSV {
   /// The rows of `text`; a final empty line is ignored. An unterminated quote is an error.

@@ -1,3 +1,4 @@
+import Files
 import Foundation
 
 /// The Quick, Draw! `numpy_bitmap` layout: a folder of `CLASS.npy` files, each uint8

@@ -1,3 +1,4 @@
+import Files
 import Tensor
 
 /// A fold assignment: the validation fold of every training example, as saved in a run

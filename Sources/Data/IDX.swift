@@ -1,3 +1,4 @@
+import Files
 /// The IDX format of MNIST and Fashion-MNIST: a big-endian header (two zero bytes, a
 /// type code, the number of dimensions, then each dimension as u32) and raw values.
 public enum IDX {

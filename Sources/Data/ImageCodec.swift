@@ -1,5 +1,6 @@
 import CPNG
 import CTurboJPEG
+import Files
 
 /// 8-bit pixels, row-major, channels interleaved.
 public struct DecodedImage: Equatable {

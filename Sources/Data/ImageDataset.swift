@@ -1,3 +1,4 @@
+import Files
 /// Labelled 8-bit images in memory, NHWC. Kept as bytes (a quarter of float's size);
 /// batches are converted and normalised as they are assembled.
 public struct ImageDataset: Sendable {

@@ -1,3 +1,4 @@
+import Files
 import Foundation
 
 /// How image files become model inputs.

@@ -1,3 +1,4 @@
+import Files
 import Tensor
 
 extension NumPy {

@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 
 /// An experiment's loaded data set as one file, named by its SHA-256: what the coordinator

@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 
 /// Where an experiment's data comes from and how it is folded: its `data:` section (each

@@ -1,4 +1,5 @@
 import Ensemble
+import Files
 import Foundation
 import Data
 import Tensor

@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 
 /// The data an experiment names, loaded the same way by the coordinator (for the folds and

@@ -1,6 +1,7 @@
 import Cluster
 import Data
 import Experiment
+import Files
 import Foundation
 import Wire
 

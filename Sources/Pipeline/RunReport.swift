@@ -1,6 +1,7 @@
 import Data
 import Ensemble
 import Experiment
+import Files
 import Foundation
 import Report
 import RunLayout

@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header mapping

@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 
 /// One JSON line per optimizer step (`quorum train --step-log FILE`): the numbers a

@@ -2,6 +2,7 @@ import ArgumentParser
 import COpenBLAS
 import CUDA
 import Data
+import Files
 import Foundation
 import NN
 import Tensor

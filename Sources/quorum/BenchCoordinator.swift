@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Data
+import Files
 import Foundation
 import Wire
 

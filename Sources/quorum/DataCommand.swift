@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Files
 import Foundation
 
 /// `quorum data …`: look at data before training on it.

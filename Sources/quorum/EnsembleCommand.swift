@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Files
 import Foundation
 import Pipeline
 import RunLayout

@@ -2,6 +2,7 @@ import ArgumentParser
 import Data
 import Ensemble
 import Experiment
+import Files
 import Foundation
 import Report
 import Pipeline

@@ -1,5 +1,6 @@
 import Cluster
 import Data
+import Files
 import Foundation
 import QuorumTestSupport
 import Wire

@@ -1,6 +1,7 @@
 import CZeroMQ
 import Cluster
 import Data
+import Files
 import QuorumTestSupport
 import Wire
 import XCTest

@@ -1,4 +1,5 @@
 import Data
+import Files
 import XCTest
 
 /// SHA-256 against FIPS 180-4's examples (and the NIST test vectors' million "a"), whole

@@ -1,4 +1,5 @@
 import Data
+import Files
 import Foundation
 import NN
 import QuorumTestSupport

@@ -1,5 +1,6 @@
 import Data
 import Experiment
+import Files
 import Foundation
 import QuorumTestSupport
 import XCTest

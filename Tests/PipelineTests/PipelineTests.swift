@@ -2,6 +2,7 @@ import Cluster
 import Data
 import Ensemble
 import Experiment
+import Files
 import Foundation
 import Pipeline
 import QuorumTestSupport

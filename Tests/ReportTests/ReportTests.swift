@@ -1,5 +1,6 @@
 import Data
 import Ensemble
+import Files
 import Foundation
 import Report
 import QuorumTestSupport

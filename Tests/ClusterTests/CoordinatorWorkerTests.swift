@@ -155,36 +155,6 @@ final class CoordinatorWorkerTests: XCTestCase {
   }
 }
 
-extension CoordinatorWorkerTests {
-  /// A result is decoded and checked off the coordinator's loop: while one result takes
-  /// 3 s to check (a large checkpoint, a slow disk), another worker's heartbeats keep its
-  /// 1 s lease alive, and its task is stored by its first attempt.
-  func testASlowResultCheckDoesNotStallTheLoop() throws {
-    let context = ZeroMQContext()
-    let (coordinator, endpoint, thread) = try startCoordinator(tasks: ["quick", "long"], context: context)
-    coordinator.contract = { task in
-      ResultContract(tensors: ["oof": [3, 2]], files: [:]) { _ in if task == "quick" { Thread.sleep(forTimeInterval: 3) } }
-    }
-    thread.start()
-    let finished = Counter()
-    for name in ["a", "b"] {
-      let worker = Worker(name: name, endpoint: endpoint, context: context, timing: fast) { task, _ in
-        if task.task == "long" { Thread.sleep(forTimeInterval: 2) }
-        return TaskOutput(tensors: Self.tensors(for: task))
-      }
-      Thread {
-        try? worker.run()
-        finished.increment()
-      }.start()
-    }
-    wait(for: { finished.value == 2 }, seconds: 30)
-    XCTAssertEqual(coordinator.scheduler.states["quick"], .stored(attempt: 1))
-    XCTAssertEqual(coordinator.scheduler.states["long"], .stored(attempt: 1), "its lease lived through the other's check")
-    XCTAssertEqual(coordinator.counters.leasesExpired, 0)
-    XCTAssertEqual(coordinator.counters.workersLost, 0)
-  }
-}
-
 /// A count shared between threads.
 final class Counter: @unchecked Sendable {
   private let lock = NSLock()

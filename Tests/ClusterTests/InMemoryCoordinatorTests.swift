@@ -144,6 +144,141 @@ final class InMemoryCoordinatorTests: XCTestCase {
     XCTAssertEqual(again.attempt, 2)
     XCTAssertEqual(coordinator.counters.leasesExpired, 0, "given back at the hello, not expired")
   }
+
+  /// A second process under a connected name takes the name over by its hello; the
+  /// lease the first held goes back and is leased to the second as attempt 2; the first,
+  /// at its next heartbeat and with its late result, is refused with the fix; the
+  /// coordinator logs the clash; the second finishes every task. (Was a loopback test that
+  /// slept in each task so the twins would overlap.)
+  func testTwoWorkersUnderOneNameAreBothToldAndTheSecondFinishes() throws {
+    let clock = Clock()
+    let router = InMemoryRouter()
+    let lines = Lines()
+    let journalPath = folder + "/journal.jsonl"
+    let coordinator = Coordinator(
+      socket: router, scheduler: Scheduler(tasks: ["a", "b", "c"], journal: try Journal(path: journalPath)),
+      settings: ["a": "{}", "b": "{}", "c": "{}"], store: ResultStore(runDirectory: folder), clock: { clock.now },
+      log: { lines.append($0) })
+    coordinator.contract = { _ in ResultContract(tensors: ["oof": [1, 2]], files: [:]) }
+    let (first, second) = ("twin#0000000000000001", "twin#0000000000000002")
+    // What each twin was sent and has not read yet (a lease may come in one turn with the
+    // acknowledgement before it).
+    var unread: [String: [Message]] = [:]
+    func read<T>(_ identity: String, _ match: (Message) -> T?) throws -> T {
+      let deadline = Date().addingTimeInterval(10)
+      while Date() < deadline {
+        if let index = unread[identity, default: []].firstIndex(where: { match($0) != nil }) {
+          return match(unread[identity]!.remove(at: index))!
+        }
+        try coordinator.turn(timeout: 0.001)
+        unread[identity, default: []] += try router.take(for: identity)
+      }
+      throw NoSuchMessage(identity: identity)
+    }
+    func lease(_ identity: String) throws -> TaskAssignment { try read(identity) { if case .task(let task) = $0 { return task }; return nil } }
+    func refusal(_ identity: String) throws -> String { try read(identity) { if case .reject(let reason) = $0 { return reason }; return nil } }
+
+    try router.deliver(hello("twin"), from: first)
+    let held = try lease(first)
+    XCTAssertEqual(held.attempt, 1)
+    try router.deliver(hello("twin"), from: second)
+    let taken = try lease(second)
+    XCTAssertEqual(taken.task, held.task, "the first's lease went back and came to the second")
+    XCTAssertEqual(taken.attempt, 2)
+
+    try router.deliver(.heartbeat, from: first)
+    XCTAssert(try refusal(first).contains("give each worker its own --name"))
+    try router.deliver(result(held.task, attempt: 1), from: first)
+    XCTAssert(try refusal(first).contains("took it over"))
+
+    var next: TaskAssignment? = taken
+    while let task = next {
+      try router.deliver(result(task.task, attempt: task.attempt), from: second)
+      let stored = try read(second) { if case .acknowledgement(let a) = $0 { return a }; return nil }
+      XCTAssert(stored.stored, "\(task.task) stored")
+      next = coordinator.isDone ? nil : try lease(second)
+    }
+    XCTAssert(coordinator.isDone)
+    let stored = try Journal.read(journalPath).filter { $0.kind == .stored }
+    XCTAssertEqual(stored.map(\.task).sorted(), ["a", "b", "c"])
+    XCTAssertEqual(stored.first { $0.task == held.task }?.attempt, 2, "the first twin's late result was not stored")
+    XCTAssert(lines.all.contains { $0.contains("two worker processes use the name \"twin\"") }, lines.all.joined(separator: "\n"))
+    XCTAssert(lines.all.contains { $0.contains("worker twin connected from a new process") }, lines.all.joined(separator: "\n"))
+  }
+
+  /// A result is decoded and checked off the coordinator's loop: while one result's check
+  /// is held (a large checkpoint, a slow disk), turns go on returning, the other worker's
+  /// heartbeats keep its lease alive past three lease durations, and both tasks are stored
+  /// by their first attempts once the check is let go. (Was a loopback test of 3 s and 2 s
+  /// sleeps.)
+  func testAHeldResultCheckDoesNotStallTheLoop() throws {
+    let clock = Clock()
+    let router = InMemoryRouter()
+    let timing = Timing()
+    let coordinator = Coordinator(
+      socket: router, scheduler: Scheduler(tasks: ["quick", "long"], timing: timing, journal: try Journal(path: folder + "/journal.jsonl")),
+      settings: ["quick": "{}", "long": "{}"], store: ResultStore(runDirectory: folder), clock: { clock.now })
+    let check = HeldCheck()
+    coordinator.contract = { task in
+      ResultContract(tensors: ["oof": [1, 2]], files: [:]) { _ in if task == "quick" { check.hold() } }
+    }
+    var holders: [String: String] = [:]
+    for (name, identity) in [("a", "a#000000000000000a"), ("b", "b#000000000000000b")] {
+      try router.deliver(hello(name), from: identity)
+      let task = try turnUntil(coordinator, router, identity) { if case .task(let task) = $0 { return task }; return nil }
+      holders[task.task] = identity
+    }
+    let (quick, long) = (try XCTUnwrap(holders["quick"]), try XCTUnwrap(holders["long"]))
+
+    try router.deliver(result("quick", attempt: 1), from: quick)
+    let deadline = Date().addingTimeInterval(10)
+    while !check.isHeld && Date() < deadline { try coordinator.turn(timeout: 0.001) }
+    XCTAssert(check.isHeld, "the check started")
+    // Three lease durations of heartbeats, a turn after each, with the check still held.
+    for _ in 0..<Int(3 * timing.leaseDuration / 0.5) {
+      clock.now += 0.5
+      for identity in [quick, long] { try router.deliver(.heartbeat, from: identity) }
+      try coordinator.turn(timeout: 0)
+    }
+    XCTAssert(check.isHeld, "every turn returned while the check was held")
+    XCTAssertEqual(coordinator.counters.leasesExpired, 0)
+    XCTAssertEqual(coordinator.counters.workersLost, 0)
+
+    try router.deliver(result("long", attempt: 1), from: long)
+    check.release()
+    for identity in [quick, long] {
+      let acknowledged = try turnUntil(coordinator, router, identity) { if case .acknowledgement(let a) = $0 { return a }; return nil }
+      XCTAssert(acknowledged.stored, "\(acknowledged.task) stored")
+    }
+    XCTAssertEqual(coordinator.scheduler.states["quick"], .stored(attempt: 1))
+    XCTAssertEqual(coordinator.scheduler.states["long"], .stored(attempt: 1), "its lease lived through the other's check")
+  }
+}
+
+/// A result check that waits, off the coordinator's loop, until the test lets it go (for
+/// at most 30 s, so that a check run on the loop's own thread fails the test, not hangs it).
+final class HeldCheck: @unchecked Sendable {
+  private let condition = NSCondition()
+  private var held = false
+  private var released = false
+
+  var isHeld: Bool { condition.lock(); defer { condition.unlock() }; return held }
+
+  func hold() {
+    condition.lock()
+    held = true
+    let deadline = Date().addingTimeInterval(30)
+    while !released && condition.wait(until: deadline) {}
+    held = false
+    condition.unlock()
+  }
+
+  func release() {
+    condition.lock()
+    released = true
+    condition.broadcast()
+    condition.unlock()
+  }
 }
 
 /// The coordinator never sent the message a test waited for.

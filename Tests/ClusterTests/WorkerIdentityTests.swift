@@ -4,9 +4,9 @@ import QuorumTestSupport
 import Wire
 import XCTest
 
-/// Who a worker is to the coordinator, over real sockets: two processes under one name are
-/// both heard and one is told to stop; a worker still busy when its coordinator restarts
-/// says so before it is handed more work; a peer that never says hello is handed none.
+/// Who a worker is to the coordinator, over real sockets: a worker still busy when its
+/// coordinator restarts says so before it is handed more work; a peer that never says
+/// hello is handed none. (Two processes under one name: InMemoryCoordinatorTests.)
 final class WorkerIdentityTests: XCTestCase {
   var folder = ""
   override func setUpWithError() throws { folder = try temporaryFolder() }
@@ -28,45 +28,6 @@ final class WorkerIdentityTests: XCTestCase {
 
   static func output(_ task: TaskAssignment) -> TaskOutput {
     TaskOutput(tensors: [WireTensor(name: "oof", shape: [1], values: [Float(task.attempt)])])
-  }
-
-  /// The second `twin` takes the name over by its hello; the first, at its next heartbeat,
-  /// is refused with the reason and ends; the coordinator logs both names' clash; the
-  /// surviving twin finishes every task.
-  func testTwoWorkersUnderOneNameAreBothToldAndTheRunFinishes() throws {
-    let context = ZeroMQContext()
-    let socket = try ZeroMQSocket(.router, context: context)
-    try socket.bind("tcp://127.0.0.1:*")
-    let lines = Lines()
-    let journal = folder + "/journal.jsonl"
-    let coordinator = try coordinator(tasks: ["a", "b", "c"], socket: socket, journal: journal, lines: lines)
-    Thread { try? coordinator.run() }.start()
-
-    let started = Counter()
-    let outcomes = Outcomes()
-    func twin() -> Worker {
-      Worker(name: "twin", endpoint: socket.lastEndpoint, context: context, timing: fast) { task, _ in
-        started.increment()
-        Thread.sleep(forTimeInterval: 0.3)
-        return Self.output(task)
-      }
-    }
-    let first = twin()
-    Thread { outcomes.record { try first.run() } }.start()
-    wait { started.value > 0 }
-    let second = twin()
-    Thread { outcomes.record { try second.run() } }.start()
-    wait { outcomes.count == 2 }
-
-    XCTAssertEqual(outcomes.count, 2, "both twins ended")
-    let refusals = outcomes.errors.filter { $0.contains("give each worker its own --name") }
-    XCTAssertEqual(refusals.count, 1, "exactly one twin was refused, with the fix: \(outcomes.errors)")
-    XCTAssertTrue(coordinator.scheduler.isFinished)
-    for task in ["a", "b", "c"] {
-      guard case .stored = coordinator.scheduler.states[task] else { return XCTFail("\(task): \(String(describing: coordinator.scheduler.states[task]))") }
-    }
-    XCTAssert(lines.all.contains { $0.contains("two worker processes use the name \"twin\"") }, lines.all.joined(separator: "\n"))
-    XCTAssert(lines.all.contains { $0.contains("worker twin connected from a new process") }, lines.all.joined(separator: "\n"))
   }
 
   /// A worker is training when its coordinator goes away and a new one starts on the same
@@ -158,20 +119,5 @@ final class WorkerIdentityTests: XCTestCase {
     let identity = PeerIdentity.identity(name: "node#2", token: PeerIdentity.token())
     XCTAssertEqual(PeerIdentity.name(of: identity), "node#2", "a # in the name survives")
     XCTAssertLessThanOrEqual(PeerIdentity.identity(name: String(repeating: "w", count: PeerIdentity.maximumNameBytes), token: PeerIdentity.token()).utf8.count, 255)
-  }
-}
-
-/// How each worker's run ended: nil for a clean end, else its error.
-final class Outcomes: @unchecked Sendable {
-  private let lock = NSLock()
-  private var endings: [String?] = []
-  var count: Int { lock.lock(); defer { lock.unlock() }; return endings.count }
-  var errors: [String] { lock.lock(); defer { lock.unlock() }; return endings.compactMap { $0 } }
-  func record(_ body: () throws -> Void) {
-    var ending: String?
-    do { try body() } catch { ending = "\(error)" }
-    lock.lock()
-    endings.append(ending)
-    lock.unlock()
   }
 }

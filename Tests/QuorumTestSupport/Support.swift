@@ -85,18 +85,21 @@ public func idxBytes(shape: [Int], payload: [UInt8]) -> [UInt8] {
 /// The built `quorum` executable beside the test bundle.
 public var quorumExecutable: URL { Bundle.main.bundleURL.appendingPathComponent("quorum") }
 
-/// Starts `quorum` with these arguments (and extra environment variables), stdout and
-/// stderr into one pipe.
 /// Where the tests' worker processes keep fetched data sets (one per test process).
 public let testDataCache = NSTemporaryDirectory() + "quorum-test-cache-\(getpid())"
 
-public func startQuorum(_ arguments: [String], environment: [String: String] = [:]) throws -> (process: Process, output: Pipe) {
+/// Starts `quorum` with these arguments (and extra environment variables), stdout and
+/// stderr into one pipe; `unsetting` names variables of this process it does not inherit.
+public func startQuorum(
+  _ arguments: [String], environment: [String: String] = [:], unsetting: Set<String> = []
+) throws -> (process: Process, output: Pipe) {
   let process = Process()
   process.executableURL = quorumExecutable
   process.arguments = arguments
   // Workers keep fetched data sets in the tests' own cache, not the user's.
   let defaults = ["QUORUM_CACHE": testDataCache]
   process.environment = ProcessInfo.processInfo.environment.merging(defaults) { $1 }.merging(environment) { $1 }
+    .filter { !unsetting.contains($0.key) }
   let pipe = Pipe()
   process.standardOutput = pipe
   process.standardError = pipe
@@ -105,8 +108,10 @@ public func startQuorum(_ arguments: [String], environment: [String: String] = [
 }
 
 /// Runs `quorum` to the end: its exit status and everything it printed.
-public func runQuorum(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-  let (process, pipe) = try startQuorum(arguments, environment: environment)
+public func runQuorum(
+  _ arguments: [String], environment: [String: String] = [:], unsetting: Set<String> = []
+) throws -> (status: Int32, output: String) {
+  let (process, pipe) = try startQuorum(arguments, environment: environment, unsetting: unsetting)
   let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
   process.waitUntilExit()
   return (process.terminationStatus, output)

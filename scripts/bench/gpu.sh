@@ -75,6 +75,12 @@ log "tests on $DEVICE: $tests"
 test_log="$OUT/tests.log"
 test_start=$(date +%s)
 test_status=0
+# The tests' process cannot restart itself with the OpenBLAS core quorum chooses from the
+# CPU's features (quorum does, before OpenBLAS initialises): name it for them, as
+# scripts/test.sh does (a core already named wins).
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && core=$("$bin/quorum" doctor --blas-core); then
+  export OPENBLAS_CORETYPE=$core
+fi
 QUORUM_TEST_DEVICE=$DEVICE QUORUM_EMULATOR_CHECKS=fast "$bin/QuorumPackageTests.xctest" "$tests" >"$test_log" 2>&1 || test_status=$?
 summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$test_log" | tail -n 1 || true)
 executed=$(echo "$summary" | sed -nE 's/.*Executed ([0-9]+) tests?.*/\1/p')

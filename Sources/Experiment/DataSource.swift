@@ -76,7 +76,9 @@ public struct DataSource: Codable, Equatable, Sendable {
     var encoding: LabelEncoding?
     switch layout {
     case "idx":
-      let files = try IDXFiles(train, split: "train", labels: value("train_labels"))
+      guard let files = try IDXFiles(train, split: "train", labels: value("train_labels")) else {
+        throw DataError(file: train, "holds no train-images-idx3-ubyte[.gz]")
+      }
       guard let labels = files.labels else { throw fail("\(train) has no train-labels-idx1-ubyte[.gz]; name the labels (train_labels)") }
       training = try ImageDataset.loadIDX(images: files.images, labels: labels, classes: classes)
       if classes == nil { try training.checkEveryClassHasExamples(source: labels) }
@@ -106,10 +108,13 @@ public struct DataSource: Codable, Equatable, Sendable {
     case ("none", _): test = nil
     case (nil, "idx") where layout == "idx" && Folders.isFolder(train):
       // An IDX folder's own t10k files, where it has them.
-      let files = try IDXFiles(train, split: "t10k", labels: nil, required: false)
-      test = try files.map { try Self.idx($0, classes: training.classes) }
+      test = try IDXFiles(train, split: "t10k", labels: nil).map { try Self.idx($0, classes: training.classes) }
     case (nil, _): test = nil
-    case (let path?, "idx"): test = try Self.idx(try IDXFiles(path, split: "t10k", labels: value("test_labels")), classes: training.classes)
+    case (let path?, "idx"):
+      guard let files = try IDXFiles(path, split: "t10k", labels: value("test_labels")) else {
+        throw DataError(file: path, "holds no t10k-images-idx3-ubyte[.gz]")
+      }
+      test = try Self.idx(files, classes: training.classes)
     case (let path?, "array"): test = try ImageDataset.loadUnlabelledArray(path, classes: training.classes)
     case (let path?, "csv"):
       guard let images = value("test_images") ?? value("images") else { throw fail("a csv test set needs test_images (its image folder)") }
@@ -134,20 +139,13 @@ public struct DataSource: Codable, Equatable, Sendable {
     return Examples(training: training, test: test, encoding: encoding, warnings: warnings)
   }
 
-  /// An IDX set of a folder's `SPLIT-images-idx3-ubyte[.gz]` files, or an images file
-  /// and its labels, if named.
+  /// An IDX set: a folder's `SPLIT-images-idx3-ubyte[.gz]` file and its labels (nil where
+  /// the folder has no such images), or an images file and its labels, if named.
   struct IDXFiles {
     var images: String
     var labels: String?
 
-    init(_ path: String, split: String, labels: String?) throws {
-      guard let files = try IDXFiles(path, split: split, labels: labels, required: true) else {
-        throw DataError(file: path, "holds no \(split)-images-idx3-ubyte[.gz]")
-      }
-      self = files
-    }
-
-    init?(_ path: String, split: String, labels: String?, required: Bool) throws {
+    init?(_ path: String, split: String, labels: String?) throws {
       guard Folders.isFolder(path) else {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError(file: path, "does not exist") }
         images = path
@@ -155,10 +153,7 @@ public struct DataSource: Codable, Equatable, Sendable {
         return
       }
       let names = try Folders.list(path)
-      guard let images = names.first(where: { $0.hasPrefix("\(split)-images-idx3-ubyte") }) else {
-        if required { throw DataError(file: path, "holds no \(split)-images-idx3-ubyte[.gz]") }
-        return nil
-      }
+      guard let images = names.first(where: { $0.hasPrefix("\(split)-images-idx3-ubyte") }) else { return nil }
       self.images = path + "/" + images
       self.labels = labels ?? names.first { $0.hasPrefix("\(split)-labels-idx1-ubyte") }.map { path + "/" + $0 }
     }

@@ -111,7 +111,6 @@ public struct Experiment {
 
   static let topLevelKeys = ["name", "run_directory", "device", "logits_precision", "metric", "data", "folds", "training", "grid", "ensemble", "noisy_student", "distill", "refit", "search"]
 
-  static var dataKeys: Set<String> { DataSource.keys }
 
   /// How workers get the data set. `served` (the default): the coordinator sends it over
   /// the workers' connection (`DataBundle`), so a worker needs no copy of the files.
@@ -192,8 +191,8 @@ public struct Experiment {
     }
     var data: [(key: String, value: SettingValue)] = []
     for (key, value) in dataMapping {
-      guard let key = key.string, dataKeys.contains(key) else {
-        throw fail(key, "unknown data key \"\(key.string ?? "?")\" (expected \(dataKeys.sorted().joined(separator: ", ")))")
+      guard let key = key.string, DataSource.keys.contains(key) else {
+        throw fail(key, "unknown data key \"\(key.string ?? "?")\" (expected \(DataSource.keys.sorted().joined(separator: ", ")))")
       }
       data.append((key, try settingValue(value, file: file)))
     }

@@ -364,9 +364,3 @@ public enum TrainingSettings {
       """) { value, config in config.layerDecay = Float(try number(value)) },
   ]
 }
-
-extension Experiment {
-  /// The keys of an experiment's `training:` section (`quorum train`'s flags with
-  /// underscores), sorted.
-  public static var trainingSettingNames: [String] { TrainingSettings.keys }
-}

@@ -125,9 +125,9 @@ struct DataOptions: ParsableArguments {
     return DataSource(file: "quorum train", settings: settings)
   }
 
-  /// Loads and splits the data, with one line on what was loaded. A fold assignment is
-  /// written to `output`/folds.npy.
-  func load(seed: UInt64, output: String, log: (String) -> Void) throws -> TrainingData {
+  /// Loads and splits the data, with one line on what was loaded. The fold assignment and
+  /// the label encoding are written to `output` (folds.npy, labels.json), if given.
+  func load(seed: UInt64, output: String?, log: (String) -> Void) throws -> TrainingData {
     do { try ImageLoading.checkChannels(channels) } catch let error as DataError { throw ValidationError("--channels \(error.problem)") }
     if let imageSize {
       do { _ = try ImageLoading.size(imageSize) } catch let error as DataError { throw ValidationError("--image-size \(error.problem)") }
@@ -138,7 +138,7 @@ struct DataOptions: ParsableArguments {
     let examples = try source().examples()
     var training = examples.training
     for warning in examples.warnings { log("warning: \(warning)") }
-    if let encoding = examples.encoding { try encoding.write(to: output + "/labels.json") }
+    if let encoding = examples.encoding, let output { try encoding.write(to: output + "/labels.json") }
     var validation: ImageDataset?
     if folds != nil || foldsFile != nil {
       let assignment: FoldAssignment
@@ -153,7 +153,7 @@ struct DataOptions: ParsableArguments {
       guard (0..<assignment.count).contains(fold) else {
         throw ValidationError("--fold \(fold) is outside 0…\(assignment.count - 1)")
       }
-      try assignment.write(to: output + "/folds.npy")
+      if let output { try assignment.write(to: output + "/folds.npy") }
       let split = assignment.split(fold)
       log("fold \(fold) of \(assignment.count): \(split.validation.count) validation examples")
       validation = training.subset(split.validation)

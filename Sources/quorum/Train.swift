@@ -131,7 +131,7 @@ struct Train: ParsableCommand {
   @Option(help: "Progress display: auto (a bar on a terminal, lines otherwise), bar, lines or none.")
   var progress: ProgressName = .auto
 
-  @Flag(help: "Print the training configuration that these flags and the data make, as JSON, and exit without training.")
+  @Flag(help: "Print the training configuration that these flags and the data make, as JSON, and exit without training or writing a file.")
   var printConfiguration = false
 
   enum ProgressName: String, ExpressibleByArgument, CaseIterable { case auto, bar, lines, none }
@@ -189,7 +189,7 @@ struct Train: ParsableCommand {
     var configuration = try configured()
     let style: ProgressReporter.Style? = printConfiguration ? .silent : [.bar: .bar, .lines: .lines, .none: .silent][progress]
     let reporter = ProgressReporter(style: style, totalEpochs: configuration.epochs)
-    let data = try dataOptions.load(seed: configuration.seed, output: output, log: reporter.message)
+    let data = try dataOptions.load(seed: configuration.seed, output: printConfiguration ? nil : output, log: reporter.message)
     configuration.model.inputChannels = data.training.channels
     configuration.model.classes = dataOptions.classes ?? data.training.classes
     configuration.model.imageHeight = data.training.height

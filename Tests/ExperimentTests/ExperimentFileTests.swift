@@ -72,7 +72,7 @@ final class ExperimentFileTests: XCTestCase {
     ]
     XCTAssert(runLevel.isSubset(of: flags), "left-out names that are no flag: \(runLevel.subtracting(flags).sorted())")
     XCTAssertGreaterThan(flags.count, 50, "the help was read: \(flags.sorted())")
-    XCTAssertEqual(flags.subtracting(runLevel).sorted(), Experiment.trainingSettingNames)
+    XCTAssertEqual(flags.subtracting(runLevel).sorted(), TrainingSettings.keys)
   }
 
   /// The schedule's and the class weights' parameters hold wherever they stand, and are

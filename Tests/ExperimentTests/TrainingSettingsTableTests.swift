@@ -78,6 +78,7 @@ final class TrainingSettingsTableTests: XCTestCase {
         ["train", "--train-images", data.images, "--train-labels", data.labels, "--test-images", "none", "--output", folder + "/run",
          "--print-configuration"] + flagArguments(settings))
       XCTAssertEqual(printed.status, 0, printed.output)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/run"), "--print-configuration writes nothing")
       let fromFlags = try JSONDecoder().decode(TrainingConfiguration.self, from: Data(printed.output.utf8))
       let fromFile = try experimentConfiguration(settings)
       XCTAssertEqual(
@@ -111,7 +112,6 @@ final class TrainingSettingsTableTests: XCTestCase {
       var applied = base
       try TrainingSettings.apply([(setting.key, setting.value(ofFlag: defaultValue))], to: &applied)
       XCTAssertEqual(applied, base, "\(setting.flag)'s shown default \(defaultValue) is not the configuration's")
-      XCTAssert(setting.help.contains("(default: "), setting.help)
       withDefaults += 1
     }
     XCTAssertGreaterThan(withDefaults, 40)
